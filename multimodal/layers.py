@@ -1,0 +1,154 @@
+"""Small custom Keras layers the models need, registered so `.keras` files load in safe mode.
+
+Each layer does one thing that no stock Keras layer does, and keeps its state in `get_config`,
+so a saved model takes raw column values and needs no Python code beyond this module.
+"""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+PACKAGE = "multimodal"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ImputeMissing(keras.layers.Layer):
+    """Replace NaN by a fill value (the training median); optionally append a 'was missing' flag.
+
+    Input (N, 1) float; output (N, 1) or (N, 2) = [value, flag].
+    """
+
+    def __init__(self, fill_value: float = 0.0, add_indicator: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.fill_value = float(fill_value)
+        self.add_indicator = bool(add_indicator)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        missing = ops.isnan(x)
+        filled = ops.where(missing, self.fill_value, x)
+        if not self.add_indicator:
+            return filled
+        return ops.concatenate([filled, ops.cast(missing, "float32")], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2 if self.add_indicator else 1)
+
+    def get_config(self):
+        return {**super().get_config(), "fill_value": self.fill_value, "add_indicator": self.add_indicator}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FrameMean(keras.layers.Layer):
+    """Average over the frame axis (axis 1): several images of one row become one feature map."""
+
+    def call(self, inputs):
+        return ops.mean(inputs, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *input_shape[2:])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TargetScale(keras.layers.Layer):
+    """Map a standardized prediction back to the target's unit: y = z * std + mean (exp'd if log)."""
+
+    def __init__(self, mean: float = 0.0, std: float = 1.0, log: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std, self.log = float(mean), float(std), bool(log)
+
+    def call(self, inputs):
+        y = inputs * self.std + self.mean
+        return ops.exp(y) if self.log else y
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std, "log": self.log}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FeatureModulation(keras.layers.Layer):
+    """FiLM: scale and shift each channel of a feature map, x * (1 + gamma) + beta.
+
+    Inputs [feature_map (N, ..., C), gamma (N, C), beta (N, C)]. The `1 +` keeps the identity
+    at initialisation, so a fresh FiLM model starts as the plain CNN.
+    """
+
+    def call(self, inputs):
+        feature_map, gamma, beta = inputs
+        extra_axes = len(feature_map.shape) - 2
+        shape = (-1,) + (1,) * extra_axes + (feature_map.shape[-1],)
+        return feature_map * (1.0 + ops.reshape(gamma, shape)) + ops.reshape(beta, shape)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GatedMix(keras.layers.Layer):
+    """h = g * a + (1 - g) * b with a per-unit gate g in (0, 1). Inputs [a, b, gate]."""
+
+    def call(self, inputs):
+        a, b, gate = inputs
+        return gate * a + (1.0 - gate) * b
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BranchAttention(keras.layers.Layer):
+    """A learned query attends over one token per branch; returns the attended vector.
+
+    `call(tokens, return_scores=True)` also returns the (N, heads, 1, M) attention weights, which
+    the app shows as routing (where the query looked), never as contribution.
+    """
+
+    def __init__(self, width: int = 32, heads: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.heads = int(width), int(heads)
+        self.attention = keras.layers.MultiHeadAttention(
+            num_heads=self.heads, key_dim=max(1, self.width // self.heads), name="mha")
+
+    def build(self, input_shape):
+        n_tokens = input_shape[1]
+        self.query = self.add_weight(shape=(1, 1, self.width), initializer="glorot_uniform", name="query")
+        # Tells the branches apart: without it the attention is permutation-invariant over them.
+        self.branch_embedding = self.add_weight(
+            shape=(1, n_tokens, self.width), initializer="zeros", name="branch_embedding")
+        self.attention.build((None, 1, self.width), (None, n_tokens, self.width))
+
+    def call(self, tokens, return_scores: bool = False):
+        tokens = tokens + self.branch_embedding
+        query = ops.broadcast_to(self.query, (ops.shape(tokens)[0], 1, self.width))
+        attended, scores = self.attention(query, tokens, return_attention_scores=True)
+        attended = ops.squeeze(attended, axis=1)
+        return (attended, scores) if return_scores else attended
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.width)
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "heads": self.heads}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WeightedAverage(keras.layers.Layer):
+    """Average branch predictions with learned softmax weights (or fixed equal weights)."""
+
+    def __init__(self, learned: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.learned = bool(learned)
+
+    def build(self, input_shapes):
+        self.logits = self.add_weight(shape=(len(input_shapes),), initializer="zeros",
+                                      trainable=self.learned, name="branch_logits")
+
+    def call(self, inputs):
+        weights = ops.softmax(self.logits)
+        return sum(weights[i] * x for i, x in enumerate(inputs))
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def get_config(self):
+        return {**super().get_config(), "learned": self.learned}

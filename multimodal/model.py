@@ -1,0 +1,101 @@
+"""Assemble branch encoders and a fusion head into one Keras model.
+
+The model is a composition of named sub-models: `<branch>_encoder` for each branch (raw inputs
+-> embedding) and `head` (embeddings -> output). It takes raw column values and uint8 images,
+saves as one `.keras` file, and the explanations can run the head alone on cached embeddings.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import keras
+
+from multimodal.branches import image_encoder, tabular_encoder
+from multimodal.data import FeatureSpec
+from multimodal.fusion import FUSION_METHODS, HeadSettings
+from multimodal.layers import TargetScale
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "late_concat"
+    encoder: str = "small_cnn"
+    image_size: int = 64
+    width: int = 64
+    dropout: float = 0.2
+    l2: float = 1e-4
+    augment: bool = True
+    seed: int = 0
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def output_units(task: str, classes: list[str]) -> int:
+    return len(classes) if task == "classification" and len(classes) > 2 else 1
+
+
+def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, classes: list[str],
+                target_stats: dict | None = None) -> keras.Model:
+    """Build the full model for `config.arch` on the columns of `spec`.
+
+    stats: from `branches.tabular_stats` on the training rows. target_stats: {"mean", "std",
+    "log"} for regression, so the head predicts a standardized value and the model answers in
+    the target's own unit.
+    """
+    if config.arch not in FUSION_METHODS:
+        raise ValueError(f"unknown architecture '{config.arch}'; choose one of {sorted(FUSION_METHODS)}")
+    method = FUSION_METHODS[config.arch]
+    keras.utils.set_random_seed(config.seed)
+
+    encoders: dict[str, keras.Model] = {}
+    for branch in method.branches:
+        if branch in ("image", "sequence"):
+            if not spec.image_cols:
+                raise ValueError(f"'{config.arch}' needs an image column, and this dataset has none")
+            encoders[branch] = image_encoder(config.encoder, config.image_size, len(spec.image_cols),
+                                             config.augment, config.seed, name=f"{branch}_encoder")
+        else:
+            if not spec.tabular_cols:
+                raise ValueError(f"'{config.arch}' needs tabular columns, and this dataset has none")
+            encoders[branch] = tabular_encoder(spec, stats)
+
+    settings = HeadSettings(units=output_units(task, classes), width=config.width, dropout=config.dropout,
+                            l2=config.l2, params={**method.params, **config.params})
+    embeddings = {b: keras.Input(e.output.shape[1:], name=b) for b, e in encoders.items()}
+    out = method.build(embeddings, settings)
+    if task == "regression":
+        t = target_stats or {"mean": 0.0, "std": 1.0, "log": False}
+        out = TargetScale(t["mean"], t["std"], t.get("log", False), name="target_scale")(out)
+    head = keras.Model(embeddings, out, name="head")
+
+    inputs = {}
+    for encoder in encoders.values():
+        inputs.update({t.name: t for t in encoder.inputs})
+    encoded = {b: e(select_inputs(e, inputs)) for b, e in encoders.items()}
+    return keras.Model(inputs, head(encoded), name=config.arch)
+
+
+def branch_names(model: keras.Model) -> list[str]:
+    """Branches of a built (or loaded) model, in the head's input order."""
+    return [layer.name.removesuffix("_encoder") for layer in model.layers if layer.name.endswith("_encoder")]
+
+
+def encoders_of(model: keras.Model) -> dict[str, keras.Model]:
+    return {b: model.get_layer(f"{b}_encoder") for b in branch_names(model)}
+
+
+def head_of(model: keras.Model) -> keras.Model:
+    return model.get_layer("head")
+
+
+def select_inputs(model: keras.Model, inputs: dict) -> dict:
+    """The entries of a full input dict that this model (or encoder) reads; all take dicts."""
+    return {t.name: inputs[t.name] for t in model.inputs}
+
+
+def encode(model: keras.Model, inputs: dict) -> dict:
+    """Embeddings of every branch for these raw inputs: the head's input dict."""
+    return {branch: encoder(select_inputs(encoder, inputs), training=False)
+            for branch, encoder in encoders_of(model).items()}
