@@ -17,7 +17,6 @@ import tempfile
 import threading
 import warnings
 import zipfile
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -46,7 +45,6 @@ MAX_ZIP_MEMBERS = 5000
 MAX_ZIP_BYTES = 500 * 1024 * 1024
 MAX_ZIP_RATIO = 200  # deflate rarely beats ~20x on real data; bombs reach 1000x
 MAX_IMAGE_PIXELS = 50_000_000
-_MEMORY_CACHE_BYTES = 256 * 1024 * 1024
 
 # Our pixel limit is below Pillow's warning threshold, so a DecompressionBombWarning only ever
 # fires for an image we reject anyway; turning it into an exception keeps the logs clean and
@@ -164,7 +162,7 @@ def _find_csv(folder: Path, shown: str) -> Path:
             if sub.is_dir() and not sub.name.startswith(".") and sub.name != "__MACOSX":
                 found += _csvs_in(sub)
     if len(found) == 1:
-        return found[0]
+        return found[0].resolve()
     if not found:
         raise DataError(f"'{shown}' holds no .csv file; add one CSV that lists the rows")
     names = ", ".join(str(p.relative_to(folder)) for p in found[:5])
@@ -207,30 +205,37 @@ def _extract_zip(zip_path: Path, dest: Path) -> None:
                 continue  # macOS resource forks: never data
             total += info.file_size
             if info.file_size > 1_000_000 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-                raise DataError(f"zip member '{info.filename}' expands {info.file_size // max(info.compress_size, 1)}x "
-                                "(zip bomb?); re-create the zip normally")
+                ratio = info.file_size // max(info.compress_size, 1)
+                raise DataError(f"zip member '{info.filename}' expands {ratio}x (zip bomb?); "
+                                "re-create the zip normally")
             plan.append((info, rel))
         if total > MAX_ZIP_BYTES:
             raise DataError(f"'{zip_path.name}' unpacks to {total / 2**20:.0f} MB "
                             f"(limit {MAX_ZIP_BYTES // 2**20} MB); use fewer or smaller images")
-        dest_res = dest.resolve()
-        written = 0
-        for info, rel in plan:
-            target = (dest_res / rel).resolve()
-            if not target.is_relative_to(dest_res):  # defence in depth after the name checks
-                raise DataError(f"zip member '{info.filename}' points outside the folder; re-create the zip")
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                # Count real bytes: the sizes in the zip header can lie.
-                while chunk := src.read(1 << 20):
-                    written += len(chunk)
-                    if written > MAX_ZIP_BYTES:
-                        raise DataError(f"'{zip_path.name}' unpacks to more than "
-                                        f"{MAX_ZIP_BYTES // 2**20} MB; use fewer or smaller images")
-                    out.write(chunk)
+        try:
+            _write_members(zf, plan, dest.resolve(), zip_path.name)
+        except (OSError, zipfile.BadZipFile, NotImplementedError, EOFError) as e:
+            raise DataError(f"'{zip_path.name}' could not be unpacked ({e}); re-create the zip") from None
+
+
+def _write_members(zf: zipfile.ZipFile, plan: list, dest_res: Path, shown: str) -> None:
+    """Stream members into dest_res, counting real bytes (the sizes in the zip header can lie)."""
+    written = 0
+    for info, rel in plan:
+        target = (dest_res / rel).resolve()
+        if not target.is_relative_to(dest_res):  # defence in depth after the name checks
+            raise DataError(f"zip member '{info.filename}' points outside the folder; re-create the zip")
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zf.open(info) as src, open(target, "wb") as out:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > MAX_ZIP_BYTES:
+                    raise DataError(f"'{shown}' unpacks to more than {MAX_ZIP_BYTES // 2**20} MB; "
+                                    "use fewer or smaller images")
+                out.write(chunk)
 
 
 def resolve_source(source: str | Path, workdir: Path | None = None) -> Path:
@@ -255,7 +260,8 @@ def resolve_source(source: str | Path, workdir: Path | None = None) -> Path:
         _extract_zip(path, dest)
         return _find_csv(dest, path.name)
     except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)  # leave nothing half-extracted behind
+        # Leave nothing half-extracted behind (and no empty temp folder we made ourselves).
+        shutil.rmtree(dest if workdir is not None else base, ignore_errors=True)
         raise
 
 
@@ -281,10 +287,11 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
-def read_csv(path: Path) -> pd.DataFrame:
+def read_csv(path: Path, min_rows: int = MIN_ROWS) -> pd.DataFrame:
     """Read a CSV robustly (BOM, UTF-16, cp1252/latin-1 fallback, sniffed delimiter).
 
     frame.attrs gets 'encoding' and 'delimiter' so the UI can show what was assumed.
+    min_rows: MIN_ROWS for training data; pass 1 for a CSV of rows to predict.
     """
     path = Path(path)
     try:
@@ -312,7 +319,8 @@ def read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"'{path.name}': duplicate column name(s) {', '.join(repr(d) for d in dupes)}; "
                         "rename them so each header is unique")
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep)
+        # index_col=False: a trailing delimiter on every data row must not turn column 1 into the index.
+        frame = pd.read_csv(io.StringIO(text), sep=sep, index_col=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"'{path.name}' has no header row; add one") from None
     except (pd.errors.ParserError, ValueError) as e:
@@ -333,8 +341,462 @@ def read_csv(path: Path) -> pd.DataFrame:
                     frame[c] = pd.to_numeric(frame[c].str.strip().str.replace(",", ".", regex=False))
     if len(frame) == 0:
         raise DataError(f"'{path.name}' has a header but no data rows; add rows")
-    if len(frame) < MIN_ROWS:
-        raise DataError(f"'{path.name}' has only {len(frame)} data rows; at least {MIN_ROWS} are needed, "
+    if len(frame) < min_rows:
+        raise DataError(f"'{path.name}' has only {len(frame)} data rows; at least {min_rows} are needed, "
                         "add more rows")
     frame.attrs.update(encoding=enc, delimiter=sep)
     return frame
+
+
+# ---------------------------------------------------------------- roles and task
+
+def _looks_like_images(s: pd.Series, root: Path | None) -> bool:
+    if not _is_stringish(s):
+        return False
+    v = s.dropna().astype(str).str.strip()
+    v = v[v != ""]
+    if v.empty:
+        return False
+    if v.str.lower().str.endswith(IMAGE_EXTENSIONS).mean() >= 0.8:
+        return True
+    # Extension-less image files: accept when the first values exist as files under root.
+    return root is not None and all((Path(root) / x).is_file() for x in v.iloc[:20])
+
+
+def _feature_role(s: pd.Series) -> str:
+    """numeric / categorical / ignore for a non-image, non-id, non-target column.
+
+    Rules: bools and strings -> categorical (strings unique for over half of >50 rows: free
+    text -> ignore); whole numbers (ints, or ints read as floats because of gaps) with at
+    most MAX_CATEGORICAL_INTS distinct values -> categorical; other numbers -> numeric;
+    an all-empty or constant column -> ignore (it carries no information).
+    """
+    v = s.dropna()
+    if v.nunique() <= 1:
+        return "ignore"
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        n = v.astype(str).nunique()
+        return "ignore" if n > 50 and n > 0.5 * len(v) else "categorical"
+    return "categorical" if _integral(s) and v.nunique() <= MAX_CATEGORICAL_INTS else "numeric"
+
+
+def _is_id(name: str, s: pd.Series) -> bool:
+    """Named id / *_id, all-unique non-numeric text, or unique ints forming a range (a row number)."""
+    low = name.lower()
+    if low == "id" or low.endswith(("_id", " id")):
+        return True
+    if s.isna().any() or s.nunique() != len(s) or len(s) < 2:
+        return False
+    if pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return int(s.max()) - int(s.min()) == len(s) - 1
+    return _is_stringish(s) and pd.to_numeric(s, errors="coerce").isna().all()
+
+
+def _split_labels(s: pd.Series) -> pd.Series:
+    return s.astype("string").str.strip().str.lower().map(SPLIT_ALIASES)
+
+
+def detect_roles(frame: pd.DataFrame, root: Path | None = None) -> dict[str, str]:
+    """Guess each column's role, deterministically.
+
+    Precedence per column: image (>=80% of values end with an image extension) > split (named
+    split/fold, mostly train/val/test values: a typo must not turn it into a feature; the rest
+    are reported by load_dataset) > id (see _is_id) > numeric/categorical/ignore (see
+    _feature_role). The target is the first column named like TARGET_NAMES (in that
+    priority), else the last numeric or categorical column.
+    """
+    roles: dict[str, str] = {}
+    for c in frame.columns:
+        s = frame[c]
+        if _looks_like_images(s, root):
+            roles[c] = "image"
+        elif (c.lower() in SPLIT_NAMES and "split" not in roles.values()
+              and _split_labels(s).notna().mean() >= 0.5):
+            roles[c] = "split"
+        elif _is_id(c, s) and c.lower() not in TARGET_NAMES:
+            roles[c] = "id"
+        else:
+            roles[c] = _feature_role(s)
+    lowered = {c.lower(): c for c in reversed(list(frame.columns))}  # first wins on case clashes
+    named = [lowered[n] for n in TARGET_NAMES if n in lowered]
+    target = next((c for c in named if roles[c] not in ("image", "split")), None)
+    if target is None:
+        target = next((c for c in reversed(list(frame.columns)) if roles[c] in ("numeric", "categorical")), None)
+    if target is not None:
+        roles[target] = "target"
+    return roles
+
+
+def detect_task(series: pd.Series) -> str:
+    """classification for text/bools or whole numbers with <= 10 distinct values, else regression."""
+    s = series.dropna()
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return "classification"
+    if _integral(series) and s.nunique() <= MAX_CATEGORICAL_INTS:
+        return "classification"
+    return "regression"
+
+
+# ---------------------------------------------------------------- loading and validation
+
+def resolve_image_path(root: Path, value: Any, where: str = "") -> Path:
+    """Absolute path of an image cell, refusing absolute paths and escapes (also via symlinks)."""
+    text = str(value).strip().replace("\\", "/")
+    prefix = f"{where}: " if where else ""
+    if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+        raise DataError(f"{prefix}image path '{value}' is absolute; use a path relative to the CSV's folder")
+    root_res = Path(root).resolve()
+    full = (root_res / text).resolve()
+    if not full.is_relative_to(root_res):
+        raise DataError(f"{prefix}image path '{value}' points outside the dataset folder; "
+                        "move the image into the folder")
+    return full
+
+
+def _numeric_column(s: pd.Series, column: str, frame: pd.DataFrame) -> np.ndarray:
+    """float64 values with NaN for gaps; text or inf -> DataError naming column and rows."""
+    num = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
+    bad = np.isnan(num) & ~s.map(_is_missing).to_numpy(dtype=bool)
+    if bad.any():
+        example = s[bad].iloc[0]
+        raise DataError(f"column '{column}', {_rows_text(_row_numbers(frame, bad))}: '{example}' is not a number; "
+                        "fix the values or make the column categorical")
+    inf = np.isinf(num)
+    if inf.any():
+        raise DataError(f"column '{column}', {_rows_text(_row_numbers(frame, inf))}: value is infinite; "
+                        "replace it with a number or leave the cell empty")
+    return num
+
+
+def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str | None = None,
+                 task: str | None = None, overrides: dict[str, str] | None = None,
+                 name: str | None = None) -> Dataset:
+    """Resolve, read, detect roles, apply user choices and validate a dataset."""
+    csv_path = resolve_source(source, workdir)
+    frame = read_csv(csv_path)
+    root = csv_path.parent
+    cols = list(frame.columns)
+    roles = detect_roles(frame, root)
+    detected = next((c for c, r in roles.items() if r == "target"), None)
+    overrides = dict(overrides or {})
+    unknown = [c for c in list(overrides) + ([target] if target is not None else []) if c not in roles]
+    if unknown:
+        raise DataError(f"unknown column(s) {', '.join(map(repr, unknown))}; available: {', '.join(cols)}")
+    for c, r in overrides.items():
+        if r not in ROLES:
+            raise DataError(f"column '{c}': unknown role '{r}'; use one of {', '.join(ROLES)}")
+        roles[c] = r
+    if target is not None:
+        roles[target] = "target"
+    targets = [c for c in cols if roles[c] == "target"]
+    if len(targets) > 1 and detected in targets and overrides.get(detected) != "target":
+        roles[detected] = _feature_role(frame[detected])  # the user's choice replaces the guess
+        targets.remove(detected)
+    if not targets:
+        raise DataError(f"no target column; choose one of {', '.join(cols)}")
+    if len(targets) > 1:
+        raise DataError(f"several target columns ({', '.join(targets)}); keep one")
+    tgt = targets[0]
+    if task is None:
+        task = detect_task(frame[tgt])
+    if task not in TASKS:
+        raise DataError(f"unknown task '{task}'; use classification or regression")
+    if len([c for c in cols if roles[c] == "split"]) > 1:
+        raise DataError("several split columns; keep one and set the others to ignore")
+
+    missing = frame[tgt].map(_is_missing).to_numpy(dtype=bool)
+    if missing.any():
+        raise DataError(f"{_rows_text(_row_numbers(frame, missing))}: target '{tgt}' is empty; fill or drop them")
+    classes: list[str] = []
+    if task == "classification":
+        vals = frame[tgt].map(_to_str)
+        uniq = vals.unique().tolist()
+        num = pd.to_numeric(pd.Series(uniq), errors="coerce")
+        # Numbers sort numerically ("2" before "10"), text alphabetically.
+        classes = [uniq[i] for i in np.argsort(num.to_numpy(), kind="stable")] if num.notna().all() else sorted(uniq)
+        if len(classes) < 2:
+            raise DataError(f"target '{tgt}' has only one class ('{classes[0]}'); add rows of another class "
+                            "or choose another target")
+    else:
+        if pd.api.types.is_bool_dtype(frame[tgt]):
+            raise DataError(f"target '{tgt}' is true/false; use task classification")
+        _numeric_column(frame[tgt], tgt, frame)
+    for c in cols:
+        if roles[c] == "numeric":
+            _numeric_column(frame[c], c, frame)
+        elif roles[c] == "split":
+            _check_split(frame, c)
+    spec_cols = [c for c in cols if roles[c] in ("image", "numeric", "categorical")]
+    if not spec_cols:
+        raise DataError("no feature columns: every column is target, id or ignored; give some columns a role")
+    names: dict[str, str] = {}
+    for c in spec_cols:
+        if input_name(c) in names:
+            raise DataError(f"columns '{names[input_name(c)]}' and '{c}' differ only in punctuation or case; "
+                            "rename one")
+        names[input_name(c)] = c
+    for c in (c for c in cols if roles[c] == "image"):
+        _check_image_column(frame, root, c)
+    if name is None:  # a zip extracts into a temporary folder: its own name is the useful one
+        name = Path(source).stem if str(source).lower().endswith(".zip") else root.name
+    return Dataset(name, csv_path, root, frame, roles, tgt, task, classes)
+
+
+def _check_image_column(frame: pd.DataFrame, root: Path, column: str) -> None:
+    """Paths must stay inside root and exist; content is checked later, at decode time."""
+    missing: dict[str, list[int]] = {}
+    for i, v in zip(frame.index, frame[column]):
+        if _is_missing(v):
+            continue  # an empty cell is allowed here; model_inputs decides (modality dropout)
+        p = resolve_image_path(root, v, f"row {i + 1}, column '{column}'")
+        if not p.is_file():
+            missing.setdefault(str(v).strip(), []).append(i + 1)
+    if missing:
+        rows = sorted(r for rs in missing.values() for r in rs)
+        shown = "; ".join(f"row {rs[0]}: '{p}'" for p, rs in list(missing.items())[:3])
+        raise DataError(f"column '{column}': {len(rows)} image file(s) not found ({shown}); "
+                        "add the files or fix the paths (relative to the CSV's folder)")
+
+
+def _check_split(frame: pd.DataFrame, column: str) -> pd.Series:
+    labels = _split_labels(frame[column])
+    bad = labels.isna().to_numpy()
+    if bad.any():
+        example = frame[column][bad].iloc[0]
+        raise DataError(f"column '{column}', {_rows_text(_row_numbers(frame, bad))}: split value '{example}' "
+                        "is not train/val/test; fix it or set the column's role to ignore")
+    return labels
+
+
+# ---------------------------------------------------------------- splits and targets
+
+def _random_val(idx: np.ndarray, val_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A random val subset of idx: at least one row when there are two or more, never all."""
+    if len(idx) < 2:
+        return idx[:0]
+    n_val = min(max(1, int(round(len(idx) * val_fraction))), len(idx) - 1)
+    return rng.permutation(idx)[:n_val]
+
+
+def split_indices(ds: Dataset, val_fraction: float = 0.2, seed: int = 0) -> dict[str, np.ndarray]:
+    """Sorted row positions for train/val/test (test may be empty).
+
+    With a split column its values decide (train/test only: val is carved from train as
+    below). Otherwise a seeded random split, stratified per class for classification.
+    """
+    if not 0 < val_fraction < 1:
+        raise DataError(f"validation fraction {val_fraction} must be between 0 and 1")
+    rng = np.random.default_rng(seed)
+    train, test = np.arange(len(ds.frame)), np.arange(0)
+    if ds.split_col:
+        labels = _check_split(ds.frame, ds.split_col).to_numpy()
+        train, test = np.flatnonzero(labels == "train"), np.flatnonzero(labels == "test")
+        val = np.flatnonzero(labels == "val")
+        if len(train) == 0:
+            raise DataError(f"split column '{ds.split_col}' has no 'train' rows; mark some rows train")
+        if len(val):
+            return {"train": train, "val": val, "test": test}
+    if ds.task == "classification":
+        y = ds.frame[ds.target].map(_to_str).to_numpy()[train]
+        val = np.concatenate([_random_val(train[y == c], val_fraction, rng) for c in ds.classes] or [train[:0]])
+    else:
+        val = _random_val(train, val_fraction, rng)
+    val = np.sort(val).astype(np.int64)
+    return {"train": np.setdiff1d(train, val), "val": val, "test": np.sort(test)}
+
+
+def encode_target(values: pd.Series, task: str, classes: list[str]) -> np.ndarray:
+    """int32 class indices (classification) or float32 values (regression)."""
+    values = pd.Series(values)
+    if task == "classification":
+        lookup = {c: i for i, c in enumerate(classes)}
+        text = values.map(_to_str)
+        bad = ~text.isin(lookup).to_numpy()
+        if bad.any():
+            frame = values.to_frame()
+            raise DataError(f"{_rows_text(_row_numbers(frame, bad))}: label '{text[bad].iloc[0]}' is not one of "
+                            f"the classes ({', '.join(classes)}); fix the label")
+        return text.map(lookup).to_numpy(dtype=np.int32)
+    return _numeric_column(values, str(values.name or "target"), values.to_frame()).astype(np.float32)
+
+
+# ---------------------------------------------------------------- images
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB; transparency is composited on white, 16-bit/float is rescaled."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or (img.mode == "I" and a.max() > 255) else 255.0
+        if img.mode == "F" or a.max() > 65535 or a.min() < 0:  # unknown range: stretch
+            lo, hi2 = float(a.min()), float(a.max())
+            a, hi = a - lo, max(hi2 - lo, 1e-12)
+        a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(a, mode="L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """Decode one image to uint8 (size, size, 3), upright (EXIF) and RGB; problems -> DataError."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise DataError(f"image '{path}' is {w}x{h} pixels (limit {MAX_IMAGE_PIXELS:,}); "
+                                "downscale it or remove it")
+            if img.format == "JPEG":
+                img.draft("RGB", (size * 2, size * 2))  # DCT-domain downscale: big photos decode fast
+            img = ImageOps.exif_transpose(img) or img
+            img = _to_rgb(img)
+            img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+            return np.asarray(img, dtype=np.uint8).copy()
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"image '{path}' not found; add the file or fix its path") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"image '{path}' is too large (decompression bomb?); downscale it or remove it") from None
+    except MemoryError:
+        raise DataError(f"image '{path}' needs too much memory; downscale it or remove it") from None
+    except Exception:  # Pillow raises many types for damaged files
+        raise DataError(f"image '{path}' could not be read (truncated or not an image); replace or remove it") \
+            from None
+
+
+def _cache_key(path: Path, size: int) -> str:
+    p = Path(path).resolve()
+    st = p.stat()
+    return hashlib.sha256(f"{p}|{st.st_mtime_ns}|{st.st_size}|{size}".encode()).hexdigest()[:32]
+
+
+def _load_cached(path: Path, size: int, cache_dir: Path | None) -> np.ndarray:
+    if cache_dir is None:
+        return load_image(path, size)
+    try:
+        file = Path(cache_dir) / f"{_cache_key(path, size)}.npy"
+    except OSError:
+        return load_image(path, size)  # let load_image produce the "not found" message
+    arr = None
+    if file.is_file():
+        try:
+            arr = np.load(file, allow_pickle=False)
+            arr = arr if arr.shape == (size, size, 3) and arr.dtype == np.uint8 else None
+        except (OSError, ValueError):
+            arr = None  # damaged cache entry: decode again
+    if arr is None:
+        arr = load_image(path, size)
+        # Write-then-rename so a concurrent reader never sees half a file.
+        tmp = file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+        os.replace(tmp, file)
+    return arr
+
+
+def load_images(paths: Sequence[Path], size: int, cache_dir: Path | None = None,
+                workers: int | None = None) -> np.ndarray:
+    """Decode many images in parallel (Pillow releases the GIL) -> uint8 (N, size, size, 3)."""
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    if not len(paths):
+        return out
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    workers = workers or min(8, os.cpu_count() or 1)
+
+    def one(i: int) -> None:
+        out[i] = _load_cached(Path(paths[i]), size, cache_dir)
+
+    if workers <= 1 or len(paths) == 1:
+        for i in range(len(paths)):
+            one(i)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(one, i) for i in range(len(paths))]
+            try:
+                for fut in futures:
+                    fut.result()  # re-raises the first DataError
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()  # don't decode the rest of a dataset that already failed
+                raise
+    return out
+
+
+# ---------------------------------------------------------------- model inputs and report
+
+def model_inputs(frame: pd.DataFrame, root: Path, spec: FeatureSpec, image_size: int,
+                 images: np.ndarray | None = None, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """Raw model inputs for these rows: 'images' (N,T,S,S,3) uint8, numeric float32 with NaN, categorical str."""
+    n = len(frame)
+    absent = [c for c in spec.image_cols + spec.tabular_cols if c not in frame.columns]
+    if absent:
+        raise DataError(f"missing column(s) {', '.join(map(repr, absent))}; the model needs "
+                        f"{', '.join(spec.image_cols + spec.tabular_cols)}")
+    out: dict[str, np.ndarray] = {}
+    if spec.image_cols:
+        t = len(spec.image_cols)
+        if images is None:
+            paths: list[Path] = []
+            rows = _row_numbers(frame, np.ones(n, dtype=bool))
+            for i in range(n):
+                for c in spec.image_cols:
+                    v = frame[c].iloc[i]
+                    where = f"row {rows[i]}, column '{c}'"
+                    if _is_missing(v):
+                        raise DataError(f"{where}: no image given; add an image path or drop the row")
+                    paths.append(resolve_image_path(root, v, where))
+            images = load_images(paths, image_size, cache_dir).reshape(n, t, image_size, image_size, 3)
+        images = np.asarray(images, dtype=np.uint8)
+        if images.ndim == 4 and t == 1:
+            images = images[:, None]
+        if images.shape != (n, t, image_size, image_size, 3):
+            raise ValueError(f"images has shape {images.shape}, expected {(n, t, image_size, image_size, 3)}")
+        out["images"] = images
+    for c in spec.numeric_cols:
+        out[input_name(c)] = _numeric_column(frame[c], c, frame).astype(np.float32)
+    for c in spec.categorical_cols:
+        out[input_name(c)] = np.array([_to_str(v) for v in frame[c]], dtype=str).reshape(n)
+    return out
+
+
+def _stats(values: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=np.float64)
+    return {"min": float(a.min()), "median": float(np.median(a)), "max": float(a.max())} if a.size else {}
+
+
+def health_report(ds: Dataset) -> dict:
+    """JSON-able summary: columns and roles, missing values, target balance, image sizes, duplicates."""
+    f = ds.frame
+    report: dict[str, Any] = {
+        "name": ds.name, "rows": int(len(f)), "task": ds.task, "target": ds.target,
+        "encoding": f.attrs.get("encoding"), "delimiter": f.attrs.get("delimiter"),
+        "duplicate_rows": int(f.duplicated().sum()),
+        "columns": [{"name": c, "role": ds.roles.get(c, "ignore"), "dtype": str(f[c].dtype),
+                     "missing": int(f[c].map(_is_missing).sum()), "distinct": int(f[c].nunique())}
+                    for c in f.columns],
+    }
+    report["missing"] = {c["name"]: c["missing"] for c in report["columns"]}
+    y = f[ds.target]
+    if ds.task == "classification":
+        counts = y.map(_to_str).value_counts()
+        report["class_counts"] = {c: int(counts.get(c, 0)) for c in ds.classes}
+    else:
+        v = pd.to_numeric(y, errors="coerce")
+        report["target_stats"] = {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}
+    widths, heights, problems = [], [], []
+    for c in ds.features.image_cols:
+        vals = [v for v in f[c] if not _is_missing(v)]
+        for v in [vals[int(i)] for i in np.unique(np.linspace(0, len(vals) - 1, min(50, len(vals))).astype(int))]:
+            try:
+                with Image.open(resolve_image_path(ds.root, v)) as img:  # header only: cheap
+                    widths.append(img.size[0])
+                    heights.append(img.size[1])
+            except Exception as e:  # report, don't fail: this is a diagnosis page
+                problems.append(str(e) if isinstance(e, DataError) else f"image '{v}' could not be read")
+    report["images"] = {"sampled": len(widths), "width": _stats(widths), "height": _stats(heights),
+                        "problems": problems}
+    return report

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 import keras
 
 from multimodal.branches import image_encoder, tabular_encoder
-from multimodal.data import FeatureSpec
+from multimodal.data import DataError, FeatureSpec
 from multimodal.fusion import FUSION_METHODS, HeadSettings
 from multimodal.layers import TargetScale
 
@@ -45,7 +45,7 @@ def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, 
     the target's own unit.
     """
     if config.arch not in FUSION_METHODS:
-        raise ValueError(f"unknown architecture '{config.arch}'; choose one of {sorted(FUSION_METHODS)}")
+        raise DataError(f"unknown architecture '{config.arch}'; choose one of {', '.join(FUSION_METHODS)}")
     method = FUSION_METHODS[config.arch]
     keras.utils.set_random_seed(config.seed)
 
@@ -53,12 +53,14 @@ def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, 
     for branch in method.branches:
         if branch in ("image", "sequence"):
             if not spec.image_cols:
-                raise ValueError(f"'{config.arch}' needs an image column, and this dataset has none")
+                raise DataError(f"'{config.arch}' needs an image column and this dataset has none; "
+                                "pick tabular_only or mark a column as image")
             encoders[branch] = image_encoder(config.encoder, config.image_size, len(spec.image_cols),
                                              config.augment, config.seed, name=f"{branch}_encoder")
         else:
             if not spec.tabular_cols:
-                raise ValueError(f"'{config.arch}' needs tabular columns, and this dataset has none")
+                raise DataError(f"'{config.arch}' needs tabular columns and this dataset has none; "
+                                "pick image_only or mark columns as numeric/categorical")
             encoders[branch] = tabular_encoder(spec, stats)
 
     settings = HeadSettings(units=output_units(task, classes), width=config.width, dropout=config.dropout,

@@ -34,7 +34,8 @@ class SampleInfo:
     generator: Callable[[np.random.Generator, int, int], tuple[pd.DataFrame, Images]]
     rows: int = 500
     image_size: int = 64
-    column_roles: dict[str, str] = field(default_factory=dict)  # intended roles, for the UI/CLI
+    column_roles: dict[str, str] = field(default_factory=dict)  # intended roles (data.ROLES names)
+    image_sequence: tuple[str, ...] = ()  # image columns that form one ordered sequence
     oracle: Callable[[np.random.Generator], dict[str, float]] | None = None
     signals: str = ""  # README paragraph: which signal sits in which modality
 
@@ -44,12 +45,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _finish(img: np.ndarray, size: int, rng: np.random.Generator, noise: float = 2.0) -> np.ndarray:
-    """Downsample a supersampled float image to ``size`` and add mild, quantised grey noise."""
+def _finish(img: np.ndarray, size: int, rng: np.random.Generator, noise: float = 1.0) -> np.ndarray:
+    """Downsample a supersampled float image to ``size`` and add mild grey noise.
+
+    The noise is quantised to steps of 2, shared by the channels and constant on 2x2 blocks, which
+    keeps the PNGs small (per-pixel noise would double the size of sample_data/).
+    """
     small = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).resize((size, size), Image.BOX)
-    arr = np.asarray(small, dtype=np.float32)
-    arr += np.round(rng.normal(0.0, noise / 2, (size, size, 1))) * 2  # shared across channels
-    return np.clip(np.round(arr), 0, 255).astype(np.uint8)
+    half = (size + 1) // 2
+    blocks = np.round(rng.normal(0.0, noise, (half, half, 1))) * 2
+    arr = np.asarray(small, np.float32) + blocks.repeat(2, 0).repeat(2, 1)[:size, :size]
+    return np.clip(arr, 0, 255).astype(np.uint8)
 
 
 def _onehot(values: np.ndarray, k: int) -> np.ndarray:
@@ -64,7 +70,10 @@ def _logistic_accuracy(x: np.ndarray, y: np.ndarray) -> float:
     for _ in range(30):
         p = _sigmoid(xt @ w)
         hess = (xt * (p * (1 - p))[:, None]).T @ xt + np.eye(len(w))  # tiny ridge: separable data
-        w -= np.linalg.solve(hess, xt.T @ (p - yt) + w)
+        step = np.linalg.solve(hess, xt.T @ (p - yt) + w)
+        w -= step
+        if np.abs(step).max() < 1e-7:
+            break
     return float(np.mean((x[half:] @ w > 0) == y[half:]))
 
 
@@ -78,7 +87,7 @@ def _ols_r2(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _with_missing(rng: np.random.Generator, values: np.ndarray, frac: float) -> np.ndarray:
-    out = values.astype(object)
+    out = values.astype(float if values.dtype.kind in "iuf" else object)
     out[rng.random(len(out)) < frac] = np.nan
     return out
 
@@ -106,8 +115,7 @@ def _draw_lesion(rng: np.random.Generator, irr: float, size: int) -> np.ndarray:
     grad = rng.normal(0, 12, 2)
     img = tone + (grad[0] * (xx - 0.5) + grad[1] * (yy - 0.5))[..., None]
     cx, cy = 0.5 + rng.normal(0, 0.04, 2)
-    radius = rng.uniform(0.17, 0.28)
-    dx, dy = xx - cx, yy - cy
+    radius, dx, dy = rng.uniform(0.17, 0.28), xx - cx, yy - cy
     rho, theta = np.hypot(dx, dy), np.arctan2(dy, dx)
     ks = np.arange(2, 10)
     amp = (0.04 + 0.16 * irr) * rng.uniform(0.3, 1.0, ks.size) / np.sqrt(ks - 1.0)
@@ -126,33 +134,26 @@ def _draw_lesion(rng: np.random.Generator, irr: float, size: int) -> np.ndarray:
             bumps += np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * (radius * rng.uniform(0.2, 0.45)) ** 2))
         weight = np.clip(irr * 1.4 * bumps * rng.uniform(0.5, 1.0) - 0.1, 0, 0.85)[..., None]
         lesion = lesion * (1 - weight) + np.array(color, float) * weight
-    return _finish(img * (1 - mask) + lesion * mask, size, rng)
+    return _finish(img * (1 - mask) + lesion * mask, size, rng, noise=1.0)
 
 
 def _skin_generator(rng: np.random.Generator, n: int, size: int) -> tuple[pd.DataFrame, Images]:
     lat = _skin_latents(rng, n)
     irregularity = _sigmoid(1.7 * lat["irr_z"])
     images = {f"images/{i + 1:04d}.png": _draw_lesion(rng, irregularity[i], size) for i in range(n)}
-    df = pd.DataFrame({
-        "id": np.arange(1, n + 1),
-        "image": list(images),
-        "age": _with_missing(rng, np.round(lat["age"], 1), 0.03),
-        "sex": np.array(["F", "M"])[lat["sex"]],
-        "site": _with_missing(rng, SITES[lat["site"]], 0.03),
+    return pd.DataFrame({
+        "id": np.arange(1, n + 1), "image": list(images), "age": _with_missing(rng, np.round(lat["age"], 1), 0.03),
+        "sex": np.array(["F", "M"])[lat["sex"]], "site": _with_missing(rng, SITES[lat["site"]], 0.03),
         "family_history": np.array(["no", "yes"])[lat["family"]],
-        "diagnosis": np.array(["benign", "malignant"])[lat["y"]],
-    })
-    return df, images
+        "diagnosis": np.array(["benign", "malignant"])[lat["y"]]}), images
 
 
 def _skin_oracle(rng: np.random.Generator) -> dict[str, float]:
     lat = _skin_latents(rng, 100_000)
     tab = np.column_stack([lat["age"], lat["family"], lat["sex"], _onehot(lat["site"], len(SITES))])
-    return {
-        "image only (irregularity)": _logistic_accuracy(lat["irr_z"][:, None], lat["y"]),
-        "tabular only (age, sex, site, family_history)": _logistic_accuracy(tab, lat["y"]),
-        "both": _logistic_accuracy(np.column_stack([tab, lat["irr_z"]]), lat["y"]),
-    }
+    return {"image only (irregularity)": _logistic_accuracy(lat["irr_z"][:, None], lat["y"]),
+            "tabular only (age, sex, site, family_history)": _logistic_accuracy(tab, lat["y"]),
+            "both": _logistic_accuracy(np.column_stack([tab, lat["irr_z"]]), lat["y"])}
 
 
 # ----------------------------------------------------------------------------- house prices
@@ -200,8 +201,7 @@ def _draw_house(rng: np.random.Generator, quality: float, size: int) -> np.ndarr
         hx, hy = rng.uniform(x0 + 0.1, x1 - 0.1), rng.uniform(apex + 0.08, top - 0.03)
         draw.ellipse(px(hx - 0.03, hy - 0.025, hx + 0.03, hy + 0.025), fill=(38, 32, 30))
     slots = rng.integers(3, 6)
-    door = rng.integers(slots)
-    width = (x1 - x0) / slots
+    door, width = rng.integers(slots), (x1 - x0) / slots
     for s in range(slots):
         cx = x0 + (s + 0.5) * width
         if s == door:
@@ -214,18 +214,16 @@ def _draw_house(rng: np.random.Generator, quality: float, size: int) -> np.ndarr
         else:
             draw.rectangle(box, fill=(185, 212, 236), outline=(245, 245, 245), width=max(1, n // 64))
             draw.line([(box[0] + box[2]) // 2, box[1], (box[0] + box[2]) // 2, box[3]], fill=(245, 245, 245))
-    return _finish(np.asarray(img, np.float32), size, rng)
+    return _finish(np.asarray(img, np.float32), size, rng, noise=0.5)
 
 
 def _house_generator(rng: np.random.Generator, n: int, size: int) -> tuple[pd.DataFrame, Images]:
     lat = _house_latents(rng, n)
     images = {f"images/{i + 1:04d}.png": _draw_house(rng, lat["quality"][i], size) for i in range(n)}
-    df = pd.DataFrame({
+    return pd.DataFrame({
         "id": np.arange(1, n + 1), "photo": list(images), "area_sqft": lat["area"].astype(int),
         "bedrooms": lat["bedrooms"], "bathrooms": lat["bathrooms"], "zipcode": ZIPCODES[lat["zips"]],
-        "price": (np.round(np.exp(lat["log_price"]), -3)).astype(int),
-    })
-    return df, images
+        "price": (np.round(np.exp(lat["log_price"]), -3)).astype(int)}), images
 
 
 def _house_oracle(rng: np.random.Generator) -> dict[str, float]:
@@ -233,11 +231,9 @@ def _house_oracle(rng: np.random.Generator) -> dict[str, float]:
     tab = np.column_stack([np.log(lat["area"]), lat["bedrooms"], lat["bathrooms"],
                            _onehot(lat["zips"], len(ZIPCODES))])
     y = lat["log_price"]
-    return {
-        "image only (quality), R2 of log price": _ols_r2(lat["quality"][:, None], y),
-        "tabular only (area, rooms, zipcode), R2 of log price": _ols_r2(tab, y),
-        "both, R2 of log price": _ols_r2(np.column_stack([tab, lat["quality"]]), y),
-    }
+    return {"image only (quality), R2 of log price": _ols_r2(lat["quality"][:, None], y),
+            "tabular only (area, rooms, zipcode), R2 of log price": _ols_r2(tab, y),
+            "both, R2 of log price": _ols_r2(np.column_stack([tab, lat["quality"]]), y)}
 
 
 # ----------------------------------------------------------------------------- growth sequences
@@ -260,7 +256,7 @@ def _draw_blob(rng: np.random.Generator, radius: float, shape: dict, size: int) 
     theta = np.arctan2(dy, dx)
     border = radius * (1 + shape["amp"] * np.cos(2 * theta + shape["phase"]) + 0.05 * np.cos(3 * theta))
     mask = np.clip(0.5 + (border - np.hypot(dx, dy)) / 0.015, 0, 1)[..., None]
-    return _finish(shape["bg"] * (1 - mask) + shape["fg"] * mask, size, rng)
+    return _finish(shape["bg"] * (1 - mask) + shape["fg"] * mask, size, rng, noise=0.5)
 
 
 def _growth_generator(rng: np.random.Generator, n: int, size: int) -> tuple[pd.DataFrame, Images]:
@@ -286,102 +282,93 @@ def _growth_oracle(rng: np.random.Generator) -> dict[str, float]:
     lat = _growth_latents(rng, 100_000)
     r, tab = lat["radii"], np.column_stack([lat["age"], lat["sex"]])
     order = (r[:, -1] - r[:, 0])[:, None]
-    return {
-        "image sequence in order (last minus first size)": _logistic_accuracy(order, lat["y"]),
-        "images without order (sorted sizes, mean)": _logistic_accuracy(np.sort(r, 1), lat["y"]),
-        "tabular only (age, sex)": _logistic_accuracy(tab, lat["y"]),
-        "both (ordered sequence + tabular)": _logistic_accuracy(np.column_stack([tab, order]), lat["y"]),
-    }
+    return {"image sequence in order (last minus first size)": _logistic_accuracy(order, lat["y"]),
+            "images without order (the sorted sizes)": _logistic_accuracy(np.sort(r, 1), lat["y"]),
+            "tabular only (age, sex)": _logistic_accuracy(tab, lat["y"]),
+            "both (ordered sequence + tabular)": _logistic_accuracy(np.column_stack([tab, order]), lat["y"])}
 
 
 # ----------------------------------------------------------------------------- registry
-SAMPLES: dict[str, SampleInfo] = {
-    "skin_lesions": SampleInfo(
-        name="skin_lesions", title="Skin lesions (image + patient data)", task="classification",
-        target="diagnosis", generator=_skin_generator, oracle=_skin_oracle, rows=600, image_size=64,
-        description=(
-            "600 synthetic dermatoscope-style photos of a skin lesion, each with the patient's age, "
-            "sex, body site and family history. The task is benign vs malignant. Half of the "
-            "evidence is in the photo (irregular borders and mixed colours) and half in the table "
-            "(older age, family history), so each branch alone reaches only about 73% while a fused "
-            "model can approach 89%: the classic case where fusion clearly beats either branch. "
-            "About 3% of age and site values are missing to show imputation."),
-        column_roles={"id": "id", "image": "image", "age": "numeric", "sex": "categorical",
-                      "site": "categorical", "family_history": "categorical", "diagnosis": "target"},
-        signals=(
-            "Each row has a latent `irregularity` (standard normal `z`, shown in the image as "
-            "`sigmoid(1.7 z)` in [0, 1]): it sets how wobbly the lesion border is and how much dark, "
-            "red, blue-grey and pale patches are mixed into the lesion. Size, position, skin tone and "
-            "base colour are random and carry no signal. The label is "
-            "`malignant = z + (age - 52)/16 + 0.6 (family_history - 0.25) + N(0, 0.5^2) > 0`: the image "
-            "and the tabular branch carry roughly equal, additive evidence. `sex` and `site` are noise. "
-            "About 3% of `age` and 3% of `site` are missing (empty cells)."),
-    ),
-    "house_prices": SampleInfo(
-        name="house_prices", title="House prices (facade photo + listing data)", task="regression",
-        target="price", generator=_house_generator, oracle=_house_oracle, rows=500, image_size=64,
-        description=(
-            "500 synthetic house listings: a drawing of the facade plus floor area, bedrooms, "
-            "bathrooms and zip code; the task is to predict the sale price. As in real listings, the "
-            "table carries most of the signal (area and location), and the photo adds a smaller but "
-            "real part (the state of repair: faded or stained walls, holes in the roof, boarded "
-            "windows). Prices are right-skewed. A good place to see that naive fusion can lose to a "
-            "strong tabular model unless the image branch is kept small or regularised."),
-        column_roles={"id": "id", "photo": "image", "area_sqft": "numeric", "bedrooms": "numeric",
-                      "bathrooms": "numeric", "zipcode": "categorical", "price": "target"},
-        signals=(
-            "`log(price) = 12.6 + zip_effect + 0.85 log(area/1800) + 0.04 (bathrooms - 2) "
-            "+ 0.15 quality + N(0, 0.09^2)`, with six zip codes (effects -0.28 to +0.45) and "
-            "`quality ~ N(0, 1)`. Bedrooms and bathrooms follow the area. `quality` is only visible "
-            "in the photo: fresh, saturated walls vs faded walls with stains, an intact roof vs one "
-            "with holes, clean windows vs boarded-up ones. Wall and roof colour, sky, house width and "
-            "window count are random. `zipcode` looks numeric but is categorical (see roles)."),
-    ),
-    "growth_sequences": SampleInfo(
-        name="growth_sequences", title="Growth sequences (4 ordered frames + age)",
-        task="classification", target="trend", generator=_growth_generator, oracle=_growth_oracle,
-        rows=300, image_size=48,
-        description=(
-            "300 short image sequences: four follow-up photos of a spot that either grows or shrinks, "
-            "plus the patient's age and sex. Every row's four sizes come from the same distribution "
-            "for both classes, so a model that averages the frames without their order sees nothing; "
-            "only the order tells growing from shrinking. Age gives a weak hint (older patients are "
-            "a little more often 'growing', about 60% on its own). Use it to compare a sequence "
-            "model (CNN+LSTM) with order-less fusion."),
-        column_roles={"id": "id", **{f"frame_{k}": "image_sequence" for k in range(1, FRAMES + 1)},
-                      "age": "numeric", "sex": "categorical", "trend": "target"},
-        signals=(
-            "Each row draws four blob radii (a random start plus four positive increments); for "
-            "`growing` rows they are shown in increasing order, for `shrinking` rows the same kind of "
-            "draw is reversed, so the multiset of sizes has the same distribution in both classes. "
-            "Shape, colour and position are fixed within a row and random across rows. The label "
-            "is drawn with `P(growing) = sigmoid(0.5 (age - 52.5)/18.8)`; `sex` is noise."),
-    ),
-}
+def _info(name: str, title: str, task: str, target: str, gen: Callable, oracle: Callable, rows: int,
+          size: int, roles: str, description: str, signals: str, sequence: tuple[str, ...] = ()) -> SampleInfo:
+    column_roles = dict(pair.split(":") for pair in roles.split())
+    return SampleInfo(name, title, " ".join(description.split()), task, target, gen, rows, size,
+                      column_roles, sequence, oracle, " ".join(signals.split()))
+
+
+SAMPLES: dict[str, SampleInfo] = {s.name: s for s in [
+    _info("skin_lesions", "Skin lesions (photo + patient data)", "classification", "diagnosis",
+          _skin_generator, _skin_oracle, 600, 64,
+          "id:id image:image age:numeric sex:categorical site:categorical "
+          "family_history:categorical diagnosis:target", """
+          600 synthetic dermatoscope-style photos of a skin lesion, each with the patient's age, sex,
+          body site and family history; the task is benign vs malignant. Half of the evidence is in
+          the photo (irregular border, mixed colours) and half in the table (older age, family
+          history), so each branch alone reaches only about 73% while a fused model can approach 89%:
+          the classic case where fusion clearly beats either branch. About 3% of age and site values
+          are missing, to show imputation.""", """
+          Each row has a latent irregularity `z ~ N(0, 1)`, drawn as `sigmoid(1.7 z)` in [0, 1]: it
+          sets how wobbly the lesion border is and how much dark, red, blue-grey and pale colour is
+          mixed into the lesion. Size, position, skin tone and base colour are random and carry no
+          signal. The label is `malignant = z + (age - 52)/16 + 0.6 (family_history - 0.25)
+          + N(0, 0.5^2) > 0`: image and table carry roughly equal, additive evidence; `sex` and
+          `site` are noise. About 3% of `age` and of `site` are empty cells."""),
+    _info("house_prices", "House prices (facade photo + listing data)", "regression", "price",
+          _house_generator, _house_oracle, 500, 64,
+          "id:id photo:image area_sqft:numeric bedrooms:numeric bathrooms:numeric "
+          "zipcode:categorical price:target", """
+          500 synthetic house listings: a drawing of the facade plus floor area, bedrooms, bathrooms
+          and zip code; the task is to predict the sale price. As in real listings, the table carries
+          most of the signal (area and location) and the photo a smaller but real part (the state of
+          repair: faded or stained walls, holes in the roof, boarded-up windows). Prices are
+          right-skewed. A good place to see that naive fusion can lose to a strong tabular model.""",
+          """
+          `log(price) = 12.6 + zip_effect + 0.85 log(area/1800) + 0.04 (bathrooms - 2) + 0.15 quality
+          + N(0, 0.09^2)` with six zip codes (effects -0.28 to +0.45) and `quality ~ N(0, 1)`; bedrooms
+          and bathrooms follow the area. `quality` is visible only in the photo: fresh, saturated walls
+          vs faded walls with stains, an intact roof vs one with holes, clean vs boarded-up windows.
+          Wall and roof colour, sky, house width and window count are random. `zipcode` looks numeric
+          but is categorical."""),
+    _info("growth_sequences", "Growth sequences (4 ordered frames + age)", "classification", "trend",
+          _growth_generator, _growth_oracle, 300, 48,
+          "id:id frame_1:image frame_2:image frame_3:image frame_4:image age:numeric "
+          "sex:categorical trend:target", """
+          300 short image sequences: four follow-up photos of a spot that either grows or shrinks,
+          plus the patient's age and sex. The four sizes of a row come from the same distribution in
+          both classes, so a model that pools the frames without their order sees nothing; only the
+          order tells growing from shrinking. Age gives a weak hint (older patients are a little more
+          often 'growing', about 60% on its own). Use it to compare a sequence model (CNN+LSTM) with
+          order-less fusion.""", """
+          Each row draws four blob radii (a random start plus four positive increments) and shows them
+          in increasing order for `growing` rows and in decreasing order for `shrinking` rows, so the
+          multiset of sizes has the same distribution in both classes. Shape, colour and position are
+          fixed within a row and random across rows. The label is drawn with
+          `P(growing) = sigmoid(0.5 (age - 52.5)/18.8)`; `sex` is noise. `frame_1`..`frame_4` are one
+          ordered image sequence.""", sequence=tuple(f"frame_{k}" for k in range(1, FRAMES + 1))),
+]}
 
 
 def _readme(info: SampleInfo, df: pd.DataFrame, oracle: dict[str, float], size: int, seed: int) -> str:
     kind = "accuracy" if info.task == "classification" else "R2"
-    roles = "\n".join(f"| `{c}` | {info.column_roles.get(c, '?')} | {df[c].dtype} | "
-                      f"{int(df[c].isna().sum())} |" for c in df.columns)
-    scores = "\n".join(f"| {k} | {v:.3f} |" for k, v in oracle.items())
-    balance = ""
+    y = df[info.target]
     if info.task == "classification":
-        balance = "Class balance: " + ", ".join(
-            f"{k} {v:.0%}" for k, v in df[info.target].value_counts(normalize=True).sort_index().items())
+        shares = y.value_counts(normalize=True).sort_index()
+        balance = "Class balance: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()) + "."
     else:
-        p = df[info.target]
-        balance = f"`{info.target}`: min {p.min():,}, median {p.median():,.0f}, max {p.max():,} (right-skewed)."
+        balance = f"`{info.target}`: min {y.min():,}, median {y.median():,.0f}, max {y.max():,} (right-skewed)."
+    roles = "\n".join(f"| `{c}` | {info.column_roles.get(c, '?')} | {df[c].dtype} | {int(df[c].isna().sum())} |"
+                      for c in df.columns)
+    scores = "\n".join(f"| {k} | {v:.3f} |" for k, v in oracle.items())
     return f"""# {info.title}
 
 {info.description}
 
 ## How it was made
 
-Synthetic and deterministic: `python -m multimodal.samples` (seed {seed}) rebuilds this folder
-byte for byte with `multimodal/samples.py` (numpy + Pillow drawing, nothing downloaded).
-{len(df)} rows, images {size}x{size} PNG, paths in the CSV relative to `data.csv`.
-Task: **{info.task}**, target `{info.target}`. {balance}
+Synthetic and deterministic: `python -m multimodal.samples` (seed {seed}) rebuilds this folder byte
+for byte with `multimodal/samples.py` (numpy + Pillow drawing, nothing downloaded). {len(df)} rows,
+{size}x{size} PNG images, paths in the CSV relative to `data.csv`. Task: **{info.task}**, target
+`{info.target}`. {balance}
 
 ## Columns
 
@@ -396,8 +383,8 @@ Task: **{info.task}**, target `{info.target}`. {balance}
 ## Oracle scores (latent variables, not images)
 
 What a logistic/linear model reaches when it is given the *latent variables* behind each branch
-directly (fitted on 50,000 fresh draws from the same generator, scored on 50,000 others). These are
-ceilings for a perfect encoder, not results of the app's models; {kind} shown.
+directly (fitted on 50,000 fresh draws from the same generator, scored on 50,000 others): ceilings
+for a perfect encoder, not results of the app's models.
 
 | inputs | oracle {kind} |
 |---|---|
@@ -413,14 +400,13 @@ def generate(name: str, out_dir: Path, rows: int | None = None, image_size: int 
              seed: int = 0) -> Path:
     """Write sample ``name`` into ``out_dir`` (data.csv, images/, README.md); return the CSV path.
 
-    ``rows`` and ``image_size`` default to the sample's own; small values make tiny test copies.
-    The same arguments always give the same bytes.
+    ``rows``/``image_size`` default to the sample's own; small values make tiny copies for tests.
+    The same arguments always give the same bytes; stale images in ``out_dir/images`` are removed.
     """
     if name not in SAMPLES:
         raise KeyError(f"unknown sample {name!r}; choose one of {', '.join(SAMPLES)}")
-    info = SAMPLES[name]
+    info, out_dir = SAMPLES[name], Path(out_dir)
     n, size = rows or info.rows, image_size or info.image_size
-    out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     for old in (out_dir / "images").glob("*.png"):
         old.unlink()
@@ -437,16 +423,15 @@ def generate(name: str, out_dir: Path, rows: int | None = None, image_size: int 
 def generate_all(root: Path = SAMPLE_ROOT) -> None:
     """Regenerate every sample under ``root`` plus the index ``root/README.md``."""
     root = Path(root)
-    lines = ["# Sample datasets", "",
-             "Synthetic, deterministic datasets made by `python -m multimodal.samples` "
-             "(`multimodal/samples.py`). Each folder holds `data.csv` (image paths relative to it), "
-             "`images/` and a README with the generating model and oracle scores.", "",
-             "| folder | task | target | rows | images | idea |", "|---|---|---|---|---|---|"]
+    lines = ["# Sample datasets", "", "Synthetic, deterministic datasets made by `python -m multimodal.samples` "
+             "(`multimodal/samples.py`). Each folder holds `data.csv` (image paths relative to it), `images/` "
+             "and a README with the generating model and oracle scores.", "",
+             "| folder | task | target | rows | images per row | about |", "|---|---|---|---|---|---|"]
     for name, info in SAMPLES.items():
-        df = pd.read_csv(generate(name, root / name))
-        n_img = sum(1 for r in info.column_roles.values() if r.startswith("image"))
-        lines.append(f"| [`{name}`]({name}/README.md) | {info.task} | `{info.target}` | {len(df)} | "
-                     f"{n_img} x {info.image_size}px per row | {info.title} |")
+        n_rows = len(pd.read_csv(generate(name, root / name)))
+        n_img = sum(role == "image" for role in info.column_roles.values())
+        lines.append(f"| [`{name}`]({name}/README.md) | {info.task} | `{info.target}` | {n_rows} | "
+                     f"{n_img} x {info.image_size}x{info.image_size} PNG | {info.title} |")
     (root / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -1,0 +1,190 @@
+"""`python -m multimodal samples|archs|train|predict|explain` (DESIGN.md section 8).
+
+With --json the last stdout line is one JSON object. A user's mistake exits 2 with one
+`error: ...` line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from multimodal.data import DataError
+
+EXIT_USER_ERROR = 2
+
+
+class UsageError(Exception):
+    """A command-line mistake (bad flag value, unreadable JSON)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def _columns(text: str | None) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+
+
+def _emit(payload: dict, as_json: bool, text: str) -> None:
+    print(json.dumps(payload) if as_json else text)
+
+
+def cmd_samples(args) -> None:
+    from multimodal.samples import SAMPLES
+    rows = [{"name": s.name, "title": s.title, "task": s.task, "target": s.target, "description": s.description}
+            for s in SAMPLES.values()]
+    _emit({"samples": rows}, args.json, "\n".join(f"{r['name']:18} {r['task']:15} {r['title']}" for r in rows))
+
+
+def cmd_archs(args) -> None:
+    from multimodal.fusion import FUSION_METHODS
+    rows = [{"name": m.name, "title": m.title, "branches": list(m.branches), "origin": m.origin,
+             "description": m.description, "params": m.params} for m in FUSION_METHODS.values()]
+    _emit({"archs": rows}, args.json, "\n".join(f"{r['name']:14} {'+'.join(r['branches']):18} {r['title']}"
+                                                for r in rows))
+
+
+def train_config_from_args(args):
+    from multimodal.model import ModelConfig
+    from multimodal.training import LOSSES, TrainConfig
+    from multimodal.fusion import FUSION_METHODS
+    if args.arch not in FUSION_METHODS:
+        raise UsageError(f"unknown --arch '{args.arch}'; choose one of {', '.join(FUSION_METHODS)}")
+    if args.loss and not any(args.loss in v for v in LOSSES.values()):
+        raise UsageError(f"unknown --loss '{args.loss}'; choose one of mse, mae, huber, mape, crossentropy")
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                             ("--image-size", args.image_size, 16)):
+        if value < low:
+            raise UsageError(f"{flag} must be at least {low}, got {value}")
+    if not 0 < args.val_fraction < 1:
+        raise UsageError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+    overrides = {}
+    for role, flag in (("image", args.image_cols), ("numeric", args.numeric_cols),
+                       ("categorical", args.categorical_cols), ("ignore", args.ignore_cols)):
+        overrides.update({c: role for c in _columns(flag)})
+    if args.split_col:
+        overrides[args.split_col] = "split"
+    return TrainConfig(data=args.data, target=args.target, task=args.task, overrides=overrides,
+                       val_fraction=args.val_fraction, seed=args.seed, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, loss=args.loss,
+                       model=ModelConfig(arch=args.arch, image_size=args.image_size, seed=args.seed,
+                                         encoder=args.encoder))
+
+
+def cmd_train(args) -> None:
+    import tempfile
+    import time
+
+    from multimodal.training import train
+    config = train_config_from_args(args)
+    run_dir = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}"
+    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:  # zip extraction only
+        summary = train(config, run_dir, workdir=Path(workdir))
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items())
+    _emit(summary, args.json, f"trained {summary['arch']} for {summary['epochs_run']} epochs in "
+          f"{summary['train_seconds']:.1f}s -> {summary['run_dir']}\n{metrics}")
+
+
+def _rows_frame(args):
+    """The rows to predict: --row JSON (one object) or --csv FILE, with the folder images resolve against."""
+    import pandas as pd
+
+    from multimodal.data import read_csv
+    if args.row is not None:
+        try:
+            row = json.loads(args.row)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--row is not valid JSON ({exc.msg} at char {exc.pos}); "
+                             "pass one object such as '{\"age\": 50}'") from None
+        if not isinstance(row, dict):
+            raise UsageError("--row must be one JSON object mapping column names to values")
+        return pd.DataFrame([row]), Path.cwd()
+    csv = Path(args.csv)
+    if not csv.is_file():
+        raise UsageError(f"--csv file '{csv}' does not exist")
+    return read_csv(csv), csv.resolve().parent
+
+
+def cmd_predict(args) -> None:
+    from multimodal.runs import describe_predictions, load_run, predict, run_inputs
+    run = load_run(Path(args.run_dir))
+    frame, root = _rows_frame(args)
+    rows = describe_predictions(run, predict(run, run_inputs(run, frame, root)))
+    text = "\n".join(f"row {r['row']}: {r['prediction']}" + (
+        "  (" + ", ".join(f"{c}: {p:.3f}" for c, p in r["probabilities"].items()) + ")" if "probabilities" in r else "")
+        for r in rows)
+    _emit({"predictions": rows}, args.json, text)
+
+
+def cmd_explain(args) -> None:
+    from multimodal.explain import explain_row, to_json
+    from multimodal.runs import load_run, run_inputs
+    run = load_run(Path(args.run_dir))
+    frame, root = _rows_frame(args)
+    if len(frame) != 1:
+        raise UsageError("explain takes exactly one row")
+    result = to_json(explain_row(run, run_inputs(run, frame, root)))
+    lines = [f"output {result['output']:.4f} = base {result['base_value']:.4f} ({result['baseline']})"]
+    lines += [f"  {name:10} {value:+.4f}" for name, value in result["branches"].items()]
+    lines += [f"  feature {name:20} {value:+.4f}" for name, value in result["features"].items()]
+    _emit(result, args.json, "\n".join(lines))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m multimodal", description="Image + tabular deep learning, headless.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for name in ("samples", "archs"):
+        sub.add_parser(name, help=f"list the {name}").add_argument("--json", action="store_true")
+
+    t = sub.add_parser("train", help="train one model and save a run folder")
+    t.add_argument("data", help="sample name, folder, .zip or .csv")
+    t.add_argument("--target")
+    t.add_argument("--task", choices=["classification", "regression"])
+    t.add_argument("--arch", default="late_concat")
+    t.add_argument("--encoder", default="small_cnn", choices=["small_cnn", "mobilenet_v2"])
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--image-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--image-cols")
+    t.add_argument("--numeric-cols")
+    t.add_argument("--categorical-cols")
+    t.add_argument("--ignore-cols")
+    t.add_argument("--split-col")
+    t.add_argument("--val-fraction", type=float, default=0.2)
+    t.add_argument("--loss")
+    t.add_argument("--out", default="runs")
+    t.add_argument("--json", action="store_true")
+
+    for name, helptext in (("predict", "predict rows with a saved run"), ("explain", "explain one row")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("run_dir")
+        rows = c.add_mutually_exclusive_group(required=True)
+        rows.add_argument("--row", help="one row as a JSON object")
+        if name == "predict":
+            rows.add_argument("--csv", help="a CSV of rows (image paths relative to it)")
+        c.add_argument("--json", action="store_true")
+    return p
+
+
+COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "predict": cmd_predict,
+            "explain": cmd_explain}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
+    try:
+        args = build_parser().parse_args(argv)
+        COMMANDS[args.command](args)
+    except (UsageError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,464 @@
+"""Per-prediction and global explanations (DESIGN.md section 6). Streamlit-free.
+
+Every number explains the model's raw output: the logit for classification (probability shown
+beside it), the prediction in target units for regression. The baseline is always the run's
+fixed background set of training rows: a branch is "absent" when its embedding is replaced by a
+background row's embedding, averaged over the background rows.
+
+- Branch contributions: exact Shapley values over the M branches, from one batched head call on
+  R x 2^M x K coalition rows (encoders run once; the background embeddings are cached).
+- Tabular features: Integrated Gradients per column, averaged over the other branches'
+  present/absent contexts with Shapley weights, so the columns sum to the tabular branch value.
+- Image regions: Grad-CAM on the encoder's last conv map through the head, with the real
+  tabular embedding, per-sample and per-frame channel weights.
+"""
+from __future__ import annotations
+
+import math
+import weakref
+from itertools import combinations
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from multimodal.branches import tabular_layout
+from multimodal.data import input_name
+from multimodal.model import encode, encoders_of, head_of, select_inputs
+
+EPS = 1e-12          # Grad-CAM: a per-frame max below this counts as a vanished map
+MAX_BATCH = 4096     # head rows per call; bounds memory for large images and many rows
+IMAGE_BRANCHES = ("image", "sequence")
+
+
+# Exact Shapley arithmetic on set-function tables ------------------------------------------
+# A table holds v(S) for every coalition S, indexed by the bitmask of S (bit i = player i).
+
+def coalition_masks(m: int) -> np.ndarray:
+    """(2^m, m) booleans: row s says which players are present in coalition s."""
+    return (np.arange(2 ** m)[:, None] >> np.arange(m)[None, :]) & 1 == 1
+
+
+def _shapley_weight(size: int, m: int) -> float:
+    """Weight of a coalition of `size` other players in player i's Shapley sum."""
+    return math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
+
+
+def shapley_matrix(m: int) -> np.ndarray:
+    """(2^m, m) matrix W with phi = table @ W: exact Shapley values as one matmul (vectorised)."""
+    w = np.zeros((2 ** m, m))
+    for s in range(2 ** m):
+        size = bin(s).count("1")
+        for i in range(m):
+            if not s >> i & 1:
+                w[s | 1 << i, i] += _shapley_weight(size, m)
+                w[s, i] -= _shapley_weight(size, m)
+    return w
+
+
+def interaction_matrix(m: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """(2^m, pairs) matrix of the Shapley interaction index (Grabisch & Roubens, 1999).
+
+    I_ij = sum over S without i, j of |S|!(m-|S|-2)!/(m-1)! * [v(S+ij) - v(S+i) - v(S+j) + v(S)].
+    For m = 2 this is exactly v(ab) - v(a) - v(b) + v(empty), and each branch's Shapley value
+    then holds half of it.
+    """
+    pairs = list(combinations(range(m), 2))
+    w = np.zeros((2 ** m, len(pairs)))
+    for p, (i, j) in enumerate(pairs):
+        for s in range(2 ** m):
+            if s >> i & 1 or s >> j & 1:
+                continue
+            size = bin(s).count("1")
+            weight = math.factorial(size) * math.factorial(m - size - 2) / math.factorial(m - 1)
+            w[s | 1 << i | 1 << j, p] += weight
+            w[s | 1 << i, p] -= weight
+            w[s | 1 << j, p] -= weight
+            w[s, p] += weight
+    return w, pairs
+
+
+def _table(value: Callable[[frozenset], float] | dict, players: list[str]) -> np.ndarray:
+    get = value.__getitem__ if isinstance(value, dict) else value
+    return np.array([float(get(frozenset(p for p, on in zip(players, mask) if on)))
+                     for mask in coalition_masks(len(players))])
+
+
+def exact_shapley(value: Callable[[frozenset], float] | dict, players: list[str]) -> dict[str, float]:
+    """Exact Shapley values of a set function (callable or {frozenset: value}) by enumeration."""
+    phi = _table(value, players) @ shapley_matrix(len(players))
+    return {p: float(v) for p, v in zip(players, phi)}
+
+
+def pairwise_interactions(value: Callable[[frozenset], float] | dict, players: list[str]) -> dict[str, float]:
+    """Shapley interaction index of every pair, keyed "a|b" (see interaction_matrix)."""
+    w, pairs = interaction_matrix(len(players))
+    values = _table(value, players) @ w
+    return {f"{players[i]}|{players[j]}": float(v) for (i, j), v in zip(pairs, values)}
+
+
+# Compiled head calls, cached per model ------------------------------------------------------
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _head(model) -> "tf.keras.Model":
+    """The fusion head of a full model; a hand-built head (no 'head' layer) is used as is."""
+    try:
+        return head_of(model)
+    except ValueError:
+        return model
+
+
+def _branches(model) -> list[str]:
+    head = _head(model)
+    return list(head.input) if isinstance(head.input, dict) else [t.name for t in head.inputs]
+
+
+def _fns(model) -> dict:
+    """Per-model cache of tf.functions (traced once per input signature) and background embeddings.
+
+    Keyed weakly by the model; the functions close over the head only, so the entry dies with it.
+    """
+    if model not in _CACHE:
+        head = _head(model)
+        _CACHE[model] = {
+            "head": tf.function(lambda emb: head(emb, training=False), reduce_retracing=True),
+            "encode": tf.function(lambda inputs: encode(model, inputs), reduce_retracing=True)
+            if head is not model else None,
+            "background": {},
+        }
+    return _CACHE[model]
+
+
+def _as_embeddings(model, inputs: dict) -> dict[str, tf.Tensor]:
+    """Accept either raw inputs (encoded here) or the head's input dict {branch: embedding}."""
+    if set(inputs) == set(_branches(model)):
+        return {b: tf.convert_to_tensor(v, tf.float32) for b, v in inputs.items()}
+    return _fns(model)["encode"](select_inputs(model, inputs))
+
+
+def _pick(outputs: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """outputs (R, ..., units) -> (R, ...): output `index[r]` of row r (one-hot, so differentiable)."""
+    onehot = tf.one_hot(index, tf.shape(outputs)[-1], dtype=outputs.dtype)
+    onehot = tf.reshape(onehot, tf.concat([tf.shape(index), tf.ones([tf.rank(outputs) - 2], tf.int32),
+                                           tf.shape(outputs)[-1:]], 0))
+    return tf.reduce_sum(outputs * onehot, axis=-1)
+
+
+def _mix(x: tf.Tensor, bg: tf.Tensor, present: np.ndarray, extra: int = 0) -> tf.Tensor:
+    """(R, C, K, [1]*extra, ...) tensor: x[r] where present[c], else background row bg[k]."""
+    tail = [1] * (len(x.shape) - 1)
+    cond = tf.reshape(tf.constant(present), [1, -1, 1] + [1] * extra + tail)
+    xs = tf.reshape(x, [-1, 1, 1] + [1] * extra + list(x.shape[1:]))
+    bgs = tf.reshape(bg, [1, 1, -1] + [1] * extra + list(bg.shape[1:]))
+    return tf.where(cond, xs, bgs)
+
+
+def _index(output_index, rows: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(output_index, dtype=np.int32), (rows,)).copy()
+
+
+def _row_chunks(rows: int, per_row: int):
+    """Row slices so that each head call stays under MAX_BATCH rows."""
+    step = max(1, MAX_BATCH // per_row)
+    return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
+
+
+# Branch contributions -----------------------------------------------------------------------
+
+def coalition_values(model, row_embeddings: dict, background_embeddings: dict, output_index) -> np.ndarray:
+    """(R, 2^M) table of v(S): the head's output with branches outside S taken from each background
+    row (the same row for all absent branches), averaged over the K background rows."""
+    branches, fns = _branches(model), _fns(model)
+    masks = coalition_masks(len(branches))
+    rows = int(next(iter(row_embeddings.values())).shape[0])
+    k = int(next(iter(background_embeddings.values())).shape[0])
+    index = _index(output_index, rows)
+    tables = []
+    for part in _row_chunks(rows, len(masks) * k):
+        x = {b: tf.convert_to_tensor(row_embeddings[b][part], tf.float32) for b in branches}
+        batch = {b: _mix(x[b], background_embeddings[b], masks[:, i]) for i, b in enumerate(branches)}
+        n = int(batch[branches[0]].shape[0])
+        flat = {b: tf.reshape(t, [-1] + list(t.shape[3:])) for b, t in batch.items()}
+        out = fns["head"](flat)
+        out = tf.reshape(out, [n, len(masks), k, -1])
+        # float64 mean: the Shapley values then sum to v(full) - v(empty) to round-off.
+        tables.append(_pick(out, tf.constant(index[part])).numpy().astype(np.float64).mean(axis=-1))
+    return np.concatenate(tables)
+
+
+def branch_contributions(model, row_embeddings: dict, background_embeddings: dict, output_index=0) -> dict:
+    """Exact branch Shapley values for R rows: base_value v(empty), output f(x) = v(all branches),
+    values {branch: (R,)} and interactions {"a|b": (R,)} (Shapley interaction index)."""
+    branches = _branches(model)
+    table = coalition_values(model, row_embeddings, background_embeddings, output_index)
+    phi = table @ shapley_matrix(len(branches))
+    w, pairs = interaction_matrix(len(branches))
+    inter = table @ w
+    return {"base_value": table[:, 0], "output": table[:, -1],
+            "values": {b: phi[:, i] for i, b in enumerate(branches)},
+            "interactions": {f"{branches[i]}|{branches[j]}": inter[:, p] for p, (i, j) in enumerate(pairs)},
+            "table": table}
+
+
+# Tabular feature attributions (Integrated Gradients) ----------------------------------------
+
+def quadrature(steps: int, rule: str = "gauss-legendre") -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights on [0, 1] for the IG path integral."""
+    if rule == "gauss-legendre":
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        return (nodes + 1) / 2, weights / 2
+    if rule == "trapezoid":
+        nodes = np.linspace(0.0, 1.0, steps + 1)
+        weights = np.full(steps + 1, 1.0 / steps)
+        weights[[0, -1]] /= 2
+        return nodes, weights
+    raise ValueError(f"unknown quadrature rule '{rule}'; use 'gauss-legendre' or 'trapezoid'")
+
+
+def _ig_gradients(head_fn, x: dict, bg: dict, masks: np.ndarray, others: list[str], alphas: np.ndarray,
+                  index: np.ndarray) -> tf.Tensor:
+    """Gradient of the explained output w.r.t. the tabular vector at every path point:
+    (R, C, K, A, d) for C coalitions of the other branches."""
+    steps = len(alphas)
+    start = tf.reshape(bg["tabular"], [1, 1, -1, 1, bg["tabular"].shape[-1]])
+    delta = tf.reshape(x["tabular"], [-1, 1, 1, 1, x["tabular"].shape[-1]]) - start
+    alpha = tf.reshape(tf.constant(alphas, tf.float32), [1, 1, 1, -1, 1])
+    ones = tf.ones([1, len(masks), 1, 1, 1])
+    points = (start + alpha * delta) * ones                       # (R, C, K, A, d)
+    batch = {b: _mix(x[b], bg[b], masks[:, i], extra=1) for i, b in enumerate(others)}
+    shape = tf.shape(points)
+    batch = {b: tf.reshape(tf.broadcast_to(t, tf.concat([shape[:4], tf.shape(t)[4:]], 0)),
+                           tf.concat([[-1], tf.shape(t)[4:]], 0)) for b, t in batch.items()}
+    with tf.GradientTape() as tape:
+        flat = tf.reshape(points, [-1, shape[-1]])
+        tape.watch(flat)
+        out = head_fn({**batch, "tabular": flat})
+        out = tf.reshape(out, [shape[0], len(masks), shape[2], steps, -1])
+        selected = _pick(out, tf.constant(index))
+    return tf.reshape(tape.gradient(selected, flat), shape)
+
+
+def feature_vector_attributions(model, row_embeddings: dict, background_embeddings: dict, output_index=0,
+                                steps: int = 32, rule: str = "gauss-legendre") -> np.ndarray:
+    """(R, d) IG attributions of each tabular feature-vector entry, Shapley-averaged over the
+    present/absent contexts of the other branches and averaged over the background rows."""
+    branches = _branches(model)
+    others = [b for b in branches if b != "tabular"]
+    m = len(branches)
+    masks = coalition_masks(len(others))
+    # Weight of coalition S of the other branches in the tabular branch's Shapley value.
+    weights = np.array([_shapley_weight(int(s.sum()), m) for s in masks])
+    alphas, quad = quadrature(steps, rule)
+    head_fn = _fns(model)["head"]
+    rows = int(row_embeddings["tabular"].shape[0])
+    k = int(background_embeddings["tabular"].shape[0])
+    index = _index(output_index, rows)
+    result = []
+    for part in _row_chunks(rows, len(masks) * k * len(alphas)):
+        x = {b: tf.convert_to_tensor(row_embeddings[b][part], tf.float32) for b in branches}
+        grads = _ig_gradients(head_fn, x, background_embeddings, masks, others, alphas, index[part])
+        avg_grad = np.einsum("rckad,a->rckd", grads.numpy().astype(np.float64), quad)
+        delta = x["tabular"].numpy()[:, None, :] - np.asarray(background_embeddings["tabular"])[None]
+        ig = avg_grad * delta[:, None].astype(np.float64)           # (R, C, K, d)
+        result.append(np.einsum("rckd,c->rd", ig, weights) / k)
+    return np.concatenate(result)
+
+
+def feature_attributions(model, row_embeddings: dict, background_embeddings: dict, layout: list,
+                         output_index=0, steps: int = 32, rule: str = "gauss-legendre",
+                         tabular_value: np.ndarray | None = None) -> dict:
+    """Per-column IG values (one-hot / indicator slices summed into their column) for R rows:
+    {"features": {column: (R,)}, "residual": (R,) = sum of columns - tabular branch value}."""
+    vec = feature_vector_attributions(model, row_embeddings, background_embeddings, output_index, steps, rule)
+    features = {col: vec[:, start:stop].sum(axis=1) for col, start, stop in layout}
+    if tabular_value is None:
+        tabular_value = branch_contributions(model, row_embeddings, background_embeddings,
+                                             output_index)["values"]["tabular"]
+    return {"features": features, "residual": vec.sum(axis=1) - tabular_value}
+
+
+# Grad-CAM -----------------------------------------------------------------------------------
+
+def _cam(head_fn, emb: dict, branch: str, index: np.ndarray) -> tf.Tensor:
+    maps = emb[branch]
+    with tf.GradientTape() as tape:
+        tape.watch(maps)
+        selected = _pick(head_fn({**emb, branch: maps}), tf.constant(index))
+    grads = tape.gradient(selected, maps)                         # (N, T, h, w, c)
+    # Rows are independent in the head, so the gradient of the sum is each row's own gradient.
+    weights = tf.reduce_mean(grads, axis=[2, 3], keepdims=True)   # per sample and frame
+    cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))      # (N, T, h, w)
+    peak = tf.reduce_max(cam, axis=[2, 3], keepdims=True)
+    return tf.where(peak > EPS, cam / tf.maximum(peak, EPS), tf.zeros_like(cam))
+
+
+def grad_cam(model, inputs: dict, output_index=0) -> np.ndarray:
+    """(N, T, h, w) Grad-CAM maps in [0, 1] for the image/sequence branch, through the head with
+    the real tabular embedding; a vanished map is all zeros. inputs: raw or {branch: embedding}."""
+    emb = _as_embeddings(model, inputs)
+    branch = next((b for b in _branches(model) if b in IMAGE_BRANCHES), None)
+    if branch is None:
+        raise ValueError("this model has no image branch, so there is no Grad-CAM")
+    rows = int(emb[branch].shape[0])
+    return _cam(_fns(model)["head"], emb, branch, _index(output_index, rows)).numpy()
+
+
+def _jet(v: np.ndarray) -> np.ndarray:
+    """Jet-like colormap: [0, 1] -> RGB in [0, 1] (blue - cyan - yellow - red)."""
+    return np.clip(np.stack([1.5 - np.abs(4 * v - c) for c in (3, 2, 1)], axis=-1), 0, 1)
+
+
+def upsample_overlay(cam: np.ndarray, image: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """RGB uint8 image with the (h, w) map upsampled (bilinear) and alpha-blended on top."""
+    from PIL import Image
+
+    image = np.asarray(image, dtype=np.uint8)
+    size = (image.shape[1], image.shape[0])
+    up = np.asarray(Image.fromarray(np.asarray(cam, np.float32), mode="F").resize(size, Image.BILINEAR))
+    heat = _jet(np.clip(up, 0, 1)) * 255
+    return np.clip((1 - alpha) * image + alpha * heat, 0, 255).astype(np.uint8)
+
+
+# Attention routing --------------------------------------------------------------------------
+
+def attention_routing(model, inputs: dict) -> dict[str, np.ndarray]:
+    """Attention weight per branch (mean over heads), (N,) each, for the `attention` arch.
+
+    This is ROUTING (where the learned query looked), not a contribution to the output.
+    """
+    import keras
+
+    from multimodal.layers import BranchAttention
+
+    head = _head(model)
+    layer = next((l for l in head.layers if isinstance(l, BranchAttention)), None)
+    if layer is None:
+        raise ValueError("this model has no branch attention layer, so there is no routing to show")
+    tokens = keras.Model(head.input, layer.input)(_as_embeddings(model, inputs), training=False)
+    _, scores = layer(tokens, return_scores=True)                 # (N, heads, 1, M)
+    weights = np.asarray(scores).mean(axis=(1, 2))
+    return {b: weights[:, i] for i, b in enumerate(_branches(model))}
+
+
+# One row, as the CLI and the What-if page show it -------------------------------------------
+
+def background_embeddings(run) -> dict[str, tf.Tensor]:
+    """The run's background rows, encoded once and cached with the model."""
+    cache = _fns(run.model)["background"]
+    key = str(run.dir)
+    if key not in cache:
+        cache[key] = _as_embeddings(run.model, run.background())
+    return cache[key]
+
+
+def _default_index(run, outputs: np.ndarray) -> np.ndarray:
+    """Multi-class: the predicted class; binary logit and regression: the single output."""
+    return outputs.argmax(axis=1) if outputs.shape[1] > 1 else np.zeros(len(outputs), dtype=int)
+
+
+def _describe_output(run, index: int, k: int) -> tuple[str, str]:
+    """(target, baseline text) for the explained output."""
+    if run.task == "regression":
+        target, unit = run.config.get("target", "target"), "prediction in target units"
+    else:
+        target = run.classes[1] if len(run.classes) == 2 else run.classes[index]
+        unit = f"logit of class {target}"
+    return str(target), f"mean over {k} training rows (background); output = {unit}"
+
+
+def _probability(run, logits: np.ndarray, index: int) -> float | None:
+    if run.task == "regression":
+        return None
+    if logits.shape[-1] == 1:
+        return float(1 / (1 + np.exp(-logits[0])))
+    e = np.exp(logits - logits.max())
+    return float(e[index] / e.sum())
+
+
+def explain_row(run, inputs: dict, output_index: int | None = None, steps: int = 32) -> dict:
+    """Full explanation of ONE row of raw inputs (leading dim 1): branches, features, Grad-CAM."""
+    model, branches = run.model, _branches(run.model)
+    emb = _as_embeddings(model, inputs)
+    bg = background_embeddings(run)
+    logits = _fns(model)["head"](emb).numpy()
+    index = int(_default_index(run, logits)[0] if output_index is None else output_index)
+    contrib = branch_contributions(model, emb, bg, index)
+    target, baseline = _describe_output(run, index, int(next(iter(bg.values())).shape[0]))
+    expl = {"output": float(contrib["output"][0]), "probability": _probability(run, logits[0], index),
+            "base_value": float(contrib["base_value"][0]),
+            "branches": {b: float(v[0]) for b, v in contrib["values"].items()},
+            "interactions": {p: float(v[0]) for p, v in contrib["interactions"].items()},
+            "features": {}, "feature_residual": None, "baseline": baseline, "target": target, "grad_cam": None}
+    if "tabular" in branches:
+        layout = tabular_layout(run.spec, run.config["tabular_stats"])
+        feats = feature_attributions(model, emb, bg, layout, index, steps,
+                                     tabular_value=contrib["values"]["tabular"])
+        expl["features"] = {c: float(v[0]) for c, v in feats["features"].items()}
+        expl["feature_residual"] = float(feats["residual"][0])
+    if any(b in IMAGE_BRANCHES for b in branches):
+        expl["grad_cam"] = grad_cam(model, emb, index)
+    return expl
+
+
+def to_json(expl: dict) -> dict:
+    """The explanation without arrays (Grad-CAM), ready for json.dumps."""
+    return {k: v for k, v in expl.items() if not isinstance(v, (np.ndarray, tf.Tensor))
+            and not (k == "grad_cam")}
+
+
+# Global views -------------------------------------------------------------------------------
+
+def global_branch_importance(run, inputs: dict, output_index=None) -> dict[str, float]:
+    """Mean |branch Shapley value| over the rows (default output: each row's predicted class)."""
+    model = run.model
+    emb = _as_embeddings(model, inputs)
+    index = _default_index(run, _fns(model)["head"](emb).numpy()) if output_index is None else output_index
+    values = branch_contributions(model, emb, background_embeddings(run), index)["values"]
+    return {b: float(np.abs(v).mean()) for b, v in values.items()}
+
+
+def default_metric(task: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """Higher is better: accuracy from logits (classification), R^2 (regression)."""
+    def accuracy(y, out):
+        pred = out.argmax(axis=1) if out.shape[1] > 1 else (out[:, 0] > 0).astype(int)
+        return float((pred == np.asarray(y).reshape(-1)).mean())
+
+    def r2(y, out):
+        y = np.asarray(y, dtype=float).reshape(-1)
+        return float(1 - ((y - out[:, 0]) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
+    return accuracy if task == "classification" else r2
+
+
+def permutation_importance(run, inputs: dict, y: np.ndarray, metric: Callable | None = None,
+                           repeats: int = 3, seed: int = 0) -> dict[str, float]:
+    """Metric drop (intact - shuffled, mean over repeats) per tabular column and per image column.
+
+    Only the encoder of the shuffled input is re-run: the other embeddings are cached.
+    """
+    model, spec = run.model, run.spec
+    metric = metric or default_metric(run.task)
+    fns, encoders = _fns(model), encoders_of(model)
+    inputs = select_inputs(model, inputs)
+    emb = fns["encode"](inputs)
+    base = metric(y, fns["head"](emb).numpy())
+    targets = [(c, input_name(c), None) for c in spec.tabular_cols]
+    targets += [(c, "images", t) for t, c in enumerate(spec.image_cols)]
+    rng = np.random.default_rng(seed)
+    drops = {}
+    for column, key, frame in targets:
+        branch = next(b for b, e in encoders.items() if key in [t.name for t in e.inputs])
+        scores = []
+        for _ in range(repeats):
+            shuffled = dict(inputs)
+            perm = rng.permutation(len(inputs[key]))
+            if frame is None:
+                shuffled[key] = inputs[key][perm]
+            else:
+                shuffled[key] = inputs[key].copy()
+                shuffled[key][:, frame] = inputs[key][perm, frame]
+            new = encoders[branch](select_inputs(encoders[branch], shuffled), training=False)
+            scores.append(metric(y, fns["head"]({**emb, branch: new}).numpy()))
+        drops[column] = float(base - np.mean(scores))
+    return drops

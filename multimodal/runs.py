@@ -1,0 +1,157 @@
+"""Run folders: save and load a trained model with everything needed to use and explain it.
+
+A run folder holds config.json (the TrainConfig plus the resolved columns, classes and
+statistics), history.csv, metrics.json, summary.json, model.keras, background.npz (the fixed
+explanation background rows, raw inputs) and events.jsonl (the live training log).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from multimodal.data import DataError, FeatureSpec, model_inputs
+
+MODEL_FILE = "model.keras"
+
+
+@dataclass
+class Run:
+    """A saved run. The Keras model loads on first use (safe mode), so listing runs is cheap."""
+    dir: Path
+    config: dict
+    metrics: dict
+    summary: dict
+    history: pd.DataFrame
+    _model: object = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def arch(self) -> str:
+        return self.config["model"]["arch"]
+
+    @property
+    def task(self) -> str:
+        return self.config["task"]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.config["classes"]
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec(**self.config["features"])
+
+    @property
+    def image_size(self) -> int:
+        return self.config["model"]["image_size"]
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_model_file(self.dir / MODEL_FILE)
+        return self._model
+
+    def background(self) -> dict[str, np.ndarray]:
+        with np.load(self.dir / "background.npz", allow_pickle=False) as f:
+            # Strings are stored as fixed-width unicode; Keras wants object arrays of str.
+            return {k: f[k].astype(object) if f[k].dtype.kind == "U" else f[k] for k in f.files}
+
+
+def save_run(run_dir: Path, *, config: dict, dataset, splits: dict, stats: dict, target_stats: dict | None,
+             model, history: dict, metrics: dict, summary: dict, background: dict,
+             background_rows: np.ndarray) -> None:
+    run_dir = Path(run_dir)
+    full_config = {**config, "task": dataset.task, "target": dataset.target, "classes": dataset.classes,
+                   "features": asdict(dataset.features), "roles": dataset.roles, "dataset_name": dataset.name,
+                   "tabular_stats": stats, "target_stats": target_stats,
+                   "splits": {k: [int(i) for i in v] for k, v in splits.items()},
+                   "background_rows": [int(i) for i in background_rows]}
+    (run_dir / "config.json").write_text(json.dumps(full_config, indent=2))
+    pd.DataFrame(history).rename_axis("epoch").rename(lambda i: i + 1).to_csv(run_dir / "history.csv")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (run_dir / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    model.save(run_dir / MODEL_FILE)
+    np.savez(run_dir / "background.npz",
+             **{k: v.astype(str) if v.dtype == object else v for k, v in background.items()})
+
+
+def load_model_file(path: Path):
+    """Load a .keras file with safe mode on: Lambda layers and arbitrary code are refused."""
+    import keras
+
+    import multimodal.layers  # noqa: F401  (registers the custom layers)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many types here; the user needs one clear message.
+        reason = str(exc).splitlines()[0][:200]
+        if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
+            reason = "it contains a Lambda layer or custom code, which is refused for safety"
+        raise DataError(f"model file '{Path(path).name}' could not be loaded: {reason}. "
+                        "Upload a .keras model saved by Multimodal Studio.") from None
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / "config.json").exists() and (Path(path) / MODEL_FILE).exists()
+
+
+def load_run(run_dir: Path) -> Run:
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise DataError(f"'{run_dir}' is not a run folder (config.json and {MODEL_FILE} expected); "
+                        "pass the folder printed by `train`.")
+    def read(name: str) -> dict:
+        return json.loads((run_dir / name).read_text()) if (run_dir / name).exists() else {}
+
+    history = pd.read_csv(run_dir / "history.csv") if (run_dir / "history.csv").exists() else pd.DataFrame()
+    return Run(run_dir, read("config.json"), read("metrics.json"), read("summary.json"), history)
+
+
+def list_runs(root: Path) -> list[Run]:
+    """Run folders directly under root, oldest first."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    return [load_run(p) for p in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime) if is_run_dir(p)]
+
+
+def run_inputs(run: Run, frame: pd.DataFrame, root: Path | None = None,
+               images: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Raw model inputs for rows of a frame with the run's columns (images from paths or given)."""
+    spec = run.spec
+    missing = [c for c in spec.tabular_cols + ([] if images is not None else spec.image_cols) if c not in frame]
+    if missing:
+        raise DataError(f"missing column(s) {missing}; this model was trained on "
+                        f"{spec.image_cols + spec.tabular_cols}.")
+    inputs = model_inputs(frame, Path(root or "."), spec, run.image_size, images=images)
+    return {t.name: inputs[t.name] for t in run.model.inputs}
+
+
+def predict(run: Run, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Raw model outputs (logits for classification, target units for regression), shape (N, units)."""
+    return np.asarray(run.model(inputs, training=False))
+
+
+def probabilities(outputs: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N, n_classes) class probabilities from logits."""
+    if n_classes == 2:
+        p = 1.0 / (1.0 + np.exp(-outputs[:, 0]))
+        return np.stack([1 - p, p], axis=1)
+    e = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def describe_predictions(run: Run, outputs: np.ndarray) -> list[dict]:
+    """One dict per row: prediction (class label or value) and class probabilities."""
+    if run.task == "regression":
+        return [{"row": i, "prediction": float(v)} for i, v in enumerate(outputs[:, 0])]
+    probs = probabilities(outputs, len(run.classes))
+    return [{"row": i, "prediction": run.classes[int(p.argmax())],
+             "probabilities": {c: float(v) for c, v in zip(run.classes, p)}} for i, p in enumerate(probs)]
+

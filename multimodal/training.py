@@ -1,0 +1,209 @@
+"""A training job: data -> tf.data -> fit with live events -> a saved run folder.
+
+The same `train()` runs headless (CLI, tests) and inside the app's worker process. Progress goes
+to `events.jsonl` in the run folder (one JSON object per line, append-only), which the Train
+page tails; creating the file `STOP` in the run folder ends training within one batch.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from multimodal.data import Dataset, encode_target, load_dataset, model_inputs, split_indices
+from multimodal.model import ModelConfig
+
+EVENTS_FILE = "events.jsonl"
+STOP_FILE = "STOP"
+BACKGROUND_ROWS = 64
+LOSSES = {"classification": ("crossentropy",), "regression": ("mse", "mae", "huber", "mape")}
+
+
+@dataclass
+class TrainConfig:
+    """Everything needed to reproduce a run (saved as config.json)."""
+    data: str
+    target: str | None = None
+    task: str | None = None
+    overrides: dict = field(default_factory=dict)   # column -> role
+    val_fraction: float = 0.2
+    seed: int = 0
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int = 6                               # early stopping on val_loss; 0 disables
+    loss: str | None = None                         # default: crossentropy / mse
+    class_weight: bool = True                       # balance classes in the loss
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**{**d, "model": ModelConfig(**d.get("model", {}))})
+
+
+def append_event(run_dir: Path, event: dict) -> None:
+    with open(Path(run_dir) / EVENTS_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"time": time.time(), **event}) + "\n")
+
+
+def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Events appended since byte `offset`, and the new offset (only whole lines are read)."""
+    path = Path(run_dir) / EVENTS_FILE
+    if not path.exists():
+        return [], offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        chunk = f.read()
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    events = [json.loads(line) for line in complete.decode("utf-8").splitlines() if line.strip()]
+    return events, offset + len(complete)
+
+
+def request_stop(run_dir: Path) -> None:
+    (Path(run_dir) / STOP_FILE).touch()
+
+
+def _callbacks(run_dir: Path, config: TrainConfig, steps: int):
+    import keras
+
+    class LiveEvents(keras.callbacks.Callback):
+        """Appends per-batch and per-epoch events, and ends training when STOP appears."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            append_event(run_dir, {"type": "batch", "epoch": self.epoch, "step": batch + 1,
+                                   "steps": steps, "logs": _floats(logs)})
+            if (run_dir / STOP_FILE).exists():
+                self.model.stop_training = True
+                self.stopped = True
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            append_event(run_dir, {"type": "epoch", "epoch": epoch + 1, "logs": _floats(logs)})
+
+    live = LiveEvents()
+    live.stopped = False
+    callbacks = [live]
+    if config.patience:
+        callbacks += [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True,
+                                                    monitor="val_loss"),
+                      keras.callbacks.ReduceLROnPlateau(patience=max(2, config.patience // 2), factor=0.5,
+                                                        monitor="val_loss", min_lr=1e-5)]
+    return live, callbacks
+
+
+def _floats(logs: dict | None) -> dict:
+    return {k: float(v) for k, v in (logs or {}).items() if np.isfinite(float(v))}
+
+
+def compile_model(model, task: str, n_classes: int, lr: float, loss: str | None) -> None:
+    import keras
+    if task == "classification":
+        if n_classes == 2:
+            loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+            metrics = [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
+                       keras.metrics.AUC(from_logits=True, name="auc")]
+        else:
+            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                       keras.metrics.SparseTopKCategoricalAccuracy(k=min(3, n_classes - 1), name="top_k_accuracy")]
+    else:
+        loss_fn = {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber(),
+                   "mape": "mape"}[loss or "mse"]
+        metrics = [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse"),
+                   keras.metrics.MeanAbsolutePercentageError(name="mape"), keras.metrics.R2Score(name="r2")]
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_fn, metrics=metrics)
+
+
+def make_dataset(inputs: dict, y: np.ndarray | None, batch_size: int, shuffle_seed: int | None = None):
+    """tf.data pipeline over in-memory arrays (uint8 images stay uint8 until the model casts)."""
+    import tensorflow as tf
+    ds = tf.data.Dataset.from_tensor_slices(inputs if y is None else (inputs, y))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(next(iter(inputs.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def take(inputs: dict, idx: np.ndarray) -> dict:
+    return {k: v[idx] for k, v in inputs.items()}
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    return {c: float(len(y) / (n_classes * counts[c])) if counts[c] else 1.0 for c in range(n_classes)}
+
+
+def target_stats(y: np.ndarray) -> dict:
+    return {"mean": float(y.mean()), "std": float(y.std() or 1.0), "log": False}
+
+
+def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
+          workdir: Path | None = None) -> dict:
+    """Train one model, save the run folder, and return its summary (the CLI's JSON)."""
+    import keras
+
+    from multimodal.branches import tabular_stats
+    from multimodal.model import build_model, select_inputs
+    from multimodal.runs import save_run
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
+                                 overrides=config.overrides)
+    spec = ds.features
+    splits = split_indices(ds, config.val_fraction, config.seed)
+    inputs = model_inputs(ds.frame, ds.root, spec, config.model.image_size)
+    y = encode_target(ds.frame[ds.target], ds.task, ds.classes)
+    if ds.task == "regression":
+        y = y.reshape(-1, 1)
+    train_idx, val_idx = splits["train"], splits["val"]
+    stats = tabular_stats(take(inputs, train_idx), spec)
+    t_stats = target_stats(y[train_idx]) if ds.task == "regression" else None
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats)
+    compile_model(model, ds.task, len(ds.classes), config.lr, config.loss)
+    inputs = select_inputs(model, inputs)
+
+    steps = int(np.ceil(len(train_idx) / config.batch_size))
+    live, callbacks = _callbacks(run_dir, config, steps)
+    append_event(run_dir, {"type": "start", "epochs": config.epochs, "steps": steps, "arch": config.model.arch,
+                           "rows": {k: len(v) for k, v in splits.items()}})
+    weights = class_weights(y[train_idx], len(ds.classes)) if ds.task == "classification" and config.class_weight else None
+    started = time.perf_counter()
+    fit = model.fit(make_dataset(take(inputs, train_idx), y[train_idx], config.batch_size, config.seed),
+                    validation_data=make_dataset(take(inputs, val_idx), y[val_idx], config.batch_size),
+                    epochs=config.epochs, callbacks=callbacks, class_weight=weights, shuffle=False, verbose=0)
+    train_seconds = time.perf_counter() - started
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    epochs_run = len(history.get("loss", []))
+
+    metrics = {}
+    for split in ("val", "test"):
+        idx = splits[split]
+        if len(idx):
+            values = model.evaluate(make_dataset(take(inputs, idx), y[idx], config.batch_size), verbose=0,
+                                    return_dict=True)
+            metrics.update({f"{split}_{k}": float(v) for k, v in values.items()})
+
+    rng = np.random.default_rng(config.seed)
+    background_idx = np.sort(rng.choice(train_idx, size=min(BACKGROUND_ROWS, len(train_idx)), replace=False))
+    status = "stopped" if live.stopped else ("early_stopped" if epochs_run < config.epochs else "completed")
+    summary = {
+        "run_dir": str(run_dir), "arch": config.model.arch, "task": ds.task, "status": status,
+        "epochs_run": epochs_run, "train_seconds": round(train_seconds, 3),
+        "samples_per_second": round(epochs_run * len(train_idx) / train_seconds, 1) if train_seconds else 0.0,
+        "metrics": metrics, "history": history,
+    }
+    save_run(run_dir, config=config.to_dict(), dataset=ds, splits=splits, stats=stats, target_stats=t_stats,
+             model=model, history=history, metrics=metrics, summary=summary,
+             background=take(inputs, background_idx), background_rows=background_idx)
+    append_event(run_dir, {"type": "end", "status": status, "metrics": metrics, "epochs_run": epochs_run})
+    return summary
