@@ -116,10 +116,7 @@ def _mobilenet_v2(image_size: int) -> keras.Model:
                     MOBILENET_WEIGHTS)
     base = keras.applications.MobileNetV2(input_shape=(image_size, image_size, 3), include_top=False,
                                           weights=weights)
-    inputs = keras.Input((image_size, image_size, 3), name="frame")
-    # MobileNetV2 expects [-1, 1]; our frames arrive in [0, 1].
-    x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_mobilenet_range")(inputs)
-    return keras.Model(inputs, base(x), name="mobilenet_v2")
+    return base  # frames arrive in [-1, 1], MobileNetV2's own input range
 
 
 def pretrained_weights_available(encoder: str) -> bool:
@@ -140,7 +137,8 @@ def image_encoder(encoder: str, image_size: int, frames: int, augment: bool, see
     if encoder not in builders:
         raise ValueError(f"unknown image encoder '{encoder}'; choose one of {sorted(builders)}")
     frame = keras.Input((image_size, image_size, 3), name="frame")
-    x = keras.layers.Rescaling(1.0 / 255, name="rescale")(frame)
+    # Centred inputs ([-1, 1]) train markedly faster than [0, 1] for the small CNN from scratch.
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(frame)
     for layer in augmentation(seed) if augment else []:
         x = layer(x)
     per_frame = keras.Model(frame, builders[encoder](image_size)(x), name="frame_encoder")

@@ -116,16 +116,20 @@ def _branches(model) -> list[str]:
 
 
 def _fns(model) -> dict:
-    """Per-model cache of tf.functions (traced once per input signature) and background embeddings.
+    """Per-model cache: compiled graphs (traced once per input signature) and background embeddings.
 
-    Keyed weakly by the model; the functions close over the head only, so the entry dies with it.
+    Keyed weakly by the model; the graphs close over the head (and encoders) only.
     """
     if model not in _CACHE:
         head = _head(model)
+        call = lambda emb: head(emb, training=False)  # noqa: E731
+        compile_ = lambda fn: tf.function(fn, reduce_retracing=True)  # noqa: E731
         _CACHE[model] = {
-            "head": tf.function(lambda emb: head(emb, training=False), reduce_retracing=True),
-            "encode": tf.function(lambda inputs: encode(model, inputs), reduce_retracing=True)
-            if head is not model else None,
+            "head": compile_(call),
+            "coalitions": compile_(lambda *a: _coalition_outputs(call, *a)),
+            "ig": compile_(lambda *a: _ig_gradients(call, *a)),
+            "cam": compile_(lambda *a: _cam(call, *a)),
+            "encode": compile_(lambda inputs: encode(model, inputs)) if head is not model else None,
             "background": {},
         }
     return _CACHE[model]
@@ -146,12 +150,13 @@ def _pick(outputs: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(outputs * onehot, axis=-1)
 
 
-def _mix(x: tf.Tensor, bg: tf.Tensor, present: np.ndarray, extra: int = 0) -> tf.Tensor:
+def _mix(x: tf.Tensor, bg: tf.Tensor, present: tf.Tensor, extra: int = 0) -> tf.Tensor:
     """(R, C, K, [1]*extra, ...) tensor: x[r] where present[c], else background row bg[k]."""
-    tail = [1] * (len(x.shape) - 1)
-    cond = tf.reshape(tf.constant(present), [1, -1, 1] + [1] * extra + tail)
-    xs = tf.reshape(x, [-1, 1, 1] + [1] * extra + list(x.shape[1:]))
-    bgs = tf.reshape(bg, [1, 1, -1] + [1] * extra + list(bg.shape[1:]))
+    lead = [1] * extra
+    tail = tf.shape(x)[1:]
+    cond = tf.reshape(present, tf.concat([[1, -1, 1] + lead, tf.ones_like(tail)], 0))
+    xs = tf.reshape(x, tf.concat([[-1, 1, 1] + lead, tail], 0))
+    bgs = tf.reshape(bg, tf.concat([[1, 1, -1] + lead, tail], 0))
     return tf.where(cond, xs, bgs)
 
 
@@ -165,26 +170,36 @@ def _row_chunks(rows: int, per_row: int):
     return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
 
 
+def _take(emb: dict, part: slice, branches: list[str]) -> dict[str, tf.Tensor]:
+    return {b: tf.convert_to_tensor(emb[b][part], tf.float32) for b in branches}
+
+
 # Branch contributions -----------------------------------------------------------------------
+
+def _coalition_outputs(head, x: dict, bg: dict, masks: tf.Tensor, branches: tuple, index: tf.Tensor):
+    """(R, C, K) explained output for every row x coalition x background row, in one head call."""
+    batch = {b: _mix(x[b], bg[b], masks[:, i]) for i, b in enumerate(branches)}
+    flat = {b: tf.reshape(t, tf.concat([[-1], tf.shape(t)[3:]], 0)) for b, t in batch.items()}
+    out = head(flat)
+    shape = tf.shape(batch[branches[0]])[:3]
+    return _pick(tf.reshape(out, tf.concat([shape, [-1]], 0)), index)
+
 
 def coalition_values(model, row_embeddings: dict, background_embeddings: dict, output_index) -> np.ndarray:
     """(R, 2^M) table of v(S): the head's output with branches outside S taken from each background
     row (the same row for all absent branches), averaged over the K background rows."""
     branches, fns = _branches(model), _fns(model)
     masks = coalition_masks(len(branches))
-    rows = int(next(iter(row_embeddings.values())).shape[0])
-    k = int(next(iter(background_embeddings.values())).shape[0])
+    rows = int(row_embeddings[branches[0]].shape[0])
+    k = int(background_embeddings[branches[0]].shape[0])
+    bg = _take(background_embeddings, slice(None), branches)
     index = _index(output_index, rows)
     tables = []
     for part in _row_chunks(rows, len(masks) * k):
-        x = {b: tf.convert_to_tensor(row_embeddings[b][part], tf.float32) for b in branches}
-        batch = {b: _mix(x[b], background_embeddings[b], masks[:, i]) for i, b in enumerate(branches)}
-        n = int(batch[branches[0]].shape[0])
-        flat = {b: tf.reshape(t, [-1] + list(t.shape[3:])) for b, t in batch.items()}
-        out = fns["head"](flat)
-        out = tf.reshape(out, [n, len(masks), k, -1])
+        out = fns["coalitions"](_take(row_embeddings, part, branches), bg, tf.constant(masks), tuple(branches),
+                                tf.constant(index[part]))
         # float64 mean: the Shapley values then sum to v(full) - v(empty) to round-off.
-        tables.append(_pick(out, tf.constant(index[part])).numpy().astype(np.float64).mean(axis=-1))
+        tables.append(out.numpy().astype(np.float64).mean(axis=-1))
     return np.concatenate(tables)
 
 
@@ -217,27 +232,27 @@ def quadrature(steps: int, rule: str = "gauss-legendre") -> tuple[np.ndarray, np
     raise ValueError(f"unknown quadrature rule '{rule}'; use 'gauss-legendre' or 'trapezoid'")
 
 
-def _ig_gradients(head_fn, x: dict, bg: dict, masks: np.ndarray, others: list[str], alphas: np.ndarray,
-                  index: np.ndarray) -> tf.Tensor:
+def _ig_gradients(head, x: dict, bg: dict, masks: tf.Tensor, others: tuple, alphas: tf.Tensor,
+                 index: tf.Tensor) -> tf.Tensor:
     """Gradient of the explained output w.r.t. the tabular vector at every path point:
-    (R, C, K, A, d) for C coalitions of the other branches."""
-    steps = len(alphas)
-    start = tf.reshape(bg["tabular"], [1, 1, -1, 1, bg["tabular"].shape[-1]])
-    delta = tf.reshape(x["tabular"], [-1, 1, 1, 1, x["tabular"].shape[-1]]) - start
-    alpha = tf.reshape(tf.constant(alphas, tf.float32), [1, 1, 1, -1, 1])
-    ones = tf.ones([1, len(masks), 1, 1, 1])
-    points = (start + alpha * delta) * ones                       # (R, C, K, A, d)
-    batch = {b: _mix(x[b], bg[b], masks[:, i], extra=1) for i, b in enumerate(others)}
+    (R, C, K, A, d) for C coalitions of the other branches (same background row k throughout)."""
+    start = bg["tabular"][None, None, :, None, :]
+    delta = x["tabular"][:, None, None, None, :] - start
+    points = start + alphas[None, None, None, :, None] * delta            # (R, 1, K, A, d)
+    points = points * tf.ones([1, tf.shape(masks)[0], 1, 1, 1])          # (R, C, K, A, d)
     shape = tf.shape(points)
-    batch = {b: tf.reshape(tf.broadcast_to(t, tf.concat([shape[:4], tf.shape(t)[4:]], 0)),
-                           tf.concat([[-1], tf.shape(t)[4:]], 0)) for b, t in batch.items()}
+    batch = {}
+    for i, b in enumerate(others):
+        t = _mix(x[b], bg[b], masks[:, i], extra=1)                        # (R, C, K, 1, ...)
+        t = tf.broadcast_to(t, tf.concat([shape[:4], tf.shape(t)[4:]], 0))
+        batch[b] = tf.reshape(t, tf.concat([[-1], tf.shape(t)[4:]], 0))
+    flat = tf.reshape(points, [-1, shape[-1]])
     with tf.GradientTape() as tape:
-        flat = tf.reshape(points, [-1, shape[-1]])
         tape.watch(flat)
-        out = head_fn({**batch, "tabular": flat})
-        out = tf.reshape(out, [shape[0], len(masks), shape[2], steps, -1])
-        selected = _pick(out, tf.constant(index))
-    return tf.reshape(tape.gradient(selected, flat), shape)
+        out = head({**batch, "tabular": flat})
+        selected = _pick(tf.reshape(out, tf.concat([shape[:4], [-1]], 0)), index)
+    grads = tape.gradient(selected, flat, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return tf.reshape(grads, shape)
 
 
 def feature_vector_attributions(model, row_embeddings: dict, background_embeddings: dict, output_index=0,
@@ -251,16 +266,18 @@ def feature_vector_attributions(model, row_embeddings: dict, background_embeddin
     # Weight of coalition S of the other branches in the tabular branch's Shapley value.
     weights = np.array([_shapley_weight(int(s.sum()), m) for s in masks])
     alphas, quad = quadrature(steps, rule)
-    head_fn = _fns(model)["head"]
+    ig_fn = _fns(model)["ig"]
     rows = int(row_embeddings["tabular"].shape[0])
-    k = int(background_embeddings["tabular"].shape[0])
+    bg = _take(background_embeddings, slice(None), branches)
+    k = int(bg["tabular"].shape[0])
     index = _index(output_index, rows)
     result = []
     for part in _row_chunks(rows, len(masks) * k * len(alphas)):
-        x = {b: tf.convert_to_tensor(row_embeddings[b][part], tf.float32) for b in branches}
-        grads = _ig_gradients(head_fn, x, background_embeddings, masks, others, alphas, index[part])
+        x = _take(row_embeddings, part, branches)
+        grads = ig_fn(x, bg, tf.constant(masks), tuple(others), tf.constant(alphas, tf.float32),
+                      tf.constant(index[part]))
         avg_grad = np.einsum("rckad,a->rckd", grads.numpy().astype(np.float64), quad)
-        delta = x["tabular"].numpy()[:, None, :] - np.asarray(background_embeddings["tabular"])[None]
+        delta = x["tabular"].numpy()[:, None, :] - bg["tabular"].numpy()[None]
         ig = avg_grad * delta[:, None].astype(np.float64)           # (R, C, K, d)
         result.append(np.einsum("rckd,c->rd", ig, weights) / k)
     return np.concatenate(result)
@@ -281,12 +298,13 @@ def feature_attributions(model, row_embeddings: dict, background_embeddings: dic
 
 # Grad-CAM -----------------------------------------------------------------------------------
 
-def _cam(head_fn, emb: dict, branch: str, index: np.ndarray) -> tf.Tensor:
+def _cam(head, emb: dict, branch: str, index: tf.Tensor) -> tf.Tensor:
     maps = emb[branch]
     with tf.GradientTape() as tape:
         tape.watch(maps)
-        selected = _pick(head_fn({**emb, branch: maps}), tf.constant(index))
-    grads = tape.gradient(selected, maps)                         # (N, T, h, w, c)
+        selected = _pick(head({**emb, branch: maps}), index)
+    # A head that ignores the image has no gradient path: that is a zero gradient, not an error.
+    grads = tape.gradient(selected, maps, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     # Rows are independent in the head, so the gradient of the sum is each row's own gradient.
     weights = tf.reduce_mean(grads, axis=[2, 3], keepdims=True)   # per sample and frame
     cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))      # (N, T, h, w)
@@ -302,7 +320,7 @@ def grad_cam(model, inputs: dict, output_index=0) -> np.ndarray:
     if branch is None:
         raise ValueError("this model has no image branch, so there is no Grad-CAM")
     rows = int(emb[branch].shape[0])
-    return _cam(_fns(model)["head"], emb, branch, _index(output_index, rows)).numpy()
+    return _fns(model)["cam"](emb, branch, tf.constant(_index(output_index, rows))).numpy()
 
 
 def _jet(v: np.ndarray) -> np.ndarray:

@@ -1,0 +1,91 @@
+"""Per-session state shared by the pages: the session's folder, dataset, model setup and runs.
+
+Everything a session writes lives under its own temporary folder (`session_dir()`), so two
+browser sessions never see each other's uploads or runs, and nothing lands elsewhere.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+
+import streamlit as st
+
+from multimodal.data import SAMPLE_ROOT, DataError, Dataset, load_dataset
+
+PRETRAINED_DIR = "pretrained"   # sample_data/<name>/pretrained/<run>: models shipped with the samples
+DEFAULT_SAMPLE = "skin_lesions"
+
+
+class _SessionFolder:
+    """Owns a session's temporary folder and removes it when the session's state is dropped."""
+
+    def __init__(self):
+        self.path = Path(tempfile.mkdtemp(prefix="mmstudio-session-"))
+        weakref.finalize(self, shutil.rmtree, self.path, True)
+
+
+def session_dir() -> Path:
+    if "session_folder" not in st.session_state:
+        st.session_state.session_folder = _SessionFolder()
+    return st.session_state.session_folder.path
+
+
+def runs_dir() -> Path:
+    path = session_dir() / "runs"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def dataset() -> Dataset | None:
+    """The session's dataset; the default sample is loaded on first use so every page works."""
+    if "dataset" not in st.session_state:
+        try:
+            set_dataset(load_dataset(DEFAULT_SAMPLE), DEFAULT_SAMPLE)
+        except DataError:
+            st.session_state.dataset = None
+    return st.session_state.dataset
+
+
+def set_dataset(ds: Dataset, source: str) -> None:
+    """Switch dataset; the run selection resets because old runs may not fit the new columns."""
+    st.session_state.dataset = ds
+    st.session_state.dataset_source = source
+    st.session_state.pop("selected_run", None)
+
+
+def dataset_source() -> str | None:
+    return st.session_state.get("dataset_source")
+
+
+def pretrained_runs_dir(ds: Dataset | None = None) -> Path | None:
+    """Folder of the ready-made runs shipped for a sample dataset, if it is one."""
+    ds = ds or dataset()
+    if ds is None:
+        return None
+    folder = SAMPLE_ROOT / ds.name / PRETRAINED_DIR
+    return folder if folder.is_dir() and ds.csv_path.parent == SAMPLE_ROOT / ds.name else None
+
+
+def run_dirs() -> list[Path]:
+    """Runs this session can use: its own finished runs, then the samples' pretrained ones."""
+    from multimodal.runs import is_run_dir
+    own = sorted((p for p in runs_dir().iterdir() if is_run_dir(p)), key=lambda p: p.stat().st_mtime)
+    shipped = pretrained_runs_dir()
+    pretrained = sorted(p for p in shipped.iterdir() if is_run_dir(p)) if shipped else []
+    return own + pretrained
+
+
+def selected_run_dir() -> Path | None:
+    """The run the Results / Explain / What-if pages show: chosen, else the newest available."""
+    dirs = run_dirs()
+    chosen = st.session_state.get("selected_run")
+    if chosen and Path(chosen) in dirs:
+        return Path(chosen)
+    own = [d for d in dirs if d.is_relative_to(runs_dir())]
+    return (own or dirs or [None])[-1]
+
+
+def select_run(run_dir: Path) -> None:
+    st.session_state.selected_run = str(run_dir)
