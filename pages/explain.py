@@ -1,0 +1,83 @@
+"""Explain: one validation row in depth: branches, interactions, features, image regions, routing."""
+import streamlit as st
+
+from multimodal.data import DataError
+from multimodal.explain import attention_routing, explain_row
+from multimodal.runs import run_inputs
+from multimodal.ui import run_view as view
+
+st.title("Explain a prediction")
+st.caption("Exact Shapley values over the model's branches, Integrated Gradients over the tabular columns and "
+           "Grad-CAM over the image, all explaining the same output against the same baseline.")
+
+picked = view.current_run("explain_run")
+if picked is None:
+    st.stop()
+ds, run_dir, run = picked
+
+rows = view.validation_rows(run, ds)
+c1, c2 = st.columns([2, 1])
+row = c1.selectbox("Validation row", [int(r) for r in rows], format_func=lambda r: view.row_label(ds, r),
+                   key=f"explain_row_{run_dir}")
+output_index = None
+if run.task == "classification" and len(run.classes) > 2:
+    choice = c2.selectbox("Explain the logit of", ["predicted class"] + run.classes, key=f"explain_class_{run_dir}")
+    output_index = None if choice == "predicted class" else run.classes.index(choice)
+
+try:
+    frame = ds.frame.loc[[row]]
+    images = view.load_row_images(ds, run, row)[None] if run.spec.image_cols else None
+    inputs = run_inputs(run, frame, ds.root, images)
+    expl = explain_row(run, inputs, output_index=output_index)
+except DataError as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+unit = view.output_unit(run, expl.get("target"))
+
+m = st.columns(4)
+m[0].metric("True value", str(frame[run.config["target"]].iloc[0]))
+m[1].metric(f"Output f(x) ({unit})", f"{expl['output']:.4g}")
+if expl.get("probability") is not None:
+    m[2].metric(f"Probability of {expl['target']}", f"{expl['probability']:.1%}")
+m[3].metric("Baseline v(∅)", f"{expl['base_value']:.4g}")
+st.caption(f"Baseline: {expl['baseline']}. Branch values sum exactly to f(x) − v(∅).")
+
+st.subheader("Branches")
+b1, b2 = st.columns([3, 2])
+with b1:
+    view.chart(view.waterfall_figure(expl, unit), key="explain_waterfall")
+with b2:
+    st.markdown("**Pairwise interactions** (Shapley interaction index)")
+    if expl["interactions"]:
+        st.dataframe([{"pair": p.replace("|", " × "), f"interaction ({unit})": v}
+                      for p, v in expl["interactions"].items()], hide_index=True, width="stretch")
+        st.caption("Each branch's Shapley value already holds its share of the interactions; a large "
+                   "interaction means the branches only matter together.")
+    else:
+        st.caption("Single-branch model: no interactions.")
+
+if expl["features"]:
+    st.subheader("Tabular features")
+    view.chart(view.feature_bars_figure(expl["features"], unit, expl["feature_residual"]), key="explain_features")
+    tab = expl["branches"].get("tabular")
+    if tab is not None and expl["feature_residual"] is not None:
+        st.caption(f"Features sum to {tab + expl['feature_residual']:.4g}; the tabular branch value is {tab:.4g} "
+                   f"(completeness residual {expl['feature_residual']:+.2g}, from the IG path integral).")
+
+if expl.get("grad_cam") is not None and images is not None:
+    st.subheader("Image regions (Grad-CAM)")
+    st.caption(f"Where the image encoder's last feature map raises the {unit}, with the row's real tabular values; "
+               "each map is scaled to its own maximum (an all-dark map means no region raises it).")
+    overlays = view.grad_cam_overlays(expl["grad_cam"][0], images[0])
+    for col, name, image, overlay in zip(view.grid(len(overlays), 4), run.spec.image_cols, images[0], overlays):
+        col.image([image, overlay], caption=[name, f"Grad-CAM {name}"], width=150)
+
+if run.arch == "attention":
+    st.subheader("Attention routing")
+    st.warning("Routing shows where the attention head looked, not how much each branch changed the output: "
+               "use the branch contributions above for that.", icon=":material/alt_route:")
+    try:
+        weights = attention_routing(run.model, inputs)
+        view.chart(view.routing_figure({b: float(v[0]) for b, v in weights.items()}), key="explain_routing")
+    except ValueError as exc:
+        st.info(str(exc))

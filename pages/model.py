@@ -1,0 +1,127 @@
+"""Model: pick a fusion method (with its description and diagram), the image encoder and settings.
+
+The setup lives in st.session_state ("model_config": ModelConfig, "train_settings": dict) and is
+mirrored in the URL's query parameters, so a shared link reproduces it.
+"""
+from dataclasses import fields
+
+import streamlit as st
+
+from multimodal.branches import IMAGE_ENCODERS, pretrained_weights_available
+from multimodal.data import DataError
+from multimodal.fusion import FUSION_METHODS, methods_for
+from multimodal.model import ModelConfig
+from multimodal.training import TrainConfig
+from multimodal.ui import diagram as dg
+from multimodal.ui import state
+
+ss = st.session_state
+TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name in dg.TRAIN_FIELDS}
+
+st.title(":material/account_tree: Model")
+ds = state.dataset()
+if ds is None:
+    st.warning("Load a dataset first.")
+    st.page_link("pages/data.py", label="Open Data", icon=":material/table:")
+    st.stop()
+spec = ds.features
+archs = methods_for(bool(spec.image_cols), bool(spec.tabular_cols), len(spec.image_cols))
+if not archs:
+    st.error("No fusion method fits this dataset's columns; give some columns a feature role on the Data page.")
+    st.stop()
+
+# Widget state: from the stored setup, then from the URL when it differs from what we last wrote.
+config = ss.get("model_config") or ModelConfig()
+current = {**config.to_dict(), **TRAIN_DEFAULTS, **ss.get("train_settings", {}), "seed": config.seed}
+if current["arch"] not in archs:
+    current["arch"] = "late_concat" if "late_concat" in archs else archs[0]
+for name in dg.QUERY_FIELDS:
+    if f"m_{name}" not in ss or (name == "arch" and ss.m_arch not in archs):
+        ss[f"m_{name}"] = current[name]
+query = st.query_params.to_dict()
+if query != ss.get("_model_query_written"):
+    values, ss["_model_query_warnings"] = dg.setup_from_query(
+        query, {"arch": archs, "encoder": list(IMAGE_ENCODERS)})
+    for name, value in values.items():
+        ss[f"m_{name}"] = value
+if ss.get("_model_query_warnings"):
+    st.warning("Ignored invalid link settings: " + "; ".join(ss["_model_query_warnings"]), icon=":material/link_off:")
+
+st.caption(f"Dataset **{ds.name}**: {len(spec.image_cols)} image column(s), {len(spec.tabular_cols)} table "
+           f"column(s), target **{ds.target}** ({ds.task}). Only methods that fit these columns are listed.")
+pick, show = st.columns([1, 2.4], gap="large")
+with pick:
+    arch = st.radio("Fusion method", archs, key="m_arch",
+                    format_func=lambda n: FUSION_METHODS[n].title + (" (baseline)" if FUSION_METHODS[n].is_baseline
+                                                                     else ""))
+method = FUSION_METHODS[arch]
+uses_images = any(b in ("image", "sequence") for b in method.branches)
+with show:
+    st.subheader(method.title)
+    st.caption(f"Origin: {method.origin}")
+    st.markdown(method.description)
+    st.graphviz_chart(dg.fusion_dot(method, spec, encoder=ss.m_encoder, target=ds.target, task=ds.task,
+                                    classes=ds.classes), width="stretch")
+    st.caption(f"Data flow: `{method.diagram}`")
+
+st.subheader("Settings")
+img_col, net_col, train_col = st.columns(3, gap="large")
+with img_col:
+    st.markdown("**Image branch**" + ("" if uses_images else " (not used by this method)"))
+    encoder = st.selectbox("Image encoder", list(IMAGE_ENCODERS), key="m_encoder", disabled=not uses_images,
+                           format_func=IMAGE_ENCODERS.get)
+    if uses_images and not pretrained_weights_available(encoder):
+        st.warning("MobileNetV2 ImageNet weights are not on this machine: **offline: random "
+                   "initialisation**. It learns from scratch and slowly; the small CNN is quicker here.",
+                   icon=":material/cloud_off:")
+    image_size = st.select_slider("Image size (pixels)", dg.IMAGE_SIZES, key="m_image_size",
+                                  disabled=not uses_images)
+    augment = st.toggle("Augmentation (flip, rotate, zoom)", key="m_augment", disabled=not uses_images)
+with net_col:
+    st.markdown("**Fusion head**")
+    width = st.select_slider("Width (units per dense layer)", dg.WIDTHS, key="m_width")
+    dropout = st.slider("Dropout", 0.0, 0.7, step=0.05, key="m_dropout")
+    l2 = st.select_slider("Weight decay (L2)", dg.L2S, key="m_l2", format_func=lambda v: f"{v:g}")
+    params = {}
+    for name, default in method.params.items():
+        value = config.params.get(name, default) if config.arch == arch else default
+        key = f"mp_{arch}_{name}"
+        if isinstance(default, bool):
+            params[name] = st.toggle(name.replace("_", " ").capitalize(), value=value, key=key)
+        elif isinstance(default, int):
+            params[name] = int(st.number_input(name.replace("_", " ").capitalize(), 1, 16, value=value, key=key))
+with train_col:
+    st.markdown("**Training**")
+    epochs = int(st.number_input("Epochs (maximum)", 1, 500, step=1, key="m_epochs"))
+    batch_size = st.select_slider("Batch size", dg.BATCH_SIZES, key="m_batch_size")
+    lr = st.select_slider("Learning rate", dg.LRS, key="m_lr", format_func=lambda v: f"{v:g}")
+    val_fraction = st.slider("Validation fraction", 0.05, 0.5, step=0.05, key="m_val_fraction")
+    patience = int(st.number_input("Early-stopping patience (0 = off)", 0, 50, step=1, key="m_patience"))
+    seed = int(st.number_input("Seed", 0, 1_000_000, step=1, key="m_seed"))
+
+config = ModelConfig(arch=arch, encoder=encoder, image_size=image_size, width=width, dropout=float(dropout),
+                     l2=float(l2), augment=bool(augment), seed=seed, params=params)
+train = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "val_fraction": float(val_fraction),
+         "patience": patience, "seed": seed}
+ss.model_config, ss.train_settings = config, train
+written = dg.setup_to_query(config, train)
+if st.query_params.to_dict() != written:
+    st.query_params.from_dict(written)
+ss._model_query_written = written
+
+st.divider()
+counts = ss.setdefault("param_counts", {})
+key = dg.count_key(ds, config, train)
+if key not in counts:
+    try:
+        with st.spinner("Building the model to count its parameters..."):
+            counts[key] = dg.param_count(ds, config, val_fraction, seed)
+    except DataError as e:
+        st.error(f"This setup cannot be built: {e}")
+count_col, link_col = st.columns([1, 2])
+if key in counts:
+    count_col.metric("Parameters", f"{counts[key]:,}", help="Weights of the full model Train will build "
+                     "(encoders + fusion head), counted on a real build of this setup.")
+with link_col:
+    st.markdown("The setup is saved for this session and in the page's link: share the URL to reproduce it.")
+    st.page_link("pages/train.py", label="Next: train this model", icon=":material/arrow_forward:")

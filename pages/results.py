@@ -1,0 +1,91 @@
+"""Results: how good is the model on its validation rows, where does it fail, and for whom."""
+import streamlit as st
+
+from multimodal.data import DataError
+from multimodal.ui import model_service as service
+from multimodal.ui import run_view as view
+
+st.title("Results")
+st.caption("Every number here is computed on the run's validation rows, which the model never trained on.")
+
+picked = view.current_run("results_run")
+if picked is None:
+    st.stop()
+ds, run_dir, run = picked
+try:
+    with st.spinner("Predicting the validation rows…"):
+        ev = service.evaluation(run_dir, ds)
+except DataError as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+
+unit = ev.target if ev.task == "regression" else ""
+st.subheader(f"Metrics · {len(ev.rows)} {ev.split} rows · target '{ev.target}'")
+view.metric_cards(ev.metrics, unit)
+
+left, right = st.columns(2)
+if ev.task == "classification":
+    with left:
+        normalize = st.toggle("Normalise rows (recall per class)", key="results_cm_norm")
+        view.chart(view.confusion_matrix_figure(ev.confusion, ev.classes, normalize))
+    with right:
+        view.chart(view.roc_figure(ev.roc))
+else:
+    with left:
+        view.chart(view.predicted_vs_actual_figure(ev.y_true, ev.y_pred, ev.target, ev.rows))
+    with right:
+        view.chart(view.residuals_figure(ev.y_true, ev.y_pred, ev.target, ev.rows))
+
+st.subheader("Worst errors")
+n_worst = st.slider("How many", 4, 24, 8, step=4, key="results_n_worst")
+worst = ev.worst(n_worst)
+st.caption("Misclassified rows with the highest loss (−log p(true class))." if ev.task == "classification"
+           else "Rows with the largest squared error.")
+if run.spec.image_cols:
+    for col, (_, r) in zip(view.grid(len(worst)), worst.iterrows()):
+        if ev.task == "classification":
+            caption = f"row {r.row} · true {r.true} · pred {r.predicted} ({r.confidence:.0%})"
+        else:
+            caption = f"row {r.row} · true {view.fmt_number(r.true)} · pred {view.fmt_number(r.predicted)}"
+        try:
+            col.image(str(view.row_image_paths(ds, run, int(r.row))[0]), caption=caption, width="stretch")
+        except DataError as exc:
+            col.warning(f"{caption}: {exc}")
+st.dataframe(worst.merge(ds.frame, left_on="row", right_index=True, suffixes=("", "_data")),
+             hide_index=True, width="stretch")
+
+st.subheader("Metrics by slice")
+st.caption("A model that is good on average can fail one group: compare each slice with all rows.")
+columns = view.slice_columns(ds)
+if columns:
+    c1, c2, c3 = st.columns([2, 2, 1])
+    column = c1.selectbox("Slice by column", columns, key="results_slice_col")
+    slices = ev.by_slice(column, c3.number_input("Buckets (numeric)", 2, 10, 4, key="results_bins"))
+    metrics = [m for m in slices.columns if m not in ("slice", "n")]
+    metric = c2.selectbox("Metric", metrics, format_func=lambda m: view.METRIC_NAMES.get(m, m), key="results_metric")
+    view.chart(view.slice_bars_figure(slices, metric, column, ev.metrics.get(metric)))
+    st.dataframe(slices, hide_index=True, width="stretch")
+else:
+    st.info("This dataset has no tabular column to slice by.")
+
+st.subheader("Global explanations")
+st.caption("Mean |branch Shapley value| over the validation rows (baseline: the run's background rows), and "
+           "permutation importance: how much the metric drops when one column is shuffled.")
+views = service.global_views(run_dir, ds)
+if views is None and st.button("Compute global explanations", icon=":material/insights:", key="results_global"):
+    with st.spinner("Explaining every validation row…"):
+        views = service.global_views(run_dir, ds, compute=True)
+if views:
+    g1, g2 = st.columns(2)
+    with g1:
+        view.chart(view.bars_figure(views["branches"], "Mean |branch contribution|",
+                                    f"mean |Shapley value| ({view.output_unit(run)})", signed=False))
+    with g2:
+        metric_name = "accuracy" if run.task == "classification" else "R²"
+        view.chart(view.bars_figure(views["permutation"], "Permutation importance",
+                                    f"drop in {metric_name} when shuffled"))
+
+with st.expander("All validation predictions"):
+    st.dataframe(ev.table, hide_index=True, width="stretch")
+    st.download_button("Download predictions (CSV)", ev.table.to_csv(index=False), f"{run.name}_predictions.csv",
+                       "text/csv", key="results_download")

@@ -1,0 +1,104 @@
+"""What-if: change a row's features (or its image) and watch the prediction and its explanation move."""
+import numpy as np
+import streamlit as st
+
+from multimodal.data import DataError, load_image
+from multimodal.explain import explain_row
+from multimodal.runs import probabilities, run_inputs
+from multimodal.ui import model_service as service
+from multimodal.ui import run_view as view
+from multimodal.ui import state
+
+st.title("What-if")
+st.caption("Start from a validation row, edit its features or upload another image: the prediction and "
+           "its explanation update at once.")
+
+picked = view.current_run("whatif_run")
+if picked is None:
+    st.stop()
+ds, run_dir, run = picked
+spec = run.spec
+
+rows = view.validation_rows(run, ds)
+c1, c2 = st.columns([2, 3])
+row = c1.selectbox("Start from validation row", [int(r) for r in rows], format_func=lambda r: view.row_label(ds, r),
+                   key=f"whatif_row_{run_dir}")
+images = None
+if spec.image_cols:
+    frames = len(spec.image_cols)
+    upload = c2.file_uploader(f"…or upload {'an image' if frames == 1 else f'{frames} images (in frame order)'}",
+                              type=None, accept_multiple_files=frames > 1, key=f"whatif_upload_{run_dir}")
+    files = [] if upload is None else (upload if isinstance(upload, list) else [upload])
+    try:
+        if files and len(files) != frames:
+            raise DataError(f"this model reads {frames} images per row ({', '.join(spec.image_cols)}); "
+                            f"upload exactly {frames}, got {len(files)}")
+        if files:
+            folder = state.session_dir() / "uploads"
+            paths = [service.save_upload(f.getvalue(), f.name, folder) for f in files]
+            images = np.stack([load_image(p, run.image_size) for p in paths])[None]
+    except DataError as exc:
+        st.error(f"Uploaded image not used: {exc}", icon=":material/broken_image:")
+        images = None
+
+with st.container(border=True):
+    st.markdown("**Features** · empty number = missing (the model imputes it)")
+    frame = view.feature_editor(run, ds, row, key=f"whatif_{run_dir}_{row}")
+
+try:
+    if images is None and spec.image_cols:
+        images = view.load_row_images(ds, run, row)[None]
+    inputs = run_inputs(run, frame, ds.root, images)
+    expl = explain_row(run, inputs)
+except DataError as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+unit = view.output_unit(run, expl.get("target"))
+
+st.subheader("Prediction")
+p1, p2 = st.columns([1, 2])
+if run.task == "classification":
+    probs = probabilities(service.predict(run, inputs), len(run.classes))[0]
+    best = int(probs.argmax())
+    p1.metric("Predicted class", run.classes[best], f"{probs[best]:.2%} probability", delta_color="off")
+    p1.metric(f"Explained output ({unit})", f"{expl['output']:.4f}")
+    with p2:
+        view.chart(view.probability_figure(dict(zip(run.classes, probs))), key="whatif_probs")
+else:
+    p1.metric(f"Predicted {run.config['target']}", view.fmt_number(expl["output"]))
+    if images is not None:
+        p2.image(list(images[0]), caption=[f"input image: {c}" for c in spec.image_cols], width=160)
+
+st.subheader("Why")
+st.caption(f"Baseline: {expl['baseline']}.")
+w1, w2 = st.columns(2)
+with w1:
+    view.chart(view.waterfall_figure(expl, unit), key="whatif_waterfall")
+with w2:
+    if expl["features"]:
+        view.chart(view.feature_bars_figure(expl["features"], unit, expl["feature_residual"]), key="whatif_features")
+if expl.get("grad_cam") is not None and images is not None:
+    st.markdown(f"**Grad-CAM** (regions that raise the {unit}; map scaled to its own maximum)")
+    overlays = view.grad_cam_overlays(expl["grad_cam"][0], images[0])
+    st.image(list(images[0]) + overlays, width=180,
+             caption=[f"{c}" for c in spec.image_cols] + [f"Grad-CAM {c}" for c in spec.image_cols])
+
+numeric = spec.numeric_cols
+if numeric:
+    st.subheader("Sweep one feature")
+    s1, s2 = st.columns([1, 3])
+    column = s1.selectbox("Feature", numeric, key="whatif_sweep_col")
+    points = s1.slider("Points", 5, 50, 25, key="whatif_sweep_points")
+    lo, hi = service.feature_range(run, ds, column)
+    xs = np.linspace(lo, hi, points)
+    outputs = service.sweep(run, inputs, column, xs)
+    current = float(frame[column].iloc[0]) if frame[column].notna().iloc[0] else None
+    if run.task == "classification":
+        probs = probabilities(outputs, len(run.classes))
+        series = ({f"P({run.classes[1]})": probs[:, 1]} if len(run.classes) == 2
+                  else {f"P({c})": probs[:, i] for i, c in enumerate(run.classes)})
+        y_title = "probability"
+    else:
+        series, y_title = {f"predicted {run.config['target']}": outputs[:, 0]}, f"predicted {run.config['target']}"
+    with s2:
+        view.chart(view.sweep_figure(xs, series, column, y_title, current), key="whatif_sweep")

@@ -1,0 +1,334 @@
+"""The browser-test harness, shared by tests/browser, bench/bench_app_training.py and
+scripts/screenshots.py: start/stop `streamlit run app.py` on a free port, and `Studio`, one
+browser session of the app (page switching through the sidebar, waiting for Streamlit to finish
+running, exception checks, Plotly data, screenshots).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# MMSTUDIO_APP_ROOT lets the suite drive another checkout of the app (e.g. a scratch copy).
+REPO = Path(os.environ.get("MMSTUDIO_APP_ROOT") or Path(__file__).resolve().parents[2]).resolve()
+ARTIFACTS = REPO / "test-artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+CHROMIUM = os.environ.get("MMSTUDIO_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1280, "height": 900}
+HEALTH_TIMEOUT = 60.0
+RUN_TIMEOUT_MS = 60_000          # one Streamlit script run (a page switch, a click)
+
+# Page titles in app.py -> the URL path Streamlit gives them (the file's stem; Home is the default).
+PAGES = {"Home": "", "Data": "data", "Model": "model", "Train": "train", "Results": "results",
+         "Explain": "explain", "What-if": "whatif", "Compare": "compare"}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------------------- server
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    tmpdir: Path              # the server's TMPDIR: session folders are created here
+    log: Path
+    proc: subprocess.Popen
+
+    def session_dirs(self) -> list[Path]:
+        return sorted(self.tmpdir.glob("mmstudio-session-*"), key=lambda p: p.stat().st_mtime)
+
+    def run_dirs(self) -> dict[Path, list[Path]]:
+        """Session folder -> its run folders (those that have a config.json or an events file)."""
+        out = {}
+        for s in self.session_dirs():
+            runs = s / "runs"
+            out[s] = sorted((r for r in runs.iterdir() if r.is_dir()), key=lambda p: p.stat().st_mtime) \
+                if runs.is_dir() else []
+        return out
+
+    def last_error(self, n: int = 40) -> str:
+        """The last traceback in the server log (what a page's redacted st.exception hides)."""
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        starts = [i for i, ln in enumerate(lines) if "Traceback (most recent call last)" in ln]
+        return "\n".join(lines[starts[-1]:starts[-1] + n]) if starts else ""
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+def start_server(tmpdir: Path, log: Path, extra_env: dict | None = None) -> Server:
+    """Start `streamlit run app.py` on a free port and wait for its health check (shared with bench/scripts)."""
+    streamlit = REPO / ".venv" / "bin" / "streamlit"
+    if not streamlit.exists():
+        streamlit = Path(shutil.which("streamlit") or Path(sys.executable).with_name("streamlit"))
+    port = _free_port()
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MMSTUDIO_MAX_JOBS": "2", "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1",
+           **(extra_env or {})}
+    logf = open(log, "wb")
+    proc = subprocess.Popen(
+        [str(streamlit), "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         # No reloads when files change under a running suite; plain tracebacks in the log.
+         "--server.fileWatcherType", "none", "--logger.enableRich", "false"],
+        cwd=REPO, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True)
+    logf.close()
+    server = Server(f"http://127.0.0.1:{port}", port, tmpdir, log, proc)
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode} before answering:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as r:
+                if r.status == 200 and r.read().decode().strip() == "ok":
+                    return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop_server(server)
+            raise RuntimeError(f"streamlit did not answer /_stcore/health within {HEALTH_TIMEOUT:.0f}s:\n"
+                               f"{server.log_tail()}")
+        time.sleep(0.25)
+
+
+def stop_server(server: Server) -> None:
+    """Stop the server and everything in its process group (training workers included)."""
+    try:
+        pgid = os.getpgid(server.proc.pid)
+    except ProcessLookupError:
+        return
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            server.proc.wait(timeout=wait)
+            # The leader is gone; make sure no worker of the group survives it.
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+# --------------------------------------------------------------------------------------- pages
+
+class PageError(AssertionError):
+    pass
+
+
+JS_PLOTLY_POINTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => ({
+    traces: (el.data || []).length,
+    points: (el.data || []).reduce((n, t) => n + ((t.y || t.z || t.values || []).length || 0), 0),
+    names: (el.data || []).map(t => t.name || ''),
+}))"""
+
+
+@dataclass
+class Studio:
+    """One browser session of the app."""
+    page: object
+    server: Server
+    name: str                   # screenshot prefix
+    step: int = 0
+    shots: list = field(default_factory=list)
+
+    # -- navigation and waiting
+    def open(self) -> None:
+        self.page.goto(self.server.url + "/", wait_until="domcontentloaded")
+        self.page.wait_for_selector('[data-testid="stApp"]', timeout=RUN_TIMEOUT_MS)
+        self.wait_idle()
+
+    def wait_idle(self, timeout_ms: int = RUN_TIMEOUT_MS, settle_ms: int = 250) -> None:
+        """Wait until Streamlit is connected and not running a script (after a short settle, so a
+        rerun triggered just before has begun). Pages with a live fragment toggle between running
+        and not running; this returns at the first idle moment."""
+        self.page.wait_for_timeout(settle_ms)
+        self.page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]',
+                                    state="attached", timeout=timeout_ms)
+        self.page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+                                    state="attached", timeout=timeout_ms)
+        self.page.wait_for_timeout(100)
+        self.check()
+
+    def goto(self, title: str) -> None:
+        """Switch page through the sidebar navigation (a page load would start a new session)."""
+        slug = PAGES[title]
+        nav = self.page.locator('[data-testid="stSidebarNav"]')
+        link = nav.locator(f'a[href$="/{slug}"]') if slug else nav.locator('a').filter(
+            has_text=re.compile(rf"{re.escape(title)}\s*$")).first
+        if link.count() == 0:
+            link = nav.get_by_role("link", name=re.compile(rf"{re.escape(title)}\s*$"))
+        link.first.click()
+        if slug:
+            self.page.wait_for_url(re.compile(rf"/{re.escape(slug)}(\?.*)?$"), timeout=RUN_TIMEOUT_MS)
+        self.wait_idle()
+
+    # -- checks and evidence
+    def problems(self) -> list[str]:
+        found = []
+        exc = self.page.locator('[data-testid="stException"]')
+        if exc.count():
+            found.append("st.exception shown: " + " | ".join(t.strip()[:500] for t in exc.all_inner_texts()))
+        body = self.page.evaluate("() => document.body ? document.body.innerText : ''")
+        if "Traceback" in body:
+            i = body.index("Traceback")
+            found.append("'Traceback' in page text: " + body[i:i + 500])
+        return found
+
+    def check(self) -> None:
+        problems = self.problems()
+        if problems:
+            self.shot("exception")
+            raise PageError(f"[{self.name}] the page shows an error at {self.page.url}:\n" + "\n".join(problems)
+                            + f"\n--- last traceback in the server log ({self.server.log}):\n{self.server.last_error()}")
+
+    def shot(self, label: str, full_page: bool = True) -> Path:
+        self.step += 1
+        path = SCREENSHOTS / f"{self.name}-{self.step:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.png"
+        try:
+            self.page.screenshot(path=str(path), full_page=full_page, timeout=15_000)
+            self.shots.append(path)
+        except Exception:  # noqa: BLE001  (a screenshot is evidence, never the failure itself)
+            pass
+        return path
+
+    # -- reading the page
+    def main(self):
+        return self.page.locator('[data-testid="stMain"], [data-testid="stAppViewContainer"]').first
+
+    def text(self) -> str:
+        return self.main().inner_text()
+
+    def plotly(self) -> list[dict]:
+        return self.page.evaluate(JS_PLOTLY_POINTS)
+
+    def plot_points(self) -> int:
+        return sum(p["points"] for p in self.plotly())
+
+    # -- widgets, found by label (regex, case-insensitive)
+    def button(self, pattern: str):
+        return self.page.get_by_role("button", name=re.compile(pattern, re.I))
+
+    def click(self, pattern: str, wait: bool = True) -> None:
+        self.button(pattern).first.click()
+        if wait:
+            self.wait_idle()
+
+    def widget(self, pattern: str, testid: str):
+        """The first widget container with this data-testid whose label matches."""
+        rx = re.compile(pattern, re.I)
+        return self.page.locator(f'[data-testid="{testid}"]').filter(
+            has=self.page.locator('[data-testid="stWidgetLabel"]', has_text=rx))
+
+    def select(self, label: str, option: str) -> bool:
+        """Choose `option` in a selectbox, radio or segmented control labelled `label`. False if absent."""
+        opt = re.compile(option, re.I)
+        box = self.widget(label, "stSelectbox")
+        if box.count():
+            box.first.locator('[data-baseweb="select"]').click()
+            self.page.get_by_role("option", name=opt).first.click()
+            self.wait_idle()
+            return True
+        radio = self.widget(label, "stRadio")
+        if radio.count():
+            radio.first.locator("label").filter(has_text=opt).first.click()
+            self.wait_idle()
+            return True
+        for testid in ("stButtonGroup", "stSegmentedControl", "stPills"):
+            group = self.widget(label, testid)
+            if group.count():
+                group.first.get_by_role("button", name=opt).first.click()
+                self.wait_idle()
+                return True
+        return False
+
+    def set_number(self, label: str, value) -> bool:
+        """Set a number input (or a slider via its keyboard) labelled `label`. False if absent."""
+        box = self.widget(label, "stNumberInput")
+        if box.count():
+            inp = box.first.locator("input")
+            inp.fill(str(value))
+            inp.press("Enter")
+            self.wait_idle()
+            return True
+        slider = self.widget(label, "stSlider")
+        if slider.count():
+            return self._set_slider(slider.first, value)
+        sel = self.widget(label, "stSelectSlider")
+        if sel.count():
+            return self._set_slider(sel.first, value)
+        box = self.widget(label, "stSelectbox")
+        if box.count():
+            box.first.locator('[data-baseweb="select"]').click()
+            self.page.get_by_role("option", name=re.compile(rf"^{re.escape(str(value))}$")).first.click()
+            self.wait_idle()
+            return True
+        return False
+
+    def _set_slider(self, slider, value) -> bool:
+        thumb = slider.locator('[role="slider"]').first
+        thumb.focus()
+        target = str(value)
+        for _ in range(200):
+            now = thumb.get_attribute("aria-valuetext") or thumb.get_attribute("aria-valuenow") or ""
+            try:
+                if float(now) == float(target):
+                    break
+                key = "ArrowLeft" if float(now) > float(target) else "ArrowRight"
+            except ValueError:
+                if now == target:
+                    break
+                key = "ArrowLeft"
+            thumb.press(key)
+        else:
+            return False
+        self.wait_idle()
+        return True
+
+
+_OPEN_STUDIOS: list[Studio] = []     # live pages, checked for exceptions when each test body ends
+
+
+def open_studio(browser, server: Server, name: str) -> tuple[Studio, object]:
+    """A new browser context (a separate Streamlit session) with the app open on Home."""
+    ctx = browser.new_context(viewport=VIEWPORT)
+    ctx.set_default_timeout(RUN_TIMEOUT_MS)
+    studio = Studio(ctx.new_page(), server, re.sub(r"[^A-Za-z0-9_-]+", "_", name))
+    _OPEN_STUDIOS.append(studio)
+    studio.open()
+    return studio, ctx
+
+
+def close_studio(studio: Studio, ctx) -> None:
+    if studio in _OPEN_STUDIOS:
+        _OPEN_STUDIOS.remove(studio)
+    ctx.close()
+
+

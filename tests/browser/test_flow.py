@@ -1,0 +1,266 @@
+"""A new user's whole flow in Chromium, one browser session through every page, in order:
+Home -> Data (skin_lesions) -> Model (gated, 32 px) -> Train 2 epochs (the live chart grows) ->
+a second run stopped midway -> Results -> What-if (a changed feature changes the prediction) ->
+Explain -> Compare (both runs listed).
+
+The steps share one browser session (module-scoped), so they run in file order; each saves
+screenshots under test-artifacts/screenshots/. Tiny settings keep the file to a couple of minutes.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from harness import Studio, close_studio, open_studio
+
+EPOCHS = 2
+IMAGE_SIZE = 32
+ARCH = ("gated", r"gated")                 # registry name, option label pattern
+LONG_EPOCHS = 200                          # the run that is stopped midway
+TRAIN_TIMEOUT = 150                        # seconds for the 2-epoch run (worker start + TF import)
+STOP_TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def flow(browser, server):
+    studio, ctx = open_studio(browser, server, "flow")
+    studio.state = {}
+    yield studio
+    close_studio(studio, ctx)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+def all_runs(server) -> set:
+    return {r for runs in server.run_dirs().values() for r in runs}
+
+
+def wait_for_text(s: Studio, pattern: str, timeout: float, what: str) -> str:
+    rx = re.compile(pattern, re.I)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s.check()
+        text = s.text()
+        m = rx.search(text)
+        if m:
+            return m.group(0)
+        s.page.wait_for_timeout(300)
+    s.shot(f"timeout-{what}")
+    raise AssertionError(f"{what}: no text matching /{pattern}/ within {timeout:.0f}s on {s.page.url}. "
+                         f"Page text ends with:\n{s.text()[-1500:]}")
+
+
+def set_if_offered(s: Studio, label: str, value) -> bool:
+    return s.set_number(label, value)
+
+
+def start_button(s: Studio):
+    return s.button(r"^\W*(start|train)\b").first
+
+
+def stop_button(s: Studio):
+    return s.button(r"^\W*stop\b").first
+
+
+def summary_of(run_dir) -> dict:
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+FINISHED = r"\b(finished|completed|done)\b[^\n]*"
+
+
+# -------------------------------------------------------------------------------------- steps
+
+def test_home(flow: Studio):
+    flow.goto("Home")
+    text = flow.text()
+    assert "Multimodal Studio" in text, text[:500]
+    assert re.search(r"quick start", text, re.I), "Home should show the three-step quick start"
+    flow.shot("home")
+
+
+def test_data_choose_sample(flow: Studio):
+    flow.goto("Data")
+    flow.shot("data-default")
+    assert flow.select(r"sample", r"skin"), "Data page: no 'Sample dataset' picker found"
+    text = flow.text()
+    assert re.search(r"600\s+rows", text), f"Data page should report the sample's 600 rows:\n{text[:800]}"
+    assert re.search(r"diagnosis", text), "the target column 'diagnosis' should be shown"
+    flow.shot("data-skin-lesions")
+    for tab in ("Images", "Roles", "Health"):
+        t = flow.page.get_by_role("tab", name=re.compile(tab, re.I))
+        if t.count():
+            t.first.click()
+            flow.wait_idle()
+            flow.shot(f"data-tab-{tab.lower()}")
+
+
+def test_model_choose_fusion(flow: Studio):
+    flow.goto("Model")
+    flow.shot("model-default")
+    assert flow.select(r"fusion|method|architecture", ARCH[1]), \
+        "Model page: no fusion-method picker (selectbox/radio labelled 'Fusion method') offers 'Gated'"
+    flow.state["image_size_on_model"] = set_if_offered(flow, r"image size", IMAGE_SIZE)
+    flow.state["epochs_on_model"] = set_if_offered(flow, r"^epochs", EPOCHS)
+    text = flow.text()
+    assert re.search(r"gated", text, re.I), "the chosen method's description should be shown"
+    assert re.search(r"param", text, re.I), "the parameter count should be shown"
+    flow.shot("model-gated")
+    # The chosen setup is mirrored in the URL's query parameters.
+    flow.state["model_url"] = flow.page.url
+
+
+def test_train_live_chart_grows(flow: Studio, server):
+    flow.goto("Train")
+    if not set_if_offered(flow, r"^epochs", EPOCHS):
+        assert flow.state.get("epochs_on_model"), "neither Model nor Train offers an 'Epochs' input"
+    if not flow.state.get("image_size_on_model"):
+        set_if_offered(flow, r"image size", IMAGE_SIZE)
+    flow.shot("train-ready")
+    before = all_runs(server)
+    start_button(flow).click()
+
+    samples, deadline, finished = [], time.monotonic() + TRAIN_TIMEOUT, None
+    shot_mid = False
+    while time.monotonic() < deadline:
+        flow.check()
+        samples.append(flow.plot_points())
+        if not shot_mid and samples[-1] > 0:
+            flow.shot("train-running")
+            shot_mid = True
+        m = re.search(FINISHED, flow.text(), re.I)
+        if m:
+            finished = m.group(0)
+            break
+        flow.page.wait_for_timeout(250)
+    flow.page.wait_for_timeout(1500)   # the fragment draws the final points
+    samples.append(flow.plot_points())
+    flow.shot("train-finished")
+    assert finished, f"training did not finish within {TRAIN_TIMEOUT}s; chart points seen: {samples[-20:]}"
+
+    distinct = [n for i, n in enumerate(samples) if n and (i == 0 or n != samples[i - 1])]
+    assert samples[-1] > 0, "no Plotly chart data on the Train page after training"
+    assert len(set(distinct)) >= 2 and max(distinct) > min(distinct), \
+        f"the live chart's data never grew while training (point counts sampled: {samples})"
+
+    new = sorted(all_runs(server) - before, key=lambda p: p.stat().st_mtime)
+    assert len(new) == 1, f"expected one new run folder, found {new}"
+    summary = summary_of(new[0])
+    assert summary.get("epochs_run") == EPOCHS, f"summary.json: {summary}"
+    assert summary.get("arch") == ARCH[0], f"the run should use the chosen fusion method: {summary}"
+    cfg = json.loads((new[0] / "config.json").read_text())
+    assert cfg["model"]["image_size"] == IMAGE_SIZE, f"image size not passed to training: {cfg['model']}"
+    flow.state["run_done"] = new[0]
+
+
+def test_stop_midway(flow: Studio, server):
+    flow.goto("Train")
+    if not set_if_offered(flow, r"^epochs", LONG_EPOCHS):
+        flow.goto("Model")
+        assert set_if_offered(flow, r"^epochs", LONG_EPOCHS), "no 'Epochs' input found"
+        flow.goto("Train")
+    before = all_runs(server)
+    start_button(flow).click()
+    # Let it train for a while so the stop happens midway.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not re.search(r"epoch\s+[2-9]\d*\s+of", flow.text(), re.I):
+        flow.check()
+        flow.page.wait_for_timeout(300)
+    flow.shot("stop-before")
+    stop_button(flow).click()
+    t0 = time.monotonic()
+    status = wait_for_text(flow, r"\bstopp(ed|ing)\b[^\n]*", STOP_TIMEOUT, "stop status")
+    if "stopping" in status.lower():
+        status = wait_for_text(flow, r"\bstopped\b[^\n]*", STOP_TIMEOUT - (time.monotonic() - t0), "stopped status")
+    flow.shot("stop-after")
+    new = sorted(all_runs(server) - before, key=lambda p: p.stat().st_mtime)
+    assert len(new) == 1, f"expected one new run folder, found {new}"
+    deadline = time.monotonic() + 30
+    while not summary_of(new[0]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    summary = summary_of(new[0])
+    assert summary.get("status") == "stopped", f"the stopped run should be saved with status 'stopped': {summary}"
+    assert 0 < summary.get("epochs_run", 0) < LONG_EPOCHS, summary
+    flow.state["run_stopped"] = new[0]
+    # Leave a small setting for the pages that follow.
+    set_if_offered(flow, r"^epochs", EPOCHS)
+
+
+def test_results(flow: Studio):
+    flow.goto("Results")
+    flow.page.wait_for_timeout(1000)
+    flow.wait_idle()
+    text = flow.text()
+    metrics = flow.page.locator('[data-testid="stMetric"]').count()
+    assert metrics or re.search(r"accuracy|auc", text, re.I), f"Results shows no metrics:\n{text[:1000]}"
+    charts = len(flow.plotly()) + flow.page.locator('[data-testid="stVegaLiteChart"], [data-testid="stImage"]').count()
+    assert charts, "Results shows no chart"
+    flow.shot("results")
+
+
+def _prediction_text(s: Studio) -> str:
+    metrics = s.page.locator('[data-testid="stMetric"]').all_inner_texts()
+    lines = [ln for ln in s.text().splitlines() if re.search(r"predict|probab|%|malignant|benign", ln, re.I)]
+    return "\n".join(metrics + lines)
+
+
+def test_whatif_prediction_changes(flow: Studio):
+    flow.goto("What-if")
+    flow.page.wait_for_timeout(1000)
+    flow.wait_idle()
+    flow.shot("whatif-before")
+    box = flow.widget(r"^\W*age\b", "stNumberInput")
+    assert box.count(), "What-if: no number input labelled 'age'"
+    inp = box.first.locator("input")
+    before_val = inp.input_value()
+    before = _prediction_text(flow)
+    assert before, "What-if shows no prediction"
+    new_val = "85" if not before_val or float(before_val) < 60 else "20"
+    flow.set_number(r"^\W*age\b", new_val)
+    # A form may need its submit button.
+    submit = flow.page.locator('[data-testid="stFormSubmitButton"] button')
+    deadline = time.monotonic() + 30
+    after = _prediction_text(flow)
+    clicked = False
+    while after == before and time.monotonic() < deadline:
+        if submit.count() and not clicked:
+            submit.first.click()
+            clicked = True
+            flow.wait_idle()
+        flow.page.wait_for_timeout(300)
+        flow.check()
+        after = _prediction_text(flow)
+    flow.shot("whatif-after")
+    assert after != before, f"changing age {before_val} -> {new_val} did not change the prediction:\n{before}"
+
+
+def test_explain(flow: Studio):
+    flow.goto("Explain")
+    flow.page.wait_for_timeout(1000)
+    flow.wait_idle()
+    flow.shot("explain")
+
+
+def _grid_text(s: Studio) -> str:
+    """Visible text plus the cells of st.dataframe grids (drawn on a canvas; their text is in an
+    accessibility table)."""
+    cells = s.page.evaluate("""() => Array.from(document.querySelectorAll(
+        '[data-testid="stDataFrame"] [role="gridcell"], [data-testid="stDataFrame"] [role="columnheader"],'
+        + ' [data-testid="stTable"] td, [data-testid="stTable"] th')).map(e => e.textContent).join('\\n')""")
+    return s.text() + "\n" + cells
+
+
+def test_compare_lists_runs(flow: Studio):
+    flow.goto("Compare")
+    flow.page.wait_for_timeout(1000)
+    flow.wait_idle()
+    flow.shot("compare")
+    text = _grid_text(flow)
+    runs = [flow.state[k] for k in ("run_done", "run_stopped") if k in flow.state]
+    assert runs, "no runs were trained in this session (earlier steps failed)"
+    missing = [r.name for r in runs if r.name not in text]
+    assert not missing, f"Compare does not list this session's runs {missing}; page text:\n{text[:1500]}"

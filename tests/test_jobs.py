@@ -1,0 +1,239 @@
+"""Tests for multimodal.jobs: real worker processes on a tiny dataset, the queue, stop, failures,
+and the pure helpers (progress parsing, fusion gain)."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from multimodal import jobs
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory) -> Path:
+    from multimodal.samples import generate
+    return generate("skin_lesions", tmp_path_factory.mktemp("jobs") / "d", rows=40, image_size=16)
+
+
+def config(csv: Path, **kw):
+    from multimodal.model import ModelConfig
+    from multimodal.training import TrainConfig
+    arch = kw.pop("arch", "late_concat")
+    return TrainConfig(data=str(csv), **{"epochs": 2, "batch_size": 8, **kw},
+                       model=ModelConfig(image_size=16, arch=arch))
+
+
+@pytest.fixture(autouse=True)
+def manager_limit():
+    """Each test sees an idle manager with the default limit, and leaves no worker behind."""
+    jobs.MANAGER.limit = None
+    yield
+    for job in jobs.MANAGER.active_jobs():
+        job.stop()
+    for job in list(jobs.MANAGER.running):
+        job.wait(jobs.GRACE_SECONDS + 10)
+    jobs.MANAGER.limit = None
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+# ------------------------------------------------------------------------------ real workers
+
+def test_job_trains_in_a_process_and_saves_the_run(tiny_csv, tmp_path):
+    run_dir = tmp_path / "run"
+    job = jobs.start_job(config(tiny_csv), run_dir)
+    assert job.state == "running" and job.pid and job.started
+    assert job.pid != __import__("os").getpid()
+    seen = []
+    while job.poll() in jobs.ACTIVE:
+        seen.append(len(job.progress().batch_points))
+        time.sleep(0.05)
+        assert len(seen) < 2000, "job took too long"
+    p = job.progress()
+    assert job.state == "finished", job.error
+    assert len(set(seen)) > 1, "events should grow while training"        # read incrementally
+    assert p.epoch == 2 and p.epochs == 2 and len(p.epoch_points) == 2
+    assert len(p.batch_points) == 2 * p.steps and p.fraction == 1.0
+    assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(p.epoch_points[-1])
+    assert p.end["status"] == "completed" and "val_accuracy" in p.end["metrics"]
+    for name in ("model.keras", "history.csv", "metrics.json", "config.json", "events.jsonl"):
+        assert (run_dir / name).exists(), name
+    assert job.exitcode == 0 and job.ended >= job.started
+    # a second reader from offset 0 sees the same events (append-only file)
+    again = jobs.Job(job.config, run_dir).progress()
+    assert len(again.batch_points) == len(p.batch_points)
+
+
+def test_queue_stop_and_data_errors(tiny_csv, tmp_path):
+    """With a limit of 1: later jobs wait in FIFO order; stop ends the running job within a batch
+    and keeps its partial model; then the next job starts, and bad input fails with its message."""
+    jobs.MANAGER.limit = 1
+    long = jobs.start_job(config(tiny_csv, epochs=200, patience=0), tmp_path / "long")
+    bad = jobs.start_job(config(tiny_csv, target="no_such_column"), tmp_path / "bad")
+    cancelled = jobs.start_job(config(tiny_csv, epochs=1), tmp_path / "cancelled")
+    assert long.state == "running"
+    assert bad.state == "queued" and bad.pid is None and bad.queue_position() == (1, 2)
+    assert cancelled.queue_position() == (2, 2) and "position 2 of 2" in cancelled.status_text()
+    cancelled.stop()                           # cancelling a queued job never starts it
+    assert cancelled.state == "stopped" and cancelled.poll() == "stopped" and cancelled.pid is None
+    assert bad.queue_position() == (1, 1)
+
+    wait_for(lambda: long.poll() != "running" or long.progress().batch_points, 90)
+    assert bad.poll() == "queued"
+    long.stop()
+    assert long.state == "stopping"
+    assert long.wait(jobs.GRACE_SECONDS) == "stopped"
+    p = long.progress()
+    assert p.end and p.end["status"] == "stopped" and p.end["epochs_run"] < 200
+    assert (tmp_path / "long" / "model.keras").exists() and (tmp_path / "long" / "history.csv").exists()
+    assert long.exitcode == 0                  # ended normally, not terminated
+
+    bad.poll()
+    assert bad.pid and bad.state in ("running", "failed")
+    assert bad.wait(60) == "failed"
+    assert "unknown column" in bad.error and "no_such_column" in bad.error and "Traceback" not in bad.error
+    assert "unknown column" in bad.status_text()
+    assert not (tmp_path / "cancelled" / "events.jsonl").exists()
+
+
+def test_internal_errors_get_a_short_message_and_a_log(tiny_csv, tmp_path):
+    job = jobs.start_job({**config(tiny_csv).to_dict(), "model": {"image_size": 16, "arch": "late_concat",
+                                                                  "encoder": "no_such_encoder"}}, tmp_path / "run")
+    assert job.wait(90) == "failed"
+    assert "worker.log" in job.error and len(job.error) < 400
+    assert "Traceback" in (tmp_path / "run" / "worker.log").read_text()
+
+
+# ----------------------------------------------------------------------- processes, no Keras
+
+def test_stop_terminates_a_worker_that_ignores_the_flag(tmp_path):
+    job = jobs.Job({"epochs": 1}, tmp_path / "run")
+    job._process = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,), daemon=True)
+    job._process.start()
+    job.state, job.stop_requested = "running", time.time() - jobs.GRACE_SECONDS - 1
+    assert job._check(time.time()) is True
+    assert job.state == "stopped" and not job._process.is_alive()
+
+
+def test_shutdown_terminates_running_workers(tmp_path):
+    manager = jobs._Manager()
+    job = jobs.Job({"epochs": 1}, tmp_path / "run")
+    job._process = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,), daemon=True)
+    job._process.start()
+    manager.running.append(job)
+    manager.shutdown()
+    assert not job._process.is_alive()
+
+
+def test_importing_jobs_loads_no_heavy_modules():
+    code = ("import sys, multimodal.jobs; "
+            "print(sorted(m for m in ('numpy', 'pandas', 'tensorflow', 'keras', 'streamlit') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_defaults_and_file_names_match_training():
+    from multimodal import training
+    defaults = {f.name: f.default for f in fields(training.TrainConfig)}
+    assert set(jobs.TRAIN_DEFAULTS) == set(jobs.SETTINGS)
+    assert {k: defaults[k] for k in jobs.SETTINGS} == jobs.TRAIN_DEFAULTS
+    assert (jobs.EVENTS_FILE, jobs.STOP_FILE) == (training.EVENTS_FILE, training.STOP_FILE)
+
+
+# ------------------------------------------------------------------------------ pure helpers
+
+def write_events(run_dir: Path, events: list[dict], partial: str = "") -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / jobs.EVENTS_FILE, "a") as f:
+        f.write("".join(json.dumps(e) + "\n" for e in events) + partial)
+
+
+def test_progress_reads_incrementally_and_estimates_eta(tmp_path):
+    job = jobs.Job({"epochs": 2}, tmp_path)
+    assert job.progress().started is False
+    write_events(tmp_path, [{"type": "start", "time": 0.0, "epochs": 2, "steps": 4, "rows": {"train": 32}}]
+                 + [{"type": "batch", "time": 10.0 + s, "epoch": 0, "step": s + 1, "steps": 4,
+                     "logs": {"loss": 1.0 / (s + 1)}} for s in range(2)], partial='{"type": "bat')
+    p = job.progress()
+    assert p.started and p.steps == 4 and p.step == 2 and len(p.batch_points) == 2
+    assert p.batch_points[-1] == {"x": 0.5, "loss": 0.5}
+    assert p.fraction == pytest.approx(2 / 8)
+    assert p.eta_seconds == pytest.approx(6.0)          # 1 s per batch, 6 batches left
+    with open(tmp_path / jobs.EVENTS_FILE, "a") as f:   # the half-written line completes later
+        f.write('ch", "time": 12.0, "epoch": 0, "step": 3, "steps": 4, "logs": {"loss": 0.3}}\n')
+    write_events(tmp_path, [{"type": "epoch", "time": 14.0, "epoch": 1, "logs": {"loss": 0.3, "val_loss": 0.4}}])
+    p = job.progress()
+    assert len(p.batch_points) == 3 and p.epoch == 1 and p.epoch_points == [{"x": 1, "loss": 0.3, "val_loss": 0.4}]
+    write_events(tmp_path, [{"type": "error", "time": 15.0, "message": "bad things"}])
+    assert job.progress().error == "bad things" == job.error
+
+
+def run(arch, value, task="classification", name=None):
+    key = "val_accuracy" if task == "classification" else "val_mae"
+    return {"arch": arch, "task": task, "metrics": {key: value}, "name": name or arch}
+
+
+def test_fusion_gain_higher_is_better():
+    g = jobs.fusion_gain([run("late_concat", 0.80), run("gated", 0.85), run("image_only", 0.70),
+                          run("tabular_only", 0.75)])
+    assert g["gain"] == pytest.approx(0.10) and g["metric"] == "accuracy" and g["higher_is_better"]
+    assert g["fusion"]["arch"] == "gated" and g["baseline"]["arch"] == "tabular_only" and g["missing"] == []
+    assert g["note"] == ""
+
+
+def test_fusion_gain_lower_is_better_positive_means_fusion_wins():
+    g = jobs.fusion_gain([run("late_concat", 10.0, "regression"), run("film", 12.0, "regression"),
+                          run("image_only", 15.0, "regression"), run("tabular_only", 13.0, "regression")])
+    assert g["metric"] == "mae" and not g["higher_is_better"]
+    assert g["gain"] == pytest.approx(3.0) and g["fusion"]["arch"] == "late_concat"
+    worse = jobs.fusion_gain([run("late_concat", 14.0, "regression"), run("tabular_only", 13.0, "regression")])
+    assert worse["gain"] == pytest.approx(-1.0)
+
+
+def test_fusion_gain_says_what_is_missing():
+    only_fusion = jobs.fusion_gain([run("late_concat", 0.8)])
+    assert only_fusion["gain"] is None and only_fusion["missing"] == ["image_only", "tabular_only"]
+    assert "baseline" in only_fusion["note"]
+    one_base = jobs.fusion_gain([run("late_concat", 0.8), run("image_only", 0.7)])
+    assert one_base["gain"] == pytest.approx(0.1) and one_base["missing"] == ["tabular_only"]
+    assert "tabular_only" in one_base["note"]
+    no_fusion = jobs.fusion_gain([run("image_only", 0.7)])
+    assert no_fusion["gain"] is None and "fusion" in no_fusion["note"]
+    assert jobs.fusion_gain([])["gain"] is None
+    # runs of another task or without the metric are ignored
+    mixed = jobs.fusion_gain([run("late_concat", 0.8), run("image_only", 0.7), run("tabular_only", 0.9),
+                              run("gated", 3.0, "regression"), {"arch": "film", "task": "classification",
+                                                               "metrics": {}}], task="classification")
+    assert mixed["gain"] == pytest.approx(-0.1)
+
+
+def test_reuse_config_changes_only_the_arch():
+    saved = {"data": "x.csv", "target": "t", "task": "classification", "overrides": {"a": "numeric"},
+             "epochs": 3, "batch_size": 8, "lr": 0.01, "classes": ["a", "b"], "features": {},
+             "model": {"arch": "gated", "image_size": 16}}
+    c = jobs.reuse_config(saved, "image_only")
+    assert c["model"] == {"arch": "image_only", "image_size": 16} and saved["model"]["arch"] == "gated"
+    assert "classes" not in c and c["epochs"] == 3
+    from multimodal.training import TrainConfig
+    assert TrainConfig.from_dict(c).model.arch == "image_only"
+
+
+def test_new_run_dir_is_unique(tmp_path):
+    a, b = jobs.new_run_dir(tmp_path, "late concat!"), jobs.new_run_dir(tmp_path, "late concat!")
+    assert a != b and a.is_dir() and b.is_dir() and "late_concat" in a.name
