@@ -11,6 +11,9 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from multimodal.data import DataError
 
 EXIT_USER_ERROR = 2
@@ -89,31 +92,49 @@ def cmd_train(args) -> None:
           f"{summary['train_seconds']:.1f}s -> {summary['run_dir']}\n{metrics}")
 
 
-def _rows_frame(args):
-    """The rows to predict: --row JSON (one object) or --csv FILE, with the folder images resolve against."""
-    import pandas as pd
-
+def _rows_inputs(args, run) -> dict:
+    """Model inputs for --row JSON (one object; image paths as given, relative to the working
+    directory) or --csv FILE (image paths relative to the CSV, as in a dataset)."""
     from multimodal.data import read_csv
-    if args.row is not None:
-        try:
-            row = json.loads(args.row)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--row is not valid JSON ({exc.msg} at char {exc.pos}); "
-                             "pass one object such as '{\"age\": 50}'") from None
-        if not isinstance(row, dict):
-            raise UsageError("--row must be one JSON object mapping column names to values")
-        return pd.DataFrame([row]), Path.cwd()
-    csv = Path(args.csv)
-    if not csv.is_file():
-        raise UsageError(f"--csv file '{csv}' does not exist")
-    return read_csv(csv), csv.resolve().parent
+    from multimodal.runs import run_inputs
+    if getattr(args, "csv", None):
+        csv = Path(args.csv)
+        if not csv.is_file():
+            raise UsageError(f"--csv file '{csv}' does not exist")
+        return run_inputs(run, read_csv(csv, min_rows=1), csv.resolve().parent)
+    try:
+        row = json.loads(args.row)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--row is not valid JSON ({exc.msg} at char {exc.pos}); "
+                         "pass one object such as '{\"age\": 50}'") from None
+    if not isinstance(row, dict):
+        raise UsageError("--row must be one JSON object mapping column names to values")
+    return run_inputs(run, pd.DataFrame([row]), images=_row_images(run, row))
+
+
+def _row_images(run, row: dict):
+    """Decode the row's own image files: the user names them on their command line."""
+    from multimodal.data import load_image
+    spec = run.spec
+    missing = [c for c in spec.image_cols if not row.get(c)] + [c for c in spec.tabular_cols if c not in row]
+    if missing:
+        raise UsageError(f"--row lacks column(s) {missing}; this model reads {spec.image_cols + spec.tabular_cols} "
+                         "(use null for an unknown feature value)")
+    if not spec.image_cols:
+        return None
+    frames = []
+    for col in run.spec.image_cols:
+        path = Path(str(row[col])).expanduser()
+        if not path.is_file():
+            raise UsageError(f"column '{col}': image file '{path}' does not exist")
+        frames.append(load_image(path, run.image_size))
+    return np.stack(frames)[None]
 
 
 def cmd_predict(args) -> None:
-    from multimodal.runs import describe_predictions, load_run, predict, run_inputs
+    from multimodal.runs import describe_predictions, load_run, predict
     run = load_run(Path(args.run_dir))
-    frame, root = _rows_frame(args)
-    rows = describe_predictions(run, predict(run, run_inputs(run, frame, root)))
+    rows = describe_predictions(run, predict(run, _rows_inputs(args, run)))
     text = "\n".join(f"row {r['row']}: {r['prediction']}" + (
         "  (" + ", ".join(f"{c}: {p:.3f}" for c, p in r["probabilities"].items()) + ")" if "probabilities" in r else "")
         for r in rows)
@@ -122,12 +143,9 @@ def cmd_predict(args) -> None:
 
 def cmd_explain(args) -> None:
     from multimodal.explain import explain_row, to_json
-    from multimodal.runs import load_run, run_inputs
+    from multimodal.runs import load_run
     run = load_run(Path(args.run_dir))
-    frame, root = _rows_frame(args)
-    if len(frame) != 1:
-        raise UsageError("explain takes exactly one row")
-    result = to_json(explain_row(run, run_inputs(run, frame, root)))
+    result = to_json(explain_row(run, _rows_inputs(args, run)))
     lines = [f"output {result['output']:.4f} = base {result['base_value']:.4f} ({result['baseline']})"]
     lines += [f"  {name:10} {value:+.4f}" for name, value in result["branches"].items()]
     lines += [f"  feature {name:20} {value:+.4f}" for name, value in result["features"].items()]
@@ -172,6 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up logging (which ignores TF_CPP_MIN_LOG_LEVEL in
+    2.21) sent to /dev/null, so stderr carries only our own messages."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "predict": cmd_predict,
             "explain": cmd_explain}
 
@@ -180,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
     try:
         args = build_parser().parse_args(argv)
+        if args.command in ("train", "predict", "explain"):
+            import_tensorflow_quietly()
         COMMANDS[args.command](args)
     except (UsageError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)

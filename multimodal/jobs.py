@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import re
+import sys
 import threading
 import time
 import traceback
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 EVENTS_FILE = "events.jsonl"       # must match multimodal.training (a test checks)
 STOP_FILE = "STOP"
 LOG_FILE = "worker.log"
+WORKER_PREFIX = "mmstudio-train-"  # name of the worker processes
 GRACE_SECONDS = 20.0               # a stop request waits this long before terminate()
 MAX_CONCURRENT_JOBS = int(os.environ.get("MMSTUDIO_MAX_JOBS", "2") or 2)
 ACTIVE = ("queued", "running", "stopping")
@@ -93,7 +95,7 @@ def _worker(config: Any, run_dir: str, dataset: Any, workdir: str | None, parent
                        workdir=Path(workdir) if workdir else None)
     except DataError as exc:
         _append_error(run, "data", str(exc))
-        raise SystemExit(2) from None
+        _exit(2)
     except Exception as exc:  # noqa: BLE001  (anything else: a short message and the full log)
         with open(run / LOG_FILE, "a", encoding="utf-8") as log:
             log.write(traceback.format_exc())
@@ -101,7 +103,39 @@ def _worker(config: Any, run_dir: str, dataset: Any, workdir: str | None, parent
         message = (f"Training failed with an internal error ({type(exc).__name__}{': ' + first if first else ''}). "
                    f"The full log is in {LOG_FILE} in the run folder.")
         _append_error(run, "internal", message)
-        raise SystemExit(1) from None
+        _exit(1)
+    _exit(0)
+
+
+def _exit(code: int) -> None:
+    """Leave at once: the run folder is complete, and TensorFlow's teardown takes seconds that
+    would keep a queue slot busy."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(code)
+
+
+def _skip_main_module_in_workers() -> None:
+    """Spawned children normally re-run the parent's __main__ file (under `streamlit run` that is
+    the streamlit script; from stdin it does not exist and the child dies). The worker needs
+    nothing from __main__, so for processes named WORKER_PREFIX* that step is left out."""
+    from multiprocessing import spawn
+    original = spawn.get_preparation_data
+    if getattr(original, "_mmstudio", False):
+        return
+
+    def get_preparation_data(name):
+        data = original(name)
+        if str(name).startswith(WORKER_PREFIX):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    get_preparation_data._mmstudio = True
+    spawn.get_preparation_data = get_preparation_data
 
 
 # ------------------------------------------------------------------------------------ progress
@@ -209,7 +243,9 @@ class Job:
             return f"queued: {where}, waiting for a free slot ({MAX_CONCURRENT_JOBS} trainings run at a time)"
         if self.state == "running":
             if not p.started:
-                return "running: preparing data and building the model"
+                return "running: loading the data and building the model"
+            if not p.batch_points:
+                return "running: compiling the model (the first batch takes the longest)"
             return f"running: epoch {min(p.epoch + 1, p.epochs)} of {p.epochs}, step {p.step} of {p.steps}"
         if self.state == "stopping":
             return "stopping after the current batch"
@@ -259,9 +295,10 @@ class Job:
 
     def _launch(self) -> None:
         ctx = multiprocessing.get_context("spawn")
+        _skip_main_module_in_workers()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._process = ctx.Process(
-            target=_worker, name=f"mmstudio-train-{self.run_dir.name}", daemon=True,
+            target=_worker, name=WORKER_PREFIX + self.run_dir.name, daemon=True,
             args=(self.config, str(self.run_dir), self.dataset, str(self.workdir) if self.workdir else None, os.getpid()))
         self._process.start()
         self.pid, self.started, self.state = self._process.pid, time.time(), "running"

@@ -36,11 +36,13 @@ if mode == MODES[0]:
         _pick_sample()
         st.rerun()
 else:
-    st.markdown("Upload **one .zip** of a folder holding one CSV and its images, **or** the CSV plus "
-                "its image files (select them all at once). Image paths in the CSV are relative to the "
-                f"CSV; uploads are limited to {dv.MAX_UPLOAD_BYTES // 2**20} MB and "
-                f"{dv.MAX_UPLOAD_FILES} files (bigger datasets: use the command line).")
-    files = st.file_uploader("Dataset files", accept_multiple_files=True, key="data_upload",
+    st.markdown("Upload **one .zip** of a folder holding one CSV and its images, **or** the CSV plus its "
+                "image files (add them in one or several steps; the upload is checked each time). Image paths "
+                f"in the CSV are relative to the CSV. Limits: {st.get_option('server.maxUploadSize')} MB per "
+                f"file, {dv.MAX_UPLOAD_BYTES // 2**20} MB and {dv.MAX_UPLOAD_FILES} files in all; bigger "
+                "datasets belong on the command line.")
+    generation = st.session_state.setdefault("data_upload_gen", 0)
+    files = st.file_uploader("Dataset files", accept_multiple_files=True, key=f"data_upload_{generation}",
                              type=["zip", "csv", *(e.lstrip(".") for e in IMAGE_EXTENSIONS)])
     signature = tuple((f.file_id, f.name, f.size) for f in files or [])
     if files and signature != st.session_state.get("data_upload_sig"):
@@ -48,6 +50,7 @@ else:
         with st.spinner("Checking and loading the upload..."):
             if dv.load_upload(files):
                 st.session_state.pop("dataset_options", None)
+                st.session_state.data_upload_gen = generation + 1  # a fresh, empty uploader
                 st.rerun()
 
 dv.show_error()

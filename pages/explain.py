@@ -68,9 +68,7 @@ if expl.get("grad_cam") is not None and images is not None:
     st.subheader("Image regions (Grad-CAM)")
     st.caption(f"Where the image encoder's last feature map raises the {unit}, with the row's real tabular values; "
                "each map is scaled to its own maximum (an all-dark map means no region raises it).")
-    overlays = view.grad_cam_overlays(expl["grad_cam"][0], images[0])
-    for col, name, image, overlay in zip(view.grid(len(overlays), 4), run.spec.image_cols, images[0], overlays):
-        col.image([image, overlay], caption=[name, f"Grad-CAM {name}"], width=150)
+    view.grad_cam_section(expl["grad_cam"][0], images[0], run.spec.image_cols, unit)
 
 if run.arch == "attention":
     st.subheader("Attention routing")

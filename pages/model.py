@@ -54,6 +54,7 @@ with pick:
     arch = st.radio("Fusion method", archs, key="m_arch",
                     format_func=lambda n: FUSION_METHODS[n].title + (" (baseline)" if FUSION_METHODS[n].is_baseline
                                                                      else ""))
+    count_slot = st.empty()
 method = FUSION_METHODS[arch]
 uses_images = any(b in ("image", "sequence") for b in method.branches)
 with show:
@@ -69,7 +70,8 @@ img_col, net_col, train_col = st.columns(3, gap="large")
 with img_col:
     st.markdown("**Image branch**" + ("" if uses_images else " (not used by this method)"))
     encoder = st.selectbox("Image encoder", list(IMAGE_ENCODERS), key="m_encoder", disabled=not uses_images,
-                           format_func=IMAGE_ENCODERS.get)
+                           format_func=lambda k: IMAGE_ENCODERS[k].split(" (")[0], help="\n\n".join(
+                               f"**{k}**: {v}" for k, v in IMAGE_ENCODERS.items()))
     if uses_images and not pretrained_weights_available(encoder):
         st.warning("MobileNetV2 ImageNet weights are not on this machine: **offline: random "
                    "initialisation**. It learns from scratch and slowly; the small CNN is quicker here.",
@@ -109,7 +111,6 @@ if st.query_params.to_dict() != written:
     st.query_params.from_dict(written)
 ss._model_query_written = written
 
-st.divider()
 counts = ss.setdefault("param_counts", {})
 key = dg.count_key(ds, config, train)
 if key not in counts:
@@ -118,10 +119,8 @@ if key not in counts:
             counts[key] = dg.param_count(ds, config, val_fraction, seed)
     except DataError as e:
         st.error(f"This setup cannot be built: {e}")
-count_col, link_col = st.columns([1, 2])
 if key in counts:
-    count_col.metric("Parameters", f"{counts[key]:,}", help="Weights of the full model Train will build "
-                     "(encoders + fusion head), counted on a real build of this setup.")
-with link_col:
-    st.markdown("The setup is saved for this session and in the page's link: share the URL to reproduce it.")
-    st.page_link("pages/train.py", label="Next: train this model", icon=":material/arrow_forward:")
+    count_slot.metric("Parameters", f"{counts[key]:,}", help="Weights of the full model Train will build "
+                      "(encoders + fusion head), counted on a real build of this setup.")
+st.markdown("The setup is saved for this session and in the page's link: share the URL to reproduce it.")
+st.page_link("pages/train.py", label="Next: train this model", icon=":material/arrow_forward:")

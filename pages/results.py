@@ -23,10 +23,11 @@ unit = ev.target if ev.task == "regression" else ""
 st.subheader(f"Metrics · {len(ev.rows)} {ev.split} rows · target '{ev.target}'")
 view.metric_cards(ev.metrics, unit)
 
+if ev.task == "classification":
+    normalize = st.toggle("Normalise the confusion matrix by row (recall per class)", key="results_cm_norm")
 left, right = st.columns(2)
 if ev.task == "classification":
     with left:
-        normalize = st.toggle("Normalise rows (recall per class)", key="results_cm_norm")
         view.chart(view.confusion_matrix_figure(ev.confusion, ev.classes, normalize))
     with right:
         view.chart(view.roc_figure(ev.roc))

@@ -60,7 +60,8 @@ p1, p2 = st.columns([1, 2])
 if run.task == "classification":
     probs = probabilities(service.predict(run, inputs), len(run.classes))[0]
     best = int(probs.argmax())
-    p1.metric("Predicted class", run.classes[best], f"{probs[best]:.2%} probability", delta_color="off")
+    p1.metric("Predicted class", run.classes[best], f"{probs[best]:.2%} probability", delta_color="off",
+              delta_arrow="off")
     p1.metric(f"Explained output ({unit})", f"{expl['output']:.4f}")
     with p2:
         view.chart(view.probability_figure(dict(zip(run.classes, probs))), key="whatif_probs")
@@ -79,9 +80,7 @@ with w2:
         view.chart(view.feature_bars_figure(expl["features"], unit, expl["feature_residual"]), key="whatif_features")
 if expl.get("grad_cam") is not None and images is not None:
     st.markdown(f"**Grad-CAM** (regions that raise the {unit}; map scaled to its own maximum)")
-    overlays = view.grad_cam_overlays(expl["grad_cam"][0], images[0])
-    st.image(list(images[0]) + overlays, width=180,
-             caption=[f"{c}" for c in spec.image_cols] + [f"Grad-CAM {c}" for c in spec.image_cols])
+    view.grad_cam_section(expl["grad_cam"][0], images[0], spec.image_cols, unit)
 
 numeric = spec.numeric_cols
 if numeric:

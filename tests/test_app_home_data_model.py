@@ -101,7 +101,7 @@ def zipped(files: dict[str, bytes], folder: str = "tiny/") -> bytes:
 
 def upload(at: AppTest, files: list[tuple[str, bytes, str]]) -> AppTest:
     at.radio(key="data_mode").set_value("Upload your own").run()
-    at.file_uploader(key="data_upload").set_value(files).run()
+    at.file_uploader[0].set_value(files).run()
     return at
 
 
@@ -137,16 +137,18 @@ def test_upload_zip_loads_dataset_inside_session_folder(app_path):
     assert ds.name == "tiny" and len(ds.frame) == 12 and ds.features.image_cols == ["image"]
     session = at.session_state["session_folder"].path
     assert ds.csv_path.is_relative_to(session / "uploads")
+    assert not at.file_uploader[0].value  # the uploader is emptied for the next upload
 
 
-def test_upload_csv_plus_images_by_base_name(app_path):
-    files = tiny_files()
+@pytest.mark.parametrize("prefix", ["images/", ""])
+def test_upload_csv_plus_images_by_base_name(app_path, prefix):
+    files = tiny_files(prefix=prefix)
     uploads = [(Path(n).name, c, "image/png" if n.endswith(".png") else "text/csv") for n, c in files.items()]
     at = open_page(app_path, "pages/data.py")
     upload(at, uploads)
     assert not at.exception and not at.error, errors(at)
     ds = at.session_state["dataset"]
-    assert ds.csv_path.name == "data.csv" and (ds.root / "images" / "img00.png").is_file()
+    assert ds.csv_path.name == "data.csv" and (ds.root / prefix / "img00.png").is_file()
 
 
 @pytest.mark.parametrize("files, expected", [
@@ -184,6 +186,8 @@ def test_save_uploads_limits_and_names(tmp_path, monkeypatch):
     f = lambda name: SimpleNamespace(name=name, size=3, getvalue=lambda: b"abc")  # noqa: E731
     with pytest.raises(DataError, match="not both"):
         data_view.save_uploads([f("a.zip"), f("b.csv")], tmp_path / "b")
+    with pytest.raises(DataError, match="remove all but one"):
+        data_view.save_uploads([f("a.zip"), f("b.zip")], tmp_path / "b")
     with pytest.raises(DataError, match="not a CSV, zip or image"):
         data_view.save_uploads([f("a.csv"), f("run.exe")], tmp_path / "c")
     with pytest.raises(DataError, match="no CSV"):

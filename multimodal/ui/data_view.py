@@ -85,8 +85,11 @@ def save_uploads(files: Sequence[Any], dest: Path) -> Path:
     other = [n for n in named if n not in zips + csvs + images]
     if other:
         raise DataError(f"'{other[0]}' is not a CSV, zip or image ({', '.join(IMAGE_EXTENSIONS)}); remove it")
+    if len(zips) > 1:
+        raise DataError(f"{len(zips)} zip files uploaded ({', '.join(zips[:3])}); remove all but one")
     if zips and len(named) > 1:
-        raise DataError("upload either one .zip of the dataset folder, or a CSV plus image files, not both")
+        raise DataError("upload either one .zip of the dataset folder, or a CSV plus image files, not both; "
+                        "remove the extra files")
     if not zips and len(csvs) != 1:
         raise DataError("no CSV uploaded; add the one CSV that lists the rows" if not csvs else
                         f"{len(csvs)} CSV files uploaded ({', '.join(csvs[:3])}); upload exactly one")
@@ -237,6 +240,11 @@ def role_form(ds: Dataset) -> dict | None:
 
 # ---------------------------------------------------------------- health report
 
+def _span(stats: dict) -> str:
+    lo, mid, hi = (int(round(stats[k])) for k in ("min", "median", "max"))
+    return f"{lo} px" if lo == hi else f"{lo}-{hi} px (median {mid})"
+
+
 def health(ds: Dataset, report: dict) -> None:
     """Rows, missing values per column, class balance or target histogram, image sizes."""
     a, b, c, d = st.columns(4)
@@ -263,9 +271,9 @@ def health(ds: Dataset, report: dict) -> None:
     if ds.features.image_cols:
         w, h = images["width"], images["height"]
         if images["sampled"]:
-            st.markdown(f"**Image sizes** ({images['sampled']} images sampled): width {w['min']}-{w['max']} px "
-                        f"(median {w['median']:.0f}), height {h['min']}-{h['max']} px (median {h['median']:.0f}). "
-                        "Images are resized to the model's image size when training.")
+            st.markdown(f"**Image sizes** ({images['sampled']} images sampled): width {_span(images['width'])}, "
+                        f"height {_span(images['height'])}. Images are resized to the model's image size "
+                        "when training.")
         for problem in images["problems"][:5]:
             st.warning(problem, icon=":material/warning:")
     if report.get("encoding"):

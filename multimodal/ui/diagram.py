@@ -67,7 +67,7 @@ def fusion_dot(method: Any, spec: FeatureSpec, *, encoder: str = "small_cnn", ta
         if branch in ("image", "sequence") and len(cols) > 1:
             heading = "ordered frames" if branch == "sequence" else "images (averaged)"
         else:
-            heading = "image" if kind == "image" else "table columns"
+            heading = "image column" if kind == "image" else "table columns"
         node(f"in_{branch}", f"{heading}\n{_columns_label(cols) or '(none)'}", kind, "note")
         node(f"enc_{branch}", BRANCH_LABELS[branch].format(encoder=encoder), kind)
         lines.append(f"in_{branch} -> enc_{branch};")

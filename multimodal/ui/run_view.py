@@ -186,12 +186,13 @@ def slice_bars_figure(slices: pd.DataFrame, metric: str, column: str, overall: f
     fig = go.Figure(go.Bar(x=slices["slice"].astype(str), y=np.nan_to_num(values), text=text, textposition="auto",
                            marker_color=TOTAL, hovertemplate="%{x}<br>" + METRIC_NAMES.get(metric, metric)
                            + " %{y:.4g}<extra></extra>"))
+    title = f"{METRIC_NAMES.get(metric, metric)} by {column}"
     if overall is not None and np.isfinite(overall):
-        fig.add_hline(y=overall, line=dict(dash="dash", color=NEGATIVE),
-                      annotation_text=f"all rows {fmt_number(overall)}", annotation_position="top left")
+        fig.add_hline(y=overall, line=dict(dash="dash", color=NEGATIVE))
+        title += f"<br><sup>dashed line: all rows ({fmt_number(overall)})</sup>"
     fig.update_xaxes(title=column, type="category")
     fig.update_yaxes(title=METRIC_NAMES.get(metric, metric))
-    return _layout(fig, f"{METRIC_NAMES.get(metric, metric)} by {column}")
+    return _layout(fig, title)
 
 
 def bars_figure(values: dict[str, float], title: str, x_title: str, signed: bool = True,
@@ -234,13 +235,10 @@ def waterfall_figure(expl: dict, unit: str) -> go.Figure:
 
 
 def feature_bars_figure(features: dict[str, float], unit: str, residual: float | None = None) -> go.Figure:
-    fig = bars_figure(features, "Tabular features (Integrated Gradients)", f"contribution ({unit})")
+    title = "Tabular features (Integrated Gradients)"
     if residual is not None:
-        fig.add_annotation(text=f"completeness residual {residual:+.2g} (features sum − tabular branch)",
-                           xref="paper", yref="paper", x=1, y=-0.02, xanchor="right", yanchor="top",
-                           showarrow=False, font=dict(size=11, color="#616161"))
-        fig.update_layout(margin=dict(b=40))
-    return fig
+        title += f"<br><sup>completeness residual {residual:+.2g} (sum of features − tabular branch value)</sup>"
+    return bars_figure(features, title, f"contribution ({unit})")
 
 
 def probability_figure(probs: dict[str, float]) -> go.Figure:
@@ -276,6 +274,16 @@ def grad_cam_overlays(cam: np.ndarray, images: np.ndarray) -> list[np.ndarray]:
     """One RGB overlay per frame: cam (T, h, w) maps in [0, 1] on images (T, S, S, 3)."""
     from multimodal.explain import upsample_overlay
     return [upsample_overlay(cam[t], images[t]) for t in range(len(images))]
+
+
+def grad_cam_section(cam: np.ndarray, images: np.ndarray, names: list[str], unit: str) -> None:
+    """Each frame next to its Grad-CAM overlay, with a plain note when the map is zero everywhere."""
+    overlays = grad_cam_overlays(cam, images)
+    st.image(list(images) + overlays, width=180, caption=list(names) + [f"Grad-CAM {n}" for n in names])
+    vanished = [n for n, m in zip(names, cam) if not np.any(m > 0)]
+    if vanished:
+        st.caption(f"Grad-CAM is zero everywhere for {', '.join(vanished)}: no region of the image raises the "
+                   f"{unit} (the image lowers it here, or the map vanished), so the overlay shows no hot spot.")
 
 
 def grid(n: int, per_row: int = 4):

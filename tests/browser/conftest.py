@@ -60,6 +60,8 @@ def browser(playwright_api):
 def server(browser, tmp_path_factory):
     """Depends on `browser` so a missing browser skips/fails before a server is started."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):   # this run's evidence only
+        old.unlink()
     try:
         srv = start_server(tmp_path_factory.mktemp("streamlit-tmp"), ARTIFACTS / "streamlit.log")
     except RuntimeError as exc:

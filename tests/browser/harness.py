@@ -213,7 +213,20 @@ class Studio:
         self.step += 1
         path = SCREENSHOTS / f"{self.name}-{self.step:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.png"
         try:
-            self.page.screenshot(path=str(path), full_page=full_page, timeout=15_000)
+            if full_page:   # the app scrolls inside stMain, so grow the viewport to the content
+                size = self.page.viewport_size or VIEWPORT
+                height = self.page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]');
+                    return m ? m.scrollHeight : document.body.scrollHeight; }""")
+                tall = min(max(int(height), size["height"]), 6000)
+                if tall > size["height"]:
+                    self.page.set_viewport_size({"width": size["width"], "height": tall})
+                    self.page.wait_for_timeout(300)
+                try:
+                    self.page.screenshot(path=str(path), timeout=15_000)
+                finally:
+                    self.page.set_viewport_size(size)
+            else:
+                self.page.screenshot(path=str(path), timeout=15_000)
             self.shots.append(path)
         except Exception:  # noqa: BLE001  (a screenshot is evidence, never the failure itself)
             pass
@@ -252,13 +265,17 @@ class Studio:
         opt = re.compile(option, re.I)
         box = self.widget(label, "stSelectbox")
         if box.count():
-            box.first.locator('[data-baseweb="select"]').click()
+            combo = box.first.get_by_role("combobox")
+            if opt.search(combo.input_value() or ""):
+                return True
+            combo.click()
             self.page.get_by_role("option", name=opt).first.click()
             self.wait_idle()
             return True
         radio = self.widget(label, "stRadio")
         if radio.count():
-            radio.first.locator("label").filter(has_text=opt).first.click()
+            choice = radio.first.locator('[data-testid="stRadioOption"], label').filter(has_text=opt).first
+            choice.click()
             self.wait_idle()
             return True
         for testid in ("stButtonGroup", "stSegmentedControl", "stPills"):
@@ -270,10 +287,12 @@ class Studio:
         return False
 
     def set_number(self, label: str, value) -> bool:
-        """Set a number input (or a slider via its keyboard) labelled `label`. False if absent."""
+        """Set a number input, slider or select slider labelled `label`. False if absent."""
         box = self.widget(label, "stNumberInput")
         if box.count():
             inp = box.first.locator("input")
+            if inp.input_value() == str(value):
+                return True
             inp.fill(str(value))
             inp.press("Enter")
             self.wait_idle()
@@ -281,34 +300,35 @@ class Studio:
         slider = self.widget(label, "stSlider")
         if slider.count():
             return self._set_slider(slider.first, value)
-        sel = self.widget(label, "stSelectSlider")
-        if sel.count():
-            return self._set_slider(sel.first, value)
         box = self.widget(label, "stSelectbox")
         if box.count():
-            box.first.locator('[data-baseweb="select"]').click()
-            self.page.get_by_role("option", name=re.compile(rf"^{re.escape(str(value))}$")).first.click()
-            self.wait_idle()
-            return True
+            return self.select(label, rf"^{re.escape(str(value))}$")
         return False
 
     def _set_slider(self, slider, value) -> bool:
-        thumb = slider.locator('[role="slider"]').first
+        """Move a (select) slider with the keyboard until its value text equals `value`."""
+        thumb = slider.locator('input[type="range"], [role="slider"]').first
+
+        def now() -> str:
+            return (thumb.get_attribute("aria-valuetext") or thumb.input_value() or "").strip()
+
+        if now() == str(value):
+            return True
         thumb.focus()
-        target = str(value)
-        for _ in range(200):
-            now = thumb.get_attribute("aria-valuetext") or thumb.get_attribute("aria-valuenow") or ""
+        thumb.press("Home")
+        for _ in range(500):
+            current = now()
             try:
-                if float(now) == float(target):
-                    break
-                key = "ArrowLeft" if float(now) > float(target) else "ArrowRight"
+                hit = float(current) == float(value)
             except ValueError:
-                if now == target:
-                    break
-                key = "ArrowLeft"
-            thumb.press(key)
-        else:
-            return False
+                hit = current == str(value)
+            if hit:
+                break
+            before = thumb.input_value()
+            thumb.press("ArrowRight")
+            if thumb.input_value() == before:     # at the end without a match
+                self.wait_idle()
+                return False
         self.wait_idle()
         return True
 
@@ -332,3 +352,70 @@ def close_studio(studio: Studio, ctx) -> None:
     ctx.close()
 
 
+
+
+# ------------------------------------------------------------------------- the app's own steps
+# Shared by the tests, the benchmark and the screenshot script. Labels follow the pages:
+# Model has the "Fusion method" radio, "Image size (pixels)" and "Epochs (maximum)"; Train has
+# Start / Stop buttons and a status line ("running: ...", "finished: ...", "stopped ...").
+
+FINISHED = r"\b(finished|completed)\b[^\n]*"
+STOPPED = r"\bstopped\b[^\n]*"
+FAILED = r"\bfailed\b:[^\n]*"
+
+
+def configure(s: Studio, arch_label: str, epochs: int, image_size: int | None = None) -> None:
+    """On the Model page: choose the fusion method, epochs and image size."""
+    s.goto("Model")
+    if not s.select(r"fusion|method|architecture", arch_label):
+        raise PageError(f"Model page: no 'Fusion method' picker offering /{arch_label}/")
+    if image_size is not None and not s.set_number(r"image size", image_size):
+        raise PageError(f"Model page: could not set 'Image size' to {image_size}")
+    if not s.set_number(r"^\W*epochs", epochs):
+        raise PageError("Model page: no 'Epochs' input")
+
+
+def start_training(s: Studio) -> None:
+    """On the Train page: click Start (its label begins with 'Start' or 'Train')."""
+    if not s.page.url.rstrip("/").endswith("/train"):
+        s.goto("Train")
+    button = s.button(r"^\W*(start|train)\b")
+    if not button.count():
+        raise PageError("Train page: no Start button")
+    button.first.click()
+
+
+def wait_for_text(s: Studio, pattern: str, timeout: float, what: str, on_poll=None) -> str:
+    """Poll the page text until `pattern` matches; fail with the page's text otherwise."""
+    rx = re.compile(pattern, re.I)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s.check()
+        if on_poll:
+            on_poll()
+        m = rx.search(s.text())
+        if m:
+            return m.group(0)
+        failed = re.search(FAILED, s.text(), re.I)
+        if failed:
+            s.shot(f"failed-{what}")
+            raise PageError(f"{what}: the page reports '{failed.group(0)}'")
+        s.page.wait_for_timeout(250)
+    s.shot(f"timeout-{what}")
+    raise AssertionError(f"{what}: no text matching /{pattern}/ within {timeout:.0f}s on {s.page.url}. "
+                         f"Page text ends with:\n{s.text()[-1500:]}")
+
+
+def new_runs(server: Server, before: set, timeout: float = 15.0, count: int = 1) -> list[Path]:
+    """Run folders created since `before` (waits for `count` to appear)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = {r for runs in server.run_dirs().values() for r in runs}
+        fresh = sorted(now - before, key=lambda p: p.stat().st_mtime)
+        if len(fresh) >= count or time.monotonic() > deadline:
+            return fresh
+        time.sleep(0.2)
+
+
+def all_runs(server: Server) -> set:
+    return {r for runs in server.run_dirs().values() for r in runs}

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from harness import Studio, close_studio, open_studio
+from harness import (FINISHED, STOPPED, PageError, Studio, all_runs, close_studio, new_runs, open_studio,
+                     start_training, wait_for_text)
 
 EPOCHS = 2
 IMAGE_SIZE = 32
@@ -34,43 +35,9 @@ def flow(browser, server):
 
 # ------------------------------------------------------------------------------------ helpers
 
-def all_runs(server) -> set:
-    return {r for runs in server.run_dirs().values() for r in runs}
-
-
-def wait_for_text(s: Studio, pattern: str, timeout: float, what: str) -> str:
-    rx = re.compile(pattern, re.I)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s.check()
-        text = s.text()
-        m = rx.search(text)
-        if m:
-            return m.group(0)
-        s.page.wait_for_timeout(300)
-    s.shot(f"timeout-{what}")
-    raise AssertionError(f"{what}: no text matching /{pattern}/ within {timeout:.0f}s on {s.page.url}. "
-                         f"Page text ends with:\n{s.text()[-1500:]}")
-
-
-def set_if_offered(s: Studio, label: str, value) -> bool:
-    return s.set_number(label, value)
-
-
-def start_button(s: Studio):
-    return s.button(r"^\W*(start|train)\b").first
-
-
-def stop_button(s: Studio):
-    return s.button(r"^\W*stop\b").first
-
-
 def summary_of(run_dir) -> dict:
     path = run_dir / "summary.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-FINISHED = r"\b(finished|completed|done)\b[^\n]*"
 
 
 # -------------------------------------------------------------------------------------- steps
@@ -103,29 +70,24 @@ def test_model_choose_fusion(flow: Studio):
     flow.goto("Model")
     flow.shot("model-default")
     assert flow.select(r"fusion|method|architecture", ARCH[1]), \
-        "Model page: no fusion-method picker (selectbox/radio labelled 'Fusion method') offers 'Gated'"
-    flow.state["image_size_on_model"] = set_if_offered(flow, r"image size", IMAGE_SIZE)
-    flow.state["epochs_on_model"] = set_if_offered(flow, r"^epochs", EPOCHS)
+        "Model page: no fusion-method picker (radio/selectbox labelled 'Fusion method') offers 'Gated'"
+    assert flow.set_number(r"image size", IMAGE_SIZE), "Model page: no 'Image size' setting"
+    assert flow.set_number(r"^\W*epochs", EPOCHS), "Model page: no 'Epochs' input"
     text = flow.text()
     assert re.search(r"gated", text, re.I), "the chosen method's description should be shown"
     assert re.search(r"param", text, re.I), "the parameter count should be shown"
     flow.shot("model-gated")
-    # The chosen setup is mirrored in the URL's query parameters.
-    flow.state["model_url"] = flow.page.url
+    # The chosen setup is mirrored in the URL's query parameters (a shared link reproduces it).
+    assert "gated" in flow.page.url, f"the fusion method is not in the page's URL: {flow.page.url}"
 
 
 def test_train_live_chart_grows(flow: Studio, server):
     flow.goto("Train")
-    if not set_if_offered(flow, r"^epochs", EPOCHS):
-        assert flow.state.get("epochs_on_model"), "neither Model nor Train offers an 'Epochs' input"
-    if not flow.state.get("image_size_on_model"):
-        set_if_offered(flow, r"image size", IMAGE_SIZE)
     flow.shot("train-ready")
     before = all_runs(server)
-    start_button(flow).click()
+    start_training(flow)
 
-    samples, deadline, finished = [], time.monotonic() + TRAIN_TIMEOUT, None
-    shot_mid = False
+    samples, deadline, finished, shot_mid = [], time.monotonic() + TRAIN_TIMEOUT, None, False
     while time.monotonic() < deadline:
         flow.check()
         samples.append(flow.plot_points())
@@ -136,18 +98,20 @@ def test_train_live_chart_grows(flow: Studio, server):
         if m:
             finished = m.group(0)
             break
-        flow.page.wait_for_timeout(250)
-    flow.page.wait_for_timeout(1500)   # the fragment draws the final points
+        flow.page.wait_for_timeout(200)
+    flow.page.wait_for_timeout(1500)   # the fragment draws the last points
     samples.append(flow.plot_points())
     flow.shot("train-finished")
-    assert finished, f"training did not finish within {TRAIN_TIMEOUT}s; chart points seen: {samples[-20:]}"
+    assert finished, (f"training did not finish within {TRAIN_TIMEOUT}s; chart points seen: {samples[-20:]}; "
+                      f"page text ends:\n{flow.text()[-800:]}")
 
     distinct = [n for i, n in enumerate(samples) if n and (i == 0 or n != samples[i - 1])]
+    flow.state["chart_samples"] = samples
     assert samples[-1] > 0, "no Plotly chart data on the Train page after training"
-    assert len(set(distinct)) >= 2 and max(distinct) > min(distinct), \
-        f"the live chart's data never grew while training (point counts sampled: {samples})"
+    assert len(distinct) >= 2 and max(distinct) > min(distinct), \
+        f"the live chart's data never grew while training (point counts sampled every ~0.2 s: {samples})"
 
-    new = sorted(all_runs(server) - before, key=lambda p: p.stat().st_mtime)
+    new = new_runs(server, before)
     assert len(new) == 1, f"expected one new run folder, found {new}"
     summary = summary_of(new[0])
     assert summary.get("epochs_run") == EPOCHS, f"summary.json: {summary}"
@@ -158,36 +122,33 @@ def test_train_live_chart_grows(flow: Studio, server):
 
 
 def test_stop_midway(flow: Studio, server):
+    flow.goto("Model")
+    assert flow.set_number(r"^\W*epochs", LONG_EPOCHS), "Model page: no 'Epochs' input"
     flow.goto("Train")
-    if not set_if_offered(flow, r"^epochs", LONG_EPOCHS):
-        flow.goto("Model")
-        assert set_if_offered(flow, r"^epochs", LONG_EPOCHS), "no 'Epochs' input found"
-        flow.goto("Train")
     before = all_runs(server)
-    start_button(flow).click()
-    # Let it train for a while so the stop happens midway.
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not re.search(r"epoch\s+[2-9]\d*\s+of", flow.text(), re.I):
-        flow.check()
-        flow.page.wait_for_timeout(300)
+    start_training(flow)
+    # Let it train into epoch 2 so the stop happens midway.
+    wait_for_text(flow, r"epoch\s+([2-9]|\d\d+)\s+of\s+\d+", 120, "training reaches epoch 2")
+    points = flow.plot_points()
     flow.shot("stop-before")
-    stop_button(flow).click()
-    t0 = time.monotonic()
-    status = wait_for_text(flow, r"\bstopp(ed|ing)\b[^\n]*", STOP_TIMEOUT, "stop status")
-    if "stopping" in status.lower():
-        status = wait_for_text(flow, r"\bstopped\b[^\n]*", STOP_TIMEOUT - (time.monotonic() - t0), "stopped status")
+    stop = flow.button(r"^\W*stop\b")
+    assert stop.count(), "Train page: no Stop button while training"
+    stop.first.click()
+    status = wait_for_text(flow, STOPPED, STOP_TIMEOUT, "stopped status")
     flow.shot("stop-after")
-    new = sorted(all_runs(server) - before, key=lambda p: p.stat().st_mtime)
+    new = new_runs(server, before)
     assert len(new) == 1, f"expected one new run folder, found {new}"
     deadline = time.monotonic() + 30
     while not summary_of(new[0]) and time.monotonic() < deadline:
         time.sleep(0.5)
     summary = summary_of(new[0])
-    assert summary.get("status") == "stopped", f"the stopped run should be saved with status 'stopped': {summary}"
+    assert summary.get("status") == "stopped", f"the stopped run should be saved as 'stopped' ({status}): {summary}"
     assert 0 < summary.get("epochs_run", 0) < LONG_EPOCHS, summary
+    assert points > 0, "the chart showed no data before Stop"
     flow.state["run_stopped"] = new[0]
-    # Leave a small setting for the pages that follow.
-    set_if_offered(flow, r"^epochs", EPOCHS)
+    # Small settings again for whatever follows.
+    flow.goto("Model")
+    flow.set_number(r"^\W*epochs", EPOCHS)
 
 
 def test_results(flow: Studio):

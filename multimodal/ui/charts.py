@@ -1,0 +1,110 @@
+"""Plotly figures for the Train and Compare pages (one look: train blue, validation orange).
+
+Points come from jobs.Progress: batch points {"x": fractional epoch, "loss": ..., ...} and epoch
+points {"x": epoch, "loss": ..., "val_loss": ...}. Both share the x axis "epoch".
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+TRAIN = "#1f77b4"
+VAL = "#ff7f0e"
+MAX_BATCH_POINTS = 2000        # thin long runs so every redraw stays cheap
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+           "#ff7f0e", "#7f7f7f"]
+BASELINE_COLORS = {"image_only": "#7f7f7f", "tabular_only": "#bcbd22"}
+METRIC_TITLES = {
+    "accuracy": "accuracy (fraction correct)",
+    "mae": "MAE (target units)",
+    "rmse": "RMSE (target units)",
+    "auc": "ROC AUC",
+    "loss": "loss",
+}
+
+
+def metric_title(metric: str) -> str:
+    return METRIC_TITLES.get(metric, metric)
+
+
+def _thin(points: list[dict]) -> list[dict]:
+    if len(points) <= MAX_BATCH_POINTS:
+        return points
+    step = -(-len(points) // MAX_BATCH_POINTS)
+    return points[::step] + ([points[-1]] if (len(points) - 1) % step else [])
+
+
+def _series(points: list[dict], key: str) -> tuple[list, list]:
+    pts = [p for p in points if key in p]
+    return [p["x"] for p in pts], [p[key] for p in pts]
+
+
+def training_curves(batch_points: list[dict], epoch_points: list[dict], metric: str,
+                    loss_label: str = "loss", epochs: int | None = None) -> go.Figure:
+    """Two panels: loss and the main metric; per-batch running values faint, per-epoch train vs
+    validation as lines with markers. `epochs` fixes the x range so the chart does not jump."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=(f"Loss ({loss_label})", metric_title(metric).capitalize()))
+    batch_points = _thin(batch_points)
+    for col, key in ((1, "loss"), (2, metric)):
+        legend = col == 1
+        x, y = _series(batch_points, key)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="train (per batch)", legendgroup="batch",
+                                 line=dict(color=TRAIN, width=1), opacity=0.35, showlegend=legend,
+                                 hovertemplate="epoch %{x:.2f}<br>%{y:.4f}<extra>batch</extra>"), row=1, col=col)
+        for prefix, color, name in (("", TRAIN, "train (epoch)"), ("val_", VAL, "validation (epoch)")):
+            x, y = _series(epoch_points, prefix + key)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name, legendgroup=name,
+                                     line=dict(color=color, width=2.5), marker=dict(size=7), showlegend=legend,
+                                     hovertemplate="epoch %{x}<br>%{y:.4f}<extra>" + name + "</extra>"),
+                          row=1, col=col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col, rangemode="tozero",
+                         range=[0, max(epochs, 1)] if epochs else None)
+    fig.update_yaxes(title_text=loss_label, row=1, col=1)
+    fig.update_yaxes(title_text=metric_title(metric), row=1, col=2)
+    if metric == "accuracy":
+        fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified",
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.32, x=0),
+                      uirevision="training")       # keep the user's zoom between redraws
+    return fig
+
+
+def arch_colors(archs: Iterable[str]) -> dict[str, str]:
+    """A stable color per method: baselines grey/olive, fusion methods from the palette in order."""
+    colors, i = {}, 0
+    for arch in archs:
+        if arch in colors:
+            continue
+        if arch in BASELINE_COLORS:
+            colors[arch] = BASELINE_COLORS[arch]
+        else:
+            colors[arch] = PALETTE[i % len(PALETTE)]
+            i += 1
+    return colors
+
+
+def overlay_curves(runs: list[Any], metric: str) -> go.Figure:
+    """Validation `metric` per epoch for several runs (runs.Run: .name, .arch, .history with
+    columns epoch and val_<metric>); baselines dashed."""
+    fig = go.Figure()
+    colors = arch_colors(r.arch for r in runs)
+    key = f"val_{metric}"
+    for r in runs:
+        h = r.history
+        if h is None or key not in getattr(h, "columns", []):
+            continue
+        x = h["epoch"] if "epoch" in h.columns else list(range(1, len(h) + 1))
+        baseline = r.arch in BASELINE_COLORS
+        fig.add_trace(go.Scatter(x=list(x), y=list(h[key]), mode="lines+markers", name=f"{r.arch} · {r.name}",
+                                 line=dict(color=colors[r.arch], width=2, dash="dash" if baseline else "solid"),
+                                 marker=dict(size=5),
+                                 hovertemplate="epoch %{x}<br>%{y:.4f}<extra>" + r.name + "</extra>"))
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="epoch", yaxis_title=f"validation {metric_title(metric)}",
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    if metric == "accuracy":
+        fig.update_yaxes(range=[0, 1.02])
+    return fig

@@ -1,0 +1,109 @@
+"""Train: start a run in a worker process, watch it live, stop it, download the result.
+
+The job lives in its own process (multimodal.jobs); this page only reads its events file, so
+switching pages or clicking widgets never stops or corrupts it.
+"""
+
+import streamlit as st
+
+from multimodal import jobs
+from multimodal.ui import charts, state
+
+ss = st.session_state
+st.title(":material/monitoring: Train")
+ds = state.dataset()
+if ds is None:
+    st.warning("Load a dataset first.")
+    st.page_link("pages/data.py", label="Open Data", icon=":material/table:")
+    st.stop()
+
+model = ss.get("model_config")                       # a ModelConfig from the Model page, or defaults
+settings = {**jobs.TRAIN_DEFAULTS, **ss.get("train_settings", {})}
+config = jobs.config_dict(ds, model, settings)
+m = config["model"]
+data_col, model_col, train_col = st.columns(3)
+data_col.markdown(f"**Data** \n{ds.name}: {len(ds.frame)} rows  \n{ds.task} of `{ds.target}`")
+model_col.markdown(f"**Model**  \n{m.get('arch', 'late_concat')} · {m.get('encoder', 'small_cnn')}  \n"
+                   f"images {m.get('image_size', 64)} px")
+train_col.markdown(f"**Training**  \nup to {settings['epochs']} epochs · batch {settings['batch_size']}  \n"
+                   f"learning rate {settings['lr']:g} · validation {settings['val_fraction']:.0%} · "
+                   f"patience {settings['patience'] or 'off'}")
+st.page_link("pages/model.py", label="Change the model or training settings", icon=":material/tune:")
+
+session_jobs: dict = ss.setdefault("jobs", {})
+if st.button("Start training", type="primary", icon=":material/play_arrow:"):
+    run_dir = jobs.new_run_dir(state.runs_dir(), m.get("arch", "late_concat"))
+    session_jobs[str(run_dir)] = jobs.start_job(config, run_dir, dataset=ds)
+    ss.train_shown = str(run_dir)
+if not session_jobs:
+    st.info("Press **Start training**. Training runs in the background: you can switch pages meanwhile.")
+    st.stop()
+
+names = list(session_jobs)[::-1]                     # newest first
+if ss.get("train_shown") not in names:
+    ss.train_shown = names[0]
+if len(names) > 1:
+    st.selectbox("Run", names, key="train_shown",
+                 format_func=lambda n: f"{session_jobs[n].run_dir.name} ({session_jobs[n].poll()})")
+job = session_jobs[ss.train_shown]
+
+
+def eta_text(seconds) -> str:
+    if seconds is None:
+        return "estimating time left"
+    seconds = int(round(seconds))
+    return f"about {seconds // 60} min {seconds % 60:02d} s left" if seconds >= 60 else f"about {seconds} s left"
+
+
+def show(job: jobs.Job) -> None:
+    p = job.progress()
+    task = job.config.get("task") or ds.task
+    metric = jobs.main_metric(task)[0]
+    loss = "cross-entropy" if task == "classification" else (job.config.get("loss") or "mse").upper()
+    st.markdown(f"**{job.arch}** · `{job.run_dir.name}` · {job.status_text()}")
+    if job.state == "failed":
+        st.error(job.error or "Training failed.", icon=":material/error:")
+    elif job.active:
+        where = (f"epoch {min(p.epoch + 1, p.epochs)} of {p.epochs} · step {p.step} of {p.steps} · "
+                 f"{eta_text(p.eta_seconds)}" if p.batch_points else job.status_text())
+        st.progress(p.fraction, text=where)
+    if p.batch_points or p.epoch_points:
+        st.plotly_chart(charts.training_curves(p.batch_points, p.epoch_points, metric, loss, p.epochs),
+                        key=f"curves_{job.run_dir.name}", config={"displaylogo": False})
+
+
+@st.fragment(run_every=0.5)
+def live(job: jobs.Job) -> None:
+    if job.poll() not in jobs.ACTIVE:
+        st.rerun()                                   # redraw once as finished, without the timer
+    if job.state in ("queued", "running") and st.button("Stop", icon=":material/stop:",
+                                                        key=f"stop_{job.run_dir.name}"):
+        job.stop()
+    show(job)
+
+
+def finished(job: jobs.Job) -> None:
+    show(job)
+    end = job.progress().end
+    if not end:
+        return
+    state.select_run(job.run_dir)                    # Results / Explain / What-if show this run
+    metrics = {k: v for k, v in end.get("metrics", {}).items() if k.startswith(("val_", "test_"))}
+    cols = st.columns(min(len(metrics), 5) or 1)
+    for i, (name, value) in enumerate(list(metrics.items())[:5]):
+        cols[i].metric(name.replace("_", " "), f"{value:.4f}")
+    st.page_link("pages/results.py", label="See the results", icon=":material/analytics:")
+    files = (("model.keras", "Model (.keras)", "application/octet-stream"),
+             ("history.csv", "History (.csv)", "text/csv"), ("config.json", "Config (.json)", "application/json"))
+    cols = st.columns(len(files))
+    for col, (name, label, mime) in zip(cols, files):
+        path = job.run_dir / name
+        if path.exists():
+            col.download_button(label, path.read_bytes(), file_name=f"{job.run_dir.name}-{name}", mime=mime,
+                                icon=":material/download:", key=f"dl_{name}_{job.run_dir.name}", on_click="ignore")
+
+
+if job.poll() in jobs.ACTIVE:
+    live(job)
+else:
+    finished(job)

@@ -1,0 +1,173 @@
+"""AppTest tests of the Train and Compare pages (through app.py's navigation, session seeded)."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from multimodal import jobs  # noqa: E402
+from multimodal.data import load_dataset  # noqa: E402
+
+TIMEOUT = 60
+
+
+class Busy:
+    """Stands in for a running worker so the manager's one slot stays taken (no process)."""
+    state = "running"
+
+    def _check(self, now):
+        return False
+
+
+@pytest.fixture
+def busy_manager():
+    """Limit 1 with the slot taken: every new job waits in the queue; cancelled at the end."""
+    jobs.MANAGER.limit = 1
+    jobs.MANAGER.running.append(busy := Busy())
+    yield
+    for job in list(jobs.MANAGER.queue):
+        job.stop()
+    jobs.MANAGER.running.remove(busy)
+    jobs.MANAGER.limit = None
+
+
+def open_page(page: str, csv: Path, session: Path, **state) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["session_folder"] = SimpleNamespace(path=session)
+    (session / "runs").mkdir(parents=True, exist_ok=True)
+    at.session_state["dataset"] = load_dataset(csv)
+    at.session_state["dataset_source"] = str(csv)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page(f"pages/{page}")
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def button(at: AppTest, label: str):
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r} in {[b.label for b in at.button]}"
+    return found[0]
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "warning", "error")
+                     for e in getattr(at, kind))
+
+
+# ------------------------------------------------------------------------------------- Train
+
+def test_train_page_shows_the_setup_and_start(tiny_samples, tmp_path):
+    at = open_page("train.py", tiny_samples["skin_lesions"], tmp_path / "s",
+                   train_settings={"epochs": 3, "batch_size": 8})
+    button(at, "Start training")
+    page = texts(at)
+    assert "up to 3 epochs" in page and "batch 8" in page and "late_concat" in page
+    assert "Press **Start training**" in page
+
+
+def test_start_runs_a_job_and_shows_the_finished_run(tiny_samples, tmp_path):
+    from multimodal.model import ModelConfig
+    session = tmp_path / "s"
+    at = open_page("train.py", tiny_samples["skin_lesions"], session,
+                   model_config=ModelConfig(image_size=16), train_settings={"epochs": 1, "batch_size": 8})
+    button(at, "Start training").click().run()
+    assert_clean(at)
+    session_jobs = at.session_state["jobs"]
+    assert len(session_jobs) == 1
+    job = next(iter(session_jobs.values()))
+    assert Path(job.run_dir).parent == session / "runs" and job.config["epochs"] == 1
+    assert job.config["model"]["image_size"] == 16 and job.config["target"] == "diagnosis"
+    assert job.state in ("queued", "running")
+    assert job.wait(120) == "finished", job.error
+    at.run()                                      # clicking around never restarts or breaks the job
+    assert_clean(at)
+    assert len(at.session_state["jobs"]) == 1
+    assert [b.label for b in at.get("download_button")] == ["Model (.keras)", "History (.csv)", "Config (.json)"]
+    assert any(m.label.startswith("val accuracy") for m in at.metric)
+    assert at.session_state["selected_run"] == str(job.run_dir)
+
+
+def test_queued_and_failed_jobs_are_explained(tiny_samples, tmp_path, busy_manager):
+    session = tmp_path / "s"
+    csv = tiny_samples["skin_lesions"]
+    failed = jobs.Job({"epochs": 1, "model": {"arch": "gated"}}, session / "runs" / "failed")
+    failed.state, failed.error = "failed", "column 'age': not numeric in rows 3, 4"
+    queued = jobs.start_job({"data": str(csv), "epochs": 1, "model": {"arch": "late_concat"}},
+                            session / "runs" / "queued")
+    assert queued.state == "queued"
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["session_folder"] = SimpleNamespace(path=session)
+    at.session_state["dataset"] = load_dataset(csv)
+    at.session_state["jobs"] = {str(failed.run_dir): failed, str(queued.run_dir): queued}
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "queued: position 1 of 1, waiting for a free slot" in texts(at)
+    button(at, "Stop")
+    at.selectbox[0].set_value(str(failed.run_dir)).run()
+    assert [e.value for e in at.error] == ["column 'age': not numeric in rows 3, 4"]
+    assert "Traceback" not in texts(at)
+
+
+# ----------------------------------------------------------------------------------- Compare
+
+@pytest.fixture(scope="module")
+def three_runs(tiny_samples, tmp_path_factory) -> Path:
+    """late_concat, image_only and tabular_only runs (1 epoch) in a runs folder."""
+    from multimodal.model import ModelConfig
+    from multimodal.training import TrainConfig, train
+    root = tmp_path_factory.mktemp("compare_runs")
+    for arch in ("late_concat", "image_only", "tabular_only"):
+        train(TrainConfig(data=str(tiny_samples["skin_lesions"]), epochs=1, batch_size=8, patience=0,
+                          model=ModelConfig(arch=arch, image_size=16)), root / arch)
+    return root
+
+
+def test_compare_lists_runs_and_the_fusion_gain(tiny_samples, three_runs, tmp_path, busy_manager):
+    session = tmp_path / "s"
+    shutil.copytree(three_runs, session / "runs")
+    at = open_page("compare.py", tiny_samples["skin_lesions"], session,
+                   selected_run=str(session / "runs" / "late_concat"))
+    table = at.dataframe[0].value
+    assert {"late_concat", "image_only", "tabular_only"} <= set(table["run"])
+    assert {"run", "method", "task", "epochs", "value", "seconds", "samples/s"} <= set(table.columns)
+    acc = {a: json.loads((session / "runs" / a / "metrics.json").read_text())["val_accuracy"]
+           for a in ("late_concat", "image_only", "tabular_only")}
+    expected = acc["late_concat"] - max(acc["image_only"], acc["tabular_only"])
+    gain = [m for m in at.metric if m.label.startswith("val accuracy")]
+    assert gain and float(gain[0].value) == pytest.approx(expected, abs=1e-4)
+    assert len(at.get("plotly_chart")) == 1
+
+    button(at, "Train baselines").click().run()   # both baselines queue behind the busy slot
+    assert_clean(at)
+    started = [j for j in at.session_state["jobs"].values()]
+    assert sorted(j.arch for j in started) == ["image_only", "tabular_only"]
+    assert all(j.state == "queued" and j.config["epochs"] == 1 for j in started)
+    assert all(j.config["model"]["image_size"] == 16 for j in started)
+    assert "waiting for a free slot" in texts(at)
+    assert button(at, "Train baselines").disabled
+
+
+def test_compare_notes_a_missing_baseline(tiny_samples, three_runs, tmp_path):
+    session = tmp_path / "s"
+    (session / "runs").mkdir(parents=True)
+    shutil.copytree(three_runs / "late_concat", session / "runs" / "late_concat")
+    at = open_page("compare.py", tiny_samples["skin_lesions"], session)
+    assert "No single-branch baseline yet" in texts(at)
+    assert not [m for m in at.metric if m.label.startswith("val accuracy")]
