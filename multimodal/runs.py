@@ -76,9 +76,11 @@ def save_run(run_dir: Path, *, config: dict, dataset, splits: dict, stats: dict,
     (run_dir / "config.json").write_text(json.dumps(full_config, indent=2))
     pd.DataFrame(history).rename_axis("epoch").rename(lambda i: i + 1).to_csv(run_dir / "history.csv")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (run_dir / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    # The folder is the run's identity; an absolute path inside it would go stale when it moves.
+    kept = {k: v for k, v in summary.items() if k not in ("history", "run_dir")}
+    (run_dir / "summary.json").write_text(json.dumps(kept, indent=2))
     model.save(run_dir / MODEL_FILE)
-    np.savez(run_dir / "background.npz",
+    np.savez_compressed(run_dir / "background.npz",
              **{k: v.astype(str) if v.dtype == object else v for k, v in background.items()})
 
 
