@@ -1,37 +1,26 @@
-"""Dataset loading, column roles, validation, splits and image decoding/caching.
+"""Datasets: column roles, task, validation, splits and the model's raw inputs.
 
-Streamlit-free and TensorFlow-free: numpy, pandas and Pillow only, so pages that only show
-data start fast. Every user-facing problem raises DataError with a message that names the
+Reading sources (folders, zips, CSVs) lives in sources.py and image decoding in images.py;
+their public names are re-exported here. Streamlit-free and TensorFlow-free, so pages that
+only show data start fast. Every user-facing problem raises DataError with a message that names the
 file, row (1-based CSV data row) or column and says what to do.
 """
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import os
 import re
-import shutil
-import stat
-import tempfile
-import threading
-import warnings
-import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image
 
+from multimodal.errors import DataError
+from multimodal.images import MAX_IMAGE_PIXELS, load_image, load_images  # noqa: F401  (re-exported)
+from multimodal.sources import (MAX_ZIP_BYTES, MAX_ZIP_MEMBERS, MIN_ROWS, SAMPLE_ROOT,  # noqa: F401
+                                list_samples, read_csv, resolve_source)
 
-class DataError(ValueError):
-    """User-facing data problem; the message names the file/row/column and what to do."""
-
-
-MIN_ROWS = 10
 MISSING_TOKEN = "(missing)"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ROLES = ("image", "numeric", "categorical", "id", "target", "split", "ignore")
@@ -40,17 +29,7 @@ TARGET_NAMES = ("target", "label", "y", "class", "price", "diagnosis")
 SPLIT_NAMES = ("split", "fold")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 MAX_CATEGORICAL_INTS = 10  # ints with at most this many distinct values are categories
-SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "sample_data"
-MAX_ZIP_MEMBERS = 5000
-MAX_ZIP_BYTES = 500 * 1024 * 1024
-MAX_ZIP_RATIO = 200  # deflate rarely beats ~20x on real data; bombs reach 1000x
-MAX_IMAGE_PIXELS = 50_000_000
 
-# Our pixel limit is below Pillow's warning threshold, so a DecompressionBombWarning only ever
-# fires for an image we reject anyway; turning it into an exception keeps the logs clean and
-# lets load_image report it as a DataError (a warnings filter, unlike catch_warnings, is safe
-# with the decoding threads).
-warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
 @dataclass
@@ -137,215 +116,6 @@ def _integral(s: pd.Series) -> bool:
 def input_name(column: str) -> str:
     """Keras-safe input name for a column."""
     return "col_" + re.sub(r"\W+", "_", str(column)).strip("_").lower()
-
-
-# ---------------------------------------------------------------- sources and zips
-
-def list_samples() -> list[str]:
-    """Names of the sample datasets (folders under SAMPLE_ROOT holding a CSV)."""
-    if not SAMPLE_ROOT.is_dir():
-        return []
-    return sorted(p.name for p in SAMPLE_ROOT.iterdir()
-                  if p.is_dir() and not p.name.startswith((".", "_")) and any(p.glob("*.csv")))
-
-
-def _csvs_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() == ".csv" and not p.name.startswith("."))
-
-
-def _find_csv(folder: Path, shown: str) -> Path:
-    """The one CSV in folder (top level first, then one level down)."""
-    found = _csvs_in(folder)
-    if not found:
-        for sub in sorted(folder.iterdir()):
-            if sub.is_dir() and not sub.name.startswith(".") and sub.name != "__MACOSX":
-                found += _csvs_in(sub)
-    if len(found) == 1:
-        return found[0].resolve()
-    if not found:
-        raise DataError(f"'{shown}' holds no .csv file; add one CSV that lists the rows")
-    names = ", ".join(str(p.relative_to(folder)) for p in found[:5])
-    raise DataError(f"'{shown}' holds several CSV files ({names}); keep exactly one")
-
-
-def _safe_member_path(name: str) -> PurePosixPath:
-    """Reject absolute names, drive letters and '..' components; return the relative path."""
-    norm = name.replace("\\", "/")
-    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
-        raise DataError(f"zip member '{name}' has an absolute path; re-create the zip from the folder")
-    parts = [p for p in norm.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise DataError(f"zip member '{name}' points outside the folder ('..'); re-create the zip")
-    return PurePosixPath(*parts) if parts else PurePosixPath(".")
-
-
-def _extract_zip(zip_path: Path, dest: Path) -> None:
-    """Validate every member first, then stream-extract with byte limits; never outside dest."""
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise DataError(f"'{zip_path.name}' is not a readable zip ({e}); re-create it") from None
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > MAX_ZIP_MEMBERS:
-            raise DataError(f"'{zip_path.name}' has {len(infos)} files (limit {MAX_ZIP_MEMBERS}); "
-                            "split the dataset or remove files")
-        total = 0
-        plan = []
-        for info in infos:
-            rel = _safe_member_path(info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise DataError(f"zip member '{info.filename}' is a symbolic link; "
-                                "zip the real files instead")
-            if info.flag_bits & 0x1:
-                raise DataError(f"zip member '{info.filename}' is encrypted; use an unencrypted zip")
-            if rel.parts and rel.parts[0] == "__MACOSX":
-                continue  # macOS resource forks: never data
-            total += info.file_size
-            if info.file_size > 1_000_000 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-                ratio = info.file_size // max(info.compress_size, 1)
-                raise DataError(f"zip member '{info.filename}' expands {ratio}x (zip bomb?); "
-                                "re-create the zip normally")
-            plan.append((info, rel))
-        if total > MAX_ZIP_BYTES:
-            raise DataError(f"'{zip_path.name}' unpacks to {total / 2**20:.0f} MB "
-                            f"(limit {MAX_ZIP_BYTES // 2**20} MB); use fewer or smaller images")
-        try:
-            _write_members(zf, plan, dest.resolve(), zip_path.name)
-        except (OSError, zipfile.BadZipFile, NotImplementedError, EOFError) as e:
-            raise DataError(f"'{zip_path.name}' could not be unpacked ({e}); re-create the zip") from None
-
-
-def _write_members(zf: zipfile.ZipFile, plan: list, dest_res: Path, shown: str) -> None:
-    """Stream members into dest_res, counting real bytes (the sizes in the zip header can lie)."""
-    written = 0
-    for info, rel in plan:
-        target = (dest_res / rel).resolve()
-        if not target.is_relative_to(dest_res):  # defence in depth after the name checks
-            raise DataError(f"zip member '{info.filename}' points outside the folder; re-create the zip")
-        if info.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with zf.open(info) as src, open(target, "wb") as out:
-            while chunk := src.read(1 << 20):
-                written += len(chunk)
-                if written > MAX_ZIP_BYTES:
-                    raise DataError(f"'{shown}' unpacks to more than {MAX_ZIP_BYTES // 2**20} MB; "
-                                    "use fewer or smaller images")
-                out.write(chunk)
-
-
-def resolve_source(source: str | Path, workdir: Path | None = None) -> Path:
-    """Path of the one CSV for a sample name, folder, .zip (extracted safely) or .csv path."""
-    path = Path(source)
-    if not path.exists():
-        if isinstance(source, str) and source in list_samples():
-            return _find_csv(SAMPLE_ROOT / source, source)
-        samples = ", ".join(list_samples()) or "none"
-        raise DataError(f"'{source}' is not a file, folder or sample name (samples: {samples}); check the path")
-    if path.is_dir():
-        return _find_csv(path, path.name)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return path.resolve()
-    if suffix != ".zip":
-        raise DataError(f"'{path.name}' is neither a .csv nor a .zip; upload a CSV or a zip of the folder")
-    base = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="mm_data_"))
-    base.mkdir(parents=True, exist_ok=True)
-    dest = Path(tempfile.mkdtemp(prefix="zip_", dir=base))  # fresh folder: uploads never collide
-    try:
-        _extract_zip(path, dest)
-        return _find_csv(dest, path.name)
-    except BaseException:
-        # Leave nothing half-extracted behind (and no empty temp folder we made ourselves).
-        shutil.rmtree(dest if workdir is not None else base, ignore_errors=True)
-        raise
-
-
-# ---------------------------------------------------------------- CSV reading
-
-def _sniff_delimiter(text: str) -> str:
-    """The candidate that splits the header into >1 fields and most rows into the same count."""
-    sample = text[:65536]
-    truncated = len(text) > len(sample)
-    best, best_score = ",", (-1.0, 0)
-    for d in (",", ";", "\t", "|"):
-        try:
-            rows = [r for r in csv.reader(io.StringIO(sample), delimiter=d) if r][:50]
-        except csv.Error:
-            continue
-        if truncated and len(rows) > 2:
-            rows = rows[:-1]  # last row may be cut mid-way
-        if not rows or len(rows[0]) < 2:
-            continue
-        same = sum(len(r) == len(rows[0]) for r in rows[1:]) / max(len(rows) - 1, 1)
-        if (same, len(rows[0])) > best_score:
-            best, best_score = d, (same, len(rows[0]))
-    return best
-
-
-def read_csv(path: Path, min_rows: int = MIN_ROWS) -> pd.DataFrame:
-    """Read a CSV robustly (BOM, UTF-16, cp1252/latin-1 fallback, sniffed delimiter).
-
-    frame.attrs gets 'encoding' and 'delimiter' so the UI can show what was assumed.
-    min_rows: MIN_ROWS for training data; pass 1 for a CSV of rows to predict.
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read '{path.name}' ({e.strerror}); check the file") from None
-    if not raw.strip():
-        raise DataError(f"'{path.name}' is empty; upload a CSV with a header row and data rows")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text, enc = raw.decode("utf-16"), "utf-16"
-    elif b"\x00" in raw[:65536]:
-        raise DataError(f"'{path.name}' is binary, not a text CSV; export it as CSV (UTF-8)")
-    else:
-        for enc in ("utf-8-sig", "cp1252", "latin-1"):  # latin-1 decodes any byte: last resort
-            try:
-                text = raw.decode(enc)
-                break
-            except UnicodeDecodeError:
-                continue
-    sep = _sniff_delimiter(text)
-    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
-    names = [h.strip() for h in header]
-    dupes = sorted({n for n in names if n and names.count(n) > 1})
-    if dupes:
-        raise DataError(f"'{path.name}': duplicate column name(s) {', '.join(repr(d) for d in dupes)}; "
-                        "rename them so each header is unique")
-    try:
-        # index_col=False: a trailing delimiter on every data row must not turn column 1 into the index.
-        frame = pd.read_csv(io.StringIO(text), sep=sep, index_col=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"'{path.name}' has no header row; add one") from None
-    except (pd.errors.ParserError, ValueError) as e:
-        raise DataError(f"'{path.name}' could not be parsed ({str(e).strip()}); "
-                        "check the delimiter and quotes on that line") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    # Excel often leaves fully empty rows at the end; drop only trailing ones so row numbers stay right.
-    empty = frame.isna().all(axis=1).to_numpy()
-    n = len(frame)
-    while n and empty[n - 1]:
-        n -= 1
-    frame = frame.iloc[:n].reset_index(drop=True)
-    if sep != ",":  # ';'-separated files usually use decimal commas ("1,5")
-        for c in frame.columns:
-            if _is_stringish(frame[c]):
-                v = frame[c].dropna().astype(str).str.strip()
-                if len(v) and v.str.fullmatch(r"-?\d+,\d+|-?\d+").all() and v.str.contains(",").any():
-                    frame[c] = pd.to_numeric(frame[c].str.strip().str.replace(",", ".", regex=False))
-    if len(frame) == 0:
-        raise DataError(f"'{path.name}' has a header but no data rows; add rows")
-    if len(frame) < min_rows:
-        raise DataError(f"'{path.name}' has only {len(frame)} data rows; at least {min_rows} are needed, "
-                        "add more rows")
-    frame.attrs.update(encoding=enc, delimiter=sep)
-    return frame
 
 
 # ---------------------------------------------------------------- roles and task
@@ -618,112 +388,6 @@ def encode_target(values: pd.Series, task: str, classes: list[str]) -> np.ndarra
                             f"the classes ({', '.join(classes)}); fix the label")
         return text.map(lookup).to_numpy(dtype=np.int32)
     return _numeric_column(values, str(values.name or "target"), values.to_frame()).astype(np.float32)
-
-
-# ---------------------------------------------------------------- images
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB; transparency is composited on white, 16-bit/float is rescaled."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if img.mode.startswith("I;16") or (img.mode == "I" and a.max() > 255) else 255.0
-        if img.mode == "F" or a.max() > 65535 or a.min() < 0:  # unknown range: stretch
-            lo, hi2 = float(a.min()), float(a.max())
-            a, hi = a - lo, max(hi2 - lo, 1e-12)
-        a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(a, mode="L").convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
-        rgba = img.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(bg, rgba).convert("RGB")
-    return img if img.mode == "RGB" else img.convert("RGB")
-
-
-def load_image(path: Path, size: int) -> np.ndarray:
-    """Decode one image to uint8 (size, size, 3), upright (EXIF) and RGB; problems -> DataError."""
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if w * h > MAX_IMAGE_PIXELS:
-                raise DataError(f"image '{path}' is {w}x{h} pixels (limit {MAX_IMAGE_PIXELS:,}); "
-                                "downscale it or remove it")
-            if img.format == "JPEG":
-                img.draft("RGB", (size * 2, size * 2))  # DCT-domain downscale: big photos decode fast
-            img = ImageOps.exif_transpose(img) or img
-            img = _to_rgb(img)
-            img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-            return np.asarray(img, dtype=np.uint8).copy()
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"image '{path}' not found; add the file or fix its path") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"image '{path}' is too large (decompression bomb?); downscale it or remove it") from None
-    except MemoryError:
-        raise DataError(f"image '{path}' needs too much memory; downscale it or remove it") from None
-    except Exception:  # Pillow raises many types for damaged files
-        raise DataError(f"image '{path}' could not be read (truncated or not an image); replace or remove it") \
-            from None
-
-
-def _cache_key(path: Path, size: int) -> str:
-    p = Path(path).resolve()
-    st = p.stat()
-    return hashlib.sha256(f"{p}|{st.st_mtime_ns}|{st.st_size}|{size}".encode()).hexdigest()[:32]
-
-
-def _load_cached(path: Path, size: int, cache_dir: Path | None) -> np.ndarray:
-    if cache_dir is None:
-        return load_image(path, size)
-    try:
-        file = Path(cache_dir) / f"{_cache_key(path, size)}.npy"
-    except OSError:
-        return load_image(path, size)  # let load_image produce the "not found" message
-    arr = None
-    if file.is_file():
-        try:
-            arr = np.load(file, allow_pickle=False)
-            arr = arr if arr.shape == (size, size, 3) and arr.dtype == np.uint8 else None
-        except (OSError, ValueError):
-            arr = None  # damaged cache entry: decode again
-    if arr is None:
-        arr = load_image(path, size)
-        # Write-then-rename so a concurrent reader never sees half a file.
-        tmp = file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-        os.replace(tmp, file)
-    return arr
-
-
-def load_images(paths: Sequence[Path], size: int, cache_dir: Path | None = None,
-                workers: int | None = None) -> np.ndarray:
-    """Decode many images in parallel (Pillow releases the GIL) -> uint8 (N, size, size, 3)."""
-    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
-    if not len(paths):
-        return out
-    if cache_dir is not None:
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    workers = workers or min(8, os.cpu_count() or 1)
-
-    def one(i: int) -> None:
-        out[i] = _load_cached(Path(paths[i]), size, cache_dir)
-
-    if workers <= 1 or len(paths) == 1:
-        for i in range(len(paths)):
-            one(i)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(one, i) for i in range(len(paths))]
-            try:
-                for fut in futures:
-                    fut.result()  # re-raises the first DataError
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()  # don't decode the rest of a dataset that already failed
-                raise
-    return out
 
 
 # ---------------------------------------------------------------- model inputs and report

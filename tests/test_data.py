@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from multimodal import data
+from multimodal import data, images, sources
 from multimodal.data import DataError, FeatureSpec
 
 RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 160, 0)
@@ -143,7 +143,7 @@ def test_evil_zips_rejected_and_nothing_written_outside(tmp_path, monkeypatch, k
         elif kind == "bomb":
             zf.writestr("ds/zeros.bin", b"\0" * 20_000_000)
         elif kind == "members":
-            monkeypatch.setattr(data, "MAX_ZIP_MEMBERS", 3)
+            monkeypatch.setattr(sources, "MAX_ZIP_MEMBERS", 3)
             for i in range(4):
                 zf.writestr(f"ds/f{i}.txt", "x")
     if kind == "notzip":
@@ -326,7 +326,7 @@ def test_bad_images_raise_named_dataerror(tmp_path):
 
 def test_pixel_limit_below_pillow_limit(tmp_path, monkeypatch):
     Image.new("L", (100, 100)).save(tmp_path / "big.png")
-    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 5000)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 5000)
     with pytest.raises(DataError, match="100x100 pixels"):
         data.load_image(tmp_path / "big.png", 8)
 
@@ -338,7 +338,7 @@ def test_load_images_cache(tmp_path, monkeypatch):
         Image.new("RGB", (20, 20), c).save(paths[-1])
     calls = []
     real = data.load_image
-    monkeypatch.setattr(data, "load_image", lambda p, s: calls.append(p) or real(p, s))
+    monkeypatch.setattr(images, "load_image", lambda p, s: calls.append(p) or real(p, s))
     cache = tmp_path / "cache"
     first = data.load_images(paths, 6, cache_dir=cache, workers=2)
     assert first.shape == (3, 6, 6, 3) and len(calls) == 3 and len(list(cache.glob("*.npy"))) == 3
