@@ -43,17 +43,18 @@ BASELINES = ("image_only", "tabular_only")
 SETTINGS = ("epochs", "batch_size", "lr", "val_fraction", "patience", "seed")   # what the Train page offers
 
 
-def _trainconfig_defaults() -> dict:
-    """TrainConfig's literal defaults, read from training.py's source: importing training.py
-    imports Keras, which the app's server process should not need just to show a page."""
+def _literal_defaults(module: str, cls_name: str) -> dict:
+    """A dataclass's literal field defaults, read from its module's source: importing training.py
+    or model.py imports Keras, which the app's server process should not need to show a page."""
     import ast
-    tree = ast.parse((Path(__file__).parent / "training.py").read_text(encoding="utf-8"))
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig")
+    tree = ast.parse((Path(__file__).parent / module).read_text(encoding="utf-8"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls_name)
     return {n.target.id: ast.literal_eval(n.value) for n in cls.body
             if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and isinstance(n.value, ast.Constant)}
 
 
-TRAIN_DEFAULTS = {k: v for k, v in _trainconfig_defaults().items() if k in SETTINGS}
+TRAIN_DEFAULTS = {k: v for k, v in _literal_defaults("training.py", "TrainConfig").items() if k in SETTINGS}
+MODEL_DEFAULTS = _literal_defaults("model.py", "ModelConfig")    # arch, encoder, image_size, ...
 
 
 # ---------------------------------------------------------------------------------- the worker
@@ -208,7 +209,7 @@ class Job:
     # -- public --------------------------------------------------------------------------
     @property
     def arch(self) -> str:
-        return (self.config.get("model") or {}).get("arch", "?")
+        return (self.config.get("model") or {}).get("arch", MODEL_DEFAULTS.get("arch", "?"))
 
     @property
     def active(self) -> bool:
@@ -453,7 +454,7 @@ def new_run_dir(root: Path, arch: str) -> Path:
 def config_dict(dataset: Any, model: Any = None, settings: Mapping | None = None) -> dict:
     """A TrainConfig as a dict for a loaded dataset, a ModelConfig (or dict) and page settings.
     The dataset's resolved roles, target and task are recorded so the run is reproducible."""
-    model_dict = asdict(model) if is_dataclass(model) else dict(model or {})
+    model_dict = {**MODEL_DEFAULTS, **(asdict(model) if is_dataclass(model) else dict(model or {}))}
     s = {**TRAIN_DEFAULTS, **{k: v for k, v in (settings or {}).items() if k in SETTINGS}}
     return {"data": str(dataset.csv_path), "target": dataset.target, "task": dataset.task,
             "overrides": dict(dataset.roles), **s, "model": model_dict}

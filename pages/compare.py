@@ -43,7 +43,7 @@ for r in runs:
                  "epochs": r.summary.get("epochs_run", len(r.history)), "main metric": f"val {metric}",
                  "value": r.metrics.get(f"val_{metric}"), "val loss": r.metrics.get("val_loss"),
                  "seconds": r.summary.get("train_seconds"), "samples/s": r.summary.get("samples_per_second")})
-st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True,
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
              column_config={"value": st.column_config.NumberColumn(format="%.4f"),
                             "val loss": st.column_config.NumberColumn(format="%.4f"),
                             "seconds": st.column_config.NumberColumn(format="%.1f"),
@@ -85,6 +85,8 @@ with right:
         for arch in jobs.BASELINES:
             run_dir = jobs.new_run_dir(state.runs_dir(), arch)
             session_jobs[str(run_dir)] = jobs.start_job(jobs.reuse_config(ref.config, arch), run_dir)
+            ss.train_shown = ss.get("train_shown") if ss.get("train_shown") in session_jobs and \
+                session_jobs[ss.train_shown].active else str(run_dir)   # the Train page shows it
         st.rerun()
     if not two_branches:
         st.caption("This run's data has only one branch, so there is no baseline to train.")

@@ -77,6 +77,7 @@ if views is None and st.button("Compute global explanations", icon=":material/in
     with st.spinner("Explaining every validation row…"):
         views = service.global_views(run_dir, ds, compute=True)
 if views:
+    st.caption(f"Over {views['rows']} rows; computed in {sum(views['seconds'].values()):.1f} s.")
     g1, g2 = st.columns(2)
     with g1:
         view.chart(view.bars_figure(views["branches"], "Mean |branch contribution|",

@@ -60,12 +60,13 @@ def show(job: jobs.Job) -> None:
     task = job.config.get("task") or ds.task
     metric = jobs.main_metric(task)[0]
     loss = "cross-entropy" if task == "classification" else (job.config.get("loss") or "mse").upper()
-    st.markdown(f"**{job.arch}** · `{job.run_dir.name}` · {job.status_text()}")
+    if not job.active:
+        st.markdown(f"**{job.arch}** · `{job.run_dir.name}` · {job.status_text()}")
     if job.state == "failed":
         st.error(job.error or "Training failed.", icon=":material/error:")
     elif job.active:
         where = (f"epoch {min(p.epoch + 1, p.epochs)} of {p.epochs} · step {p.step} of {p.steps} · "
-                 f"{eta_text(p.eta_seconds)}" if p.batch_points else job.status_text())
+                 f"{eta_text(p.eta_seconds)}" if p.batch_points else "waiting for the first batch")
         st.progress(p.fraction, text=where)
     if p.batch_points or p.epoch_points:
         st.plotly_chart(charts.training_curves(p.batch_points, p.epoch_points, metric, loss, p.epochs),
@@ -76,9 +77,11 @@ def show(job: jobs.Job) -> None:
 def live(job: jobs.Job) -> None:
     if job.poll() not in jobs.ACTIVE:
         st.rerun()                                   # redraw once as finished, without the timer
-    if job.state in ("queued", "running") and st.button("Stop", icon=":material/stop:",
-                                                        key=f"stop_{job.run_dir.name}"):
+    text, stop = st.columns([5, 1], vertical_alignment="center")
+    if job.state in ("queued", "running") and stop.button("Stop", icon=":material/stop:",
+                                                          key=f"stop_{job.run_dir.name}"):
         job.stop()
+    text.markdown(f"**{job.arch}** · `{job.run_dir.name}` · {job.status_text()}")
     show(job)
 
 

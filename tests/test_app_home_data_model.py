@@ -282,3 +282,14 @@ print(json.dumps({{"exception": [str(e.value) for e in at.exception], "heavy": h
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"exception": [], "heavy": []}, out.stderr[-2000:]
+
+
+def test_mobilenet_choice_says_offline_when_weights_are_missing(app_path):
+    from multimodal.branches import pretrained_weights_available
+
+    at = open_page(app_path, "pages/model.py", {"encoder": "mobilenet_v2", "image_size": "32"})
+    assert not at.exception, at.exception
+    assert at.session_state["model_config"].encoder == "mobilenet_v2"
+    offline = any("offline: random initialisation" in w.value for w in at.warning)
+    assert offline == (not pretrained_weights_available("mobilenet_v2"))
+    assert any(m.label == "Parameters" for m in at.metric)

@@ -154,6 +154,22 @@ def test_defaults_and_file_names_match_training():
     assert set(jobs.TRAIN_DEFAULTS) == set(jobs.SETTINGS)
     assert {k: defaults[k] for k in jobs.SETTINGS} == jobs.TRAIN_DEFAULTS
     assert (jobs.EVENTS_FILE, jobs.STOP_FILE) == (training.EVENTS_FILE, training.STOP_FILE)
+    from multimodal.model import ModelConfig
+    literal = {k: v for k, v in ModelConfig().to_dict().items() if not isinstance(v, (dict, list))}
+    assert jobs.MODEL_DEFAULTS == literal
+
+
+def test_config_dict_records_the_dataset_and_fills_defaults(tiny_csv):
+    from multimodal.data import load_dataset
+    from multimodal.model import ModelConfig
+    from multimodal.training import TrainConfig
+    ds = load_dataset(tiny_csv)
+    c = jobs.config_dict(ds, None, {"epochs": 3, "unknown": 1})
+    assert c["epochs"] == 3 and "unknown" not in c and c["target"] == ds.target and c["overrides"] == ds.roles
+    assert c["model"]["arch"] == ModelConfig().arch and c["model"]["image_size"] == ModelConfig().image_size
+    assert TrainConfig.from_dict(c).batch_size == jobs.TRAIN_DEFAULTS["batch_size"]
+    c = jobs.config_dict(ds, ModelConfig(arch="gated", image_size=16))
+    assert c["model"]["arch"] == "gated" and c["model"]["image_size"] == 16
 
 
 # ------------------------------------------------------------------------------ pure helpers

@@ -114,3 +114,15 @@ def test_train_one_epoch_and_predict_with_saved_run(dataset, arch, tiny_samples,
     # The reloaded config reproduces the columns the model was trained on.
     assert run.spec == ds.features
     assert pd.read_csv(tmp_path / "run" / "history.csv").shape[0] == 1
+
+
+def test_mobilenet_encoder_builds_offline_with_random_init(tiny_inputs, caplog):
+    from multimodal.branches import pretrained_weights_available
+    ds, inputs, stats = tiny_inputs
+    model = build_model(ModelConfig(arch="image_only", encoder="mobilenet_v2", image_size=32), ds.features, stats,
+                        "classification", ["a", "b"])
+    images = np.repeat(np.repeat(inputs["images"][:2], 2, axis=2), 2, axis=3)  # 16 px -> 32 px
+    maps = np.asarray(encode(model, {"images": images})["image"])
+    assert maps.shape == (2, 4, 1, 1, 1280)  # 4 frames, MobileNetV2's 32x downsampling, 1280 channels
+    if not pretrained_weights_available("mobilenet_v2"):
+        assert "random init" in caplog.text

@@ -5,7 +5,7 @@ points {"x": epoch, "loss": ..., "val_loss": ...}. Both share the x axis "epoch"
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -15,7 +15,7 @@ VAL = "#ff7f0e"
 MAX_BATCH_POINTS = 2000        # thin long runs so every redraw stays cheap
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#ff7f0e", "#7f7f7f"]
-BASELINE_COLORS = {"image_only": "#7f7f7f", "tabular_only": "#bcbd22"}
+BASELINES = ("image_only", "tabular_only")
 METRIC_TITLES = {
     "accuracy": "accuracy (fraction correct)",
     "mae": "MAE (target units)",
@@ -72,34 +72,20 @@ def training_curves(batch_points: list[dict], epoch_points: list[dict], metric: 
     return fig
 
 
-def arch_colors(archs: Iterable[str]) -> dict[str, str]:
-    """A stable color per method: baselines grey/olive, fusion methods from the palette in order."""
-    colors, i = {}, 0
-    for arch in archs:
-        if arch in colors:
-            continue
-        if arch in BASELINE_COLORS:
-            colors[arch] = BASELINE_COLORS[arch]
-        else:
-            colors[arch] = PALETTE[i % len(PALETTE)]
-            i += 1
-    return colors
-
-
 def overlay_curves(runs: list[Any], metric: str) -> go.Figure:
     """Validation `metric` per epoch for several runs (runs.Run: .name, .arch, .history with
-    columns epoch and val_<metric>); baselines dashed."""
+    columns epoch and val_<metric>); one color per run, single-branch baselines dashed."""
     fig = go.Figure()
-    colors = arch_colors(r.arch for r in runs)
     key = f"val_{metric}"
-    for r in runs:
+    for i, r in enumerate(runs):
         h = r.history
         if h is None or key not in getattr(h, "columns", []):
             continue
         x = h["epoch"] if "epoch" in h.columns else list(range(1, len(h) + 1))
-        baseline = r.arch in BASELINE_COLORS
+        baseline = r.arch in BASELINES
         fig.add_trace(go.Scatter(x=list(x), y=list(h[key]), mode="lines+markers", name=f"{r.arch} · {r.name}",
-                                 line=dict(color=colors[r.arch], width=2, dash="dash" if baseline else "solid"),
+                                 line=dict(color=PALETTE[i % len(PALETTE)], width=2,
+                                           dash="dash" if baseline else "solid"),
                                  marker=dict(size=5),
                                  hovertemplate="epoch %{x}<br>%{y:.4f}<extra>" + r.name + "</extra>"))
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10),

@@ -269,7 +269,6 @@ def health(ds: Dataset, report: dict) -> None:
         st.plotly_chart(fig, width="stretch")
     images = report["images"]
     if ds.features.image_cols:
-        w, h = images["width"], images["height"]
         if images["sampled"]:
             st.markdown(f"**Image sizes** ({images['sampled']} images sampled): width {_span(images['width'])}, "
                         f"height {_span(images['height'])}. Images are resized to the model's image size "

@@ -138,11 +138,17 @@ def global_views(run_dir: Path, dataset, compute: bool = False) -> dict | None:
     key = (str(run_dir), _stamp(Path(run_dir)), dataset_key(dataset))
     store = st.session_state.setdefault("_model_service_memo", {}).setdefault("global", {})
     if key not in store and compute:
+        import time
+
         from multimodal import explain
         run, ev = get_run(run_dir), evaluation(run_dir, dataset)
+        started = time.perf_counter()
+        branches = explain.global_branch_importance(run, ev.inputs)
+        middle = time.perf_counter()
+        permutation = explain.permutation_importance(run, ev.inputs, ev.y_true)
         store.clear()
-        store[key] = {"branches": explain.global_branch_importance(run, ev.inputs),
-                      "permutation": explain.permutation_importance(run, ev.inputs, ev.y_true)}
+        store[key] = {"branches": branches, "permutation": permutation, "rows": len(ev.rows),
+                      "seconds": {"branches": middle - started, "permutation": time.perf_counter() - middle}}
     return store.get(key)
 
 
