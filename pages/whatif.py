@@ -41,63 +41,71 @@ if spec.image_cols:
         st.error(f"Uploaded image not used: {exc}", icon=":material/broken_image:")
         images = None
 
-with st.container(border=True):
-    st.markdown("**Features** · empty number = missing (the model imputes it)")
-    frame = view.feature_editor(run, ds, row, key=f"whatif_{run_dir}_{row}")
-
-try:
-    if images is None and spec.image_cols:
+if images is None and spec.image_cols:
+    try:
         images = view.load_row_images(ds, run, row)[None]
-    inputs = run_inputs(run, frame, ds.root, images)
-    expl = explain_row(run, inputs)
-except DataError as exc:
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
-unit = view.output_unit(run, expl.get("target"))
+    except DataError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
 
-st.subheader("Prediction")
-p1, p2 = st.columns([1, 2])
-if run.task == "classification":
-    probs = probabilities(service.predict(run, inputs), len(run.classes))[0]
-    best = int(probs.argmax())
-    p1.metric("Predicted class", run.classes[best], f"{probs[best]:.2%} probability", delta_color="off",
-              delta_arrow="off")
-    p1.metric(f"Explained output ({unit})", f"{expl['output']:.4f}")
-    with p2:
-        view.chart(view.probability_figure(dict(zip(run.classes, probs))), key="whatif_probs")
-else:
-    p1.metric(f"Predicted {run.config['target']}", view.fmt_number(expl["output"]))
-    if images is not None:
-        p2.image(list(images[0]), caption=[f"input image: {c}" for c in spec.image_cols], width=160)
 
-st.subheader("Why")
-st.caption(f"Baseline: {expl['baseline']}.")
-w1, w2 = st.columns(2)
-with w1:
-    view.chart(view.waterfall_figure(expl, unit), key="whatif_waterfall")
-with w2:
-    if expl["features"]:
-        view.chart(view.feature_bars_figure(expl["features"], unit, expl["feature_residual"]), key="whatif_features")
-if expl.get("grad_cam") is not None and images is not None:
-    st.markdown(f"**Grad-CAM** (regions that raise the {unit}; map scaled to its own maximum)")
-    view.grad_cam_section(expl["grad_cam"][0], images[0], spec.image_cols, unit)
+@st.fragment
+def what_if() -> None:
+    """Edits rerun only this part of the page, so the answer comes back fast."""
+    with st.container(border=True):
+        st.markdown("**Features** · empty number = missing (the model imputes it)")
+        frame = view.feature_editor(run, ds, row, key=f"whatif_{run_dir}_{row}")
+    prediction, why, sweep_box = st.container(), st.container(), st.container()
+    column = xs = None
+    if spec.numeric_cols:
+        sweep_box.subheader("Sweep one feature")
+        s1, s2 = sweep_box.columns([1, 3])
+        column = s1.selectbox("Feature", spec.numeric_cols, key="whatif_sweep_col")
+        points = s1.slider("Points", 5, 50, 25, key="whatif_sweep_points")
+        xs = np.linspace(*service.feature_range(run, ds, column), points)
+    try:
+        inputs = run_inputs(run, frame, ds.root, images)
+        outputs, swept = service.sweep(run, inputs, column, xs if xs is not None else [])
+        expl = explain_row(run, inputs)
+    except DataError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    unit = view.output_unit(run, expl.get("target"))
 
-numeric = spec.numeric_cols
-if numeric:
-    st.subheader("Sweep one feature")
-    s1, s2 = st.columns([1, 3])
-    column = s1.selectbox("Feature", numeric, key="whatif_sweep_col")
-    points = s1.slider("Points", 5, 50, 25, key="whatif_sweep_points")
-    lo, hi = service.feature_range(run, ds, column)
-    xs = np.linspace(lo, hi, points)
-    outputs = service.sweep(run, inputs, column, xs)
-    current = float(frame[column].iloc[0]) if frame[column].notna().iloc[0] else None
+    prediction.subheader("Prediction")
+    p1, p2 = prediction.columns([1, 2])
     if run.task == "classification":
-        probs = probabilities(outputs, len(run.classes))
-        series = ({f"P({run.classes[1]})": probs[:, 1]} if len(run.classes) == 2
-                  else {f"P({c})": probs[:, i] for i, c in enumerate(run.classes)})
-        y_title = "probability"
+        probs = probabilities(outputs, len(run.classes))[0]
+        best = int(probs.argmax())
+        p1.metric("Predicted class", run.classes[best], f"{probs[best]:.2%} probability", delta_color="off",
+                  delta_arrow="off")
+        p1.metric(f"Explained output ({unit})", f"{expl['output']:.4f}")
+        with p2:
+            view.chart(view.probability_figure(dict(zip(run.classes, probs))), key="whatif_probs")
     else:
-        series, y_title = {f"predicted {run.config['target']}": outputs[:, 0]}, f"predicted {run.config['target']}"
-    with s2:
-        view.chart(view.sweep_figure(xs, series, column, y_title, current), key="whatif_sweep")
+        p1.metric(f"Predicted {run.config['target']}", view.fmt_number(float(outputs[0, 0])))
+        if images is not None:
+            p2.image(list(images[0]), caption=[f"input image: {c}" for c in spec.image_cols], width=160)
+
+    with why:
+        st.subheader("Why")
+        st.caption(f"Baseline: {expl['baseline']}.")
+        w1, w2 = st.columns(2)
+        with w1:
+            view.chart(view.waterfall_figure(expl, unit), key="whatif_waterfall")
+        with w2:
+            if expl["features"]:
+                view.chart(view.feature_bars_figure(expl["features"], unit, expl["feature_residual"]),
+                           key="whatif_features")
+        if expl.get("grad_cam") is not None and images is not None:
+            st.markdown(f"**Grad-CAM** (regions that raise the {unit}; each map scaled to its own maximum)")
+            view.grad_cam_section(expl["grad_cam"][0], images[0], spec.image_cols, unit)
+
+    if column:
+        series, y_title = view.sweep_series(run, swept)
+        current = float(frame[column].iloc[0]) if frame[column].notna().iloc[0] else None
+        with s2:
+            view.chart(view.sweep_figure(xs, series, column, y_title, current), key="whatif_sweep")
+
+
+what_if()

@@ -167,14 +167,17 @@ def feature_range(run: Run, dataset, column: str) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)
 
 
-def sweep(run: Run, inputs: dict[str, np.ndarray], column: str, values: np.ndarray) -> np.ndarray:
-    """Raw outputs (len(values), units) for ONE row of inputs with `column` set to each value:
-    one batched model call."""
+def sweep(run: Run, inputs: dict[str, np.ndarray], column: str | None, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(outputs of the row itself (1, units), outputs (len(values), units) with `column` set to each
+    value) for ONE row of inputs, from a single batched model call. column None: no sweep."""
     from multimodal.data import input_name
-    n = len(values)
-    batch = {k: np.repeat(v[:1], n, axis=0) for k, v in inputs.items()}
-    batch[input_name(column)] = np.asarray(values, dtype=np.float32).reshape(batch[input_name(column)].shape)
-    return predict(run, batch)
+    n = len(values) if column else 0
+    batch = {k: np.repeat(v[:1], n + 1, axis=0) for k, v in inputs.items()}
+    if column:
+        name = input_name(column)
+        batch[name][1:] = np.asarray(values, dtype=batch[name].dtype).reshape(batch[name][1:].shape)
+    outputs = predict(run, batch)
+    return outputs[:1], outputs[1:]
 
 
 def save_upload(data: bytes, name: str, folder: Path) -> Path:

@@ -263,6 +263,18 @@ def sweep_figure(xs: np.ndarray, series: dict[str, np.ndarray], feature: str, y_
     return _layout(fig, f"Prediction along {feature}", showlegend=len(series) > 1)
 
 
+def sweep_series(run: Run, outputs: np.ndarray) -> tuple[dict[str, np.ndarray], str]:
+    """Lines to plot along a sweep: P(positive class), P(each class), or the predicted value."""
+    from multimodal.runs import probabilities
+    if run.task == "classification":
+        probs = probabilities(outputs, len(run.classes))
+        if len(run.classes) == 2:
+            return {f"P({run.classes[1]})": probs[:, 1]}, f"probability of {run.classes[1]}"
+        return {f"P({c})": probs[:, i] for i, c in enumerate(run.classes)}, "probability"
+    target = run.config.get("target", "target")
+    return {f"predicted {target}": outputs[:, 0]}, f"predicted {target}"
+
+
 def routing_figure(weights: dict[str, float]) -> go.Figure:
     fig = bars_figure(weights, "Attention routing (where the head's query looked — NOT a contribution)",
                       "attention weight (sums to 1)", signed=False)
