@@ -26,10 +26,9 @@ import traceback
 from collections import deque
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-if TYPE_CHECKING:
-    from multimodal.training import TrainConfig
+from multimodal.config import ModelConfig, TrainConfig
 
 EVENTS_FILE = "events.jsonl"       # must match multimodal.training (a test checks)
 STOP_FILE = "STOP"
@@ -43,18 +42,8 @@ BASELINES = ("image_only", "tabular_only")
 SETTINGS = ("epochs", "batch_size", "lr", "val_fraction", "patience", "seed")   # what the Train page offers
 
 
-def _literal_defaults(module: str, cls_name: str) -> dict:
-    """A dataclass's literal field defaults, read from its module's source: importing training.py
-    or model.py imports Keras, which the app's server process should not need to show a page."""
-    import ast
-    tree = ast.parse((Path(__file__).parent / module).read_text(encoding="utf-8"))
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls_name)
-    return {n.target.id: ast.literal_eval(n.value) for n in cls.body
-            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and isinstance(n.value, ast.Constant)}
-
-
-TRAIN_DEFAULTS = {k: v for k, v in _literal_defaults("training.py", "TrainConfig").items() if k in SETTINGS}
-MODEL_DEFAULTS = _literal_defaults("model.py", "ModelConfig")    # arch, encoder, image_size, ...
+TRAIN_DEFAULTS = {k: v for k, v in asdict(TrainConfig(data="")).items() if k in SETTINGS}
+MODEL_DEFAULTS = asdict(ModelConfig())    # arch, encoder, image_size, ...
 
 
 # ---------------------------------------------------------------------------------- the worker

@@ -6,30 +6,13 @@ saves as one `.keras` file, and the explanations can run the head alone on cache
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import keras
 
 from multimodal.branches import image_encoder, tabular_encoder
+from multimodal.config import ModelConfig
 from multimodal.data import DataError, FeatureSpec
 from multimodal.fusion import FUSION_METHODS, HeadSettings
 from multimodal.layers import TargetScale
-
-
-@dataclass
-class ModelConfig:
-    arch: str = "late_concat"
-    encoder: str = "small_cnn"
-    image_size: int = 64
-    width: int = 64
-    dropout: float = 0.2
-    l2: float = 1e-4
-    augment: bool = True
-    seed: int = 0
-    params: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def output_units(task: str, classes: list[str]) -> int:

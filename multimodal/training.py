@@ -8,43 +8,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from multimodal.data import Dataset, encode_target, load_dataset, model_inputs, split_indices
-from multimodal.model import ModelConfig
+from multimodal.config import TrainConfig
 
 EVENTS_FILE = "events.jsonl"
 STOP_FILE = "STOP"
 BACKGROUND_ROWS = 64
 LOSSES = {"classification": ("crossentropy",), "regression": ("mse", "mae", "huber", "mape")}
-
-
-@dataclass
-class TrainConfig:
-    """Everything needed to reproduce a run (saved as config.json)."""
-    data: str
-    target: str | None = None
-    task: str | None = None
-    overrides: dict = field(default_factory=dict)   # column -> role
-    val_fraction: float = 0.2
-    seed: int = 0
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-3
-    patience: int = 8                               # early stopping on val_loss; 0 disables
-    loss: str | None = None                         # default: crossentropy / mse
-    class_weight: bool = True                       # balance classes in the loss
-    model: ModelConfig = field(default_factory=ModelConfig)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return cls(**{**d, "model": ModelConfig(**d.get("model", {}))})
 
 
 def append_event(run_dir: Path, event: dict) -> None:

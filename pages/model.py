@@ -10,8 +10,7 @@ import streamlit as st
 from multimodal.branches import IMAGE_ENCODERS, pretrained_weights_available
 from multimodal.data import DataError
 from multimodal.fusion import FUSION_METHODS, methods_for
-from multimodal.model import ModelConfig
-from multimodal.training import TrainConfig
+from multimodal.config import ModelConfig, TrainConfig
 from multimodal.ui import diagram as dg
 from multimodal.ui import state
 

@@ -1,0 +1,50 @@
+"""Run settings as plain dataclasses: importable without Keras, saved as config.json.
+
+The app's server process reads defaults and builds configs from here without importing
+TensorFlow; model.py and training.py consume them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """The network: fusion method, image encoder and head hyperparameters."""
+    arch: str = "late_concat"
+    encoder: str = "small_cnn"
+    image_size: int = 64
+    width: int = 64
+    dropout: float = 0.2
+    l2: float = 1e-4
+    augment: bool = True
+    seed: int = 0
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainConfig:
+    """Everything needed to reproduce a run (saved as config.json)."""
+    data: str
+    target: str | None = None
+    task: str | None = None
+    overrides: dict = field(default_factory=dict)   # column -> role
+    val_fraction: float = 0.2
+    seed: int = 0
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int = 8                               # early stopping on val_loss; 0 disables
+    loss: str | None = None                         # default: crossentropy / mse
+    class_weight: bool = True                       # balance classes in the loss
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**{**d, "model": ModelConfig(**d.get("model", {}))})
