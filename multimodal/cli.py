@@ -60,9 +60,15 @@ def train_config_from_args(args):
     if args.loss and not any(args.loss in v for v in LOSSES.values()):
         raise UsageError(f"unknown --loss '{args.loss}'; choose one of mse, mae, huber, mape, crossentropy")
     for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
-                             ("--image-size", args.image_size, 16)):
-        if value < low:
+                             ("--image-size", args.image_size, 16), ("--patience", args.patience, 0)):
+        if value is not None and value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
+    if not 0 <= args.modality_dropout < 1:
+        raise UsageError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
+    if args.cv is not None and args.cv < 2:
+        raise UsageError(f"--cv must be at least 2 folds, got {args.cv}")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
     if not 0 < args.val_fraction < 1:
         raise UsageError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
     overrides = {}
@@ -74,8 +80,10 @@ def train_config_from_args(args):
     return TrainConfig(data=args.data, target=args.target, task=args.task, overrides=overrides,
                        val_fraction=args.val_fraction, seed=args.seed, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, loss=args.loss,
+                       target_transform=args.target_transform,
+                       **({"patience": args.patience} if args.patience is not None else {}),
                        model=ModelConfig(arch=args.arch, image_size=args.image_size, seed=args.seed,
-                                         encoder=args.encoder))
+                                         encoder=args.encoder, modality_dropout=args.modality_dropout))
 
 
 def cmd_train(args) -> None:
@@ -84,12 +92,39 @@ def cmd_train(args) -> None:
 
     from multimodal.training import train
     config = train_config_from_args(args)
+    if args.cv or args.baselines:
+        return _train_cv(args, config)
     run_dir = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}"
     with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:  # zip extraction only
         summary = train(config, run_dir, workdir=Path(workdir))
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items())
     _emit(summary, args.json, f"trained {summary['arch']} for {summary['epochs_run']} epochs in "
           f"{summary['train_seconds']:.1f}s -> {summary['run_dir']}\n{metrics}")
+
+
+def _train_cv(args, config) -> None:
+    """--cv K [--repeats R] [--baselines]: repeated k-fold; val_* are held-out fold metrics."""
+    import tempfile
+    import time
+
+    from multimodal.crossval import compare_with_baselines, cross_validate
+    k = args.cv or 5
+    out = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}-cv{k}x{args.repeats}"
+    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
+        if args.baselines:
+            result = compare_with_baselines(config, k, args.repeats, workdir=Path(workdir))
+            chosen = result["results"][config.model.arch]
+            payload = {**chosen, "baselines": {a: {"mean": r["mean"], "std": r["std"]}
+                                               for a, r in result["results"].items()},
+                       "metric": result["metric"], "fusion_gain": result["gain"]}
+        else:
+            payload = cross_validate(config, k, args.repeats, workdir=Path(workdir), out_dir=out)
+    lines = [f"{payload['arch']}: {payload['k']}-fold x {payload['repeats']} cross-validation (held-out folds)"]
+    lines += [f"  {m:14} {payload['mean'][m]:.4g} +- {payload['std'][m]:.3g}" for m in payload["mean"]]
+    if args.baselines:
+        g = payload["fusion_gain"]
+        lines.append(f"fusion gain in {payload['metric']} over {g['best_baseline']}: {g['mean']:+.4g} +- {g['std']:.3g}")
+    _emit(payload, args.json, "\n".join(lines))
 
 
 def _rows_inputs(args, run) -> dict:
@@ -164,7 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task", choices=["classification", "regression"])
     t.add_argument("--arch", default="late_concat")
     t.add_argument("--encoder", default="small_cnn", choices=["small_cnn", "mobilenet_v2"])
-    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--epochs", type=int, default=None, help="default: a budget from the data size")
+    t.add_argument("--patience", type=int, default=None, help="early-stopping patience (0 = off)")
+    t.add_argument("--target-transform", default="auto", choices=["auto", "log", "none"])
+    t.add_argument("--modality-dropout", type=float, default=0.0)
+    t.add_argument("--cv", type=int, default=None, help="repeated k-fold cross-validation with K folds")
+    t.add_argument("--repeats", type=int, default=1)
+    t.add_argument("--baselines", action="store_true",
+                   help="also cross-validate image_only and tabular_only on the same folds (fusion gain)")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--image-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=1e-3)

@@ -20,9 +20,15 @@ class ModelConfig:
     augment: bool = True
     seed: int = 0
     params: dict = field(default_factory=dict)
+    # Per row and branch, the probability (training only) that the branch's embedding is replaced
+    # by a learned "missing" embedding; 0 disables the layer. See layers.ModalityDropout.
+    modality_dropout: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+TARGET_TRANSFORMS = ("auto", "log", "none")
 
 
 @dataclass
@@ -34,12 +40,14 @@ class TrainConfig:
     overrides: dict = field(default_factory=dict)   # column -> role
     val_fraction: float = 0.2
     seed: int = 0
-    epochs: int = 40
+    epochs: int | None = 40                         # None: a budget from the data size (training.auto_epochs)
     batch_size: int = 32
     lr: float = 1e-3
     patience: int = 8                               # early stopping on val_loss; 0 disables
     loss: str | None = None                         # default: crossentropy / mse
     class_weight: bool = True                       # balance classes in the loss
+    target_transform: str = "auto"                  # regression: auto | log | none (see training.choose_transform)
+    restore_best: bool = True                       # the saved model has the best-val_loss weights
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def to_dict(self) -> dict:

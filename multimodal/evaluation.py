@@ -180,7 +180,7 @@ def _natural_key(v: str):
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:,.0f}"
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
 def metrics_by_slice(labels: pd.Series, y_true: np.ndarray, task: str, *, probs: np.ndarray | None = None,

@@ -152,3 +152,79 @@ class WeightedAverage(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "learned": self.learned}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ModalityDropout(keras.layers.Layer):
+    """Replace a branch's embedding by a learned "missing" embedding, per row.
+
+    Training: each row is replaced with probability `rate`, so the head learns to predict
+    without this branch and leans less on it. Inference: the identity, except for rows
+    flagged missing, i.e. rows whose embedding is entirely NaN (see model.mark_missing); those
+    get the learned embedding. A model without missing rows predicts exactly as without the layer.
+    """
+
+    def __init__(self, rate: float = 0.0, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        self.missing = self.add_weight(shape=tuple(input_shape[1:]), initializer="zeros", name="missing")
+
+    def _row_mask(self, mask, x):
+        return ops.reshape(mask, (-1,) + (1,) * (len(x.shape) - 1))
+
+    def call(self, inputs, training=None):
+        x = ops.cast(inputs, "float32")
+        axes = tuple(range(1, len(x.shape)))
+        flagged = ops.all(ops.isnan(x), axis=axes) if axes else ops.isnan(x)
+        if training and self.rate > 0:
+            drop = keras.random.uniform(ops.shape(x)[:1], seed=self.seed_generator) < self.rate
+            flagged = ops.logical_or(flagged, drop)
+        return ops.where(self._row_mask(flagged, x), self.missing[None], x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TransformedLoss(keras.losses.Loss):
+    """A regression loss computed on the standardized (optionally log) target.
+
+    The model answers in the target's unit (TargetScale); this loss maps both y_true and
+    y_pred back through t(y) = (log?(y) - mean) / std, so training fits the transformed target
+    (z for the prediction is exactly the head's pre-TargetScale output) while metrics stay in
+    the original unit. base: mse | mae | huber.
+    """
+
+    def __init__(self, base: str = "mse", mean: float = 0.0, std: float = 1.0, log: bool = False,
+                 name: str | None = None, reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name or f"transformed_{base}", reduction=reduction, dtype=dtype)
+        self.base, self.mean, self.std, self.log = str(base), float(mean), float(std), bool(log)
+
+    def _t(self, y):
+        y = ops.cast(y, "float32")
+        if self.log:
+            y = ops.log(ops.maximum(y, 1e-30))
+        return (y - self.mean) / self.std
+
+    def call(self, y_true, y_pred):
+        t, p = self._t(y_true), self._t(y_pred)
+        err = p - t
+        if self.base == "mae":
+            per = ops.abs(err)
+        elif self.base == "huber":
+            a = ops.abs(err)
+            per = ops.where(a <= 1.0, 0.5 * ops.square(err), a - 0.5)
+        else:
+            per = ops.square(err)
+        return ops.mean(per, axis=-1)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction, "base": self.base, "mean": self.mean,
+                "std": self.std, "log": self.log}

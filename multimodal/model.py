@@ -12,7 +12,9 @@ from multimodal.branches import image_encoder, tabular_encoder
 from multimodal.config import ModelConfig
 from multimodal.data import DataError, FeatureSpec
 from multimodal.fusion import FUSION_METHODS, HeadSettings
-from multimodal.layers import TargetScale
+import numpy as np
+
+from multimodal.layers import ModalityDropout, TargetScale
 
 
 def output_units(task: str, classes: list[str]) -> int:
@@ -49,7 +51,12 @@ def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, 
     settings = HeadSettings(units=output_units(task, classes), width=config.width, dropout=config.dropout,
                             l2=config.l2, params={**method.params, **config.params})
     embeddings = {b: keras.Input(e.output.shape[1:], name=b) for b, e in encoders.items()}
-    out = method.build(embeddings, settings)
+    fused = embeddings
+    if config.modality_dropout > 0:
+        # Still {branch: embedding} -> head; the layer sits at the head's input, one per branch.
+        fused = {b: ModalityDropout(config.modality_dropout, seed=config.seed + i, name=f"{b}_modality_dropout")(x)
+                 for i, (b, x) in enumerate(embeddings.items())}
+    out = method.build(fused, settings)
     if task == "regression":
         t = target_stats or {"mean": 0.0, "std": 1.0, "log": False}
         out = TargetScale(t["mean"], t["std"], t.get("log", False), name="target_scale")(out)
@@ -84,3 +91,29 @@ def encode(model: keras.Model, inputs: dict) -> dict:
     """Embeddings of every branch for these raw inputs: the head's input dict."""
     return {branch: encoder(select_inputs(encoder, inputs), training=False)
             for branch, encoder in encoders_of(model).items()}
+
+
+def mark_missing(embeddings: dict, missing: dict[str, np.ndarray]) -> dict:
+    """Head inputs with the rows flagged in `missing` ({branch: bool (N,)}) set to NaN, which a
+    model trained with modality dropout reads as "this branch is missing" (its learned embedding)."""
+    out = {}
+    for branch, x in embeddings.items():
+        x = np.array(x, dtype="float32")
+        if branch in missing:
+            x[np.asarray(missing[branch], dtype=bool)] = np.nan
+        out[branch] = x
+    return out
+
+
+def has_modality_dropout(model: keras.Model) -> bool:
+    return any(isinstance(layer, ModalityDropout) for layer in head_of(model).layers)
+
+
+def predict_with_missing(model: keras.Model, inputs: dict, missing: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Outputs with some branches declared missing per row (needs a modality-dropout model for
+    meaningful answers). Missing branches' raw inputs may hold any placeholder values."""
+    if missing and not has_modality_dropout(model):
+        raise DataError("this model was trained without modality dropout, so it cannot predict with a missing "
+                        "branch; retrain with modality dropout or supply every input")
+    emb = mark_missing(encode(model, inputs), missing or {})
+    return np.asarray(head_of(model)(emb, training=False))

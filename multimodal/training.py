@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from multimodal.data import Dataset, encode_target, load_dataset, model_inputs, split_indices
+from multimodal.data import DataError, Dataset, encode_target, load_dataset, model_inputs, split_indices
 from multimodal.config import TrainConfig
 
 EVENTS_FILE = "events.jsonl"
@@ -62,23 +62,51 @@ def _callbacks(run_dir: Path, config: TrainConfig, steps: int):
         def on_epoch_end(self, epoch, logs=None):
             append_event(run_dir, {"type": "epoch", "epoch": epoch + 1, "logs": _floats(logs)})
 
+    class BestWeights(keras.callbacks.Callback):
+        """Keeps the weights of the epoch with the lowest val_loss and puts them back when training
+        ends for any reason (budget used up, early stopping, STOP). Keras' own EarlyStopping only
+        restores them when it triggers."""
+
+        def __init__(self):
+            super().__init__()
+            self.best, self.best_epoch, self.weights = np.inf, 0, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = float((logs or {}).get("val_loss", np.nan))
+            if np.isfinite(value) and value < self.best:
+                self.best, self.best_epoch = value, epoch + 1
+                self.weights = [np.array(w) for w in self.model.get_weights()]
+
+        def on_train_end(self, logs=None):
+            if self.weights is not None:
+                self.model.set_weights(self.weights)
+
     live = LiveEvents()
     live.stopped = False
     callbacks = [live]
+    best = BestWeights() if config.restore_best else None
+    if best is not None:
+        callbacks.append(best)
     if config.patience:
-        callbacks += [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True,
-                                                    monitor="val_loss"),
+        callbacks += [keras.callbacks.EarlyStopping(patience=config.patience, monitor="val_loss"),
                       keras.callbacks.ReduceLROnPlateau(patience=max(2, config.patience // 2), factor=0.5,
                                                         monitor="val_loss", min_lr=1e-5)]
-    return live, callbacks
+    return live, best, callbacks
 
 
 def _floats(logs: dict | None) -> dict:
     return {k: float(v) for k, v in (logs or {}).items() if np.isfinite(float(v))}
 
 
-def compile_model(model, task: str, n_classes: int, lr: float, loss: str | None) -> None:
+def compile_model(model, task: str, n_classes: int, lr: float, loss: str | None,
+                  target_stats: dict | None = None) -> None:
+    """Compile for the task. Regression losses (mse/mae/huber) are computed on the standardized,
+    possibly log-transformed target (layers.TransformedLoss), i.e. on the head's pre-TargetScale
+    output; mape is a relative error and is computed in the original unit. Metrics are always in
+    the original unit (the full model's output)."""
     import keras
+
+    from multimodal.layers import TransformedLoss
     if task == "classification":
         if n_classes == 2:
             loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -89,8 +117,12 @@ def compile_model(model, task: str, n_classes: int, lr: float, loss: str | None)
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
                        keras.metrics.SparseTopKCategoricalAccuracy(k=min(3, n_classes - 1), name="top_k_accuracy")]
     else:
-        loss_fn = {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber(),
-                   "mape": "mape"}[loss or "mse"]
+        loss = loss or "mse"
+        if loss == "mape":
+            loss_fn = keras.losses.MeanAbsolutePercentageError()
+        else:
+            t = target_stats or {"mean": 0.0, "std": 1.0, "log": False}
+            loss_fn = TransformedLoss(loss, t["mean"], t["std"], t.get("log", False))
         metrics = [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse"),
                    keras.metrics.MeanAbsolutePercentageError(name="mape"), keras.metrics.R2Score(name="r2")]
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_fn, metrics=metrics)
@@ -114,13 +146,59 @@ def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     return {c: float(len(y) / (n_classes * counts[c])) if counts[c] else 1.0 for c in range(n_classes)}
 
 
-def target_stats(y: np.ndarray) -> dict:
-    return {"mean": float(y.mean()), "std": float(y.std() or 1.0), "log": False}
+def skewness(y: np.ndarray) -> float:
+    y = np.asarray(y, dtype="float64").ravel()
+    sd = y.std()
+    return float(((y - y.mean()) ** 3).mean() / sd ** 3) if sd > 0 else 0.0
+
+
+def choose_transform(y: np.ndarray, requested: str = "auto") -> str:
+    """"log" or "none" for a regression target (training rows). auto: log when every value is
+    positive and the distribution is right-skewed (skewness > 1), as prices and counts often are."""
+    if requested not in ("auto", "log", "none"):
+        raise DataError(f"unknown target transform '{requested}'; use auto, log or none")
+    y = np.asarray(y, dtype="float64")
+    if requested == "log":
+        if (y <= 0).any():
+            raise DataError(f"the log transform needs a positive target; its minimum is {y.min():g}. "
+                            "Use target transform 'none'")
+        return "log"
+    if requested == "none":
+        return "none"
+    return "log" if y.min() > 0 and skewness(y) > 1.0 else "none"
+
+
+def target_stats(y: np.ndarray, log: bool = False) -> dict:
+    """Mean and std of the (log) target on the training rows: the head predicts the standardized value."""
+    z = np.log(np.asarray(y, dtype="float64")) if log else np.asarray(y, dtype="float64")
+    return {"mean": float(z.mean()), "std": float(z.std() or 1.0), "log": bool(log)}
+
+
+def auto_epochs(n_train: int, batch_size: int) -> int:
+    """Epoch budget when the user sets none: about 600 optimizer steps, at least 20 and at most
+    150 epochs. Small datasets get more passes (few steps per epoch), big ones fewer; early stopping
+    with the best weights restored usually ends well before the budget."""
+    steps = max(1, int(np.ceil(n_train / batch_size)))
+    return int(np.clip(np.ceil(600 / steps), 20, 150))
+
+
+def _check_split(split: dict, n: int) -> dict[str, np.ndarray]:
+    out = {k: np.sort(np.asarray(split.get(k, []), dtype=np.int64)) for k in ("train", "val", "test")}
+    if not len(out["train"]) or not len(out["val"]):
+        raise DataError("an explicit split needs train and val rows")
+    every = np.concatenate(list(out.values()))
+    if len(np.unique(every)) != len(every) or every.min() < 0 or every.max() >= n:
+        raise DataError("an explicit split must hold disjoint row positions inside the dataset")
+    return out
 
 
 def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
-          workdir: Path | None = None) -> dict:
-    """Train one model, save the run folder, and return its summary (the CLI's JSON)."""
+          workdir: Path | None = None, split: dict | None = None, inputs: dict | None = None) -> dict:
+    """Train one model, save the run folder, and return its summary (the CLI's JSON).
+
+    split: explicit {"train", "val"[, "test"]} row positions (cross-validation) instead of the
+    config's seeded split. inputs: precomputed `model_inputs` of the whole dataset at the
+    config's image size (cross-validation decodes the images once)."""
     import keras
 
     from multimodal.branches import tabular_stats
@@ -132,29 +210,33 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
                                  overrides=config.overrides)
     spec = ds.features
-    splits = split_indices(ds, config.val_fraction, config.seed)
-    inputs = model_inputs(ds.frame, ds.root, spec, config.model.image_size)
+    splits = _check_split(split, len(ds.frame)) if split is not None else \
+        split_indices(ds, config.val_fraction, config.seed)
+    if inputs is None:
+        inputs = model_inputs(ds.frame, ds.root, spec, config.model.image_size)
     y = encode_target(ds.frame[ds.target], ds.task, ds.classes)
     if ds.task == "regression":
         y = y.reshape(-1, 1)
     train_idx, val_idx = splits["train"], splits["val"]
     stats = tabular_stats(take(inputs, train_idx), spec)
-    t_stats = target_stats(y[train_idx]) if ds.task == "regression" else None
+    transform = choose_transform(y[train_idx], config.target_transform) if ds.task == "regression" else None
+    t_stats = target_stats(y[train_idx], transform == "log") if ds.task == "regression" else None
+    epochs = config.epochs or auto_epochs(len(train_idx), config.batch_size)
 
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats)
-    compile_model(model, ds.task, len(ds.classes), config.lr, config.loss)
+    compile_model(model, ds.task, len(ds.classes), config.lr, config.loss, t_stats)
     inputs = select_inputs(model, inputs)
 
     steps = int(np.ceil(len(train_idx) / config.batch_size))
-    live, callbacks = _callbacks(run_dir, config, steps)
-    append_event(run_dir, {"type": "start", "epochs": config.epochs, "steps": steps, "arch": config.model.arch,
+    live, best, callbacks = _callbacks(run_dir, config, steps)
+    append_event(run_dir, {"type": "start", "epochs": epochs, "steps": steps, "arch": config.model.arch,
                            "rows": {k: len(v) for k, v in splits.items()}})
     weights = class_weights(y[train_idx], len(ds.classes)) if ds.task == "classification" and config.class_weight else None
     started = time.perf_counter()
     fit = model.fit(make_dataset(take(inputs, train_idx), y[train_idx], config.batch_size, config.seed),
                     validation_data=make_dataset(take(inputs, val_idx), y[val_idx], config.batch_size),
-                    epochs=config.epochs, callbacks=callbacks, class_weight=weights, shuffle=False, verbose=0)
+                    epochs=epochs, callbacks=callbacks, class_weight=weights, shuffle=False, verbose=0)
     train_seconds = time.perf_counter() - started
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     epochs_run = len(history.get("loss", []))
@@ -169,10 +251,11 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
 
     rng = np.random.default_rng(config.seed)
     background_idx = np.sort(rng.choice(train_idx, size=min(BACKGROUND_ROWS, len(train_idx)), replace=False))
-    status = "stopped" if live.stopped else ("early_stopped" if epochs_run < config.epochs else "completed")
+    status = "stopped" if live.stopped else ("early_stopped" if epochs_run < epochs else "completed")
     summary = {
         "run_dir": str(run_dir), "arch": config.model.arch, "task": ds.task, "status": status,
-        "epochs_run": epochs_run, "train_seconds": round(train_seconds, 3),
+        "epochs_run": epochs_run, "epochs": epochs, "best_epoch": best.best_epoch if best and best.weights else epochs_run,
+        "target_transform": transform, "train_seconds": round(train_seconds, 3),
         "samples_per_second": round(epochs_run * len(train_idx) / train_seconds, 1) if train_seconds else 0.0,
         "metrics": metrics, "history": history,
     }

@@ -10,6 +10,8 @@ from multimodal.data import DataError
 from multimodal.runs import load_run
 from multimodal.ui import charts, state
 
+state.use_app_navigation()
+
 ss = st.session_state
 st.title(":material/compare_arrows: Compare")
 session_jobs: dict = ss.setdefault("jobs", {})

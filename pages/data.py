@@ -6,6 +6,8 @@ from multimodal.samples import SAMPLES
 from multimodal.ui import data_view as dv
 from multimodal.ui import state
 
+state.use_app_navigation()
+
 MODES = ("Sample dataset", "Upload your own")
 
 

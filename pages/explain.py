@@ -5,6 +5,9 @@ from multimodal.data import DataError
 from multimodal.explain import attention_routing, explain_row
 from multimodal.runs import run_inputs
 from multimodal.ui import run_view as view
+from multimodal.ui.state import use_app_navigation
+
+use_app_navigation()
 
 st.title("Explain a prediction")
 st.caption("Exact Shapley values over the model's branches, Integrated Gradients over the tabular columns and "
@@ -36,10 +39,10 @@ unit = view.output_unit(run, expl.get("target"))
 
 m = st.columns(4)
 m[0].metric("True value", str(frame[run.config["target"]].iloc[0]))
-m[1].metric(f"Output f(x) ({unit})", f"{expl['output']:.4g}")
+m[1].metric(f"Output f(x) ({unit})", view.fmt_number(expl["output"], digits=4))
 if expl.get("probability") is not None:
     m[2].metric(f"Probability of {expl['target']}", f"{expl['probability']:.1%}")
-m[3].metric("Baseline v(∅)", f"{expl['base_value']:.4g}")
+m[3].metric("Baseline v(∅)", view.fmt_number(expl["base_value"], digits=4))
 st.caption(f"Baseline: {expl['baseline']}. Branch values sum exactly to f(x) − v(∅).")
 
 st.subheader("Branches")
@@ -61,8 +64,9 @@ if expl["features"]:
     view.chart(view.feature_bars_figure(expl["features"], unit, expl["feature_residual"]), key="explain_features")
     tab = expl["branches"].get("tabular")
     if tab is not None and expl["feature_residual"] is not None:
-        st.caption(f"Features sum to {tab + expl['feature_residual']:.4g}; the tabular branch value is {tab:.4g} "
-                   f"(completeness residual {expl['feature_residual']:+.2g}, from the IG path integral).")
+        st.caption(f"Features sum to {view.fmt_number(tab + expl['feature_residual'], digits=4)}; the tabular branch "
+                   f"value is {view.fmt_number(tab, digits=4)} (completeness residual "
+                   f"{view.fmt_number(expl['feature_residual'], signed=True, digits=2)}, from the IG path integral).")
 
 if expl.get("grad_cam") is not None and images is not None:
     st.subheader("Image regions (Grad-CAM)")

@@ -4,6 +4,8 @@ import streamlit as st
 from multimodal.samples import SAMPLES
 from multimodal.ui import state
 
+state.use_app_navigation()
+
 st.title(":material/join: Multimodal Studio")
 st.markdown(
     "Train one neural network on **two kinds of input at once**: a **photo** (read by a convolutional "

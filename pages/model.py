@@ -8,11 +8,13 @@ from dataclasses import fields
 import streamlit as st
 
 from multimodal.branches import IMAGE_ENCODERS, pretrained_weights_available
+from multimodal.config import ModelConfig, TrainConfig
 from multimodal.data import DataError
 from multimodal.fusion import FUSION_METHODS, methods_for
-from multimodal.config import ModelConfig, TrainConfig
 from multimodal.ui import diagram as dg
 from multimodal.ui import state
+
+state.use_app_navigation()
 
 ss = st.session_state
 TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name in dg.TRAIN_FIELDS}

@@ -4,6 +4,9 @@ import streamlit as st
 from multimodal.data import DataError
 from multimodal.ui import model_service as service
 from multimodal.ui import run_view as view
+from multimodal.ui.state import use_app_navigation
+
+use_app_navigation()
 
 st.title("Results")
 st.caption("Every number here is computed on the run's validation rows, which the model never trained on.")
@@ -45,9 +48,9 @@ st.caption("Misclassified rows with the highest loss (−log p(true class))." if
 if run.spec.image_cols:
     for col, (_, r) in zip(view.grid(len(worst)), worst.iterrows()):
         if ev.task == "classification":
-            caption = f"row {r.row} · true {r.true} · pred {r.predicted} ({r.confidence:.0%})"
+            caption = f"row {int(r.row)} · true {r.true} · pred {r.predicted} ({r.confidence:.0%})"
         else:
-            caption = f"row {r.row} · true {view.fmt_number(r.true)} · pred {view.fmt_number(r.predicted)}"
+            caption = f"row {int(r.row)} · true {view.fmt_number(r.true)} · pred {view.fmt_number(r.predicted)}"
         try:
             col.image(str(view.row_image_paths(ds, run, int(r.row))[0]), caption=caption, width="stretch")
         except DataError as exc:

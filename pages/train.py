@@ -10,6 +10,8 @@ import streamlit as st
 from multimodal import jobs
 from multimodal.ui import charts, state
 
+state.use_app_navigation()
+
 ss = st.session_state
 st.title(":material/monitoring: Train")
 ds = state.dataset()

@@ -9,6 +9,8 @@ from multimodal.ui import model_service as service
 from multimodal.ui import run_view as view
 from multimodal.ui import state
 
+state.use_app_navigation()
+
 st.title("What-if")
 st.caption("Start from a validation row, edit its features or upload another image: the prediction and "
            "its explanation update at once.")
@@ -17,7 +19,7 @@ picked = view.current_run("whatif_run")
 if picked is None:
     st.stop()
 ds, run_dir, run = picked
-spec = run.spec
+spec = service.used_spec(run)   # only the columns this model reads
 
 rows = view.validation_rows(run, ds)
 c1, c2 = st.columns([2, 3])
@@ -52,9 +54,13 @@ if images is None and spec.image_cols:
 @st.fragment
 def what_if() -> None:
     """Edits rerun only this part of the page, so the answer comes back fast."""
-    with st.container(border=True):
-        st.markdown("**Features** · empty number = missing (the model imputes it)")
-        frame = view.feature_editor(run, ds, row, key=f"whatif_{run_dir}_{row}")
+    if spec.tabular_cols:
+        with st.container(border=True):
+            st.markdown("**Features** · empty number = missing (the model imputes it)")
+            frame = view.feature_editor(run, ds, row, key=f"whatif_{run_dir}_{row}", spec=spec)
+    else:
+        st.info("This model reads only the image: upload another one to see the prediction change.")
+        frame = ds.frame.loc[[row]]
     prediction, why, sweep_box = st.container(), st.container(), st.container()
     column = xs = None
     if spec.numeric_cols:

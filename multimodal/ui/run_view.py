@@ -7,7 +7,6 @@ and its baseline (the run's background rows), as DESIGN.md section 6 asks.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,7 @@ def run_label(run_dir: Path) -> str:
     parts = [run.arch, f"{epochs} epoch{'s' if epochs != 1 else ''}"]
     metric = main_metric(run)
     if metric:
-        parts.append(f"{metric[0]} {metric[1]:.3g}")
+        parts.append(f"{metric[0]} {fmt_number(metric[1])}")
     label = " · ".join(parts)
     pretrained = state.PRETRAINED_DIR in Path(run_dir).parts[-2:-1]
     if pretrained:
@@ -80,10 +79,12 @@ def metric_cards(metrics: dict[str, float], unit: str = "", columns: int = 4) ->
         cols[i % len(cols)].metric(METRIC_NAMES[name] + suffix, text)
 
 
-def fmt_number(v: float) -> str:
+def fmt_number(v: float, signed: bool = False, digits: int = 3) -> str:
+    """Readable numbers: 699,458 / 0.601 / +0.0987 / −12,345 (thousands get separators, not e+05)."""
     if v is None or not np.isfinite(v):
         return "—"
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+    sign = "+" if signed else ""
+    return f"{v:{sign},.0f}" if abs(v) >= 1000 else f"{v:{sign}.{digits}g}"
 
 
 def output_unit(run: Run, target: str | None = None) -> str:
@@ -203,7 +204,7 @@ def bars_figure(values: dict[str, float], title: str, x_title: str, signed: bool
     vals = np.array([v for _, v in items], dtype=float)
     colors = [POSITIVE if v >= 0 else NEGATIVE for v in vals] if signed else TOTAL
     fig = go.Figure(go.Bar(x=vals, y=names, orientation="h", marker_color=colors,
-                           text=[f"{v:+.3g}" if signed else f"{v:.3g}" for v in vals], textposition="auto",
+                           text=[fmt_number(v, signed=signed) for v in vals], textposition="auto",
                            hovertemplate="%{y}: %{x:.4g}<extra></extra>"))
     fig.add_vline(x=0, line=dict(color="#9e9e9e"))
     fig.update_xaxes(title=x_title)
@@ -218,7 +219,8 @@ def waterfall_figure(expl: dict, unit: str) -> go.Figure:
     x = ["baseline v(∅)"] + [f"{b} branch" for b in branches] + ["output f(x)"]
     y = [expl["base_value"]] + list(branches.values()) + [0.0]
     measure = ["absolute"] + ["relative"] * len(branches) + ["total"]
-    text = [f"{expl['base_value']:.3g}"] + [f"{v:+.3g}" for v in branches.values()] + [f"{expl['output']:.3g}"]
+    text = ([fmt_number(expl["base_value"])] + [fmt_number(v, signed=True) for v in branches.values()]
+            + [fmt_number(expl["output"])])
     fig = go.Figure(go.Waterfall(x=x, y=y, measure=measure, text=text, textposition="outside",
                                  increasing=dict(marker=dict(color=POSITIVE)),
                                  decreasing=dict(marker=dict(color=NEGATIVE)),
@@ -237,7 +239,8 @@ def waterfall_figure(expl: dict, unit: str) -> go.Figure:
 def feature_bars_figure(features: dict[str, float], unit: str, residual: float | None = None) -> go.Figure:
     title = "Tabular features (Integrated Gradients)"
     if residual is not None:
-        title += f"<br><sup>completeness residual {residual:+.2g} (sum of features − tabular branch value)</sup>"
+        title += (f"<br><sup>completeness residual {fmt_number(residual, signed=True, digits=2)} "
+                  "(sum of features − tabular branch value)</sup>")
     return bars_figure(features, title, f"contribution ({unit})")
 
 
@@ -291,7 +294,8 @@ def grad_cam_overlays(cam: np.ndarray, images: np.ndarray) -> list[np.ndarray]:
 def grad_cam_section(cam: np.ndarray, images: np.ndarray, names: list[str], unit: str) -> None:
     """Each frame next to its Grad-CAM overlay, with a plain note when the map is zero everywhere."""
     overlays = grad_cam_overlays(cam, images)
-    st.image(list(images) + overlays, width=180, caption=list(names) + [f"Grad-CAM {n}" for n in names])
+    st.image(list(images), width=180, caption=list(names))            # frames in one row,
+    st.image(overlays, width=180, caption=[f"Grad-CAM {n}" for n in names])   # their maps below
     vanished = [n for n, m in zip(names, cam) if not np.any(m > 0)]
     if vanished:
         st.caption(f"Grad-CAM is zero everywhere for {', '.join(vanished)}: no region of the image raises the "
@@ -309,11 +313,6 @@ def grid(n: int, per_row: int = 4):
 def chart(fig: go.Figure, key: str | None = None) -> None:
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
-
-def nice_range(lo: float, hi: float) -> tuple[float, float]:
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return 0.0, 1.0
-    return (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)
 
 
 # ---------------------------------------------------------------- page setup
@@ -354,7 +353,7 @@ def validation_rows(run: Run, dataset: Dataset) -> np.ndarray:
 
 # ---------------------------------------------------------------- what-if widgets
 
-def feature_editor(run: Run, dataset: Dataset, row: int, key: str, columns: int = 3) -> pd.DataFrame:
+def feature_editor(run: Run, dataset: Dataset, row: int, key: str, spec=None, columns: int = 3) -> pd.DataFrame:
     """Inputs for the run's tabular columns, starting from a dataset row; returns the edited 1-row frame.
 
     Numeric: a number input (empty = missing, imputed by the model); categorical: a select box over
@@ -363,7 +362,7 @@ def feature_editor(run: Run, dataset: Dataset, row: int, key: str, columns: int 
     """
     from multimodal.data import MISSING_TOKEN, _to_str
 
-    spec, stats = run.spec, run.config.get("tabular_stats", {})
+    spec, stats = spec or run.spec, run.config.get("tabular_stats", {})
     frame = dataset.frame.loc[[row]].copy()
     cols = st.columns(columns)
     for i, c in enumerate(spec.tabular_cols):

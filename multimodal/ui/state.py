@@ -26,6 +26,20 @@ class _SessionFolder:
         weakref.finalize(self, shutil.rmtree, self.path, True)
 
 
+def use_app_navigation() -> None:
+    """Make sure app.py's st.navigation is in charge, even when a page is opened by its URL.
+
+    Streamlit still honours its legacy `pages/` folder: until some run calls st.navigation, a
+    fresh server that first receives /results runs pages/results.py on its own, with an
+    auto-generated sidebar and without app.py's page config. Every page calls this first; it
+    switches the legacy mode off and reruns, so app.py routes the same URL.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def session_dir() -> Path:
     if "session_folder" not in st.session_state:
         st.session_state.session_folder = _SessionFolder()
@@ -84,7 +98,11 @@ def selected_run_dir() -> Path | None:
     if chosen and Path(chosen) in dirs:
         return Path(chosen)
     own = [d for d in dirs if d.is_relative_to(runs_dir())]
-    return (own or dirs or [None])[-1]
+    if own:
+        return own[-1]
+    # Of the shipped runs, open on the fused model: it is the one worth explaining first.
+    fused = [d for d in dirs if d.name not in ("image_only", "tabular_only")]
+    return (fused or dirs or [None])[0]
 
 
 def select_run(run_dir: Path) -> None:

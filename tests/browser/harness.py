@@ -143,6 +143,7 @@ class PageError(AssertionError):
     pass
 
 
+SKELETONS = '[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stAppSkeleton"]'
 JS_PLOTLY_POINTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => ({
     traces: (el.data || []).length,
     points: (el.data || []).reduce((n, t) => n + ((t.y || t.z || t.values || []).length || 0), 0),
@@ -174,6 +175,11 @@ class Studio:
                                     state="attached", timeout=timeout_ms)
         self.page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
                                     state="attached", timeout=timeout_ms)
+        # Widgets' code loads lazily: a skeleton stands in until it has (slow on a busy machine).
+        try:
+            self.page.wait_for_function(f"() => !document.querySelector('{SKELETONS}')", timeout=30_000)
+        except Exception:  # noqa: BLE001  (a skeleton that stays is reported by the step that needs it)
+            pass
         self.page.wait_for_timeout(100)
         self.check()
 
@@ -364,15 +370,46 @@ STOPPED = r"\bstopped\b[^\n]*"
 FAILED = r"\bfailed\b:[^\n]*"
 
 
-def configure(s: Studio, arch_label: str, epochs: int, image_size: int | None = None) -> None:
-    """On the Model page: choose the fusion method, epochs and image size."""
-    s.goto("Model")
-    if not s.select(r"fusion|method|architecture", arch_label):
-        raise PageError(f"Model page: no 'Fusion method' picker offering /{arch_label}/")
-    if image_size is not None and not s.set_number(r"image size", image_size):
-        raise PageError(f"Model page: could not set 'Image size' to {image_size}")
-    if not s.set_number(r"^\W*epochs", epochs):
-        raise PageError("Model page: no 'Epochs' input")
+def read_setup(s: Studio) -> dict:
+    """The Model page's fusion method, image size and epochs as the widgets show them."""
+    radio = s.widget(r"fusion|method|architecture", "stRadio")
+    arch = ""
+    if radio.count():
+        checked = radio.first.locator('[data-testid="stRadioOption"]:has(input:checked)')
+        arch = checked.first.inner_text().strip() if checked.count() else ""
+    size = s.widget(r"image size", "stSlider")
+    epochs = s.widget(r"^\W*epochs", "stNumberInput")
+    return {"arch": arch,
+            "image_size": size.first.locator('input[type="range"]').get_attribute("aria-valuetext")
+            if size.count() else None,
+            "epochs": epochs.first.locator("input").input_value() if epochs.count() else None}
+
+
+SETUP_REVERTS: list[str] = []   # Model-page settings that reverted by themselves (a page race; see report)
+
+
+def configure(s: Studio, arch_label: str, epochs: int, image_size: int | None = None, attempts: int = 3) -> None:
+    """On the Model page: choose the fusion method, epochs and image size, and check they stuck
+    (re-applying them if the page reverted one; each revert is recorded in SETUP_REVERTS)."""
+    if not s.page.url.split("?")[0].rstrip("/").endswith("/model"):
+        s.goto("Model")
+    for attempt in range(attempts):
+        if not s.select(r"fusion|method|architecture", arch_label):
+            raise PageError(f"Model page: no 'Fusion method' picker offering /{arch_label}/")
+        if image_size is not None and not s.set_number(r"image size", image_size):
+            raise PageError(f"Model page: could not set 'Image size' to {image_size}")
+        if not s.set_number(r"^\W*epochs", epochs):
+            raise PageError("Model page: no 'Epochs' input")
+        s.page.wait_for_timeout(1000)
+        s.wait_idle()
+        got = read_setup(s)
+        ok = (re.search(arch_label, got["arch"], re.I) and got["epochs"] == str(epochs)
+              and (image_size is None or got["image_size"] == str(image_size)))
+        if ok:
+            return
+        SETUP_REVERTS.append(f"[{s.name}] attempt {attempt + 1}: asked arch /{arch_label}/, image size "
+                             f"{image_size}, epochs {epochs}; the Model page shows {got}")
+    raise PageError("Model page keeps reverting the settings: " + "; ".join(SETUP_REVERTS[-attempts:]))
 
 
 def start_training(s: Studio) -> None:

@@ -1,0 +1,181 @@
+"""Repeated k-fold cross-validation and baseline comparisons, on top of `training.train`.
+
+Validation sets of 50-100 rows are noisy, so one split says little. `cross_validate` trains the
+same config on k folds, `repeats` times with different seeded shuffles, and reports every fold
+plus the mean and standard deviation of each metric.
+
+Honesty rule: a fold's reported metrics (`val_*` here) come from the held-out fold, which no
+training step sees and which early stopping does not look at either: early stopping and the
+best-weights choice use an inner validation split carved (seeded, stratified) from the training
+folds, `config.val_fraction` of them. A split column with test rows: those rows are left out.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from multimodal.config import TrainConfig
+from multimodal.data import DataError, Dataset, _check_split, _to_str, load_dataset, model_inputs
+
+MIN_FOLD_ROWS = 2
+
+
+def _labels(ds: Dataset) -> np.ndarray | None:
+    if ds.task != "classification":
+        return None
+    return ds.frame[ds.target].map(_to_str).to_numpy()
+
+
+def kfold_indices(n_or_rows, k: int, seed: int, labels: np.ndarray | None = None) -> list[np.ndarray]:
+    """k disjoint sorted folds covering `rows` (an int n means 0..n-1). With labels, each class is
+    dealt round-robin over the folds after a seeded shuffle, so every fold keeps the class mix."""
+    rows = np.arange(n_or_rows) if np.isscalar(n_or_rows) else np.asarray(n_or_rows, dtype=np.int64)
+    if k < 2:
+        raise DataError(f"cross-validation needs at least 2 folds, got {k}")
+    if len(rows) < k * MIN_FOLD_ROWS:
+        raise DataError(f"{len(rows)} rows are too few for {k} folds; use fewer folds")
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    if labels is None:
+        for i, r in enumerate(rng.permutation(rows)):
+            folds[i % k].append(int(r))
+    else:
+        labels = np.asarray(labels)[rows] if len(labels) != len(rows) else np.asarray(labels)
+        offset = 0
+        for c in sorted(set(labels.tolist())):
+            members = rng.permutation(rows[labels == c])
+            for i, r in enumerate(members):
+                folds[(i + offset) % k].append(int(r))
+            offset += len(members)  # the next class starts where this one ended: balanced sizes
+    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
+
+
+def _inner_split(train_rows: np.ndarray, fraction: float, seed: int, labels: np.ndarray | None):
+    """(fit rows, early-stopping rows) from the training folds; stratified when labels are given."""
+    rng = np.random.default_rng(seed)
+    groups = [train_rows] if labels is None else [train_rows[labels[train_rows] == c]
+                                                  for c in sorted(set(labels[train_rows].tolist()))]
+    val = []
+    for g in groups:
+        if len(g) >= 2:
+            n = min(max(1, int(round(len(g) * fraction))), len(g) - 1)
+            val.append(rng.permutation(g)[:n])
+    val = np.sort(np.concatenate(val)) if val else train_rows[:1]
+    return np.setdiff1d(train_rows, val), val
+
+
+def cv_splits(ds: Dataset, k: int, repeats: int, seed: int, val_fraction: float) -> list[dict]:
+    """Every (repeat, fold) split: {"repeat", "fold", "train", "val" (early stopping), "test" (held out)}."""
+    labels = _labels(ds)
+    rows = np.arange(len(ds.frame))
+    if ds.split_col:  # rows marked test stay out of cross-validation
+        rows = rows[_check_split(ds.frame, ds.split_col).to_numpy() != "test"]
+    out = []
+    for r in range(repeats):
+        folds = kfold_indices(rows, k, seed + 1000 * r, labels[rows] if labels is not None else None)
+        for f, held in enumerate(folds):
+            rest = np.setdiff1d(rows, held)
+            fit, stop = _inner_split(rest, val_fraction, seed + 1000 * r + f, labels)
+            out.append({"repeat": r, "fold": f, "train": fit, "val": stop, "test": held})
+    return out
+
+
+def _summarise(folds: list[dict]) -> tuple[dict, dict]:
+    keys = sorted({k for f in folds for k in f["metrics"]})
+    mean, std = {}, {}
+    for key in keys:
+        values = np.array([f["metrics"][key] for f in folds if key in f["metrics"]], dtype=float)
+        mean[key] = float(values.mean())
+        std[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset: Dataset | None = None,
+                   out_dir: Path | None = None, workdir: Path | None = None, keep_runs: bool = False,
+                   inputs: dict | None = None, splits: list[dict] | None = None) -> dict:
+    """Repeated (stratified for classification) k-fold cross-validation of one config.
+
+    Returns {"arch", "task", "k", "repeats", "seed", "folds": [{"repeat", "fold", "rows",
+    "epochs_run", "best_epoch", "metrics": {"val_<metric>": held-out value, ...}}],
+    "mean": {...}, "std": {...}} (std over folds, ddof=1). Run folders go to out_dir (kept
+    when keep_runs), else to a temporary folder that is removed.
+    """
+    from multimodal.training import train
+    ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
+                                 overrides=config.overrides)
+    if inputs is None:
+        inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size)
+    splits = splits or cv_splits(ds, k, repeats, config.seed, config.val_fraction)
+    root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="multimodal-cv-"))
+    folds = []
+    try:
+        for s in splits:
+            run_dir = root / f"{config.model.arch}-r{s['repeat']}-f{s['fold']}"
+            fold_config = replace(config, seed=config.seed + 1000 * s["repeat"] + s["fold"])
+            summary = train(fold_config, run_dir, dataset=ds, split={k_: s[k_] for k_ in ("train", "val", "test")},
+                            inputs=inputs)
+            held = {f"val_{m[len('test_'):]}": v for m, v in summary["metrics"].items() if m.startswith("test_")}
+            folds.append({"repeat": s["repeat"], "fold": s["fold"],
+                          "rows": {n: int(len(s[n])) for n in ("train", "val", "test")},
+                          "epochs_run": summary["epochs_run"], "best_epoch": summary.get("best_epoch"),
+                          "target_transform": summary.get("target_transform"),
+                          "train_seconds": summary["train_seconds"], "metrics": held,
+                          "run_dir": str(run_dir) if keep_runs else None})
+            if not keep_runs:
+                shutil.rmtree(run_dir, ignore_errors=True)
+    finally:
+        if not out_dir and not keep_runs:
+            shutil.rmtree(root, ignore_errors=True)
+    mean, std = _summarise(folds)
+    return {"arch": config.model.arch, "task": ds.task, "k": len({s["fold"] for s in splits}),
+            "repeats": len({s["repeat"] for s in splits}), "seed": config.seed, "folds": folds,
+            "mean": mean, "std": std}
+
+
+def main_metric(task: str) -> tuple[str, bool]:
+    """(held-out metric, higher is better) used for gains: accuracy, or MAE for regression."""
+    return ("val_accuracy", True) if task == "classification" else ("val_mae", False)
+
+
+def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *, archs: list[str] | None = None,
+                           dataset: Dataset | None = None, workdir: Path | None = None,
+                           out_dir: Path | None = None) -> dict:
+    """Cross-validate image_only, tabular_only and config's method (plus `archs`) on the SAME folds
+    with the same settings, and report the fusion gain per fold: fusion minus the better baseline
+    (the one with the better mean), paired by fold, signed so that positive means fusion is better (accuracy up or MAE down).
+
+    Returns {"metric", "higher_is_better", "results": {arch: cross_validate(...)},
+    "gain": {"mean", "std", "per_fold", "best_baseline"}}.
+    """
+    ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
+                                 overrides=config.overrides)
+    inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size)
+    splits = cv_splits(ds, k, repeats, config.seed, config.val_fraction)
+    names = ["image_only", "tabular_only", config.model.arch] + [a for a in archs or [] if a != config.model.arch]
+    names = list(dict.fromkeys(names))
+    if not ds.features.image_cols:
+        names = [n for n in names if n != "image_only"]
+    if not ds.features.tabular_cols:
+        names = [n for n in names if n != "tabular_only"]
+    results = {}
+    for arch in names:
+        c = replace(config, model=replace(config.model, arch=arch))
+        results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
+                                       out_dir=Path(out_dir) / arch if out_dir else None)
+    metric, higher = main_metric(ds.task)
+    sign = 1.0 if higher else -1.0
+    baselines = [b for b in ("image_only", "tabular_only") if b in results and b != config.model.arch]
+    best_baseline = max(baselines, key=lambda b: sign * results[b]["mean"][metric]) if baselines else None
+    per_fold = []
+    for i in range(len(splits)):  # paired by fold: the same rows for both models
+        fusion = results[config.model.arch]["folds"][i]["metrics"][metric]
+        base = results[best_baseline]["folds"][i]["metrics"][metric] if best_baseline else np.nan
+        per_fold.append(float(sign * (fusion - base)))
+    gains = np.array(per_fold)
+    return {"metric": metric, "higher_is_better": higher, "arch": config.model.arch, "results": results,
+            "gain": {"mean": float(gains.mean()), "std": float(gains.std(ddof=1)) if len(gains) > 1 else 0.0,
+                     "per_fold": per_fold, "best_baseline": best_baseline}}
