@@ -42,10 +42,15 @@ def app_run(s: harness.Studio, server: harness.Server, timeout: float) -> dict:
     before = all_runs(server)
     t0 = time.monotonic()
     start_training(s)
-    counts: list[int] = []
-    wait_for_text(s, FINISHED, timeout, "app training finishes", on_poll=lambda: counts.append(s.plot_points()))
-    wall = time.monotonic() - t0
     run = new_runs(server, before)[0]
+    # The Train page must show this run (and redraw its charts), not an older one of the session.
+    s.page.wait_for_timeout(1000)
+    if run.name not in s.text() and s.widget(r"^Run$", "stSelectbox").count():
+        s.select(r"^Run$", re.escape(run.name))
+    counts: list[int] = []
+    wait_for_text(s, rf"{re.escape(run.name)}\S*\s*·\s*{FINISHED}", timeout, "app training finishes",
+                  on_poll=lambda: counts.append(s.plot_points()))
+    wall = time.monotonic() - t0
     deadline = time.monotonic() + 30
     while not (run / "summary.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -20,11 +20,7 @@ ss = st.session_state
 TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name in dg.TRAIN_FIELDS}
 
 st.title(":material/account_tree: Model")
-ds = state.dataset()
-if ds is None:
-    st.warning("Load a dataset first.")
-    st.page_link("pages/data.py", label="Open Data", icon=":material/table:")
-    st.stop()
+ds = state.require_dataset()
 spec = ds.features
 archs = methods_for(bool(spec.image_cols), bool(spec.tabular_cols), len(spec.image_cols))
 if not archs:

@@ -14,11 +14,7 @@ state.use_app_navigation()
 
 ss = st.session_state
 st.title(":material/monitoring: Train")
-ds = state.dataset()
-if ds is None:
-    st.warning("Load a dataset first.")
-    st.page_link("pages/data.py", label="Open Data", icon=":material/table:")
-    st.stop()
+ds = state.require_dataset()
 
 model = ss.get("model_config")                       # a ModelConfig from the Model page, or defaults
 settings = {**jobs.TRAIN_DEFAULTS, **ss.get("train_settings", {})}

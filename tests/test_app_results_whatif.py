@@ -20,6 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from apptest_checks import assert_clean  # noqa: E402
+
 from multimodal.data import load_dataset  # noqa: E402
 
 TIMEOUT = 120
@@ -53,11 +55,6 @@ def open_page(page: str, csv: Path, run_dir: Path, tmp_path: Path) -> AppTest:
     at.run()
     assert_clean(at)
     return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def metric(at: AppTest, label_start: str) -> str:

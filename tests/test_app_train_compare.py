@@ -15,6 +15,8 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from apptest_checks import assert_clean  # noqa: E402
+
 from multimodal import jobs  # noqa: E402
 from multimodal.data import load_dataset  # noqa: E402
 
@@ -53,11 +55,6 @@ def open_page(page: str, csv: Path, session: Path, **state) -> AppTest:
     at.run()
     assert_clean(at)
     return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def button(at: AppTest, label: str):

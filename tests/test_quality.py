@@ -138,3 +138,17 @@ def test_cli_cv_json_prints_mean_and_std(tiny_samples, tmp_path, capsys):
     assert len(result["folds"]) == 2 and result["k"] == 2 and result["repeats"] == 1
     assert {"val_accuracy", "val_auc", "val_loss"} <= set(result["mean"]) and set(result["std"]) == set(result["mean"])
     assert main(["train", str(tiny_samples["skin_lesions"]), "--cv", "1", "--out", str(tmp_path)]) == 2
+
+
+def test_compare_with_baselines_pairs_folds_and_reports_the_gain(tiny_samples):
+    from multimodal.crossval import compare_with_baselines
+    config = TrainConfig(data=str(tiny_samples["skin_lesions"]), epochs=1, batch_size=16,
+                         model=ModelConfig(arch="late_concat", image_size=16))
+    result = compare_with_baselines(config, 2, 1)
+    assert set(result["results"]) == {"image_only", "tabular_only", "late_concat"}
+    assert result["metric"] == "val_accuracy" and result["gain"]["best_baseline"] in ("image_only", "tabular_only")
+    base = result["results"][result["gain"]["best_baseline"]]
+    fusion = result["results"]["late_concat"]
+    expected = [f["metrics"]["val_accuracy"] - b["metrics"]["val_accuracy"] for f, b in zip(fusion["folds"], base["folds"])]
+    np.testing.assert_allclose(result["gain"]["per_fold"], expected)
+    assert result["gain"]["mean"] == pytest.approx(np.mean(expected))

@@ -32,12 +32,15 @@ def use_app_navigation() -> None:
     Streamlit still honours its legacy `pages/` folder: until some run calls st.navigation, a
     fresh server that first receives /results runs pages/results.py on its own, with an
     auto-generated sidebar and without app.py's page config. Every page calls this first; it
-    switches the legacy mode off and reruns, so app.py routes the same URL.
+    switches the legacy mode off and, on a session's first run (no click can be lost then),
+    reruns so that app.py routes the same URL.
     """
     from streamlit.runtime.pages_manager import PagesManager
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if not st.session_state.get("_navigation_checked"):
+            st.session_state["_navigation_checked"] = True
+            st.rerun()
 
 
 def session_dir() -> Path:
@@ -60,6 +63,16 @@ def dataset() -> Dataset | None:
         except DataError:
             st.session_state.dataset = None
     return st.session_state.dataset
+
+
+def require_dataset() -> Dataset:
+    """The session's dataset, or a pointer to the Data page and a stop (pages that need data)."""
+    ds = dataset()
+    if ds is None:
+        st.warning("Load a dataset first.")
+        st.page_link("pages/data.py", label="Open Data", icon=":material/table:")
+        st.stop()
+    return ds
 
 
 def set_dataset(ds: Dataset, source: str) -> None:
