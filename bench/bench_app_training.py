@@ -144,13 +144,18 @@ def write_results(args, results: list[dict], m: dict, diffs: list[str]) -> tuple
         "- Same settings in both: " + ("yes (config.json compared)" if not diffs else
                                       "NO: " + "; ".join(diffs)),
         "",
-        "| # | where | samples/s | fit s | epochs | status | wall s (incl. start-up) | chart redraws seen |",
-        "|---|---|---|---|---|---|---|---|",
+        "| # | where | samples/s | fit s | epochs | status | wall s (incl. start-up) | chart growth seen by the poller | load avg (1 min) at start |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(results, 1):
         lines.append(f"| {i} | {r['where']} | {r['samples_per_second']:.1f} | {r['train_seconds']:.1f} | "
                      f"{r['epochs_run']} | {r['status']} | {r['wall_seconds']:.1f} | "
-                     f"{r.get('chart_redraws_seen', '-')} |")
+                     f"{r.get('chart_redraws_seen', '-')} | {r.get('load', '?')} |")
+    loads = [r.get("load", 0) for r in results]
+    if max(loads) > (os.cpu_count() or 1):
+        lines += ["", f"**Caveat:** the machine was shared while this ran (1-minute load average {min(loads)} to "
+                  f"{max(loads)} on {os.cpu_count()} cores, from other work), so single runs vary widely; "
+                  "re-run on an idle machine before reading much into the ratio."]
     lines += ["", "Machine:", ""] + [f"- {k}: {v}" for k, v in m.items()] + [""]
     OUT.write_text("\n".join(lines))
     return ratio, app_med, head_med
@@ -178,7 +183,9 @@ def main() -> int:
                 configure(s, ARCH_LABELS[args.arch], args.epochs, args.image_size)
                 for i in range(args.repeats):
                     for where in ("app", "headless"):
+                        load = os.getloadavg()[0]
                         r = app_run(s, server, args.timeout) if where == "app" else headless_run(args, tmp / "cli")
+                        r["load"] = round(load, 1)
                         results.append(r)
                         print(f"[{len(results)}/{2 * args.repeats}] {where}: {r['samples_per_second']:.1f} samples/s "
                               f"({r['train_seconds']:.1f}s fit, {r['epochs_run']} epochs, wall {r['wall_seconds']:.1f}s)",

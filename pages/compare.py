@@ -87,8 +87,9 @@ with right:
         for arch in jobs.BASELINES:
             run_dir = jobs.new_run_dir(state.runs_dir(), arch)
             session_jobs[str(run_dir)] = jobs.start_job(jobs.reuse_config(ref.config, arch), run_dir)
-            ss.train_shown = ss.get("train_shown") if ss.get("train_shown") in session_jobs and \
-                session_jobs[ss.train_shown].active else str(run_dir)   # the Train page shows it
+            focus = ss.get("train_focus")
+            if not (focus in session_jobs and session_jobs[focus].active):
+                ss.train_focus = str(run_dir)            # the Train page shows it
         st.rerun()
     if not two_branches:
         st.caption("This run's data has only one branch, so there is no baseline to train.")

@@ -33,18 +33,20 @@ session_jobs: dict = ss.setdefault("jobs", {})
 if st.button("Start training", type="primary", icon=":material/play_arrow:"):
     run_dir = jobs.new_run_dir(state.runs_dir(), m.get("arch", "late_concat"))
     session_jobs[str(run_dir)] = jobs.start_job(config, run_dir, dataset=ds)
-    ss.train_shown = str(run_dir)
+    ss.train_focus = str(run_dir)
 if not session_jobs:
     st.info("Press **Start training**. Training runs in the background: you can switch pages meanwhile.")
     st.stop()
 
+# The shown run is kept under a plain key, not a widget key: Streamlit drops widget state when
+# the page is left, and coming back must show the run the user was watching (or the newest).
 names = list(session_jobs)[::-1]                     # newest first
-if ss.get("train_shown") not in names:
-    ss.train_shown = names[0]
+focus = ss.get("train_focus") if ss.get("train_focus") in names else names[0]
 if len(names) > 1:
-    st.selectbox("Run", names, key="train_shown",
-                 format_func=lambda n: f"{session_jobs[n].run_dir.name} ({session_jobs[n].poll()})")
-job = session_jobs[ss.train_shown]
+    focus = st.selectbox("Run", names, index=names.index(focus),
+                         format_func=lambda n: f"{session_jobs[n].run_dir.name} ({session_jobs[n].poll()})")
+ss.train_focus = focus
+job = session_jobs[focus]
 
 
 def eta_text(seconds) -> str:

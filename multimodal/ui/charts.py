@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 TRAIN = "#1f77b4"
 VAL = "#ff7f0e"
-MAX_BATCH_POINTS = 2000        # thin long runs so every redraw stays cheap
+MAX_BATCH_POINTS = 500         # thin long runs so every redraw stays cheap for the browser
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#ff7f0e", "#7f7f7f"]
 BASELINES = ("image_only", "tabular_only")
