@@ -178,7 +178,10 @@ def write_report(results: dict) -> None:
     missing = [d for d in DATASETS if d not in results["datasets"]]
     if missing:
         lines += [f"Not measured (run did not reach them): {', '.join(missing)}.", ""]
-    REPORT.write_text("\n".join(lines))
+    # The hand-written "## Findings" section (interpretation) survives a regenerated report.
+    if REPORT.exists() and "\n## Findings" in REPORT.read_text():
+        lines.append(REPORT.read_text()[REPORT.read_text().index("\n## Findings") + 1:].rstrip())
+    REPORT.write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:

@@ -118,7 +118,7 @@ def _train_cv(args, config) -> None:
                                                for a, r in result["results"].items()},
                        "metric": result["metric"], "fusion_gain": result["gain"]}
         else:
-            payload = cross_validate(config, k, args.repeats, workdir=Path(workdir), out_dir=out)
+            payload = cross_validate(config, k, args.repeats, workdir=Path(workdir), out_dir=out, keep_runs=True)
     lines = [f"{payload['arch']}: {payload['k']}-fold x {payload['repeats']} cross-validation (held-out folds)"]
     lines += [f"  {m:14} {payload['mean'][m]:.4g} +- {payload['std'][m]:.3g}" for m in payload["mean"]]
     if args.baselines:

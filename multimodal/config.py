@@ -56,3 +56,16 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return cls(**{**d, "model": ModelConfig(**d.get("model", {}))})
+
+
+def default_arch(image_cols: int, tabular_cols: int) -> str:
+    """The fusion method a new setup starts from, by the dataset's columns.
+
+    An ordered set of images (2+ image columns) gets cnn_lstm, because averaging the frames throws
+    their order away; image + table gets late_concat; one modality gets its single baseline.
+    """
+    if image_cols > 1 and tabular_cols:
+        return "cnn_lstm"
+    if image_cols and tabular_cols:
+        return "late_concat"
+    return "image_only" if image_cols else "tabular_only"

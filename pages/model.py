@@ -8,7 +8,7 @@ from dataclasses import fields
 import streamlit as st
 
 from multimodal.branches import IMAGE_ENCODERS, pretrained_weights_available
-from multimodal.config import ModelConfig, TrainConfig
+from multimodal.config import ModelConfig, TrainConfig, default_arch
 from multimodal.data import DataError
 from multimodal.fusion import FUSION_METHODS, methods_for
 from multimodal.ui import diagram as dg
@@ -28,10 +28,10 @@ if not archs:
     st.stop()
 
 # Widget state: from the stored setup, then from the URL when it differs from what we last wrote.
-config = ss.get("model_config") or ModelConfig()
+config = ss.get("model_config") or ModelConfig(arch=default_arch(len(spec.image_cols), len(spec.tabular_cols)))
 current = {**config.to_dict(), **TRAIN_DEFAULTS, **ss.get("train_settings", {}), "seed": config.seed}
 if current["arch"] not in archs:
-    current["arch"] = "late_concat" if "late_concat" in archs else archs[0]
+    current["arch"] = default_arch(len(spec.image_cols), len(spec.tabular_cols))
 for name in dg.QUERY_FIELDS:
     if f"m_{name}" not in ss or (name == "arch" and ss.m_arch not in archs):
         ss[f"m_{name}"] = current[name]

@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from multimodal import jobs
+from multimodal.config import ModelConfig, default_arch
 from multimodal.ui import charts, state
 
 state.use_app_navigation()
@@ -16,7 +17,8 @@ ss = st.session_state
 st.title(":material/monitoring: Train")
 ds = state.require_dataset()
 
-model = ss.get("model_config")                       # a ModelConfig from the Model page, or defaults
+spec = ds.features                                   # the Model page's choice, or the dataset's default
+model = ss.get("model_config") or ModelConfig(arch=default_arch(len(spec.image_cols), len(spec.tabular_cols)))
 settings = {**jobs.TRAIN_DEFAULTS, **ss.get("train_settings", {})}
 config = jobs.config_dict(ds, model, settings)
 m = config["model"]

@@ -126,3 +126,12 @@ def test_mobilenet_encoder_builds_offline_with_random_init(tiny_inputs, caplog):
     assert maps.shape == (2, 4, 1, 1, 1280)  # 4 frames, MobileNetV2's 32x downsampling, 1280 channels
     if not pretrained_weights_available("mobilenet_v2"):
         assert "random init" in caplog.text
+
+
+def test_default_arch_follows_the_columns():
+    from multimodal.config import default_arch
+    assert default_arch(4, 2) == "cnn_lstm"      # ordered frames: keep their order
+    assert default_arch(1, 3) == "late_concat"
+    assert default_arch(1, 0) == "image_only" and default_arch(0, 3) == "tabular_only"
+    for images, tabular in ((4, 2), (1, 3), (1, 0), (0, 3)):
+        assert default_arch(images, tabular) in methods_for(images > 0, tabular > 0, images)
