@@ -1,5 +1,5 @@
 """A new user's whole flow in Chromium, one browser session through every page, in order:
-Home -> Data (skin_lesions) -> Model (gated, 32 px) -> Train 2 epochs (the live chart grows) ->
+Home -> Data (skin_lesions) -> Model (gated, 32 px) -> Train 6 epochs (the live chart grows) ->
 a long run that keeps training across a page switch and is stopped midway -> Results -> What-if (a changed feature changes the prediction) ->
 Explain -> Compare (both runs listed).
 
@@ -18,7 +18,7 @@ import pytest
 from harness import (FINISHED, SETUP_REVERTS, STOPPED, Studio, all_runs, close_studio, configure, new_runs,
                      open_studio, start_training, wait_for_text)
 
-EPOCHS = 2
+EPOCHS = 6                                 # long enough that the chart is seen growing on a fast machine
 IMAGE_SIZE = 32
 ARCH = ("gated", r"gated")                 # registry name, option label pattern
 LONG_EPOCHS = 200                          # the run that is stopped midway
