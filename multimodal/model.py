@@ -111,7 +111,7 @@ def has_modality_dropout(model: keras.Model) -> bool:
 
 def predict_with_missing(model: keras.Model, inputs: dict, missing: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Outputs with some branches declared missing per row (needs a modality-dropout model for
-    meaningful answers). Missing branches' raw inputs may hold any placeholder values."""
+    meaningful answers). A missing branch's raw inputs may hold any values: they are ignored."""
     if missing and not has_modality_dropout(model):
         raise DataError("this model was trained without modality dropout, so it cannot predict with a missing "
                         "branch; retrain with modality dropout or supply every input")
