@@ -72,11 +72,9 @@ def what_if() -> None:
     try:
         inputs = run_inputs(run, frame, ds.root, images)
         outputs, swept = service.sweep(run, inputs, column, xs if xs is not None else [])
-        expl = explain_row(run, inputs)
     except DataError as exc:
         st.error(str(exc), icon=":material/error:")
         return
-    unit = view.output_unit(run, expl.get("target"))
 
     prediction.subheader("Prediction")
     p1, p2 = prediction.columns([1, 2])
@@ -85,7 +83,6 @@ def what_if() -> None:
         best = int(probs.argmax())
         p1.metric("Predicted class", run.classes[best], f"{probs[best]:.2%} probability", delta_color="off",
                   delta_arrow="off")
-        p1.metric(f"Explained output ({unit})", f"{expl['output']:.4f}")
         with p2:
             view.chart(view.probability_figure(dict(zip(run.classes, probs))), key="whatif_probs")
     else:
@@ -95,6 +92,11 @@ def what_if() -> None:
 
     with why:
         st.subheader("Why")
+        # The prediction above is already on screen: a model's first explanation traces its graphs.
+        with st.spinner("Explaining this prediction..."):
+            expl = explain_row(run, inputs)
+        unit = view.output_unit(run, expl.get("target"))
+        st.metric(f"Explained output ({unit})", f"{expl['output']:.4f}")
         st.caption(f"Baseline: {expl['baseline']}.")
         w1, w2 = st.columns(2)
         with w1:

@@ -294,8 +294,10 @@ def grad_cam_overlays(cam: np.ndarray, images: np.ndarray) -> list[np.ndarray]:
 def grad_cam_section(cam: np.ndarray, images: np.ndarray, names: list[str], unit: str) -> None:
     """Each frame next to its Grad-CAM overlay, with a plain note when the map is zero everywhere."""
     overlays = grad_cam_overlays(cam, images)
-    st.image(list(images), width=180, caption=list(names))            # frames in one row,
-    st.image(overlays, width=180, caption=[f"Grad-CAM {n}" for n in names])   # their maps below
+    # One image: the overlay beside it. Several frames: frames in one row, their maps below.
+    frames, maps = st.columns(2) if len(names) == 1 else (st.container(), st.container())
+    frames.image(list(images), width=180, caption=list(names))
+    maps.image(overlays, width=180, caption=[f"Grad-CAM {n}" for n in names])
     vanished = [n for n, m in zip(names, cam) if not np.any(m > 0)]
     if vanished:
         st.caption(f"Grad-CAM is zero everywhere for {', '.join(vanished)}: no region of the image raises the "
