@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from multimodal.config import TrainConfig
-from multimodal.data import DataError, Dataset, _check_split, _to_str, load_dataset, model_inputs
+from multimodal.data import DataError, Dataset, checked_split_labels, label_text, load_dataset, model_inputs
 
 MIN_FOLD_ROWS = 2
 
@@ -27,7 +27,7 @@ MIN_FOLD_ROWS = 2
 def _labels(ds: Dataset) -> np.ndarray | None:
     if ds.task != "classification":
         return None
-    return ds.frame[ds.target].map(_to_str).to_numpy()
+    return ds.frame[ds.target].map(label_text).to_numpy()
 
 
 def kfold_indices(n_or_rows, k: int, seed: int, labels: np.ndarray | None = None) -> list[np.ndarray]:
@@ -73,7 +73,7 @@ def cv_splits(ds: Dataset, k: int, repeats: int, seed: int, val_fraction: float)
     labels = _labels(ds)
     rows = np.arange(len(ds.frame))
     if ds.split_col:  # rows marked test stay out of cross-validation
-        rows = rows[_check_split(ds.frame, ds.split_col).to_numpy() != "test"]
+        rows = rows[checked_split_labels(ds.frame, ds.split_col).to_numpy() != "test"]
     out = []
     for r in range(repeats):
         folds = kfold_indices(rows, k, seed + 1000 * r, labels[rows] if labels is not None else None)

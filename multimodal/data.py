@@ -90,7 +90,7 @@ def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip()) or (not isinstance(v, str) and bool(pd.isna(v)))
 
 
-def _to_str(v: Any) -> str:
+def label_text(v: Any) -> str:
     """Category/label text: integral floats lose '.0' (an int column with gaps reads as float)."""
     if _is_missing(v):
         return MISSING_TOKEN
@@ -279,7 +279,7 @@ def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str
         raise DataError(f"{_rows_text(_row_numbers(frame, missing))}: target '{tgt}' is empty; fill or drop them")
     classes: list[str] = []
     if task == "classification":
-        vals = frame[tgt].map(_to_str)
+        vals = frame[tgt].map(label_text)
         uniq = vals.unique().tolist()
         num = pd.to_numeric(pd.Series(uniq), errors="coerce")
         # Numbers sort numerically ("2" before "10"), text alphabetically.
@@ -295,7 +295,7 @@ def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str
         if roles[c] == "numeric":
             _numeric_column(frame[c], c, frame)
         elif roles[c] == "split":
-            _check_split(frame, c)
+            checked_split_labels(frame, c)
     spec_cols = [c for c in cols if roles[c] in ("image", "numeric", "categorical")]
     if not spec_cols:
         raise DataError("no feature columns: every column is target, id or ignored; give some columns a role")
@@ -328,7 +328,8 @@ def _check_image_column(frame: pd.DataFrame, root: Path, column: str) -> None:
                         "add the files or fix the paths (relative to the CSV's folder)")
 
 
-def _check_split(frame: pd.DataFrame, column: str) -> pd.Series:
+def checked_split_labels(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A split column's values as train/val/test; other values -> DataError naming their rows."""
     labels = _split_labels(frame[column])
     bad = labels.isna().to_numpy()
     if bad.any():
@@ -359,7 +360,7 @@ def split_indices(ds: Dataset, val_fraction: float = 0.2, seed: int = 0) -> dict
     rng = np.random.default_rng(seed)
     train, test = np.arange(len(ds.frame)), np.arange(0)
     if ds.split_col:
-        labels = _check_split(ds.frame, ds.split_col).to_numpy()
+        labels = checked_split_labels(ds.frame, ds.split_col).to_numpy()
         train, test = np.flatnonzero(labels == "train"), np.flatnonzero(labels == "test")
         val = np.flatnonzero(labels == "val")
         if len(train) == 0:
@@ -367,7 +368,7 @@ def split_indices(ds: Dataset, val_fraction: float = 0.2, seed: int = 0) -> dict
         if len(val):
             return {"train": train, "val": val, "test": test}
     if ds.task == "classification":
-        y = ds.frame[ds.target].map(_to_str).to_numpy()[train]
+        y = ds.frame[ds.target].map(label_text).to_numpy()[train]
         val = np.concatenate([_random_val(train[y == c], val_fraction, rng) for c in ds.classes] or [train[:0]])
     else:
         val = _random_val(train, val_fraction, rng)
@@ -380,7 +381,7 @@ def encode_target(values: pd.Series, task: str, classes: list[str]) -> np.ndarra
     values = pd.Series(values)
     if task == "classification":
         lookup = {c: i for i, c in enumerate(classes)}
-        text = values.map(_to_str)
+        text = values.map(label_text)
         bad = ~text.isin(lookup).to_numpy()
         if bad.any():
             frame = values.to_frame()
@@ -423,7 +424,7 @@ def model_inputs(frame: pd.DataFrame, root: Path, spec: FeatureSpec, image_size:
     for c in spec.numeric_cols:
         out[input_name(c)] = _numeric_column(frame[c], c, frame).astype(np.float32)
     for c in spec.categorical_cols:
-        out[input_name(c)] = np.array([_to_str(v) for v in frame[c]], dtype=str).reshape(n)
+        out[input_name(c)] = np.array([label_text(v) for v in frame[c]], dtype=str).reshape(n)
     return out
 
 
@@ -446,7 +447,7 @@ def health_report(ds: Dataset) -> dict:
     report["missing"] = {c["name"]: c["missing"] for c in report["columns"]}
     y = f[ds.target]
     if ds.task == "classification":
-        counts = y.map(_to_str).value_counts()
+        counts = y.map(label_text).value_counts()
         report["class_counts"] = {c: int(counts.get(c, 0)) for c in ds.classes}
     else:
         v = pd.to_numeric(y, errors="coerce")

@@ -168,7 +168,7 @@ def show_error() -> None:
 
 def _label(ds: Dataset, value: Any) -> str:
     if ds.task == "classification":
-        return data._to_str(value)
+        return data.label_text(value)
     return f"{float(value):,.4g}"
 
 

@@ -362,7 +362,7 @@ def feature_editor(run: Run, dataset: Dataset, row: int, key: str, spec=None, co
     the training vocabulary, including the missing token. Keys include the row, so picking another
     row starts from that row's values.
     """
-    from multimodal.data import MISSING_TOKEN, _to_str
+    from multimodal.data import MISSING_TOKEN, label_text
 
     spec, stats = spec or run.spec, run.config.get("tabular_stats", {})
     frame = dataset.frame.loc[[row]].copy()
@@ -378,7 +378,7 @@ def feature_editor(run: Run, dataset: Dataset, row: int, key: str, spec=None, co
             frame.at[row, c] = float("nan") if edited is None else edited
         else:
             vocab = list(stats.get("categorical", {}).get(c, []))
-            current = _to_str(value)
+            current = label_text(value)
             options = vocab + [v for v in (current, MISSING_TOKEN) if v not in vocab]
             edited = box.selectbox(c, options, index=options.index(current), key=f"{key}_{c}")
             frame[c] = frame[c].astype(object)
