@@ -150,7 +150,7 @@ def _rows_inputs(args, run) -> dict:
 def _row_images(run, row: dict):
     """Decode the row's own image files: the user names them on their command line."""
     from multimodal.data import load_image
-    spec = run.spec
+    spec = run.input_spec
     missing = [c for c in spec.image_cols if not row.get(c)] + [c for c in spec.tabular_cols if c not in row]
     if missing:
         raise UsageError(f"--row lacks column(s) {missing}; this model reads {spec.image_cols + spec.tabular_cols} "

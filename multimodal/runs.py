@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from multimodal.data import DataError, FeatureSpec, model_inputs
+from multimodal.data import DataError, FeatureSpec, input_name, model_inputs
 
 MODEL_FILE = "model.keras"
 
@@ -47,6 +47,15 @@ class Run:
     @property
     def spec(self) -> FeatureSpec:
         return FeatureSpec(**self.config["features"])
+
+    @property
+    def input_spec(self) -> FeatureSpec:
+        """The columns the model actually reads (image_only / tabular_only ignore the rest)."""
+        names = {t.name for t in self.model.inputs}
+        spec = self.spec
+        return FeatureSpec(spec.image_cols if "images" in names else [],
+                           [c for c in spec.numeric_cols if input_name(c) in names],
+                           [c for c in spec.categorical_cols if input_name(c) in names])
 
     @property
     def image_size(self) -> int:
@@ -125,14 +134,15 @@ def list_runs(root: Path) -> list[Run]:
 
 def run_inputs(run: Run, frame: pd.DataFrame, root: Path | None = None,
                images: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Raw model inputs for rows of a frame with the run's columns (images from paths or given)."""
-    spec = run.spec
+    """Raw model inputs for rows of a frame: only the columns the model reads are required and
+    decoded (a tabular_only model never opens an image); images from paths or given."""
+    spec = run.input_spec
     missing = [c for c in spec.tabular_cols + ([] if images is not None else spec.image_cols) if c not in frame]
     if missing:
-        raise DataError(f"missing column(s) {missing}; this model was trained on "
-                        f"{spec.image_cols + spec.tabular_cols}.")
-    inputs = model_inputs(frame, Path(root or "."), spec, run.image_size, images=images)
-    return {t.name: inputs[t.name] for t in run.model.inputs}
+        raise DataError(f"missing column(s) {missing}; this model reads {spec.image_cols + spec.tabular_cols}.")
+    if not spec.image_cols:
+        images = None
+    return model_inputs(frame, Path(root or "."), spec, run.image_size, images=images)
 
 
 def predict(run: Run, inputs: dict[str, np.ndarray]) -> np.ndarray:

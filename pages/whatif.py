@@ -19,7 +19,7 @@ picked = view.current_run("whatif_run")
 if picked is None:
     st.stop()
 ds, run_dir, run = picked
-spec = service.used_spec(run)   # only the columns this model reads
+spec = run.input_spec   # only the columns this model reads
 
 rows = view.validation_rows(run, ds)
 c1, c2 = st.columns([2, 3])

@@ -81,6 +81,11 @@ def test_regression_predict_has_no_probabilities(tiny_samples, tmp_path, capsys)
     assert main(["predict", summary["run_dir"], "--csv", str(tiny_samples["house_prices"]), "--json"]) == 0
     predictions = last_json(capsys.readouterr().out)["predictions"]
     assert "probabilities" not in predictions[0] and isinstance(predictions[0]["prediction"], float)
+    # A tabular_only model needs no image: a row without the photo column predicts.
+    row = json.dumps({"area_sqft": 1500, "bedrooms": 3, "bathrooms": 2, "zipcode": "98103"})
+    assert main(["predict", summary["run_dir"], "--row", row, "--json"]) == 0
+    [one] = last_json(capsys.readouterr().out)["predictions"]
+    assert one["prediction"] > 0
 
 
 def bad_zip(tmp_path: Path) -> Path:

@@ -152,16 +152,6 @@ def global_views(run_dir: Path, dataset, compute: bool = False) -> dict | None:
     return store.get(key)
 
 
-def used_spec(run: Run):
-    """The run's columns that its model actually reads (image_only / tabular_only ignore the rest)."""
-    from multimodal.data import FeatureSpec, input_name
-    names = {t.name for t in run.model.inputs}
-    spec = run.spec
-    return FeatureSpec(spec.image_cols if "images" in names else [],
-                       [c for c in spec.numeric_cols if input_name(c) in names],
-                       [c for c in spec.categorical_cols if input_name(c) in names])
-
-
 def training_rows(run: Run, dataset) -> np.ndarray:
     rows = np.asarray(run.config.get("splits", {}).get("train", []), dtype=np.int64)
     rows = rows[rows < len(dataset.frame)]
