@@ -11,10 +11,12 @@ folds, `config.val_fraction` of them. A split column with test rows: those rows 
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -22,6 +24,8 @@ from multimodal.config import TrainConfig
 from multimodal.data import DataError, Dataset, checked_split_labels, label_text, load_dataset, model_inputs
 
 MIN_FOLD_ROWS = 2
+COMPARISON_FILE = "comparison.json"
+FoldCallback = Callable[[str, dict], None]   # (arch, the fold's result) after every trained fold
 
 
 def _labels(ds: Dataset) -> np.ndarray | None:
@@ -96,7 +100,8 @@ def _summarise(folds: list[dict]) -> tuple[dict, dict]:
 
 def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset: Dataset | None = None,
                    out_dir: Path | None = None, workdir: Path | None = None, keep_runs: bool = False,
-                   inputs: dict | None = None, splits: list[dict] | None = None) -> dict:
+                   inputs: dict | None = None, splits: list[dict] | None = None,
+                   on_fold: FoldCallback | None = None) -> dict:
     """Repeated (stratified for classification) k-fold cross-validation of one config.
 
     Returns {"arch", "task", "k", "repeats", "seed", "folds": [{"repeat", "fold", "rows",
@@ -125,6 +130,8 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
                           "target_transform": summary.get("target_transform"),
                           "train_seconds": summary["train_seconds"], "metrics": held,
                           "run_dir": str(run_dir) if keep_runs else None})
+            if on_fold:
+                on_fold(config.model.arch, folds[-1])
             if not keep_runs:
                 shutil.rmtree(run_dir, ignore_errors=True)
     finally:
@@ -141,9 +148,19 @@ def main_metric(task: str) -> tuple[str, bool]:
     return ("val_accuracy", True) if task == "classification" else ("val_mae", False)
 
 
+def comparison_archs(ds: Dataset, arch: str, archs: list[str] | None = None) -> list[str]:
+    """The baselines the data allows, then `arch`, then any extra methods: what a comparison trains."""
+    names = ["image_only", "tabular_only", arch] + list(archs or [])
+    if not ds.features.image_cols:
+        names = [n for n in names if n != "image_only"]
+    if not ds.features.tabular_cols:
+        names = [n for n in names if n != "tabular_only"]
+    return list(dict.fromkeys(names))
+
+
 def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *, archs: list[str] | None = None,
                            dataset: Dataset | None = None, workdir: Path | None = None,
-                           out_dir: Path | None = None) -> dict:
+                           out_dir: Path | None = None, on_fold: FoldCallback | None = None) -> dict:
     """Cross-validate image_only, tabular_only and config's method (plus `archs`) on the SAME folds
     with the same settings, and report the fusion gain per fold: fusion minus the better baseline
     (the one with the better mean), paired by fold, signed so that positive means fusion is better (accuracy up or MAE down).
@@ -155,17 +172,11 @@ def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *,
                                  overrides=config.overrides)
     inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size)
     splits = cv_splits(ds, k, repeats, config.seed, config.val_fraction)
-    names = ["image_only", "tabular_only", config.model.arch] + [a for a in archs or [] if a != config.model.arch]
-    names = list(dict.fromkeys(names))
-    if not ds.features.image_cols:
-        names = [n for n in names if n != "image_only"]
-    if not ds.features.tabular_cols:
-        names = [n for n in names if n != "tabular_only"]
     results = {}
-    for arch in names:
+    for arch in comparison_archs(ds, config.model.arch, archs):
         c = replace(config, model=replace(config.model, arch=arch))
         results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
-                                       out_dir=Path(out_dir) / arch if out_dir else None)
+                                       out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold)
     metric, higher = main_metric(ds.task)
     sign = 1.0 if higher else -1.0
     baselines = [b for b in ("image_only", "tabular_only") if b in results and b != config.model.arch]
@@ -179,3 +190,62 @@ def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *,
     return {"metric": metric, "higher_is_better": higher, "arch": config.model.arch, "results": results,
             "gain": {"mean": float(gains.mean()), "std": float(gains.std(ddof=1)) if len(gains) > 1 else 0.0,
                      "per_fold": per_fold, "best_baseline": best_baseline}}
+
+
+class ComparisonStopped(Exception):
+    """The user asked a running comparison to stop (the STOP file in its folder)."""
+
+
+def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int = 1, *,
+                   archs: list[str] | None = None, dataset: Dataset | None = None,
+                   workdir: Path | None = None) -> dict | None:
+    """compare_with_baselines as a background job (the Compare page runs it in a worker process).
+
+    Progress goes to out_dir/events.jsonl: one "start" (how many folds will be trained), a "fold"
+    line after each trained fold, and an "end" line. The result is out_dir/comparison.json. A STOP
+    file in out_dir ends it after the current fold (returns None; nothing is saved).
+    """
+    from multimodal.training import STOP_FILE, append_event
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
+                                 overrides=config.overrides)
+    names = comparison_archs(ds, config.model.arch, archs)
+    total = len(names) * k * repeats
+    metric, _ = main_metric(ds.task)
+    append_event(out_dir, {"type": "start", "archs": names, "folds": total, "k": k, "repeats": repeats})
+    done = 0
+
+    def progress(arch: str, fold: dict) -> None:
+        nonlocal done
+        done += 1
+        append_event(out_dir, {"type": "fold", "arch": arch, "done": done, "total": total,
+                               "value": fold["metrics"].get(metric)})
+        if (out_dir / STOP_FILE).exists():
+            raise ComparisonStopped
+
+    try:
+        # Fold runs go to a temporary folder: only the summary is kept.
+        result = compare_with_baselines(config, k, repeats, archs=archs, dataset=ds, on_fold=progress)
+    except ComparisonStopped:
+        append_event(out_dir, {"type": "end", "status": "stopped", "done": done, "total": total})
+        return None
+    result.update(dataset=ds.name, target=ds.target, task=ds.task, k=k, repeats=repeats, config=config.to_dict())
+    (out_dir / COMPARISON_FILE).write_text(json.dumps(result, indent=2))
+    append_event(out_dir, {"type": "end", "status": "finished", "done": done, "total": total})
+    return result
+
+
+def load_comparisons(root: Path) -> list[dict]:
+    """Finished comparisons (comparison.json) in the folders directly under root, oldest first."""
+    found = sorted(Path(root).glob(f"*/{COMPARISON_FILE}"), key=lambda p: p.stat().st_mtime) if Path(root).exists() else []
+    return [{**json.loads(p.read_text()), "dir": str(p.parent)} for p in found]
+
+
+def comparison_summary(result: dict) -> list[dict]:
+    """One row per method of a comparison: arch, held-out mean and std of the main metric and its
+    per-fold values, best first (baselines included)."""
+    metric, higher = result["metric"], result["higher_is_better"]
+    rows = [{"arch": arch, "mean": r["mean"][metric], "std": r["std"][metric],
+             "folds": [f["metrics"][metric] for f in r["folds"]]} for arch, r in result["results"].items()]
+    return sorted(rows, key=lambda row: -row["mean"] if higher else row["mean"])

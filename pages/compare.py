@@ -8,7 +8,7 @@ import streamlit as st
 from multimodal import jobs
 from multimodal.data import DataError
 from multimodal.runs import load_run
-from multimodal.ui import charts, state
+from multimodal.ui import charts, comparison_view, state
 
 state.use_app_navigation()
 
@@ -93,6 +93,10 @@ with right:
         st.rerun()
     if not two_branches:
         st.caption("This run's data has only one branch, so there is no baseline to train.")
+
+
+st.divider()
+comparison_view.comparison_section(ref.config)
 
 
 @st.fragment(run_every=1.0)

@@ -8,9 +8,10 @@ from dataclasses import fields
 import streamlit as st
 
 from multimodal.branches import IMAGE_ENCODERS, pretrained_weights_available
-from multimodal.config import ModelConfig, TrainConfig, default_arch
+from multimodal.config import TARGET_TRANSFORMS, ModelConfig, TrainConfig, default_arch
 from multimodal.data import DataError
 from multimodal.fusion import FUSION_METHODS, methods_for
+from multimodal.training import choose_transform
 from multimodal.ui import diagram as dg
 from multimodal.ui import state
 
@@ -32,13 +33,15 @@ config = ss.get("model_config") or ModelConfig(arch=default_arch(len(spec.image_
 current = {**config.to_dict(), **TRAIN_DEFAULTS, **ss.get("train_settings", {}), "seed": config.seed}
 if current["arch"] not in archs:
     current["arch"] = default_arch(len(spec.image_cols), len(spec.tabular_cols))
+current["loss"] = current.get("loss") or "mse"
 for name in dg.QUERY_FIELDS:
     if f"m_{name}" not in ss or (name == "arch" and ss.m_arch not in archs):
         ss[f"m_{name}"] = current[name]
 query = st.query_params.to_dict()
 if query != ss.get("_model_query_written"):
     values, ss["_model_query_warnings"] = dg.setup_from_query(
-        query, {"arch": archs, "encoder": list(IMAGE_ENCODERS)})
+        query, {"arch": archs, "encoder": list(IMAGE_ENCODERS), "loss": dg.REGRESSION_LOSSES,
+                "target_transform": TARGET_TRANSFORMS})
     for name, value in values.items():
         ss[f"m_{name}"] = value
 if ss.get("_model_query_warnings"):
@@ -89,6 +92,11 @@ with net_col:
             params[name] = st.toggle(name.replace("_", " ").capitalize(), value=value, key=key)
         elif isinstance(default, int):
             params[name] = int(st.number_input(name.replace("_", " ").capitalize(), 1, 16, value=value, key=key))
+    modality_dropout = st.slider(
+        "Modality dropout", 0.0, 0.5, step=0.05, key="m_modality_dropout", disabled=method.is_baseline,
+        help="While training, hide a branch for this fraction of rows (a learned 'missing' embedding takes its "
+             "place). The model then leans less on one branch and can still predict when an image or the "
+             "table values are missing (What-if offers it).")
 with train_col:
     st.markdown("**Training**")
     epochs = int(st.number_input("Epochs (maximum)", 1, 500, step=1, key="m_epochs"))
@@ -97,11 +105,21 @@ with train_col:
     val_fraction = st.slider("Validation fraction", 0.05, 0.5, step=0.05, key="m_val_fraction")
     patience = int(st.number_input("Early-stopping patience (0 = off)", 0, 50, step=1, key="m_patience"))
     seed = int(st.number_input("Seed", 0, 1_000_000, step=1, key="m_seed"))
+    regression = {}
+    if ds.task == "regression":
+        suggested = choose_transform(ds.frame[ds.target].dropna().to_numpy(float))
+        regression["target_transform"] = st.selectbox(
+            "Target transform", TARGET_TRANSFORMS, key="m_target_transform",
+            help=f"auto = log for a positive, right-skewed target (here: {suggested}). The model standardizes "
+                 "the target inside and answers in the original unit.")
+        regression["loss"] = st.selectbox("Loss", dg.REGRESSION_LOSSES, key="m_loss", help=(
+            "mse / mae / huber are computed on the standardized (log) target; mape on the original unit."))
 
 config = ModelConfig(arch=arch, encoder=encoder, image_size=image_size, width=width, dropout=float(dropout),
-                     l2=float(l2), augment=bool(augment), seed=seed, params=params)
+                     l2=float(l2), augment=bool(augment), seed=seed, params=params,
+                     modality_dropout=0.0 if method.is_baseline else float(modality_dropout))
 train = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "val_fraction": float(val_fraction),
-         "patience": patience, "seed": seed}
+         "patience": patience, "seed": seed, **regression}
 ss.model_config, ss.train_settings = config, train
 written = dg.setup_to_query(config, train)
 if st.query_params.to_dict() != written:

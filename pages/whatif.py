@@ -4,6 +4,7 @@ import streamlit as st
 
 from multimodal.data import DataError, load_image
 from multimodal.explain import explain_row
+from multimodal.model import branch_names, predict_with_missing
 from multimodal.runs import probabilities, run_inputs
 from multimodal.ui import model_service as service
 from multimodal.ui import run_view as view
@@ -43,6 +44,13 @@ if spec.image_cols:
         st.error(f"Uploaded image not used: {exc}", icon=":material/broken_image:")
         images = None
 
+# A model trained with modality dropout learned a stand-in for a missing branch: let people try it.
+missing = "nothing"
+if spec.image_cols and spec.tabular_cols and (run.config.get("model") or {}).get("modality_dropout", 0) > 0:
+    missing = c2.radio("Treat as missing", ["nothing", "the image", "the table"], horizontal=True,
+                       key=f"whatif_missing_{run_dir}", help="This model was trained with modality dropout, so "
+                       "it can predict without one branch (its learned 'missing' embedding takes the place).")
+
 if images is None and spec.image_cols:
     try:
         images = view.load_row_images(ds, run, row)[None]
@@ -66,12 +74,15 @@ def what_if() -> None:
     if spec.numeric_cols:
         sweep_box.subheader("Sweep one feature")
         s1, s2 = sweep_box.columns([1, 3])
-        column = s1.selectbox("Feature", spec.numeric_cols, key="whatif_sweep_col")
-        points = s1.slider("Points", 5, 50, 25, key="whatif_sweep_points")
+        column = s1.selectbox("Feature", spec.numeric_cols, key="whatif_sweep_col", disabled=missing != "nothing")
+        points = s1.slider("Points", 5, 50, 25, key="whatif_sweep_points", disabled=missing != "nothing")
         xs = np.linspace(*service.feature_range(run, ds, column), points)
     try:
         inputs = run_inputs(run, frame, ds.root, images)
-        outputs, swept = service.sweep(run, inputs, column, xs if xs is not None else [])
+        outputs, swept = service.sweep(run, inputs, column, xs if xs is not None and missing == "nothing" else [])
+        if missing != "nothing":
+            gone = {b for b in branch_names(run.model) if (b == "tabular") == (missing == "the table")}
+            outputs = predict_with_missing(run.model, inputs, {b: np.ones(1, bool) for b in gone})
     except DataError as exc:
         st.error(str(exc), icon=":material/error:")
         return
@@ -90,6 +101,10 @@ def what_if() -> None:
         if images is not None:
             p2.image(list(images[0]), caption=[f"input image: {c}" for c in spec.image_cols], width=160)
 
+    if missing != "nothing":
+        why.info(f"Predicted with {missing} treated as missing. Explanations and the sweep need every input, "
+                 "so they are shown only when nothing is missing.", icon=":material/visibility_off:")
+        return
     with why:
         st.subheader("Why")
         # The prediction above is already on screen: a model's first explanation traces its graphs.

@@ -94,3 +94,21 @@ def overlay_curves(runs: list[Any], metric: str) -> go.Figure:
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 1.02])
     return fig
+
+
+def cv_bars(summary: list[dict], metric: str) -> go.Figure:
+    """Cross-validated comparison: one bar per method (mean), error bars of one std, and every
+    fold's value as a dot, so the spread the mean hides stays visible. Baselines are grey."""
+    fig = go.Figure()
+    names = [s["arch"] for s in summary]
+    colors = ["#9ca3af" if n in BASELINES else PALETTE[i % len(PALETTE)] for i, n in enumerate(names)]
+    fig.add_trace(go.Bar(x=names, y=[s["mean"] for s in summary], marker_color=colors, name="mean",
+                         error_y=dict(type="data", array=[s["std"] for s in summary], visible=True),
+                         hovertemplate="%{x}<br>mean %{y:.4f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[s["arch"] for s in summary for _ in s["folds"]],
+                             y=[v for s in summary for v in s["folds"]], mode="markers", name="one fold",
+                             marker=dict(color="#111827", size=6, opacity=0.6),
+                             hovertemplate="%{x}<br>fold %{y:.4f}<extra></extra>"))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
+                      yaxis_title=f"held-out {metric_title(metric)}")
+    return fig

@@ -97,8 +97,10 @@ QUERY_FIELDS: dict[str, tuple[str, Any]] = {
     "l2": ("float", L2S), "augment": ("bool", None), "seed": ("int", [0, 1_000_000]),
     "epochs": ("int", [1, 500]), "batch_size": ("int", BATCH_SIZES), "lr": ("float", LRS),
     "val_fraction": ("float", [0.05, 0.5]), "patience": ("int", [0, 50]),
+    "modality_dropout": ("float", [0.0, 0.5]), "loss": ("str", None), "target_transform": ("str", None),
 }
-TRAIN_FIELDS = ("epochs", "batch_size", "lr", "val_fraction", "patience", "seed")
+TRAIN_FIELDS = ("epochs", "batch_size", "lr", "val_fraction", "patience", "seed", "loss", "target_transform")
+REGRESSION_LOSSES = ("mse", "mae", "huber", "mape")
 
 
 def _parse(name: str, raw: Any, choices: Mapping[str, Sequence[str]]) -> Any:
@@ -162,7 +164,8 @@ def _fmt(value: Any) -> str:
 def setup_to_query(config: Any, train: Mapping[str, Any]) -> dict[str, str]:
     """The URL parameters of a setup (ModelConfig + train settings)."""
     model = {k: getattr(config, k) for k in QUERY_FIELDS if hasattr(config, k)}
-    return {k: _fmt(v) for k, v in {**model, **{k: train[k] for k in TRAIN_FIELDS if k in train}}.items()}
+    return {k: _fmt(v) for k, v in {**model, **{k: train[k] for k in TRAIN_FIELDS if k in train}}.items()
+            if v is not None}
 
 
 # ---------------------------------------------------------------- parameter count
