@@ -17,9 +17,8 @@ import pandas as pd
 from PIL import Image
 
 from multimodal.errors import DataError
-from multimodal.images import MAX_IMAGE_PIXELS, load_image, load_images  # noqa: F401  (re-exported)
-from multimodal.sources import (MAX_ZIP_BYTES, MAX_ZIP_MEMBERS, MIN_ROWS, SAMPLE_ROOT,  # noqa: F401
-                                list_samples, read_csv, resolve_source)
+from multimodal.images import image_size, load_image, load_images  # noqa: F401  (re-exported)
+from multimodal.sources import MIN_ROWS, SAMPLE_ROOT, list_samples, read_csv, resolve_source  # noqa: F401
 
 MISSING_TOKEN = "(missing)"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -275,6 +274,8 @@ def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str
         raise DataError("several split columns; keep one and set the others to ignore")
 
     missing = frame[tgt].map(_is_missing).to_numpy(dtype=bool)
+    if missing.all():
+        raise DataError(f"target column '{tgt}' is empty in every row; fill it in or choose another target")
     if missing.any():
         raise DataError(f"{_rows_text(_row_numbers(frame, missing))}: target '{tgt}' is empty; fill or drop them")
     classes: list[str] = []
@@ -292,6 +293,10 @@ def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str
             raise DataError(f"target '{tgt}' is true/false; use task classification")
         _numeric_column(frame[tgt], tgt, frame)
     for c in cols:
+        if roles[c] in ("numeric", "categorical") and frame[c].map(_is_missing).all():
+            # Only reachable by a user's override: detection already ignores empty columns.
+            raise DataError(f"column '{c}' is empty in every row, so it cannot be a feature; "
+                            "set its role to ignore or fill it in")
         if roles[c] == "numeric":
             _numeric_column(frame[c], c, frame)
         elif roles[c] == "split":
@@ -313,14 +318,21 @@ def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str
 
 
 def _check_image_column(frame: pd.DataFrame, root: Path, column: str) -> None:
-    """Paths must stay inside root and exist; content is checked later, at decode time."""
+    """Paths must stay inside root and exist, and each file's header must be an image within the
+    pixel limit (cheap: nothing is decoded; a file damaged after its header fails at decode time)."""
     missing: dict[str, list[int]] = {}
     for i, v in zip(frame.index, frame[column]):
         if _is_missing(v):
             continue  # an empty cell is allowed here; model_inputs decides (modality dropout)
-        p = resolve_image_path(root, v, f"row {i + 1}, column '{column}'")
+        where = f"row {i + 1}, column '{column}'"
+        p = resolve_image_path(root, v, where)
         if not p.is_file():
             missing.setdefault(str(v).strip(), []).append(i + 1)
+            continue
+        try:
+            image_size(p, shown=str(v).strip())
+        except DataError as e:
+            raise DataError(f"{where}: {e}") from None
     if missing:
         rows = sorted(r for rs in missing.values() for r in rs)
         shown = "; ".join(f"row {rs[0]}: '{p}'" for p, rs in list(missing.items())[:3])

@@ -11,17 +11,17 @@ import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from multimodal import limits
 from multimodal.errors import DataError
 
-MAX_IMAGE_PIXELS = 50_000_000
-
-# Our pixel limit is below Pillow's warning threshold, so a DecompressionBombWarning only ever
+# Our default pixel limit is below Pillow's warning threshold, so a DecompressionBombWarning only ever
 # fires for an image we reject anyway; turning it into an exception keeps the logs clean and
 # lets load_image report it as a DataError (a warnings filter, unlike catch_warnings, is safe
 # with the decoding threads).
@@ -45,32 +45,54 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def load_image(path: Path, size: int) -> np.ndarray:
-    """Decode one image to uint8 (size, size, 3), upright (EXIF) and RGB; problems -> DataError."""
-    path = Path(path)
+@contextmanager
+def _reading(shown: str) -> Iterator[None]:
+    """Turn whatever opening or decoding an image raises into a DataError naming it."""
     try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if w * h > MAX_IMAGE_PIXELS:
-                raise DataError(f"image '{path}' is {w}x{h} pixels (limit {MAX_IMAGE_PIXELS:,}); "
-                                "downscale it or remove it")
-            if img.format == "JPEG":
-                img.draft("RGB", (size * 2, size * 2))  # DCT-domain downscale: big photos decode fast
-            img = ImageOps.exif_transpose(img) or img
-            img = _to_rgb(img)
-            img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-            return np.asarray(img, dtype=np.uint8).copy()
+        yield
     except DataError:
         raise
     except FileNotFoundError:
-        raise DataError(f"image '{path}' not found; add the file or fix its path") from None
+        raise DataError(f"image '{shown}' not found; add the file or fix its path") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"image '{path}' is too large (decompression bomb?); downscale it or remove it") from None
+        raise DataError(f"image '{shown}' is too large (decompression bomb?); downscale it or remove it") from None
     except MemoryError:
-        raise DataError(f"image '{path}' needs too much memory; downscale it or remove it") from None
+        raise DataError(f"image '{shown}' needs too much memory; downscale it or remove it") from None
     except Exception:  # Pillow raises many types for damaged files
-        raise DataError(f"image '{path}' could not be read (truncated or not an image); replace or remove it") \
+        raise DataError(f"image '{shown}' could not be read (truncated or not an image); replace or remove it") \
             from None
+
+
+def _check_pixels(img: Image.Image, shown: str) -> None:
+    limit = limits.MAX_IMAGE_PIXELS.get()
+    w, h = img.size
+    if w * h > limit:
+        raise DataError(f"image '{shown}' is {w}x{h} pixels (limit {limit:,}); downscale it or remove it, "
+                        f"or {limits.MAX_IMAGE_PIXELS.hint()}")
+
+
+def image_size(path: Path, shown: str | None = None) -> tuple[int, int]:
+    """(width, height) from the file's header, nothing decoded (cheap enough for every row).
+
+    Refuses what the header already betrays: not an image, or over the pixel limit. A file cut
+    short after its header only fails when decoded (load_image). shown: the name for messages.
+    """
+    with _reading(shown or str(path)), Image.open(path) as img:
+        _check_pixels(img, shown or str(path))
+        return img.size
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """Decode one image to uint8 (size, size, 3), upright (EXIF) and RGB; problems -> DataError."""
+    path = Path(path)
+    with _reading(str(path)), Image.open(path) as img:
+        _check_pixels(img, str(path))
+        if img.format == "JPEG":
+            img.draft("RGB", (size * 2, size * 2))  # DCT-domain downscale: big photos decode fast
+        img = ImageOps.exif_transpose(img) or img
+        img = _to_rgb(img)
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        return np.asarray(img, dtype=np.uint8).copy()
 
 
 def _cache_key(path: Path, size: int) -> str:

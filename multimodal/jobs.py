@@ -9,6 +9,11 @@ Keras' global state after every rerun, and a thread would share the server's GIL
     job.progress()                                   # reads new lines of events.jsonl
     job.stop()                                       # STOP flag; terminate after GRACE_SECONDS
 
+A job may have an owner: `owner_alive()` says whether the browser session that started it is still
+connected. The manager's monitor thread asks every second; once the owner has been gone for
+ORPHAN_SECONDS the job is stopped like a Stop click (a queued one is dropped), so a closed tab
+leaves no worker behind, while a reconnect within the timeout keeps the job.
+
 The worker appends to `events.jsonl` in the run folder (see training.py); a failure becomes an
 `{"type": "error", "message": ...}` event, and the full traceback goes to `worker.log`.
 """
@@ -26,8 +31,9 @@ import traceback
 from collections import deque
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
+from multimodal import limits
 from multimodal.config import ModelConfig, TrainConfig
 
 EVENTS_FILE = "events.jsonl"       # must match multimodal.training (a test checks)
@@ -35,11 +41,15 @@ STOP_FILE = "STOP"
 LOG_FILE = "worker.log"
 WORKER_PREFIX = "mmstudio-train-"  # name of the worker processes
 GRACE_SECONDS = 20.0               # a stop request waits this long before terminate()
-MAX_CONCURRENT_JOBS = int(os.environ.get("MMSTUDIO_MAX_JOBS", "2") or 2)
+# A job whose owner (browser session) has been gone this long is stopped; long enough that a page
+# reconnect (network blip, laptop lid) does not kill the training.
+ORPHAN_SECONDS = float(os.environ.get("MMSTUDIO_ORPHAN_SECONDS", "30") or 30)
+MAX_CONCURRENT_JOBS = limits.MAX_JOBS.get()   # read at start-up: the queue is server-wide
 ACTIVE = ("queued", "running", "stopping")
 STATES = ACTIVE + ("finished", "stopped", "failed")
 BASELINES = ("image_only", "tabular_only")
-SETTINGS = ("epochs", "batch_size", "lr", "val_fraction", "patience", "seed")   # what the Train page offers
+SETTINGS = ("epochs", "batch_size", "lr", "val_fraction", "patience", "seed", "loss",
+            "target_transform")   # what the Model page offers
 
 
 TRAIN_DEFAULTS = {k: v for k, v in asdict(TrainConfig(data="")).items() if k in SETTINGS}
@@ -69,8 +79,19 @@ def _append_error(run_dir: Path, kind: str, message: str) -> None:
         pass
 
 
+def _name_process(name: str) -> None:
+    """Set the OS-visible name (/proc/<pid>/comm, what ps and top show; 15 bytes at most on Linux),
+    so leftover workers can be found by WORKER_PREFIX. A no-op where prctl does not exist."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)   # 15 = PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker(config: Any, run_dir: str, dataset: Any, workdir: str | None, parent_pid: int) -> None:
     """Entry point of the training process (spawn): train, and turn any failure into an event."""
+    _name_process(WORKER_PREFIX)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     run = Path(run_dir)
     threading.Thread(target=_watch_parent, args=(parent_pid, run), daemon=True).start()
@@ -81,8 +102,13 @@ def _worker(config: Any, run_dir: str, dataset: Any, workdir: str | None, parent
                                    target=config.get("target"), task=config.get("task"),
                                    overrides=config.get("overrides"))
         from multimodal import training
-        training.train(training.TrainConfig.from_dict(config), run, dataset=dataset,
-                       workdir=Path(workdir) if workdir else None)
+        settings = training.TrainConfig.from_dict({k: v for k, v in config.items() if k != "cv"})
+        if "cv" in config:  # a cross-validated comparison (Compare page) instead of one run
+            from multimodal.crossval import run_comparison
+            run_comparison(settings, run, config["cv"]["k"], config["cv"]["repeats"],
+                           archs=config["cv"].get("archs"), dataset=dataset)
+        else:
+            training.train(settings, run, dataset=dataset, workdir=Path(workdir) if workdir else None)
     except DataError as exc:
         _append_error(run, "data", str(exc))
         _exit(2)
@@ -173,13 +199,16 @@ def _read_events(run_dir: Path, offset: int) -> tuple[list[dict], int]:
 class Job:
     """One training run of the app. Create with start_job(); read with poll() and progress()."""
 
-    def __init__(self, config: Any, run_dir: Path, dataset: Any = None, workdir: Path | None = None):
+    def __init__(self, config: Any, run_dir: Path, dataset: Any = None, workdir: Path | None = None,
+                 owner_alive: Callable[[], bool] | None = None):
         # The worker gets the plain dict (unpickling a TrainConfig would import Keras before the
         # data is even read); TrainConfig.from_dict rebuilds it there.
         self.config = dict(config) if isinstance(config, Mapping) else config.to_dict()
         self.run_dir = Path(run_dir)
         self.dataset = dataset
         self.workdir = workdir
+        self.owner_alive = owner_alive         # None: nobody to watch (CLI, tests); never orphaned
+        self.owner_gone_since: float | None = None
         self.state = "queued"
         self.created = time.time()
         self.started: float | None = None      # when the process started
@@ -283,6 +312,21 @@ class Job:
         elif kind == "error":
             p.error = self.error = e.get("message", "training failed")
 
+    def _orphaned(self, now: float) -> bool:
+        """True once the owner has been gone for ORPHAN_SECONDS (the monitor calls this every second)."""
+        if self.owner_alive is None or self.state not in ("queued", "running"):
+            return False
+        try:
+            alive = bool(self.owner_alive())
+        except Exception:  # noqa: BLE001  (a failing check must never kill someone's training)
+            alive = True
+        if alive:
+            self.owner_gone_since = None
+            return False
+        if self.owner_gone_since is None:
+            self.owner_gone_since = now
+        return now - self.owner_gone_since >= ORPHAN_SECONDS
+
     def _launch(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         _skip_main_module_in_workers()
@@ -351,6 +395,9 @@ class _Manager:
     def tick(self) -> None:
         now = time.time()
         with self.lock:
+            for job in [j for j in self.running + list(self.queue) if j._orphaned(now)]:
+                self.stop(job)      # queued: dropped; running: STOP flag, terminate after the grace
+                job.error = job.error or "its browser session ended"
             self.running = [j for j in self.running if not j._check(now)]
             while self.queue and len(self.running) < self.limit:
                 job = self.queue.popleft()
@@ -420,10 +467,11 @@ atexit.register(MANAGER.shutdown)
 # ------------------------------------------------------------------------------ public helpers
 
 def start_job(config: "TrainConfig | dict", run_dir: Path, dataset: Any = None,
-              workdir: Path | None = None) -> Job:
+              workdir: Path | None = None, owner_alive: Callable[[], bool] | None = None) -> Job:
     """Queue a training run; it starts at once when a slot is free. `config` is a TrainConfig or
-    its to_dict(); `dataset` (a loaded data.Dataset) saves the worker from re-reading the CSV."""
-    job = Job(config, Path(run_dir), dataset, workdir)
+    its to_dict(); `dataset` (a loaded data.Dataset) saves the worker from re-reading the CSV;
+    `owner_alive` (the app's session check) lets the manager stop a job nobody watches any more."""
+    job = Job(config, Path(run_dir), dataset, workdir, owner_alive)
     MANAGER.submit(job)
     return job
 
@@ -452,7 +500,7 @@ def config_dict(dataset: Any, model: Any = None, settings: Mapping | None = None
 def reuse_config(run_config: Mapping, arch: str) -> dict:
     """The training settings of a saved run (its config.json) with another fusion method."""
     keep = ("data", "target", "task", "overrides", "val_fraction", "seed", "epochs", "batch_size", "lr",
-            "patience", "loss", "class_weight")
+            "patience", "loss", "class_weight", "target_transform", "restore_best")
     config = {k: run_config[k] for k in keep if k in run_config}
     config["model"] = {**dict(run_config.get("model") or {}), "arch": arch}
     return config

@@ -17,13 +17,11 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
+from multimodal import limits
 from multimodal.errors import DataError
 
 MIN_ROWS = 10
 SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "sample_data"
-MAX_ZIP_MEMBERS = 5000
-MAX_ZIP_BYTES = 500 * 1024 * 1024
-MAX_ZIP_RATIO = 200  # deflate rarely beats ~20x on real data; bombs reach 1000x
 
 
 def list_samples() -> list[str]:
@@ -73,9 +71,10 @@ def _extract_zip(zip_path: Path, dest: Path) -> None:
         raise DataError(f"'{zip_path.name}' is not a readable zip ({e}); re-create it") from None
     with zf:
         infos = zf.infolist()
-        if len(infos) > MAX_ZIP_MEMBERS:
-            raise DataError(f"'{zip_path.name}' has {len(infos)} files (limit {MAX_ZIP_MEMBERS}); "
-                            "split the dataset or remove files")
+        max_members, max_mb = limits.MAX_ZIP_MEMBERS.get(), limits.MAX_ZIP_MB.get()
+        if len(infos) > max_members:
+            raise DataError(f"'{zip_path.name}' has {len(infos):,} files (limit {max_members:,}); "
+                            f"remove files or split the dataset, or {limits.MAX_ZIP_MEMBERS.hint()}")
         total = 0
         plan = []
         for info in infos:
@@ -89,21 +88,23 @@ def _extract_zip(zip_path: Path, dest: Path) -> None:
             if rel.parts and rel.parts[0] == "__MACOSX":
                 continue  # macOS resource forks: never data
             total += info.file_size
-            if info.file_size > 1_000_000 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-                ratio = info.file_size // max(info.compress_size, 1)
-                raise DataError(f"zip member '{info.filename}' expands {ratio}x (zip bomb?); "
-                                "re-create the zip normally")
             plan.append((info, rel))
-        if total > MAX_ZIP_BYTES:
-            raise DataError(f"'{zip_path.name}' unpacks to {total / 2**20:.0f} MB "
-                            f"(limit {MAX_ZIP_BYTES // 2**20} MB); use fewer or smaller images")
+        # The declared total first: for a bomb it is the more telling message.
+        if total > max_mb * 2**20:
+            raise DataError(f"'{zip_path.name}' unpacks to {total / 2**20:,.0f} MB (limit {max_mb:,} MB); "
+                            f"use fewer or smaller images, or {limits.MAX_ZIP_MB.hint()}")
+        for info, _ in plan:
+            if info.file_size > 1_000_000 and info.file_size > limits.MAX_ZIP_RATIO * max(info.compress_size, 1):
+                ratio = info.file_size // max(info.compress_size, 1)
+                raise DataError(f"zip member '{info.filename}' in '{zip_path.name}' expands {ratio:,}x "
+                                "(zip bomb?); re-create the zip normally")
         try:
-            _write_members(zf, plan, dest.resolve(), zip_path.name)
+            _write_members(zf, plan, dest.resolve(), zip_path.name, max_mb)
         except (OSError, zipfile.BadZipFile, NotImplementedError, EOFError) as e:
             raise DataError(f"'{zip_path.name}' could not be unpacked ({e}); re-create the zip") from None
 
 
-def _write_members(zf: zipfile.ZipFile, plan: list, dest_res: Path, shown: str) -> None:
+def _write_members(zf: zipfile.ZipFile, plan: list, dest_res: Path, shown: str, max_mb: int) -> None:
     """Stream members into dest_res, counting real bytes (the sizes in the zip header can lie)."""
     written = 0
     for info, rel in plan:
@@ -117,9 +118,9 @@ def _write_members(zf: zipfile.ZipFile, plan: list, dest_res: Path, shown: str) 
         with zf.open(info) as src, open(target, "wb") as out:
             while chunk := src.read(1 << 20):
                 written += len(chunk)
-                if written > MAX_ZIP_BYTES:
-                    raise DataError(f"'{shown}' unpacks to more than {MAX_ZIP_BYTES // 2**20} MB; "
-                                    "use fewer or smaller images")
+                if written > max_mb * 2**20:
+                    raise DataError(f"'{shown}' unpacks to more than {max_mb:,} MB; use fewer or smaller "
+                                    f"images, or {limits.MAX_ZIP_MB.hint()}")
                 out.write(chunk)
 
 
@@ -177,8 +178,10 @@ def read_csv(path: Path, min_rows: int = MIN_ROWS) -> pd.DataFrame:
 
     frame.attrs gets 'encoding' and 'delimiter' so the UI can show what was assumed.
     min_rows: MIN_ROWS for training data; pass 1 for a CSV of rows to predict.
+    At most limits.MAX_ROWS data rows (only one more is parsed to find out).
     """
     path = Path(path)
+    max_rows = limits.MAX_ROWS.get()
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -205,7 +208,7 @@ def read_csv(path: Path, min_rows: int = MIN_ROWS) -> pd.DataFrame:
                         "rename them so each header is unique")
     try:
         # index_col=False: a trailing delimiter on every data row must not turn column 1 into the index.
-        frame = pd.read_csv(io.StringIO(text), sep=sep, index_col=False)
+        frame = pd.read_csv(io.StringIO(text), sep=sep, index_col=False, nrows=max_rows + 1)
     except pd.errors.EmptyDataError:
         raise DataError(f"'{path.name}' has no header row; add one") from None
     except (pd.errors.ParserError, ValueError) as e:
@@ -218,6 +221,9 @@ def read_csv(path: Path, min_rows: int = MIN_ROWS) -> pd.DataFrame:
     while n and empty[n - 1]:
         n -= 1
     frame = frame.iloc[:n].reset_index(drop=True)
+    if len(frame) > max_rows:
+        raise DataError(f"'{path.name}' has more than {max_rows:,} data rows (the limit); use a sample of the "
+                        f"rows, or {limits.MAX_ROWS.hint()}")
     if sep != ",":  # ';'-separated files usually use decimal commas ("1,5")
         for c in frame.columns:
             if pd.api.types.is_string_dtype(frame[c]) or frame[c].dtype == object:

@@ -86,7 +86,8 @@ with right:
                  help="Trains image_only and tabular_only with the settings of the run chosen above."):
         for arch in jobs.BASELINES:
             run_dir = jobs.new_run_dir(state.runs_dir(), arch)
-            session_jobs[str(run_dir)] = jobs.start_job(jobs.reuse_config(ref.config, arch), run_dir)
+            session_jobs[str(run_dir)] = jobs.start_job(jobs.reuse_config(ref.config, arch), run_dir,
+                                                        owner_alive=state.session_alive_check())
             focus = ss.get("train_focus")
             if not (focus in session_jobs and session_jobs[focus].active):
                 ss.train_focus = str(run_dir)            # the Train page shows it

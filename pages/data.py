@@ -1,6 +1,7 @@
 """Data: choose a sample or upload your own; check the table, images, column roles and health."""
 import streamlit as st
 
+from multimodal import limits
 from multimodal.data import IMAGE_EXTENSIONS, health_report, list_samples
 from multimodal.samples import SAMPLES
 from multimodal.ui import data_view as dv
@@ -40,12 +41,13 @@ if mode == MODES[0]:
 else:
     st.markdown("Upload **one .zip** of a folder holding one CSV and its images, **or** the CSV plus its "
                 "image files (add them in one or several steps; the upload is checked each time). Image paths "
-                f"in the CSV are relative to the CSV. Limits: {st.get_option('server.maxUploadSize')} MB per "
-                f"file, {dv.MAX_UPLOAD_BYTES // 2**20} MB and {dv.MAX_UPLOAD_FILES} files in all; bigger "
-                "datasets belong on the command line.")
+                f"in the CSV are relative to the CSV. Limits: {dv.uploader_limit_mb():,} MB per file, "
+                f"{limits.MAX_UPLOAD_MB.get():,} MB and {limits.MAX_ZIP_MEMBERS.get():,} files in all, "
+                f"{limits.MAX_ROWS.get():,} rows; bigger datasets belong on the command line.")
     generation = st.session_state.setdefault("data_upload_gen", 0)
     files = st.file_uploader("Dataset files", accept_multiple_files=True, key=f"data_upload_{generation}",
-                             type=["zip", "csv", *(e.lstrip(".") for e in IMAGE_EXTENSIONS)])
+                             type=["zip", "csv", *(e.lstrip(".") for e in IMAGE_EXTENSIONS)],
+                             max_upload_size=dv.uploader_limit_mb())
     signature = tuple((f.file_id, f.name, f.size) for f in files or [])
     if files and signature != st.session_state.get("data_upload_sig"):
         st.session_state.data_upload_sig = signature

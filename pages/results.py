@@ -11,6 +11,8 @@ use_app_navigation()
 st.title("Results")
 st.caption("Every number here is computed on the run's validation rows, which the model never trained on.")
 
+with st.expander("Import a model (.keras)", icon=":material/upload_file:"):
+    view.import_model_uploader("results_import")
 picked = view.current_run("results_run")
 if picked is None:
     st.stop()

@@ -34,7 +34,7 @@ st.page_link("pages/model.py", label="Change the model or training settings", ic
 session_jobs: dict = ss.setdefault("jobs", {})
 if st.button("Start training", type="primary", icon=":material/play_arrow:"):
     run_dir = jobs.new_run_dir(state.runs_dir(), m.get("arch", "late_concat"))
-    session_jobs[str(run_dir)] = jobs.start_job(config, run_dir, dataset=ds)
+    session_jobs[str(run_dir)] = jobs.start_job(config, run_dir, dataset=ds, owner_alive=state.session_alive_check())
     ss.train_focus = str(run_dir)
 if not session_jobs:
     st.info("Press **Start training**. Training runs in the background: you can switch pages meanwhile.")

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from multimodal.data import DataError  # noqa: E402
+from multimodal import limits  # noqa: E402
 from multimodal.ui import data_view, diagram  # noqa: E402
 
 TIMEOUT = 60
@@ -179,7 +180,7 @@ def test_role_override_reloads_with_new_roles(app_path):
 
 
 def test_save_uploads_limits_and_names(tmp_path, monkeypatch):
-    big = SimpleNamespace(name="huge.zip", size=data_view.MAX_UPLOAD_BYTES + 1, getvalue=lambda: b"")
+    big = SimpleNamespace(name="huge.zip", size=limits.MAX_UPLOAD_MB.get() * 2**20 + 1, getvalue=lambda: b"")
     with pytest.raises(DataError, match="limit"):
         data_view.save_uploads([big], tmp_path / "a")
     assert not (tmp_path / "a").exists()  # nothing written before the checks pass

@@ -252,3 +252,27 @@ def test_reuse_config_changes_only_the_arch():
 def test_new_run_dir_is_unique(tmp_path):
     a, b = jobs.new_run_dir(tmp_path, "late concat!"), jobs.new_run_dir(tmp_path, "late concat!")
     assert a != b and a.is_dir() and b.is_dir() and "late_concat" in a.name
+
+
+def test_owner_must_be_gone_for_the_whole_timeout(tmp_path, monkeypatch):
+    """A reconnect within ORPHAN_SECONDS resets the clock; a failing check counts as alive."""
+    monkeypatch.setattr(jobs, "ORPHAN_SECONDS", 10.0)
+    alive = [False]
+    job = jobs.Job({"epochs": 1}, tmp_path, owner_alive=lambda: alive[0])
+    job.state = "running"
+    assert not job._orphaned(100.0) and job.owner_gone_since == 100.0
+    assert not job._orphaned(109.0)
+    alive[0] = True                                   # the browser reconnected
+    assert not job._orphaned(109.5) and job.owner_gone_since is None
+    alive[0] = False
+    assert not job._orphaned(120.0) and not job._orphaned(129.9)
+    assert job._orphaned(130.0)
+    job.state = "stopping"                            # already being stopped: nothing more to do
+    assert not job._orphaned(200.0)
+
+    def broken():
+        raise RuntimeError("runtime gone")
+    unsure = jobs.Job({"epochs": 1}, tmp_path, owner_alive=broken)
+    unsure.state = "running"
+    assert not unsure._orphaned(0.0) and not unsure._orphaned(1000.0)
+    assert not jobs.Job({"epochs": 1}, tmp_path)._orphaned(1e9)     # no owner: never orphaned

@@ -33,8 +33,6 @@ def cv_jobs() -> dict[str, Any]:
 def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
     """K, repeats and methods; starting queues one worker that trains every fold of every method."""
     with st.form("cv_form", border=True):
-        st.markdown("**Cross-validated comparison** · a single validation split of 50-100 rows is noisy; "
-                    "k-fold cross-validation trains each method on k splits and reports the mean and spread.")
         arch = (ref_config.get("model") or {}).get("arch", "late_concat")
         fusions = [m for m in methods if not FUSION_METHODS[m].is_baseline]
         a, b, c = st.columns([2, 1, 1])
@@ -55,7 +53,7 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
             config = {**jobs.reuse_config(ref_config, chosen[0]),
                       "cv": {"k": int(k), "repeats": int(repeats), "archs": chosen[1:]}}
             out = jobs.new_run_dir(comparisons_dir(), "cv-" + chosen[0])
-            cv_jobs()[str(out)] = jobs.start_job(config, out)
+            cv_jobs()[str(out)] = jobs.start_job(config, out, owner_alive=state.session_alive_check())
             st.rerun()
 
 
@@ -129,6 +127,9 @@ def comparison_section(ref_config: Mapping) -> None:
     """The whole cross-validation block of the Compare page."""
     features = ref_config.get("features", {})
     rows = sum(len(v) for v in (ref_config.get("splits") or {}).values())
+    st.subheader("Cross-validated comparison")
+    st.caption("One validation split of 50-100 rows is noisy. k-fold cross-validation trains each method on k "
+               "splits of the same rows and reports the held-out mean and spread, and the fusion gain paired by fold.")
     methods = methods_for(bool(features.get("image_cols")),
                           bool(features.get("numeric_cols") or features.get("categorical_cols")),
                           len(features.get("image_cols", [])))

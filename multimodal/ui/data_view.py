@@ -18,14 +18,18 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from multimodal import data
+from multimodal import data, limits
 from multimodal.data import IMAGE_EXTENSIONS, ROLES, TASKS, DataError, Dataset, load_dataset
 from multimodal.ui import state
 
-MAX_UPLOAD_FILES = data.MAX_ZIP_MEMBERS
-MAX_UPLOAD_BYTES = data.MAX_ZIP_BYTES
 ERROR_KEY = "data_error"
 AUTO_TASK = "auto"
+
+
+def uploader_limit_mb() -> int:
+    """Per-file limit for the uploader: ours, but never above Streamlit's server.maxUploadSize
+    (the server refuses bigger files with a message that does not say what to do)."""
+    return min(limits.MAX_UPLOAD_MB.get(), int(st.get_option("server.maxUploadSize")))
 
 
 # ---------------------------------------------------------------- uploads (Streamlit-free)
@@ -64,12 +68,14 @@ def save_uploads(files: Sequence[Any], dest: Path) -> Path:
     if not files:
         raise DataError("no files uploaded; choose a .zip, or a CSV plus its images")
     total = sum(_size(f) for f in files)
-    if len(files) > MAX_UPLOAD_FILES:
-        raise DataError(f"{len(files)} files uploaded (limit {MAX_UPLOAD_FILES}); zip the folder or use the "
-                        "command line for big datasets")
-    if total > MAX_UPLOAD_BYTES:
-        raise DataError(f"the upload is {total / 2**20:.0f} MB (limit {MAX_UPLOAD_BYTES // 2**20} MB); use fewer "
-                        "or smaller images, or the command line (python -m multimodal train)")
+    max_files, max_mb = limits.MAX_ZIP_MEMBERS.get(), limits.MAX_UPLOAD_MB.get()
+    if len(files) > max_files:
+        raise DataError(f"{len(files):,} files uploaded (limit {max_files:,}); zip the folder or use the "
+                        f"command line for big datasets, or {limits.MAX_ZIP_MEMBERS.hint()}")
+    if total > max_mb * 2**20:
+        raise DataError(f"the upload is {total / 2**20:,.0f} MB (limit {max_mb:,} MB); use fewer or smaller "
+                        "images, or the command line (python -m multimodal train), or "
+                        f"{limits.MAX_UPLOAD_MB.hint()}")
     named: dict[str, Any] = {}
     for f in files:
         base = PurePosixPath(str(f.name).replace("\\", "/")).name
@@ -173,12 +179,10 @@ def _label(ds: Dataset, value: Any) -> str:
 
 
 def _thumb(ds: Dataset, value: Any, size: int = 96) -> np.ndarray | None:
+    """The cell's image, None for an empty cell; an unreadable file raises DataError."""
     if data._is_missing(value):
         return None
-    try:
-        return data.load_image(data.resolve_image_path(ds.root, value), size)
-    except DataError:
-        return None
+    return data.load_image(data.resolve_image_path(ds.root, value), size)
 
 
 def grid_rows(ds: Dataset, n: int = 12) -> list[int]:
@@ -194,10 +198,18 @@ def image_grid(ds: Dataset, n: int = 12) -> None:
         return
     per_line = 6 if len(cols) == 1 else 3
     rows = grid_rows(ds, n)
+    # Loading only checks image headers, so a file cut short shows up here first: say which.
+    problems: list[str] = []
     for start in range(0, len(rows), per_line):
         for cell, i in zip(st.columns(per_line), rows[start:start + per_line]):
             row = ds.frame.iloc[i]
-            thumbs = [_thumb(ds, row[c]) for c in cols]
+            thumbs = []
+            for c in cols:
+                try:
+                    thumbs.append(_thumb(ds, row[c]))
+                except DataError as e:
+                    thumbs.append(None)
+                    problems.append(f"row {i + 1}, column '{c}': {e}")
             shown = [t for t in thumbs if t is not None]
             if shown:
                 cell.image(np.concatenate(shown, axis=1) if len(shown) > 1 else shown[0],
@@ -205,6 +217,8 @@ def image_grid(ds: Dataset, n: int = 12) -> None:
             missing = len(thumbs) - len(shown)
             note = f" · {missing} image(s) missing" if missing else ""
             cell.caption(f"row {i + 1} · **{_label(ds, row[ds.target])}**{note}")
+    for problem in problems[:5]:
+        st.error(f"{problem}. Training would stop at this image.", icon=":material/broken_image:")
 
 
 # ---------------------------------------------------------------- roles

@@ -38,11 +38,14 @@ def run_label(run_dir: Path) -> str:
     except Exception as exc:  # noqa: BLE001 - a damaged folder still gets a readable label
         return f"{Path(run_dir).name} (unreadable: {str(exc)[:60]})"
     epochs = run.summary.get("epochs_run") or len(run.history)
-    parts = [run.arch, f"{epochs} epoch{'s' if epochs != 1 else ''}"]
+    imported = run.config.get("imported")    # trained elsewhere: no epochs of its own here
+    parts = [run.arch] if imported else [run.arch, f"{epochs} epoch{'s' if epochs != 1 else ''}"]
     metric = main_metric(run)
     if metric:
         parts.append(f"{metric[0]} {fmt_number(metric[1])}")
     label = " · ".join(parts)
+    if imported:
+        return f"{label} (imported from {run.config.get('source_file', 'a .keras file')}) — {run.name}"
     pretrained = state.PRETRAINED_DIR in Path(run_dir).parts[-2:-1]
     if pretrained:
         return f"{label} (pretrained)"
@@ -315,6 +318,51 @@ def grid(n: int, per_row: int = 4):
 def chart(fig: go.Figure, key: str | None = None) -> None:
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
+
+
+# ---------------------------------------------------------------- importing a model
+
+def import_model_uploader(key: str = "import_model") -> None:
+    """'Import a model (.keras)': the upload is stored under the session's folder, imported as one of
+    the session's runs (runs.import_model) and selected; a refusal is an st.error and changes nothing.
+    Each upload is imported once: the outcome is remembered while the file stays in the uploader."""
+    from multimodal.data import DataError
+    from multimodal.runs import MAX_MODEL_BYTES, import_model
+    from multimodal.ui import model_service
+
+    ds = state.dataset()
+    if ds is None:
+        return
+    limit_mb = max(1, MAX_MODEL_BYTES // 2**20)
+    upload = st.file_uploader("Import a model (.keras)", type=["keras"], key=key, max_upload_size=limit_mb,
+                              help=f"A model downloaded from the Train page, for the loaded dataset's columns "
+                                   f"(up to {limit_mb} MB). It is loaded with Keras safe mode: Lambda layers "
+                                   "and custom code are refused.")
+    if upload is None:
+        return
+    data = upload.getvalue()
+    if len(data) > MAX_MODEL_BYTES:   # the browser enforces the limit too; a script must not rely on it
+        st.error(f"model file '{upload.name}' is {len(data) / 2**20:.0f} MB (limit {limit_mb} MB); "
+                 "upload a smaller model", icon=":material/error:")
+        return
+    saved = model_service.save_upload(data, upload.name, state.session_dir() / "uploads")
+    outcomes = st.session_state.setdefault("_imported_models", {})
+    token = (str(saved), model_service.dataset_key(ds))
+    if token not in outcomes:
+        try:
+            with st.spinner(f"Checking and evaluating {upload.name}…"):
+                run = import_model(saved, ds, state.runs_dir(), name=upload.name)
+            outcomes[token] = ("ok", str(run.dir))
+            state.select_run(run.dir)
+        except DataError as exc:
+            outcomes[token] = ("error", str(exc))
+        finally:
+            saved.unlink(missing_ok=True)   # the run folder keeps its own copy of an accepted model
+    kind, detail = outcomes[token]
+    if kind == "error":
+        st.error(detail, icon=":material/error:")
+    else:
+        st.success(f"Imported {upload.name} as run {Path(detail).name}.", icon=":material/check_circle:")
 
 
 # ---------------------------------------------------------------- page setup

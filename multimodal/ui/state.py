@@ -8,7 +8,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import streamlit as st
 
@@ -51,7 +53,7 @@ def session_dir() -> Path:
 
 def runs_dir() -> Path:
     path = session_dir() / "runs"
-    path.mkdir(exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -120,3 +122,17 @@ def selected_run_dir() -> Path | None:
 
 def select_run(run_dir: Path) -> None:
     st.session_state.selected_run = str(run_dir)
+
+
+def session_alive_check() -> Callable[[], bool] | None:
+    """For jobs.start_job(owner_alive=...): True while this browser session is connected.
+
+    Streamlit keeps a disconnected session for reconnection but no longer lists it as active, so
+    the job manager can stop a training whose tab was closed (after jobs.ORPHAN_SECONDS). None
+    outside a served script (bare mode), where there is no runtime to ask."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not runtime.exists():
+        return None
+    return partial(runtime.get_instance().is_active_session, ctx.session_id)

@@ -456,3 +456,32 @@ def new_runs(server: Server, before: set, timeout: float = 15.0, count: int = 1)
 
 def all_runs(server: Server) -> set:
     return {r for runs in server.run_dirs().values() for r in runs}
+
+
+# ------------------------------------------------------------------- server processes (load test)
+
+def process_rss_mb(pid: int) -> float:
+    """Resident memory of a process (VmRSS in /proc/<pid>/status), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def worker_pids(server: Server, prefix: str = "mmstudio-train-") -> list[int]:
+    """Live (non-zombie) training workers of this server: processes in its process group whose OS
+    name (/proc/<pid>/comm, set by multimodal.jobs) starts with the worker prefix. Other servers'
+    workers (other tests running at the same time) are in other groups and not counted."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            comm = (proc / "comm").read_text().strip()
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, pgid = fields[0], int(fields[2])     # after the name: state, ppid, pgrp
+        if comm.startswith(prefix[:15]) and pgid == server.proc.pid and state != "Z":
+            found.append(int(proc.name))
+    return found
