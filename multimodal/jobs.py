@@ -43,7 +43,7 @@ WORKER_PREFIX = "mmstudio-train-"  # name of the worker processes
 GRACE_SECONDS = 20.0               # a stop request waits this long before terminate()
 # A job whose owner (browser session) has been gone this long is stopped; long enough that a page
 # reconnect (network blip, laptop lid) does not kill the training.
-ORPHAN_SECONDS = float(os.environ.get("MMSTUDIO_ORPHAN_SECONDS", "30") or 30)
+ORPHAN_SECONDS = float(limits.ORPHAN_SECONDS.get())
 MAX_CONCURRENT_JOBS = limits.MAX_JOBS.get()   # read at start-up: the queue is server-wide
 ACTIVE = ("queued", "running", "stopping")
 STATES = ACTIVE + ("finished", "stopped", "failed")

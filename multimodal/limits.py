@@ -12,6 +12,8 @@ Values are read from the environment each time they are used (call time, not imp
 | files in a zip/upload  | 5,000       | MMSTUDIO_MAX_ZIP_MEMBERS    | sources (zip), save_uploads        |
 | unpacked size of a zip | 500 MB      | MMSTUDIO_MAX_ZIP_MB         | sources (zip extraction)           |
 | concurrent trainings   | 2           | MMSTUDIO_MAX_JOBS           | jobs (app's training queue)        |
+| uploaded .keras model  | 100 MB      | MMSTUDIO_MAX_MODEL_MB       | runs.import_model                  |
+| orphaned training stop | 30 s        | MMSTUDIO_ORPHAN_SECONDS     | jobs (closed tab -> job stopped)   |
 
 Pillow refuses images above ~179 million pixels by itself, so MMSTUDIO_MAX_IMAGE_PIXELS cannot
 raise the pixel limit past that. Streamlit's own per-file ceiling is `server.maxUploadSize` in
@@ -60,6 +62,8 @@ MAX_IMAGE_PIXELS = Limit("MMSTUDIO_MAX_IMAGE_PIXELS", 50_000_000, "pixels in one
 MAX_ZIP_MEMBERS = Limit("MMSTUDIO_MAX_ZIP_MEMBERS", 5000, "files in a zip or an upload")
 MAX_ZIP_MB = Limit("MMSTUDIO_MAX_ZIP_MB", 500, "megabytes a zip unpacks to")
 MAX_JOBS = Limit("MMSTUDIO_MAX_JOBS", 2, "trainings running at the same time")
+MAX_MODEL_MB = Limit("MMSTUDIO_MAX_MODEL_MB", 100, "megabytes in an uploaded .keras model")
+ORPHAN_SECONDS = Limit("MMSTUDIO_ORPHAN_SECONDS", 30, "seconds a closed session's training keeps running")
 
 # Not configurable: deflate rarely beats ~20x on real data while zip bombs reach ~1000x, so a
 # member over 1 MB that expands more than this is refused whatever the size limit.

@@ -7,7 +7,6 @@ explanation background rows, raw inputs) and events.jsonl (the live training log
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
@@ -16,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from multimodal import limits
 from multimodal.data import DataError, FeatureSpec, input_name, model_inputs
 
 MODEL_FILE = "model.keras"
 BACKGROUND_ROWS = 64          # explanation background sample per run (training.py uses the same)
 # An uploaded model bigger than this is refused before it is read (the shipped ones are < 2 MB).
-MAX_MODEL_BYTES = int(float(os.environ.get("MMSTUDIO_MAX_MODEL_MB", "100")) * 2**20)
+MAX_MODEL_BYTES = limits.MAX_MODEL_MB.get() * 2**20
 KERAS_MEMBERS = ("config.json", "model.weights.h5")   # what every Keras 3 .keras archive holds
 
 
