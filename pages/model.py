@@ -30,7 +30,8 @@ if not archs:
 
 # Widget state: from the stored setup, then from the URL when it differs from what we last wrote.
 config = ss.get("model_config") or ModelConfig(arch=default_arch(len(spec.image_cols), len(spec.tabular_cols)))
-current = {**config.to_dict(), **TRAIN_DEFAULTS, **ss.get("train_settings", {}), "seed": config.seed}
+current = {**config.to_dict(), **TRAIN_DEFAULTS, **state.default_train_settings(ds), **ss.get("train_settings", {}),
+           "seed": config.seed}
 if current["arch"] not in archs:
     current["arch"] = default_arch(len(spec.image_cols), len(spec.tabular_cols))
 current["loss"] = current.get("loss") or "mse"
@@ -99,7 +100,8 @@ with net_col:
              "table values are missing (What-if offers it).")
 with train_col:
     st.markdown("**Training**")
-    epochs = int(st.number_input("Epochs (maximum)", 1, 500, step=1, key="m_epochs"))
+    epochs = int(st.number_input("Epochs (maximum)", 1, 500, step=1, key="m_epochs", help=(
+        "The default comes from the data size (about 600 optimizer steps); early stopping usually ends sooner.")))
     batch_size = st.select_slider("Batch size", dg.BATCH_SIZES, key="m_batch_size")
     lr = st.select_slider("Learning rate", dg.LRS, key="m_lr", format_func=lambda v: f"{v:g}")
     val_fraction = st.slider("Validation fraction", 0.05, 0.5, step=0.05, key="m_val_fraction")

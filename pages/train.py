@@ -19,7 +19,7 @@ ds = state.require_dataset()
 
 spec = ds.features                                   # the Model page's choice, or the dataset's default
 model = ss.get("model_config") or ModelConfig(arch=default_arch(len(spec.image_cols), len(spec.tabular_cols)))
-settings = {**jobs.TRAIN_DEFAULTS, **ss.get("train_settings", {})}
+settings = {**state.default_train_settings(ds), **ss.get("train_settings", {})}
 config = jobs.config_dict(ds, model, settings)
 m = config["model"]
 data_col, model_col, train_col = st.columns(3)

@@ -30,6 +30,9 @@ class Busy:
     def _check(self, now):
         return False
 
+    def _orphaned(self, now):
+        return False
+
 
 @pytest.fixture
 def busy_manager():

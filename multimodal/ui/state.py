@@ -136,3 +136,13 @@ def session_alive_check() -> Callable[[], bool] | None:
     if ctx is None or not runtime.exists():
         return None
     return partial(runtime.get_instance().is_active_session, ctx.session_id)
+
+
+def default_train_settings(ds: Dataset) -> dict:
+    """The Model and Train pages' training settings before the user changes any: the library's,
+    with the epoch budget chosen from the data size (training.auto_epochs; early stopping usually
+    ends sooner)."""
+    from multimodal.jobs import TRAIN_DEFAULTS
+    from multimodal.training import auto_epochs
+    n_train = int(len(ds.frame) * (1 - TRAIN_DEFAULTS["val_fraction"]))
+    return {**TRAIN_DEFAULTS, "epochs": auto_epochs(n_train, TRAIN_DEFAULTS["batch_size"])}
