@@ -129,7 +129,7 @@ def write_report(results: dict) -> None:
              "- Default fusion method: the one the app picks for the data (`config.default_arch`: `cnn_lstm` "
              f"for ordered frames + table, else `late_concat`). Machine: {s['machine']}. "
              f"Total time: {results.get('total_seconds', 0) / 60:.1f} min"
-             + "".join(f" + {v / 60:.1f} min in a parallel process ({k})"
+             + "".join(f" + {v / 60:.1f} min in a separate process ({k})"
                        for k, v in results.get("parallel_seconds", {}).items()) + ".", ""]
     verdicts = []
     for name, entry in results["datasets"].items():
