@@ -60,11 +60,13 @@ def train_config_from_args(args):
     if args.loss and not any(args.loss in v for v in LOSSES.values()):
         raise UsageError(f"unknown --loss '{args.loss}'; choose one of mse, mae, huber, mape, crossentropy")
     for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
-                             ("--image-size", args.image_size, 16), ("--patience", args.patience, 0)):
+                             ("--image-size", args.image_size, 16), ("--patience", args.patience, 0),
+                             ("--devices", args.devices, 1)):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
-    if not 0 <= args.modality_dropout < 1:
-        raise UsageError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
+    for flag, value in (("--modality-dropout", args.modality_dropout), ("--dropout", args.dropout)):
+        if not 0 <= value < 1:
+            raise UsageError(f"{flag} must be in [0, 1), got {value}")
     if args.cv is not None and args.cv < 2:
         raise UsageError(f"--cv must be at least 2 folds, got {args.cv}")
     if args.repeats < 1:
@@ -80,23 +82,26 @@ def train_config_from_args(args):
     return TrainConfig(data=args.data, target=args.target, task=args.task, overrides=overrides,
                        val_fraction=args.val_fraction, seed=args.seed, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, loss=args.loss,
-                       target_transform=args.target_transform,
+                       target_transform=args.target_transform, devices=args.devices, stream=args.stream,
                        **({"patience": args.patience} if args.patience is not None else {}),
                        model=ModelConfig(arch=args.arch, image_size=args.image_size, seed=args.seed,
-                                         encoder=args.encoder, modality_dropout=args.modality_dropout))
+                                         encoder=args.encoder, modality_dropout=args.modality_dropout,
+                                         dropout=args.dropout, augment=args.augment))
 
 
 def cmd_train(args) -> None:
     import tempfile
     import time
 
-    from multimodal.training import train
+    from multimodal.training import default_image_cache, train
     config = train_config_from_args(args)
     if args.cv or args.baselines:
         return _train_cv(args, config)
     run_dir = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}"
-    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:  # zip extraction only
-        summary = train(config, run_dir, workdir=Path(workdir))
+    # The workdir holds zip extractions and streamed images; the decoded-image cache outlives it.
+    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
+        summary = train(config, run_dir, workdir=Path(workdir),
+                        image_cache=default_image_cache() if args.image_cache else None)
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items())
     _emit(summary, args.json, f"trained {summary['arch']} for {summary['epochs_run']} epochs in "
           f"{summary['train_seconds']:.1f}s -> {summary['run_dir']}\n{metrics}")
@@ -203,6 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=None, help="early-stopping patience (0 = off)")
     t.add_argument("--target-transform", default="auto", choices=["auto", "log", "none"])
     t.add_argument("--modality-dropout", type=float, default=0.0)
+    t.add_argument("--dropout", type=float, default=0.2, help="dropout in the fusion head")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="random flips, rotations and zooms of the training images")
+    t.add_argument("--devices", type=int, default=1,
+                   help="train data-parallel on N devices: GPUs if TensorFlow sees any (mixed precision), "
+                        "else N logical CPU devices")
+    t.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="read decoded images from a file in the work folder per batch instead of RAM "
+                        "(default: when they exceed 512 MB)")
+    t.add_argument("--image-cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="reuse decoded images between runs (in $MULTIMODAL_CACHE_DIR, else "
+                        "~/.cache/multimodal/images)")
     t.add_argument("--cv", type=int, default=None, help="repeated k-fold cross-validation with K folds")
     t.add_argument("--repeats", type=int, default=1)
     t.add_argument("--baselines", action="store_true",
@@ -258,6 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         COMMANDS[args.command](args)
     except (UsageError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # e.g. an --out folder that cannot be written, a full disk
+        where = f" '{exc.filename}'" if exc.filename else ""
+        print(f"error: cannot access{where} ({exc.strerror or exc}); check the path and its permissions",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        print("error: out of memory; use a smaller --image-size or --batch-size, or fewer rows", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

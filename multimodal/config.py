@@ -48,6 +48,8 @@ class TrainConfig:
     class_weight: bool = True                       # balance classes in the loss
     target_transform: str = "auto"                  # regression: auto | log | none (see training.choose_transform)
     restore_best: bool = True                       # the saved model has the best-val_loss weights
+    devices: int = 1                                # >1: data-parallel over that many GPUs / logical CPUs
+    stream: bool | None = None                      # images from disk per batch; None: when they are big
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def to_dict(self) -> dict:

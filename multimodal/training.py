@@ -6,14 +6,18 @@ page tails; creating the file `STOP` in the run folder ends training within one 
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from multimodal.data import DataError, Dataset, encode_target, load_dataset, model_inputs, split_indices
+from multimodal.data import DataError, Dataset, FeatureSpec, encode_target, load_dataset, model_inputs, split_indices
 from multimodal.config import TrainConfig
+from multimodal import streaming
 
 EVENTS_FILE = "events.jsonl"
 STOP_FILE = "STOP"
@@ -137,6 +141,62 @@ def make_dataset(inputs: dict, y: np.ndarray | None, batch_size: int, shuffle_se
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def default_image_cache() -> Path:
+    """Where the CLI keeps decoded images between runs: $MULTIMODAL_CACHE_DIR, else
+    $XDG_CACHE_HOME/multimodal/images, else ~/.cache/multimodal/images. Entries are keyed by the
+    image file's absolute path, modification time, size and the decode size (images.py), so an
+    edited photo is decoded again; deleting the folder is always safe."""
+    if os.environ.get("MULTIMODAL_CACHE_DIR"):
+        return Path(os.environ["MULTIMODAL_CACHE_DIR"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "multimodal" / "images"
+
+
+def configure_devices(devices: int) -> None:
+    """On a CPU-only machine, split the CPU into `devices` logical devices for MirroredStrategy.
+
+    TensorFlow accepts this only before its runtime initialises (importing it is fine; the first
+    op or device listing is too late), so train() calls it before anything else touches TF."""
+    import tensorflow as tf
+    cpus = tf.config.list_physical_devices("CPU")
+    if devices <= 1 or tf.config.list_physical_devices("GPU") or not cpus:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * devices)
+    except RuntimeError:
+        # Already initialised: fine if an earlier call (an earlier run in this process) split it.
+        if len(tf.config.list_logical_devices("CPU")) >= devices:
+            return
+        raise DataError(f"training on {devices} devices needs a fresh process (TensorFlow has already "
+                        "started with one CPU device); run it from the command line with --devices") from None
+
+
+def distribution(devices: int):
+    """(strategy or None, replica device names, mixed precision?) for `devices` devices.
+
+    GPUs when TensorFlow sees any (mixed float16 compute there), else the logical CPUs from
+    configure_devices. One CPU device needs no strategy: plain fit() is what runs."""
+    import tensorflow as tf
+    gpus = tf.config.list_logical_devices("GPU")
+    pool = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+    if devices > len(pool):
+        raise DataError(f"{devices} devices requested but TensorFlow sees {len(pool)} "
+                        f"({', '.join(pool) or 'none'}); lower --devices")
+    if devices == 1 and not gpus:
+        return None, pool[:1], False
+    return tf.distribute.MirroredStrategy(pool[:devices]), pool[:devices], bool(gpus)
+
+
+def _build_for_strategy(model, strategy, dataset) -> None:
+    """Work around Keras 3.15 under a tf.distribute strategy: fit() and evaluate() first average
+    one batch across the replicas to build the metrics (TF trainer `_maybe_symbolic_build`), and
+    averaging fails on string inputs (categorical columns). Build that state from the dataset's
+    element spec instead, once, and skip the averaging step for this model."""
+    with strategy.scope():
+        model._symbolic_build(data_batch=dataset.element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
 def take(inputs: dict, idx: np.ndarray) -> dict:
     return {k: v[idx] for k, v in inputs.items()}
 
@@ -193,27 +253,58 @@ def _check_split(split: dict, n: int) -> dict[str, np.ndarray]:
 
 
 def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
-          workdir: Path | None = None, split: dict | None = None, inputs: dict | None = None) -> dict:
+          workdir: Path | None = None, split: dict | None = None, inputs: dict | None = None,
+          image_cache: Path | None = None) -> dict:
     """Train one model, save the run folder, and return its summary (the CLI's JSON).
 
     split: explicit {"train", "val"[, "test"]} row positions (cross-validation) instead of the
     config's seeded split. inputs: precomputed `model_inputs` of the whole dataset at the
-    config's image size (cross-validation decodes the images once)."""
+    config's image size (cross-validation decodes the images once). image_cache: folder of the
+    per-image decode cache (the CLI passes `default_image_cache()`); None decodes every image.
+    When the images stream (streaming.py), their decoded file lives in a temporary folder inside
+    `workdir` (else the system temp dir) and is deleted when training ends."""
     import keras
 
-    from multimodal.branches import tabular_stats
-    from multimodal.model import build_model, select_inputs
-    from multimodal.runs import save_run
+    from multimodal.fusion import FUSION_METHODS
 
+    configure_devices(config.devices)
+    # Models, layer names and graphs of earlier trainings in this process are dropped, so many
+    # trainings in one process (cross-validation, the quality bench) do not grow memory.
+    keras.backend.clear_session()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
                                  overrides=config.overrides)
+    spec, size = ds.features, config.model.image_size
+    tabular_spec = FeatureSpec([], spec.numeric_cols, spec.categorical_cols)
+    method = FUSION_METHODS.get(config.model.arch)  # unknown: build_model reports it, nothing decoded
+    reads_images = bool(spec.image_cols) and method is not None and \
+        any(b in ("image", "sequence") for b in method.branches)
+    stream = inputs is None and reads_images and \
+        streaming.should_stream(config.stream, len(ds.frame), len(spec.image_cols), size)
+    with tempfile.TemporaryDirectory(prefix="multimodal-stream-", dir=workdir) if stream \
+            else contextlib.nullcontext() as stream_dir:
+        store = None
+        if inputs is None:
+            inputs = model_inputs(ds.frame, ds.root, spec if reads_images and not stream else tabular_spec, size,
+                                  cache_dir=image_cache)
+            if stream:
+                store = streaming.decode_to_disk(ds.frame, ds.root, spec, size, Path(stream_dir), image_cache)
+        return _fit_and_save(config, run_dir, ds, split, inputs, store)
+
+
+def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict | None, inputs: dict,
+                  store: streaming.ImageStore | None) -> dict:
+    """train() once the inputs are decoded: in memory, or tabular in memory + images in `store`."""
+    import keras
+
+    from multimodal.branches import tabular_stats
+    from multimodal.model import build_model
+    from multimodal.runs import save_run
+
     spec = ds.features
     splits = _check_split(split, len(ds.frame)) if split is not None else \
         split_indices(ds, config.val_fraction, config.seed)
-    if inputs is None:
-        inputs = model_inputs(ds.frame, ds.root, spec, config.model.image_size)
     y = encode_target(ds.frame[ds.target], ds.task, ds.classes)
     if ds.task == "regression":
         y = y.reshape(-1, 1)
@@ -223,44 +314,64 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
     t_stats = target_stats(y[train_idx], transform == "log") if ds.task == "regression" else None
     epochs = config.epochs or auto_epochs(len(train_idx), config.batch_size)
 
+    strategy, devices, mixed = distribution(config.devices)
+    # Float16 stops at 65504: a log-target regression's TargetScale (exp) would overflow there.
+    mixed = mixed and ds.task == "classification"
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats)
-    compile_model(model, ds.task, len(ds.classes), config.lr, config.loss, t_stats)
-    inputs = select_inputs(model, inputs)
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats)
+            compile_model(model, ds.task, len(ds.classes), config.lr, config.loss, t_stats)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")  # layers keep the policy they were built with
+    names = {t.name for t in model.inputs}
+    inputs = {k: v for k, v in inputs.items() if k in names}
+
+    def batches(idx: np.ndarray, shuffle_seed: int | None = None):
+        if store is not None:
+            return streaming.make_streaming_dataset(store, inputs, y, idx, config.batch_size, shuffle_seed)
+        return make_dataset(take(inputs, idx), y[idx], config.batch_size, shuffle_seed)
 
     steps = int(np.ceil(len(train_idx) / config.batch_size))
     live, best, callbacks = _callbacks(run_dir, config, steps)
     append_event(run_dir, {"type": "start", "epochs": epochs, "steps": steps, "arch": config.model.arch,
                            "rows": {k: len(v) for k, v in splits.items()}})
     weights = class_weights(y[train_idx], len(ds.classes)) if ds.task == "classification" and config.class_weight else None
+    train_batches = batches(train_idx, config.seed)
+    if strategy is not None:
+        _build_for_strategy(model, strategy, train_batches)
     started = time.perf_counter()
-    fit = model.fit(make_dataset(take(inputs, train_idx), y[train_idx], config.batch_size, config.seed),
-                    validation_data=make_dataset(take(inputs, val_idx), y[val_idx], config.batch_size),
+    fit = model.fit(train_batches, validation_data=batches(val_idx),
                     epochs=epochs, callbacks=callbacks, class_weight=weights, shuffle=False, verbose=0)
     train_seconds = time.perf_counter() - started
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     epochs_run = len(history.get("loss", []))
 
     metrics = {}
-    for split in ("val", "test"):
-        idx = splits[split]
+    for split_name in ("val", "test"):
+        idx = splits[split_name]
         if len(idx):
-            values = model.evaluate(make_dataset(take(inputs, idx), y[idx], config.batch_size), verbose=0,
-                                    return_dict=True)
-            metrics.update({f"{split}_{k}": float(v) for k, v in values.items()})
+            values = model.evaluate(batches(idx), verbose=0, return_dict=True)
+            metrics.update({f"{split_name}_{k}": float(v) for k, v in values.items()})
 
     rng = np.random.default_rng(config.seed)
     background_idx = np.sort(rng.choice(train_idx, size=min(BACKGROUND_ROWS, len(train_idx)), replace=False))
+    background = take(inputs, background_idx)
+    if store is not None:
+        background["images"] = store.rows(background_idx)
     status = "stopped" if live.stopped else ("early_stopped" if epochs_run < epochs else "completed")
     summary = {
         "run_dir": str(run_dir), "arch": config.model.arch, "task": ds.task, "status": status,
         "epochs_run": epochs_run, "epochs": epochs, "best_epoch": best.best_epoch if best and best.weights else epochs_run,
         "target_transform": transform, "train_seconds": round(train_seconds, 3),
         "samples_per_second": round(epochs_run * len(train_idx) / train_seconds, 1) if train_seconds else 0.0,
+        "replicas": len(devices), "devices": devices, "mixed_precision": mixed, "streamed": store is not None,
         "metrics": metrics, "history": history,
     }
     save_run(run_dir, config=config.to_dict(), dataset=ds, splits=splits, stats=stats, target_stats=t_stats,
              model=model, history=history, metrics=metrics, summary=summary,
-             background=take(inputs, background_idx), background_rows=background_idx)
+             background=background, background_rows=background_idx)
     append_event(run_dir, {"type": "end", "status": status, "metrics": metrics, "epochs_run": epochs_run})
     return summary

@@ -6,6 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from multimodal.cli import main
@@ -17,6 +18,19 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "multimodal", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600, env=env)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def image_cache(tmp_path_factory):
+    """The CLI caches decoded images in MULTIMODAL_CACHE_DIR: a temporary folder here, not ~/.cache."""
+    folder = tmp_path_factory.mktemp("image_cache")
+    saved = os.environ.get("MULTIMODAL_CACHE_DIR")
+    os.environ["MULTIMODAL_CACHE_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        del os.environ["MULTIMODAL_CACHE_DIR"]
+    else:
+        os.environ["MULTIMODAL_CACHE_DIR"] = saved
 
 
 def last_json(stdout: str) -> dict:
@@ -56,6 +70,21 @@ def test_train_json_contract(trained_run):
     assert len(summary["history"]["loss"]) == 2 and len(summary["history"]["val_loss"]) == 2
     assert summary["samples_per_second"] > 0
     assert (Path(summary["run_dir"]) / "model.keras").is_file()
+    assert summary["replicas"] == 1 and summary["streamed"] is False   # 40 small images: in memory
+
+
+def test_train_caches_decoded_images_unless_told_not_to(trained_run, tiny_samples, image_cache, tmp_path):
+    cached = list(image_cache.glob("*.npy"))
+    assert len(cached) == 40                    # one per image of the trained dataset, at 16 px
+    assert np.load(cached[0]).shape == (16, 16, 3)
+    os.environ["MULTIMODAL_CACHE_DIR"] = str(tmp_path / "unused")
+    try:
+        result = run_cli("train", str(tiny_samples["skin_lesions"]), "--epochs", "1", "--image-size", "16",
+                         "--no-image-cache", "--out", str(tmp_path / "runs"), "--json")
+    finally:
+        os.environ["MULTIMODAL_CACHE_DIR"] = str(image_cache)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "unused").exists()
 
 
 def test_predict_csv_and_row(trained_run, tiny_samples, capsys):
@@ -102,6 +131,8 @@ def bad_zip(tmp_path: Path) -> Path:
     ("bad epochs", ["train", "skin_lesions", "--epochs", "0"], "--epochs"),
     ("unknown target", ["train", "skin_lesions", "--target", "nope"], "nope"),
     ("bad flag", ["train", "skin_lesions", "--frobnicate"], "frobnicate"),
+    ("bad devices", ["train", "skin_lesions", "--devices", "0"], "--devices must be at least 1"),
+    ("bad dropout", ["train", "skin_lesions", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
     ("not a run", ["predict", ".", "--row", "{}"], "not a run folder"),
 ])
 def test_user_mistakes_exit_2_with_one_error_line(case, args, needle, tmp_path, capsys):

@@ -135,3 +135,21 @@ def test_default_arch_follows_the_columns():
     assert default_arch(1, 0) == "image_only" and default_arch(0, 3) == "tabular_only"
     for images, tabular in ((4, 2), (1, 3), (1, 0), (0, 3)):
         assert default_arch(images, tabular) in methods_for(images > 0, tabular > 0, images)
+
+
+def test_predict_traces_once_for_any_row_count_and_matches_the_eager_call(tiny_inputs, tmp_path):
+    """runs.predict goes through one tf.function per model (What-if latency); it must give the
+    eager call's outputs for 1 row or many, with categorical columns passed as (N,) text."""
+    from multimodal.runs import Run
+    ds, inputs, stats = tiny_inputs
+    model = build_model(ModelConfig(arch="late_concat", image_size=16, seed=1), ds.features, stats,
+                        "classification", ["a", "b", "c"])
+    run = Run(tmp_path, {}, {}, {}, pd.DataFrame(), _model=model)
+    x = select_inputs(model, inputs)
+    assert any(v.dtype.kind == "U" and v.ndim == 1 for v in x.values())   # the (N,) text case is covered
+    eager = np.asarray(model(x, training=False))
+    for rows in (slice(0, 1), slice(0, 7), slice(None)):
+        part = {k: v[rows] for k, v in x.items()}
+        np.testing.assert_allclose(predict(run, part), eager[rows], atol=1e-5)
+    compiled = predict.compiled[model]
+    assert compiled.experimental_get_tracing_count() == 1
