@@ -24,8 +24,9 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q tests
 
-# Benchmarks write their results into bench/*.md (the quality run takes about an hour on 2 cores).
+# Benchmarks write their results into bench/*.md (vs plain Keras ~10 min; the quality run about an hour on 2 cores).
 bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_vs_keras.py
 	$(BIN)/python bench/bench_explain.py
 	$(BIN)/python bench/bench_app_training.py
 	$(BIN)/python bench/quality.py
