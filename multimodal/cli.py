@@ -132,16 +132,17 @@ def _train_cv(args, config) -> None:
     _emit(payload, args.json, "\n".join(lines))
 
 
-def _rows_inputs(args, run) -> dict:
+def _rows_inputs(args, run, allow_missing_images: bool = False) -> tuple[dict, dict]:
     """Model inputs for --row JSON (one object; image paths as given, relative to the working
-    directory) or --csv FILE (image paths relative to the CSV, as in a dataset)."""
+    directory) or --csv FILE (image paths relative to the CSV, as in a dataset), and the branches
+    declared missing ({branch: (N,) bool}; a --row without its images, for predict only)."""
     from multimodal.data import read_csv
     from multimodal.runs import run_inputs
     if getattr(args, "csv", None):
         csv = Path(args.csv)
         if not csv.is_file():
             raise UsageError(f"--csv file '{csv}' does not exist")
-        return run_inputs(run, read_csv(csv, min_rows=1), csv.resolve().parent)
+        return run_inputs(run, read_csv(csv, min_rows=1), csv.resolve().parent), {}
     try:
         row = json.loads(args.row)
     except json.JSONDecodeError as exc:
@@ -149,7 +150,25 @@ def _rows_inputs(args, run) -> dict:
                          "pass one object such as '{\"age\": 50}'") from None
     if not isinstance(row, dict):
         raise UsageError("--row must be one JSON object mapping column names to values")
-    return run_inputs(run, pd.DataFrame([row]), images=_row_images(run, row))
+    spec = run.input_spec
+    if spec.image_cols and spec.tabular_cols and not any(row.get(c) for c in spec.image_cols):
+        from multimodal.model import branch_names
+        _check_missing_images(run, spec.image_cols, allow_missing_images)
+        blank = np.zeros((1, len(spec.image_cols), run.image_size, run.image_size, 3), np.uint8)
+        images = [b for b in branch_names(run.model) if b != "tabular"]
+        frame = pd.DataFrame([{**row, **{c: None for c in spec.image_cols}}])
+        return run_inputs(run, frame, images=blank), {b: np.ones(1, bool) for b in images}
+    return run_inputs(run, pd.DataFrame([row]), images=_row_images(run, row)), {}
+
+
+def _check_missing_images(run, image_cols: list[str], allowed: bool) -> None:
+    """A row without its images can be predicted only by a model trained with modality dropout."""
+    if not allowed:
+        raise UsageError(f"--row has no image for {image_cols}; explanations need every input")
+    if not (run.config.get("model") or {}).get("modality_dropout"):
+        raise UsageError(f"--row has no image for {image_cols}, and this model was trained without modality "
+                         "dropout, so it needs them; give the image path(s), or retrain with --modality-dropout 0.2 "
+                         "to predict without an image")
 
 
 def _row_images(run, row: dict):
@@ -159,7 +178,8 @@ def _row_images(run, row: dict):
     missing = [c for c in spec.image_cols if not row.get(c)] + [c for c in spec.tabular_cols if c not in row]
     if missing:
         raise UsageError(f"--row lacks column(s) {missing}; this model reads {spec.image_cols + spec.tabular_cols} "
-                         "(use null for an unknown feature value)")
+                         "(use null for an unknown feature value; leave out every image column to predict "
+                         "without the image, if the model was trained with --modality-dropout)")
     if not spec.image_cols:
         return None
     frames = []
@@ -172,12 +192,15 @@ def _row_images(run, row: dict):
 
 
 def cmd_predict(args) -> None:
+    from multimodal.model import predict_with_missing
     from multimodal.runs import describe_predictions, load_run, predict
     run = load_run(Path(args.run_dir))
-    rows = describe_predictions(run, predict(run, _rows_inputs(args, run)))
+    inputs, missing = _rows_inputs(args, run, allow_missing_images=True)
+    outputs = predict_with_missing(run.model, inputs, missing) if missing else predict(run, inputs)
+    rows = [{**r, "missing": sorted(missing)} if missing else r for r in describe_predictions(run, outputs)]
     text = "\n".join(f"row {r['row']}: {r['prediction']}" + (
         "  (" + ", ".join(f"{c}: {p:.3f}" for c, p in r["probabilities"].items()) + ")" if "probabilities" in r else "")
-        for r in rows)
+        + (f"  [{', '.join(r['missing'])} treated as missing]" if "missing" in r else "") for r in rows)
     _emit({"predictions": rows}, args.json, text)
 
 
@@ -185,7 +208,7 @@ def cmd_explain(args) -> None:
     from multimodal.explain import explain_row, to_json
     from multimodal.runs import load_run
     run = load_run(Path(args.run_dir))
-    result = to_json(explain_row(run, _rows_inputs(args, run)))
+    result = to_json(explain_row(run, _rows_inputs(args, run)[0]))
     lines = [f"output {result['output']:.4f} = base {result['base_value']:.4f} ({result['baseline']})"]
     lines += [f"  {name:10} {value:+.4f}" for name, value in result["branches"].items()]
     lines += [f"  feature {name:20} {value:+.4f}" for name, value in result["features"].items()]

@@ -68,3 +68,27 @@ def test_model_page_settings_reach_the_training_config(tiny_samples, tmp_path):
     config = jobs.config_dict(load_dataset(tiny_samples["house_prices"]), at.session_state["model_config"],
                               at.session_state["train_settings"])
     assert TrainConfig.from_dict(config).loss == "huber" and config["model"]["modality_dropout"] == 0.25
+
+
+def test_cli_predicts_a_row_without_its_image_only_with_modality_dropout(dropout_run, tiny_samples, tmp_path, capsys):
+    import json
+
+    from multimodal.cli import main
+    csv, run_dir = dropout_run
+    ds, run = load_dataset(csv), load_run(run_dir)
+    row = {"age": 61, "sex": "F", "site": "back", "family_history": "yes"}
+    assert main(["predict", str(run_dir), "--row", json.dumps(row), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
+    inputs = run_inputs(run, ds.frame.iloc[:1].assign(**row), ds.root)
+    expected = probabilities(predict_with_missing(run.model, inputs, {"image": np.ones(1, bool)}), 2)[0]
+    assert got["missing"] == ["image"]
+    assert got["probabilities"][run.classes[1]] == pytest.approx(float(expected[1]), abs=1e-5)
+    # explain needs every input; a model without modality dropout refuses, naming the fix
+    assert main(["explain", str(run_dir), "--row", json.dumps(row)]) == 2
+    assert "explanations need every input" in capsys.readouterr().err
+    plain = tmp_path / "plain"
+    train(TrainConfig(data=str(csv), epochs=1, batch_size=8, patience=0,
+                      model=ModelConfig(arch="late_concat", image_size=16)), plain)
+    assert main(["predict", str(plain), "--row", json.dumps(row)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--modality-dropout" in err[0]
