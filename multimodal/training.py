@@ -268,13 +268,14 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
     from multimodal.fusion import FUSION_METHODS
 
     configure_devices(config.devices)
-    # Models, layer names and graphs of earlier trainings in this process are dropped, so many
-    # trainings in one process (cross-validation, the quality bench) do not grow memory.
+    # Drop the models, layer names and graphs of earlier trainings in this process (cross-validation,
+    # the quality bench). TensorFlow still keeps a few MB per run (tests/test_memory.py bounds it);
+    # the app trains each run in a process of its own.
     keras.backend.clear_session()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
                                  overrides=config.overrides)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)   # only once the data is good: no empty run folders
     spec, size = ds.features, config.model.image_size
     tabular_spec = FeatureSpec([], spec.numeric_cols, spec.categorical_cols)
     method = FUSION_METHODS.get(config.model.arch)  # unknown: build_model reports it, nothing decoded
