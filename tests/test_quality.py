@@ -7,7 +7,7 @@ import pytest
 from multimodal.cli import main
 from multimodal.config import ModelConfig, TrainConfig
 from multimodal.crossval import cross_validate, cv_splits, kfold_indices
-from multimodal.data import load_dataset, model_inputs
+from multimodal.data import load_dataset
 from multimodal.runs import load_model_file, load_run, run_inputs
 from multimodal.training import auto_epochs, choose_transform, train
 
