@@ -151,7 +151,8 @@ def _rows_inputs(args, run, allow_missing_images: bool = False) -> tuple[dict, d
     if not isinstance(row, dict):
         raise UsageError("--row must be one JSON object mapping column names to values")
     spec = run.input_spec
-    if spec.image_cols and spec.tabular_cols and not any(row.get(c) for c in spec.image_cols):
+    complete_table = all(c in row for c in spec.tabular_cols)   # else: one message listing every gap
+    if spec.image_cols and spec.tabular_cols and complete_table and not any(row.get(c) for c in spec.image_cols):
         from multimodal.model import branch_names
         _check_missing_images(run, spec.image_cols, allow_missing_images)
         blank = np.zeros((1, len(spec.image_cols), run.image_size, run.image_size, 3), np.uint8)
