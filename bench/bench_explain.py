@@ -23,11 +23,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from multimodal import explain as ex  # noqa: E402
-from multimodal import samples  # noqa: E402
-from multimodal.model import ModelConfig  # noqa: E402
-from multimodal.runs import load_run, run_inputs  # noqa: E402
-from multimodal.training import TrainConfig, train  # noqa: E402
+from multimodal.core.config import (
+    ModelConfig,  # noqa: E402
+    TrainConfig,  # noqa: E402
+)
+from multimodal.data import samples  # noqa: E402
+from multimodal.explain import explain as ex  # noqa: E402
+from multimodal.runs.run import load_run, run_inputs  # noqa: E402
+from multimodal.train.training import train
 
 
 def cpu_model() -> str:

@@ -191,9 +191,10 @@ def verdict(ok: bool) -> str:
 def throughput_run(side: str, photos: Path, epochs: int) -> dict:
     """One training of `side` (project | reference) on the decoded photos in memory, in this process."""
     import reference_keras as ref
-    from multimodal.config import ModelConfig, TrainConfig
-    from multimodal.data import load_dataset, model_inputs
-    from multimodal.training import read_events, train
+
+    from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.data.dataset import load_dataset, model_inputs
+    from multimodal.train.training import read_events, train
 
     ds = load_dataset(photos / "data.csv")
     inputs = model_inputs(ds.frame, ds.root, ds.features, 64)   # the same pixels for both sides
@@ -263,7 +264,8 @@ def end_to_end(photos: Path, sizes: Sizes, log: list[str]) -> dict:
 def decoding(photos: Path, sizes: Sizes, log: list[str]) -> dict:
     """2b. Image decoding alone, in this process: keras.utils.load_img vs the parallel draft-mode decode."""
     import reference_keras as ref
-    from multimodal.images import load_images
+
+    from multimodal.data.images import load_images
 
     paths = [photos / p for p in pd.read_csv(photos / "data.csv")["image"]]
     project, reference = [], []
@@ -283,8 +285,8 @@ def decoding(photos: Path, sizes: Sizes, log: list[str]) -> dict:
 def whatif(run_dir: Path, photos: Path, sizes: Sizes) -> dict:
     """3. One row through the What-if path (inputs from a 1-row frame + the decoded image, then
     predict), timed per call in ms; eager model(...) and model.predict for comparison."""
-    from multimodal.data import load_dataset
-    from multimodal.runs import load_run, predict, run_inputs
+    from multimodal.data.dataset import load_dataset
+    from multimodal.runs.run import load_run, predict, run_inputs
 
     run = load_run(run_dir)
     ds = load_dataset(photos / "data.csv")

@@ -33,12 +33,12 @@ DATASETS = ("house_prices", "skin_lesions", "growth_sequences")
 
 def dataset_default(ds) -> str:
     """The method the app starts from for this data (config.default_arch), i.e. what a user gets."""
-    from multimodal.config import default_arch
+    from multimodal.core.config import default_arch
     return default_arch(len(ds.features.image_cols), len(ds.features.tabular_cols))
 
 
 def method_order(ds) -> list[str]:
-    from multimodal.fusion import methods_for
+    from multimodal.models.fusion import methods_for
     spec = ds.features
     names = methods_for(bool(spec.image_cols), bool(spec.tabular_cols), len(spec.image_cols))
     default = dataset_default(ds)
@@ -62,9 +62,9 @@ def run(args) -> None:
     global RESULTS
     if args.results:
         RESULTS = ROOT / "bench" / args.results
-    from multimodal.config import ModelConfig, TrainConfig
-    from multimodal.crossval import cross_validate, cv_splits
-    from multimodal.data import load_dataset, model_inputs
+    from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.data.dataset import load_dataset, model_inputs
+    from multimodal.train.crossval import cross_validate, cv_splits
 
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() and args.resume else {}
     results.setdefault("settings", {

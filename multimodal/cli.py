@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from multimodal.data import DataError
+from multimodal.core.errors import DataError
 
 EXIT_USER_ERROR = 2
 
@@ -37,14 +37,14 @@ def _emit(payload: dict, as_json: bool, text: str) -> None:
 
 
 def cmd_samples(args) -> None:
-    from multimodal.samples import SAMPLES
+    from multimodal.data.samples import SAMPLES
     rows = [{"name": s.name, "title": s.title, "task": s.task, "target": s.target, "description": s.description}
             for s in SAMPLES.values()]
     _emit({"samples": rows}, args.json, "\n".join(f"{r['name']:18} {r['task']:15} {r['title']}" for r in rows))
 
 
 def cmd_archs(args) -> None:
-    from multimodal.fusion import FUSION_METHODS
+    from multimodal.models.fusion import FUSION_METHODS
     rows = [{"name": m.name, "title": m.title, "branches": list(m.branches), "origin": m.origin,
              "description": m.description, "params": m.params} for m in FUSION_METHODS.values()]
     _emit({"archs": rows}, args.json, "\n".join(f"{r['name']:14} {'+'.join(r['branches']):18} {r['title']}"
@@ -52,9 +52,9 @@ def cmd_archs(args) -> None:
 
 
 def train_config_from_args(args):
-    from multimodal.model import ModelConfig
-    from multimodal.training import LOSSES, TrainConfig
-    from multimodal.fusion import FUSION_METHODS
+    from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.models.fusion import FUSION_METHODS
+    from multimodal.train.training import LOSSES
     if args.arch not in FUSION_METHODS:
         raise UsageError(f"unknown --arch '{args.arch}'; choose one of {', '.join(FUSION_METHODS)}")
     if args.loss and not any(args.loss in v for v in LOSSES.values()):
@@ -93,7 +93,7 @@ def cmd_train(args) -> None:
     import tempfile
     import time
 
-    from multimodal.training import default_image_cache, train
+    from multimodal.train.training import default_image_cache, train
     config = train_config_from_args(args)
     if args.cv or args.baselines:
         return _train_cv(args, config)
@@ -112,7 +112,7 @@ def _train_cv(args, config) -> None:
     import tempfile
     import time
 
-    from multimodal.crossval import compare_with_baselines, cross_validate
+    from multimodal.train.crossval import compare_with_baselines, cross_validate
     k = args.cv or 5
     out = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}-cv{k}x{args.repeats}"
     with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
@@ -136,8 +136,8 @@ def _rows_inputs(args, run, allow_missing_images: bool = False) -> tuple[dict, d
     """Model inputs for --row JSON (one object; image paths as given, relative to the working
     directory) or --csv FILE (image paths relative to the CSV, as in a dataset), and the branches
     declared missing ({branch: (N,) bool}; a --row without its images, for predict only)."""
-    from multimodal.data import read_csv
-    from multimodal.runs import run_inputs
+    from multimodal.data.sources import read_csv
+    from multimodal.runs.run import run_inputs
     if getattr(args, "csv", None):
         csv = Path(args.csv)
         if not csv.is_file():
@@ -153,7 +153,7 @@ def _rows_inputs(args, run, allow_missing_images: bool = False) -> tuple[dict, d
     spec = run.input_spec
     complete_table = all(c in row for c in spec.tabular_cols)   # else: one message listing every gap
     if spec.image_cols and spec.tabular_cols and complete_table and not any(row.get(c) for c in spec.image_cols):
-        from multimodal.model import branch_names
+        from multimodal.models.assembly import branch_names
         _check_missing_images(run, spec.image_cols, allow_missing_images)
         blank = np.zeros((1, len(spec.image_cols), run.image_size, run.image_size, 3), np.uint8)
         images = [b for b in branch_names(run.model) if b != "tabular"]
@@ -174,7 +174,7 @@ def _check_missing_images(run, image_cols: list[str], allowed: bool) -> None:
 
 def _row_images(run, row: dict):
     """Decode the row's own image files: the user names them on their command line."""
-    from multimodal.data import load_image
+    from multimodal.data.images import load_image
     spec = run.input_spec
     missing = [c for c in spec.image_cols if not row.get(c)] + [c for c in spec.tabular_cols if c not in row]
     if missing:
@@ -193,8 +193,8 @@ def _row_images(run, row: dict):
 
 
 def cmd_predict(args) -> None:
-    from multimodal.model import predict_with_missing
-    from multimodal.runs import describe_predictions, load_run, predict
+    from multimodal.models.assembly import predict_with_missing
+    from multimodal.runs.run import describe_predictions, load_run, predict
     run = load_run(Path(args.run_dir))
     inputs, missing = _rows_inputs(args, run, allow_missing_images=True)
     outputs = predict_with_missing(run.model, inputs, missing) if missing else predict(run, inputs)
@@ -206,8 +206,8 @@ def cmd_predict(args) -> None:
 
 
 def cmd_explain(args) -> None:
-    from multimodal.explain import explain_row, to_json
-    from multimodal.runs import load_run
+    from multimodal.explain.explain import explain_row, to_json
+    from multimodal.runs.run import load_run
     run = load_run(Path(args.run_dir))
     result = to_json(explain_row(run, _rows_inputs(args, run)[0]))
     lines = [f"output {result['output']:.4f} = base {result['base_value']:.4f} ({result['baseline']})"]

@@ -5,10 +5,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from multimodal import jobs
-from multimodal.data import DataError
-from multimodal.runs import load_run
-from multimodal.ui import charts, comparison_view, state
+from multimodal.app import charts, comparison_view, state
+from multimodal.core.errors import DataError
+from multimodal.runs.run import load_run
+from multimodal.train import jobs
 
 state.use_app_navigation()
 

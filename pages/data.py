@@ -1,11 +1,12 @@
 """Data: choose a sample or upload your own; check the table, images, column roles and health."""
 import streamlit as st
 
-from multimodal import limits
-from multimodal.data import IMAGE_EXTENSIONS, health_report, list_samples
-from multimodal.samples import SAMPLES
-from multimodal.ui import data_view as dv
-from multimodal.ui import state
+from multimodal.app import data_view as dv
+from multimodal.app import state
+from multimodal.core import limits
+from multimodal.data.dataset import IMAGE_EXTENSIONS, health_report
+from multimodal.data.samples import SAMPLES
+from multimodal.data.sources import list_samples
 
 state.use_app_navigation()
 

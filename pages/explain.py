@@ -1,11 +1,11 @@
 """Explain: one validation row in depth: branches, interactions, features, image regions, routing."""
 import streamlit as st
 
-from multimodal.data import DataError
-from multimodal.explain import attention_routing, explain_row
-from multimodal.runs import run_inputs
-from multimodal.ui import run_view as view
-from multimodal.ui.state import use_app_navigation
+from multimodal.app import run_view as view
+from multimodal.app.state import use_app_navigation
+from multimodal.core.errors import DataError
+from multimodal.explain.explain import attention_routing, explain_row
+from multimodal.runs.run import run_inputs
 
 use_app_navigation()
 

@@ -1,8 +1,8 @@
 """Home: what Multimodal Studio does, why fusion helps, and a three-step quick start."""
 import streamlit as st
 
-from multimodal.samples import SAMPLES
-from multimodal.ui import state
+from multimodal.app import state
+from multimodal.data.samples import SAMPLES
 
 state.use_app_navigation()
 

@@ -7,13 +7,13 @@ from dataclasses import fields
 
 import streamlit as st
 
-from multimodal.branches import IMAGE_ENCODERS, pretrained_weights_available
-from multimodal.config import TARGET_TRANSFORMS, ModelConfig, TrainConfig, default_arch
-from multimodal.data import DataError
-from multimodal.fusion import FUSION_METHODS, methods_for
-from multimodal.training import choose_transform
-from multimodal.ui import diagram as dg
-from multimodal.ui import state
+from multimodal.app import diagram as dg
+from multimodal.app import state
+from multimodal.core.config import TARGET_TRANSFORMS, ModelConfig, TrainConfig, default_arch
+from multimodal.core.errors import DataError
+from multimodal.models.branches import IMAGE_ENCODERS, pretrained_weights_available
+from multimodal.models.fusion import FUSION_METHODS, methods_for
+from multimodal.train.training import choose_transform
 
 state.use_app_navigation()
 

@@ -1,10 +1,10 @@
 """Results: how good is the model on its validation rows, where does it fail, and for whom."""
 import streamlit as st
 
-from multimodal.data import DataError
-from multimodal.ui import model_service as service
-from multimodal.ui import run_view as view
-from multimodal.ui.state import use_app_navigation
+from multimodal.app import model_service as service
+from multimodal.app import run_view as view
+from multimodal.app.state import use_app_navigation
+from multimodal.core.errors import DataError
 
 use_app_navigation()
 

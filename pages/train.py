@@ -7,9 +7,9 @@ import time
 
 import streamlit as st
 
-from multimodal import jobs
-from multimodal.config import ModelConfig, default_arch
-from multimodal.ui import charts, state
+from multimodal.app import charts, state
+from multimodal.core.config import ModelConfig, default_arch
+from multimodal.train import jobs
 
 state.use_app_navigation()
 

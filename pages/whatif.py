@@ -2,13 +2,14 @@
 import numpy as np
 import streamlit as st
 
-from multimodal.data import DataError, load_image
-from multimodal.explain import explain_row
-from multimodal.model import branch_names, predict_with_missing
-from multimodal.runs import probabilities, run_inputs
-from multimodal.ui import model_service as service
-from multimodal.ui import run_view as view
-from multimodal.ui import state
+from multimodal.app import model_service as service
+from multimodal.app import run_view as view
+from multimodal.app import state
+from multimodal.core.errors import DataError
+from multimodal.data.images import load_image
+from multimodal.explain.explain import explain_row
+from multimodal.models.assembly import branch_names, predict_with_missing
+from multimodal.runs.run import probabilities, run_inputs
 
 state.use_app_navigation()
 

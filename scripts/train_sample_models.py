@@ -14,9 +14,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from multimodal.data import SAMPLE_ROOT  # noqa: E402
-from multimodal.model import ModelConfig  # noqa: E402
-from multimodal.training import TrainConfig, train  # noqa: E402
+from multimodal.core.config import (
+    ModelConfig,  # noqa: E402
+    TrainConfig,  # noqa: E402
+)
+from multimodal.data.sources import SAMPLE_ROOT  # noqa: E402
+from multimodal.train.training import train
 
 SHIPPED = {
     "skin_lesions": ("late_concat", "image_only", "tabular_only"),

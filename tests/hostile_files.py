@@ -45,13 +45,12 @@ import io
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
-
 from test_data import make_dataset, med_rows, zip_folder
 
 # Every path that tries to escape uses this name, so a test can look for it anywhere.

@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from multimodal.data import DataError  # noqa: E402
-from multimodal import limits  # noqa: E402
-from multimodal.ui import data_view, diagram  # noqa: E402
+from multimodal.app import data_view, diagram  # noqa: E402
+from multimodal.core import limits  # noqa: E402
+from multimodal.core.errors import DataError  # noqa: E402
 
 TIMEOUT = 60
 OURS = ("home.py", "data.py", "model.py")
@@ -63,7 +63,7 @@ def open_page(app_path: Path, page: str | None = None, query: dict | None = None
 
 
 def train_default(name: str):
-    from multimodal.training import TrainConfig
+    from multimodal.core.config import TrainConfig
     return TrainConfig(data="x").to_dict()[name]
 
 
@@ -239,7 +239,7 @@ def test_invalid_query_params_are_ignored_with_a_warning(app_path):
 
 
 def test_parameter_count_is_the_real_count(app_path):
-    from multimodal.model import ModelConfig
+    from multimodal.core.config import ModelConfig
 
     at = open_page(app_path, "pages/model.py", {"arch": "attention", "width": "32"})
     assert not at.exception, at.exception
@@ -247,9 +247,9 @@ def test_parameter_count_is_the_real_count(app_path):
     ds, cfg, train = (at.session_state[k] for k in ("dataset", "model_config", "train_settings"))
     assert cfg == ModelConfig(arch="attention", width=32, params={"heads": 2})
     # The model Train builds: tabular stats from the same training rows, then build_model.
-    from multimodal.branches import tabular_stats
-    from multimodal.data import model_inputs, split_indices
-    from multimodal.model import build_model
+    from multimodal.data.dataset import model_inputs, split_indices
+    from multimodal.models.assembly import build_model
+    from multimodal.models.branches import tabular_stats
     rows = split_indices(ds, train["val_fraction"], train["seed"])["train"]
     inputs = model_inputs(ds.frame.iloc[rows], ds.root, ds.features, cfg.image_size)
     expected = build_model(cfg, ds.features, tabular_stats(inputs, ds.features), ds.task, ds.classes).count_params()
@@ -257,7 +257,7 @@ def test_parameter_count_is_the_real_count(app_path):
 
 
 def test_fusion_dot_names_columns_and_method():
-    from multimodal.data import FeatureSpec
+    from multimodal.data.dataset import FeatureSpec
 
     method = SimpleNamespace(name="gated", title='Gated "GMU"', branches=("image", "tabular"))
     dot = diagram.fusion_dot(method, FeatureSpec(["photo"], ["age"], ["sex"]), target="y", classes=["a", "b"])
@@ -286,7 +286,7 @@ print(json.dumps({{"exception": [str(e.value) for e in at.exception], "heavy": h
 
 
 def test_mobilenet_choice_says_offline_when_weights_are_missing(app_path):
-    from multimodal.branches import pretrained_weights_available
+    from multimodal.models.branches import pretrained_weights_available
 
     at = open_page(app_path, "pages/model.py", {"encoder": "mobilenet_v2", "image_size": "32"})
     assert not at.exception, at.exception

@@ -18,18 +18,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from apptest_checks import assert_clean  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from apptest_checks import assert_clean  # noqa: E402
-
-from multimodal.data import load_dataset  # noqa: E402
+from multimodal.data.dataset import load_dataset  # noqa: E402
 
 TIMEOUT = 120
 
 
 def _train(csv: Path, out: Path, arch: str = "late_concat") -> Path:
-    from multimodal.model import ModelConfig
-    from multimodal.training import TrainConfig, train
+    from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.train.training import train
     train(TrainConfig(data=str(csv), epochs=1, batch_size=8, patience=0, model=ModelConfig(arch=arch, image_size=16)),
           out)
     return out
@@ -68,7 +67,7 @@ def test_streamlit_cleanup_hook_is_still_the_one_we_neutralise():
     multimodal/ui/model_service.py (DESIGN.md section 5) before upgrading."""
     from streamlit.runtime.scriptrunner import script_runner
 
-    from multimodal.ui import model_service
+    from multimodal.app import model_service
 
     original = model_service.original_hook()
     assert original is not None, "streamlit no longer has script_runner._clean_problem_modules"
@@ -84,7 +83,7 @@ def test_guard_is_installed_once_and_keeps_keras_state():
     import keras
     from streamlit.runtime.scriptrunner import script_runner
 
-    from multimodal.ui import model_service
+    from multimodal.app import model_service
 
     assert model_service.install_keras_guard() and model_service.install_keras_guard()
     assert script_runner._clean_problem_modules is model_service._clean_problem_modules_keep_keras

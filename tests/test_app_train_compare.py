@@ -12,12 +12,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from apptest_checks import assert_clean  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from apptest_checks import assert_clean  # noqa: E402
-
-from multimodal import jobs  # noqa: E402
-from multimodal.data import load_dataset  # noqa: E402
+from multimodal.data.dataset import load_dataset  # noqa: E402
+from multimodal.train import jobs  # noqa: E402
 
 TIMEOUT = 60
 
@@ -82,7 +81,7 @@ def test_train_page_shows_the_setup_and_start(tiny_samples, tmp_path):
 
 
 def test_start_runs_a_job_and_shows_the_finished_run(tiny_samples, tmp_path):
-    from multimodal.model import ModelConfig
+    from multimodal.core.config import ModelConfig
     session = tmp_path / "s"
     at = open_page("train.py", tiny_samples["skin_lesions"], session,
                    model_config=ModelConfig(image_size=16), train_settings={"epochs": 1, "batch_size": 8})
@@ -129,8 +128,8 @@ def test_queued_and_failed_jobs_are_explained(tiny_samples, tmp_path, busy_manag
 @pytest.fixture(scope="module")
 def three_runs(tiny_samples, tmp_path_factory) -> Path:
     """late_concat, image_only and tabular_only runs (1 epoch) in a runs folder."""
-    from multimodal.model import ModelConfig
-    from multimodal.training import TrainConfig, train
+    from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.train.training import train
     root = tmp_path_factory.mktemp("compare_runs")
     for arch in ("late_concat", "image_only", "tabular_only"):
         train(TrainConfig(data=str(tiny_samples["skin_lesions"]), epochs=1, batch_size=8, patience=0,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from multimodal import jobs
-from multimodal.config import ModelConfig, TrainConfig
-from multimodal.crossval import COMPARISON_FILE, comparison_summary, load_comparisons, run_comparison
-from multimodal.training import STOP_FILE, read_events, train
+from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.train import jobs
+from multimodal.train.crossval import COMPARISON_FILE, comparison_summary, load_comparisons, run_comparison
+from multimodal.train.training import STOP_FILE, read_events, train
 
 
 def tiny_config(csv: Path, arch: str = "late_concat") -> TrainConfig:

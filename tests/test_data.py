@@ -14,8 +14,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from multimodal import data, images, limits
-from multimodal.data import DataError, FeatureSpec
+from multimodal.core import limits
+from multimodal.core.errors import DataError
+from multimodal.data import dataset as data
+from multimodal.data import images
+from multimodal.data.dataset import FeatureSpec
 
 RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 160, 0)
 

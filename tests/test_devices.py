@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from multimodal.data import load_dataset
-from multimodal.runs import load_run, predict, run_inputs
+from multimodal.data.dataset import load_dataset
+from multimodal.runs.run import load_run, predict, run_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 

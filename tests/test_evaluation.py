@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multimodal import evaluation as ev
-from multimodal.data import MISSING_TOKEN, DataError, load_dataset
-
+from multimodal.core.errors import DataError
+from multimodal.data.dataset import MISSING_TOKEN, load_dataset
+from multimodal.runs import evaluation as ev
 
 # ---------------------------------------------------------------- classification helpers
 
@@ -120,9 +120,9 @@ def test_prediction_table_and_worst_errors():
 # ---------------------------------------------------------------- evaluate_run on real tiny runs
 
 def _train(csv, out):
-    from multimodal.model import ModelConfig
-    from multimodal.runs import load_run
-    from multimodal.training import TrainConfig, train
+    from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.runs.run import load_run
+    from multimodal.train.training import train
     train(TrainConfig(data=str(csv), epochs=1, batch_size=8, patience=0, model=ModelConfig(image_size=16)), out)
     return load_run(out)
 

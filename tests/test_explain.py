@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multimodal import explain as ex
-from multimodal.branches import tabular_layout, tabular_stats
-from multimodal.data import FeatureSpec, input_name
-from multimodal.fusion import FUSION_METHODS
-from multimodal.model import ModelConfig, build_model, encode
-from multimodal.runs import Run
+from multimodal.core.config import ModelConfig
+from multimodal.data.dataset import FeatureSpec, input_name
+from multimodal.explain import explain as ex
+from multimodal.models.assembly import build_model, encode
+from multimodal.models.branches import tabular_layout, tabular_stats
+from multimodal.models.fusion import FUSION_METHODS
+from multimodal.runs.run import Run
 
 SIZE, ROWS, BACKGROUND = 16, 14, 10
 
@@ -397,9 +398,10 @@ def test_global_views(tmp_path):
 
 def test_trained_run_end_to_end(tmp_path):
     """Train 1 epoch on a tiny generated sample, reload the run folder, explain a row."""
-    from multimodal import samples
-    from multimodal.runs import load_run, run_inputs
-    from multimodal.training import TrainConfig, train
+    from multimodal.core.config import TrainConfig
+    from multimodal.data import samples
+    from multimodal.runs.run import load_run, run_inputs
+    from multimodal.train.training import train
 
     csv = samples.generate("skin_lesions", tmp_path / "data", rows=40, image_size=SIZE)
     config = TrainConfig(data=str(csv), epochs=1, patience=0,

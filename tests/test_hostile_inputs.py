@@ -20,14 +20,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hostile_files import (
+    CASES,
+    ESCAPE_NAME,
+    PLAIN_ROWS,
+    VALID_CSVS,
+    Case,
+    csv_all_nan_feature,
+    unusual_images,
+    zip_noise,
+)
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from hostile_files import CASES, ESCAPE_NAME, PLAIN_ROWS, VALID_CSVS, Case, csv_all_nan_feature, unusual_images, \
-    zip_noise
-from multimodal import cli, data
-from multimodal.errors import DataError
-from multimodal.ui import data_view
+from multimodal import cli
+from multimodal.app import data_view
+from multimodal.core.errors import DataError
+from multimodal.data import dataset as data
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_CASES = [c for c in CASES if c.app]
@@ -238,7 +247,7 @@ def test_csv_variants_load_with_the_right_values(tmp_path, variant):
 
 def test_latin1_csv_loads_through_the_fallback(tmp_path):
     drinks = ["th\xe9", "caf\xe9"] * 6
-    (tmp_path / "data.csv").write_bytes("drink,price,label\n".encode() + "".join(
+    (tmp_path / "data.csv").write_bytes(b"drink,price,label\n" + "".join(
         f"{d},{i * 1.5},{'ab'[i % 3 > 0]}\n" for i, d in enumerate(drinks)).encode("latin-1"))
     ds = data.load_dataset(tmp_path / "data.csv")
     assert ds.frame["drink"][1] == "caf\xe9" and ds.frame["drink"][0] == "th\xe9"
@@ -251,8 +260,8 @@ def test_all_nan_feature_is_ignored_when_detected(tmp_path):
 
 
 def test_unusual_images_decode_upright_and_train(tmp_path, sandbox):
-    from multimodal.config import ModelConfig, TrainConfig
-    from multimodal.training import train
+    from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.train.training import train
 
     found = unusual_images(tmp_path / "ds" / "img")
     with Image.open(found["gray16.png"][0]) as img:

@@ -16,15 +16,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from multimodal import runs  # noqa: E402
-from multimodal.data import DataError, load_dataset  # noqa: E402
+from multimodal.core.errors import DataError  # noqa: E402
+from multimodal.data.dataset import load_dataset
+from multimodal.runs import run as runs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_samples, tmp_path_factory) -> tuple[Path, Path]:
     """(csv, run folder) of a 1-epoch late_concat run on the tiny skin_lesions sample."""
-    from multimodal.model import ModelConfig
-    from multimodal.training import TrainConfig, train
+    from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.train.training import train
     csv, run_dir = tiny_samples["skin_lesions"], tmp_path_factory.mktemp("import") / "run"
     train(TrainConfig(data=str(csv), epochs=1, batch_size=8, patience=0,
                       model=ModelConfig(arch="late_concat", image_size=16)), run_dir)
@@ -135,9 +136,8 @@ def test_a_model_for_another_task_is_refused(trained, tiny_samples, tmp_path):
 # ---------------------------------------------------------------- the Results page uploader
 
 def test_results_page_shows_the_refusal_and_keeps_working(trained, lambda_model, tmp_path):
-    from streamlit.testing.v1 import AppTest
-
     from apptest_checks import assert_clean
+    from streamlit.testing.v1 import AppTest
     csv, run_dir = trained
     session = tmp_path / "session"
     shutil.copytree(run_dir, session / "runs" / run_dir.name)

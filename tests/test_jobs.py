@@ -12,20 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from multimodal import jobs
+from multimodal.train import jobs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory) -> Path:
-    from multimodal.samples import generate
+    from multimodal.data.samples import generate
     return generate("skin_lesions", tmp_path_factory.mktemp("jobs") / "d", rows=40, image_size=16)
 
 
 def config(csv: Path, **kw):
-    from multimodal.model import ModelConfig
-    from multimodal.training import TrainConfig
+    from multimodal.core.config import ModelConfig, TrainConfig
     arch = kw.pop("arch", "late_concat")
     return TrainConfig(data=str(csv), **{"epochs": 2, "batch_size": 8, **kw},
                        model=ModelConfig(image_size=16, arch=arch))
@@ -149,19 +148,18 @@ def test_importing_jobs_loads_no_heavy_modules():
 
 
 def test_defaults_and_file_names_match_training():
-    from multimodal import training
+    from multimodal.train import training
     defaults = {f.name: f.default for f in fields(training.TrainConfig)}
     assert set(jobs.TRAIN_DEFAULTS) == set(jobs.SETTINGS)
     assert {k: defaults[k] for k in jobs.SETTINGS} == jobs.TRAIN_DEFAULTS
     assert (jobs.EVENTS_FILE, jobs.STOP_FILE) == (training.EVENTS_FILE, training.STOP_FILE)
-    from multimodal.model import ModelConfig
+    from multimodal.core.config import ModelConfig
     assert jobs.MODEL_DEFAULTS == ModelConfig().to_dict()
 
 
 def test_config_dict_records_the_dataset_and_fills_defaults(tiny_csv):
-    from multimodal.data import load_dataset
-    from multimodal.model import ModelConfig
-    from multimodal.training import TrainConfig
+    from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.data.dataset import load_dataset
     ds = load_dataset(tiny_csv)
     c = jobs.config_dict(ds, None, {"epochs": 3, "unknown": 1})
     assert c["epochs"] == 3 and "unknown" not in c and c["target"] == ds.target and c["overrides"] == ds.roles
@@ -245,7 +243,7 @@ def test_reuse_config_changes_only_the_arch():
     c = jobs.reuse_config(saved, "image_only")
     assert c["model"] == {"arch": "image_only", "image_size": 16} and saved["model"]["arch"] == "gated"
     assert "classes" not in c and c["epochs"] == 3
-    from multimodal.training import TrainConfig
+    from multimodal.core.config import TrainConfig
     assert TrainConfig.from_dict(c).model.arch == "image_only"
 
 

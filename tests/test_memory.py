@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from multimodal import jobs
+from multimodal.train import jobs
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -36,9 +36,9 @@ def rss_mb() -> float:
 
 
 def test_twenty_trainings_in_one_process_grow_memory_by_a_bounded_amount_per_run(tiny_samples, tmp_path):
-    from multimodal.data import load_dataset
-    from multimodal.model import ModelConfig
-    from multimodal.training import TrainConfig, train
+    from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.data.dataset import load_dataset
+    from multimodal.train.training import train
     dataset = load_dataset(tiny_samples["skin_lesions"])
     config = TrainConfig(data=str(dataset.csv_path), epochs=1, batch_size=16, patience=0,
                          model=ModelConfig(arch="tabular_only", image_size=16))
@@ -72,8 +72,7 @@ def _pid_alive(pid: int) -> bool:
 def test_a_job_whose_owner_is_gone_is_stopped_and_its_process_ends(tiny_csv, tmp_path, monkeypatch):
     """Owner gone (the callable returns False): after ORPHAN_SECONDS the running job gets the STOP
     flag and its worker exits (terminated after the grace at worst); the queued one is dropped."""
-    from multimodal.model import ModelConfig
-    from multimodal.training import TrainConfig
+    from multimodal.core.config import ModelConfig, TrainConfig
     monkeypatch.setattr(jobs, "ORPHAN_SECONDS", 2.0)
     jobs.MANAGER.limit = 1
     try:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from apptest_checks import assert_clean
-from multimodal.config import ModelConfig, TrainConfig
-from multimodal.data import load_dataset
-from multimodal.model import predict_with_missing
-from multimodal.runs import load_run, probabilities, run_inputs
-from multimodal.training import train
 from test_app_results_whatif import metric, open_page
+
+from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.data.dataset import load_dataset
+from multimodal.models.assembly import predict_with_missing
+from multimodal.runs.run import load_run, probabilities, run_inputs
+from multimodal.train.training import train
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_model_page_settings_reach_the_training_config(tiny_samples, tmp_path):
     assert at.session_state["train_settings"]["loss"] == "huber"
     assert at.session_state["train_settings"]["target_transform"] == "log"
     assert at.query_params["modality_dropout"] == "0.25" and at.query_params["loss"] == "huber"
-    from multimodal import jobs
+    from multimodal.train import jobs
     config = jobs.config_dict(load_dataset(tiny_samples["house_prices"]), at.session_state["model_config"],
                               at.session_state["train_settings"])
     assert TrainConfig.from_dict(config).loss == "huber" and config["model"]["modality_dropout"] == 0.25

@@ -5,12 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multimodal.branches import tabular_layout, tabular_stats
-from multimodal.data import FeatureSpec, load_dataset, model_inputs
-from multimodal.fusion import FUSION_METHODS, methods_for
-from multimodal.model import ModelConfig, branch_names, build_model, encode, head_of, select_inputs
-from multimodal.runs import describe_predictions, load_model_file, load_run, predict, run_inputs
-from multimodal.training import TrainConfig, train
+from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.data.dataset import FeatureSpec, load_dataset, model_inputs
+from multimodal.models.assembly import branch_names, build_model, encode, head_of, select_inputs
+from multimodal.models.branches import tabular_layout, tabular_stats
+from multimodal.models.fusion import FUSION_METHODS, methods_for
+from multimodal.runs.run import describe_predictions, load_model_file, load_run, predict, run_inputs
+from multimodal.train.training import train
 
 DATASETS = ("skin_lesions", "house_prices", "growth_sequences")
 
@@ -117,7 +118,7 @@ def test_train_one_epoch_and_predict_with_saved_run(dataset, arch, tiny_samples,
 
 
 def test_mobilenet_encoder_builds_offline_with_random_init(tiny_inputs, caplog):
-    from multimodal.branches import pretrained_weights_available
+    from multimodal.models.branches import pretrained_weights_available
     ds, inputs, stats = tiny_inputs
     model = build_model(ModelConfig(arch="image_only", encoder="mobilenet_v2", image_size=32), ds.features, stats,
                         "classification", ["a", "b"])
@@ -129,7 +130,7 @@ def test_mobilenet_encoder_builds_offline_with_random_init(tiny_inputs, caplog):
 
 
 def test_default_arch_follows_the_columns():
-    from multimodal.config import default_arch
+    from multimodal.core.config import default_arch
     assert default_arch(4, 2) == "cnn_lstm"      # ordered frames: keep their order
     assert default_arch(1, 3) == "late_concat"
     assert default_arch(1, 0) == "image_only" and default_arch(0, 3) == "tabular_only"
@@ -140,7 +141,7 @@ def test_default_arch_follows_the_columns():
 def test_predict_traces_once_for_any_row_count_and_matches_the_eager_call(tiny_inputs, tmp_path):
     """runs.predict goes through one tf.function per model (What-if latency); it must give the
     eager call's outputs for 1 row or many, with categorical columns passed as (N,) text."""
-    from multimodal.runs import Run
+    from multimodal.runs.run import Run
     ds, inputs, stats = tiny_inputs
     model = build_model(ModelConfig(arch="late_concat", image_size=16, seed=1), ds.features, stats,
                         "classification", ["a", "b", "c"])

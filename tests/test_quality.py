@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from multimodal.cli import main
-from multimodal.config import ModelConfig, TrainConfig
-from multimodal.crossval import cross_validate, cv_splits, kfold_indices
-from multimodal.data import load_dataset
-from multimodal.runs import load_model_file, load_run, run_inputs
-from multimodal.training import auto_epochs, choose_transform, train
+from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.data.dataset import load_dataset
+from multimodal.runs.run import load_model_file, load_run, run_inputs
+from multimodal.train.crossval import cross_validate, cv_splits, kfold_indices
+from multimodal.train.training import auto_epochs, choose_transform, train
 
 
 def test_log_transform_chosen_for_skewed_positive_target_only():
@@ -61,7 +61,7 @@ def test_final_weights_are_the_best_val_loss_epoch(log_run):
 
 
 def test_modality_dropout_trains_saves_and_is_inactive_without_missing_inputs(tiny_samples, tmp_path):
-    from multimodal.model import has_modality_dropout, predict_with_missing
+    from multimodal.models.assembly import has_modality_dropout, predict_with_missing
     config = TrainConfig(data=str(tiny_samples["skin_lesions"]), epochs=2, batch_size=16,
                          model=ModelConfig(arch="late_concat", image_size=16, modality_dropout=0.5))
     train(config, tmp_path / "run")
@@ -84,7 +84,7 @@ def test_modality_dropout_trains_saves_and_is_inactive_without_missing_inputs(ti
 
 
 def test_modality_dropout_layer_replaces_rows_in_training_only():
-    from multimodal.layers import ModalityDropout
+    from multimodal.models.layers import ModalityDropout
     layer = ModalityDropout(1.0, seed=1)
     x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(layer(x, training=False)), x)
@@ -141,7 +141,7 @@ def test_cli_cv_json_prints_mean_and_std(tiny_samples, tmp_path, capsys):
 
 
 def test_compare_with_baselines_pairs_folds_and_reports_the_gain(tiny_samples):
-    from multimodal.crossval import compare_with_baselines
+    from multimodal.train.crossval import compare_with_baselines
     config = TrainConfig(data=str(tiny_samples["skin_lesions"]), epochs=1, batch_size=16,
                          model=ModelConfig(arch="late_concat", image_size=16))
     result = compare_with_baselines(config, 2, 1)

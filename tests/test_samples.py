@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from multimodal import samples
+from multimodal.data import samples
 
 ROOT = Path(__file__).resolve().parent.parent / "sample_data"
 COLUMNS = {

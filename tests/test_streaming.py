@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from multimodal import streaming
-from multimodal.config import ModelConfig, TrainConfig
-from multimodal.data import load_dataset, model_inputs
-from multimodal.training import make_dataset, take, train
+from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.data.dataset import load_dataset, model_inputs
+from multimodal.train import streaming
+from multimodal.train.training import make_dataset, take, train
 
 SIZE = 16
 

@@ -18,9 +18,19 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from harness import (_OPEN_STUDIOS, ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, PageError, Studio,
-                     close_studio, open_studio, start_server, stop_server)
+from harness import (
+    _OPEN_STUDIOS,
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    PageError,
+    Studio,
+    close_studio,
+    open_studio,
+    start_server,
+    stop_server,
+)
 
 
 def require_browser() -> bool:

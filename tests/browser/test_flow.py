@@ -14,9 +14,19 @@ import time
 import warnings
 
 import pytest
-
-from harness import (FINISHED, SETUP_REVERTS, STOPPED, Studio, all_runs, close_studio, configure, new_runs,
-                     open_studio, start_training, wait_for_text)
+from harness import (
+    FINISHED,
+    SETUP_REVERTS,
+    STOPPED,
+    Studio,
+    all_runs,
+    close_studio,
+    configure,
+    new_runs,
+    open_studio,
+    start_training,
+    wait_for_text,
+)
 
 EPOCHS = 6                                 # long enough that the chart is seen growing on a fast machine
 IMAGE_SIZE = 32

@@ -19,9 +19,22 @@ import re
 import time
 
 import pytest
-
-from harness import (ARTIFACTS, FINISHED, Studio, all_runs, close_studio, configure, new_runs, open_studio,
-                     process_rss_mb, start_server, start_training, stop_server, wait_for_text, worker_pids)
+from harness import (
+    ARTIFACTS,
+    FINISHED,
+    Studio,
+    all_runs,
+    close_studio,
+    configure,
+    new_runs,
+    open_studio,
+    process_rss_mb,
+    start_server,
+    start_training,
+    stop_server,
+    wait_for_text,
+    worker_pids,
+)
 
 PREDICTORS, TRAINERS = 8, 2
 LOAD_SECONDS = float(os.environ.get("MMSTUDIO_LOAD_SECONDS", "45"))
@@ -113,7 +126,7 @@ class Trainer:
         self.runs.append(fresh[0])
         self.s.wait_idle()
 
-    def step(self, others: list["Trainer"]) -> None:
+    def step(self, others: list[Trainer]) -> None:
         """Advance without blocking the predictors for long: check the short run once it finished."""
         if self.phase != "short" or not re.search(FINISHED, self.s.text(), re.I):
             assert_clean(self.s)
@@ -212,7 +225,7 @@ def test_many_sessions_predict_while_two_train(browser, load_server):
     closed_at = time.monotonic()
 
     # No worker outlives its session: stopped after ORPHAN_SECONDS, terminated after the grace at worst.
-    from multimodal.jobs import GRACE_SECONDS
+    from multimodal.train.jobs import GRACE_SECONDS
     limit = ORPHAN_SECONDS + GRACE_SECONDS + 30
     while worker_pids(server) and time.monotonic() - closed_at < limit:
         time.sleep(0.5)

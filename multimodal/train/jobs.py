@@ -29,12 +29,13 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
-from multimodal import limits
-from multimodal.config import ModelConfig, TrainConfig
+from multimodal.core import limits
+from multimodal.core.config import ModelConfig, TrainConfig
 
 EVENTS_FILE = "events.jsonl"       # must match multimodal.training (a test checks)
 STOP_FILE = "STOP"
@@ -95,16 +96,17 @@ def _worker(config: Any, run_dir: str, dataset: Any, workdir: str | None, parent
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     run = Path(run_dir)
     threading.Thread(target=_watch_parent, args=(parent_pid, run), daemon=True).start()
-    from multimodal.data import DataError, load_dataset
+    from multimodal.core.errors import DataError
+    from multimodal.data.dataset import load_dataset
     try:
         if dataset is None:  # read the data before importing Keras, so bad input fails in a second
             dataset = load_dataset(config["data"], workdir=Path(workdir) if workdir else None,
                                    target=config.get("target"), task=config.get("task"),
                                    overrides=config.get("overrides"))
-        from multimodal import training
+        from multimodal.train import training
         settings = training.TrainConfig.from_dict({k: v for k, v in config.items() if k != "cv"})
         if "cv" in config:  # a cross-validated comparison (Compare page) instead of one run
-            from multimodal.crossval import run_comparison
+            from multimodal.train.crossval import run_comparison
             run_comparison(settings, run, config["cv"]["k"], config["cv"]["repeats"],
                            archs=config["cv"].get("archs"), dataset=dataset)
         else:
@@ -466,7 +468,7 @@ atexit.register(MANAGER.shutdown)
 
 # ------------------------------------------------------------------------------ public helpers
 
-def start_job(config: "TrainConfig | dict", run_dir: Path, dataset: Any = None,
+def start_job(config: TrainConfig | dict, run_dir: Path, dataset: Any = None,
               workdir: Path | None = None, owner_alive: Callable[[], bool] | None = None) -> Job:
     """Queue a training run; it starts at once when a slot is free. `config` is a TrainConfig or
     its to_dict(); `dataset` (a loaded data.Dataset) saves the worker from re-reading the CSV;

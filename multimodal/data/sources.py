@@ -17,8 +17,8 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from multimodal import limits
-from multimodal.errors import DataError
+from multimodal.core import limits
+from multimodal.core.errors import DataError
 
 MIN_ROWS = 10
 SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "sample_data"

@@ -16,8 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from multimodal.data import MISSING_TOKEN, FeatureSpec, input_name
-from multimodal.layers import ImputeMissing
+from multimodal.data.dataset import MISSING_TOKEN, FeatureSpec, input_name
+from multimodal.models.layers import ImputeMissing
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import streamlit as st
 
-from multimodal.data import SAMPLE_ROOT, DataError, Dataset, load_dataset
+from multimodal.core.errors import DataError
+from multimodal.data.dataset import Dataset, load_dataset
+from multimodal.data.sources import SAMPLE_ROOT
 
 PRETRAINED_DIR = "pretrained"   # sample_data/<name>/pretrained/<run>: models shipped with the samples
 DEFAULT_SAMPLE = "skin_lesions"
@@ -99,7 +101,7 @@ def pretrained_runs_dir(ds: Dataset | None = None) -> Path | None:
 
 def run_dirs() -> list[Path]:
     """Runs this session can use: its own finished runs, then the samples' pretrained ones."""
-    from multimodal.runs import is_run_dir
+    from multimodal.runs.run import is_run_dir
     own = sorted((p for p in runs_dir().iterdir() if is_run_dir(p)), key=lambda p: p.stat().st_mtime)
     shipped = pretrained_runs_dir()
     pretrained = sorted(p for p in shipped.iterdir() if is_run_dir(p)) if shipped else []
@@ -142,7 +144,7 @@ def default_train_settings(ds: Dataset) -> dict:
     """The Model and Train pages' training settings before the user changes any: the library's,
     with the epoch budget chosen from the data size (training.auto_epochs; early stopping usually
     ends sooner)."""
-    from multimodal.jobs import TRAIN_DEFAULTS
-    from multimodal.training import auto_epochs
+    from multimodal.train.jobs import TRAIN_DEFAULTS
+    from multimodal.train.training import auto_epochs
     n_train = int(len(ds.frame) * (1 - TRAIN_DEFAULTS["val_fraction"]))
     return {**TRAIN_DEFAULTS, "epochs": auto_epochs(n_train, TRAIN_DEFAULTS["batch_size"])}

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from multimodal.data import MISSING_TOKEN, DataError, Dataset, encode_target
+from multimodal.core.errors import DataError
+from multimodal.data.dataset import MISSING_TOKEN, Dataset, encode_target
 
 EPS = 1e-12
 SLICE_BINS = 4
@@ -310,7 +311,7 @@ def check_compatible(run, dataset: Dataset) -> None:
 
 def evaluate_run(run, dataset: Dataset, batch_size: int = 128, keep_inputs: bool = False) -> Evaluation:
     """Predict the run's validation rows in batches and compute every view of the Results page."""
-    from multimodal.runs import predict, probabilities, run_inputs
+    from multimodal.runs.run import predict, probabilities, run_inputs
 
     check_compatible(run, dataset)
     split, rows = evaluation_rows(run, dataset)

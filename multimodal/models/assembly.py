@@ -7,14 +7,14 @@ saves as one `.keras` file, and the explanations can run the head alone on cache
 from __future__ import annotations
 
 import keras
-
-from multimodal.branches import image_encoder, tabular_encoder
-from multimodal.config import ModelConfig
-from multimodal.data import DataError, FeatureSpec
-from multimodal.fusion import FUSION_METHODS, HeadSettings
 import numpy as np
 
-from multimodal.layers import ModalityDropout, TargetScale
+from multimodal.core.config import ModelConfig
+from multimodal.core.errors import DataError
+from multimodal.data.dataset import FeatureSpec
+from multimodal.models.branches import image_encoder, tabular_encoder
+from multimodal.models.fusion import FUSION_METHODS, HeadSettings
+from multimodal.models.layers import ModalityDropout, TargetScale
 
 
 def output_units(task: str, classes: list[str]) -> int:

@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from multimodal.config import TrainConfig
-from multimodal.data import DataError, Dataset, checked_split_labels, label_text, load_dataset, model_inputs
+from multimodal.core.config import TrainConfig
+from multimodal.core.errors import DataError
+from multimodal.data.dataset import Dataset, checked_split_labels, label_text, load_dataset, model_inputs
 
 MIN_FOLD_ROWS = 2
 COMPARISON_FILE = "comparison.json"
@@ -109,7 +110,7 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
     "mean": {...}, "std": {...}} (std over folds, ddof=1). Run folders go to out_dir (kept
     when keep_runs), else to a temporary folder that is removed.
     """
-    from multimodal.training import train
+    from multimodal.train.training import train
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
                                  overrides=config.overrides)
     if inputs is None:
@@ -205,7 +206,7 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
     line after each trained fold, and an "end" line. The result is out_dir/comparison.json. A STOP
     file in out_dir ends it after the current fold (returns None; nothing is saved).
     """
-    from multimodal.training import STOP_FILE, append_event
+    from multimodal.train.training import STOP_FILE, append_event
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,

@@ -7,12 +7,12 @@ shown in the app, and add one test. Nothing else reads method names.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import keras
 
-from multimodal.layers import BranchAttention, FeatureModulation, FrameMean, GatedMix, WeightedAverage
+from multimodal.models.layers import BranchAttention, FeatureModulation, FrameMean, GatedMix, WeightedAverage
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from multimodal.data import FeatureSpec, model_inputs
+from multimodal.data.dataset import FeatureSpec, model_inputs
 
 STREAM_IMAGE_BYTES = 512 * 2**20   # auto mode: decoded images above this size stream from disk
 CHUNK_ROWS = 1024                  # rows decoded (in parallel threads) per write to the file

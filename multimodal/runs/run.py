@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from multimodal import limits
-from multimodal.data import DataError, FeatureSpec, input_name, model_inputs
+from multimodal.core import limits
+from multimodal.core.errors import DataError
+from multimodal.data.dataset import FeatureSpec, input_name, model_inputs
 
 MODEL_FILE = "model.keras"
 BACKGROUND_ROWS = 64          # explanation background sample per run (training.py uses the same)
@@ -104,7 +105,7 @@ def load_model_file(path: Path):
     """Load a .keras file with safe mode on: Lambda layers and arbitrary code are refused."""
     import keras
 
-    import multimodal.layers  # noqa: F401  (registers the custom layers)
+    import multimodal.models.layers  # noqa: F401  (registers the custom layers)
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types here; the user needs one clear message.
@@ -183,7 +184,7 @@ def check_model_archive(path: Path, name: str | None = None) -> None:
 def _imported_dataset(model, dataset, name: str):
     """The dataset with its roles narrowed to the columns the model reads (numeric or categorical as
     the model's input types say), after checking that the dataset can feed the model."""
-    from multimodal.model import output_units
+    from multimodal.models.assembly import output_units
 
     inputs = {t.name: t for t in model.inputs}
     by_input = {input_name(c): c for c in dataset.frame.columns if c != dataset.target}
@@ -219,7 +220,7 @@ def _imported_dataset(model, dataset, name: str):
 
 def _target_scale(model):
     """The regression head's TargetScale layer (it holds the target's mean, std and log), if any."""
-    from multimodal.layers import TargetScale
+    from multimodal.models.layers import TargetScale
     for layer in model.layers:
         if isinstance(layer, TargetScale):
             return layer
@@ -237,7 +238,7 @@ def background_rows(train_rows: np.ndarray, seed: int) -> np.ndarray:
 
 def evaluate_splits(model, inputs: dict, y: np.ndarray, splits: dict, batch_size: int) -> dict[str, float]:
     """Keras' compiled metrics on the val and test rows, as {"val_loss": ..., "test_accuracy": ...}."""
-    from multimodal.training import make_dataset, take
+    from multimodal.train.training import make_dataset, take
     metrics = {}
     for split in ("val", "test"):
         idx = splits[split]
@@ -255,13 +256,13 @@ def import_model(path: Path, dataset, run_root: Path, name: str | None = None) -
     validation split (the one training uses, so a model trained here on this data is measured on
     rows it never saw) and saved with config.json (`"imported": true`), metrics and a background
     sample. `name` is the uploaded file's own name, for messages and the record."""
-    from multimodal.branches import tabular_stats
-    from multimodal.config import TrainConfig
-    from multimodal.data import encode_target, split_indices
-    from multimodal.fusion import FUSION_METHODS
-    from multimodal.jobs import config_dict, new_run_dir
-    from multimodal.model import select_inputs
-    from multimodal.training import compile_model, take
+    from multimodal.core.config import TrainConfig
+    from multimodal.data.dataset import encode_target, split_indices
+    from multimodal.models.assembly import select_inputs
+    from multimodal.models.branches import tabular_stats
+    from multimodal.models.fusion import FUSION_METHODS
+    from multimodal.train.jobs import config_dict, new_run_dir
+    from multimodal.train.training import compile_model, take
 
     name = name or Path(path).name
     check_model_archive(path, name)

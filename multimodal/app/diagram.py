@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from multimodal.data import Dataset, FeatureSpec
+from multimodal.data.dataset import Dataset, FeatureSpec
 
 # ---------------------------------------------------------------- diagram
 
@@ -177,9 +178,9 @@ def count_key(ds: Dataset, config: Any, train: Mapping[str, Any]) -> str:
 
 def param_count(ds: Dataset, config: Any, val_fraction: float = 0.2, seed: int = 0) -> int:
     """Parameters of the model Train would build: tabular stats from the same training rows."""
-    from multimodal.branches import tabular_stats
-    from multimodal.data import model_inputs, split_indices
-    from multimodal.model import build_model
+    from multimodal.data.dataset import model_inputs, split_indices
+    from multimodal.models.assembly import build_model
+    from multimodal.models.branches import tabular_stats
 
     spec = ds.features
     train_rows = split_indices(ds, val_fraction, seed)["train"]

@@ -31,7 +31,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
-from multimodal.runs import MODEL_FILE, Run, load_run, predict, run_inputs
+from multimodal.runs.run import MODEL_FILE, Run, load_run, predict, run_inputs
 
 RUNS_KEY = "_model_service_runs"
 MAX_CACHED_RUNS = 6          # per session; the least recently used run is dropped beyond this
@@ -126,7 +126,7 @@ def dataset_key(dataset) -> tuple:
 
 def evaluation(run_dir: Path, dataset):
     """The run's Evaluation on this dataset's validation rows (inputs kept for the global views)."""
-    from multimodal.evaluation import evaluate_run
+    from multimodal.runs.evaluation import evaluate_run
     run = get_run(run_dir)
     return session_memo("evaluation", (str(run_dir), _stamp(Path(run_dir)), dataset_key(dataset)),
                         lambda: evaluate_run(run, dataset, keep_inputs=True))
@@ -140,7 +140,7 @@ def global_views(run_dir: Path, dataset, compute: bool = False) -> dict | None:
     if key not in store and compute:
         import time
 
-        from multimodal import explain
+        from multimodal.explain import explain
         run, ev = get_run(run_dir), evaluation(run_dir, dataset)
         started = time.perf_counter()
         branches = explain.global_branch_importance(run, ev.inputs)
@@ -170,7 +170,7 @@ def feature_range(run: Run, dataset, column: str) -> tuple[float, float]:
 def sweep(run: Run, inputs: dict[str, np.ndarray], column: str | None, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(outputs of the row itself (1, units), outputs (len(values), units) with `column` set to each
     value) for ONE row of inputs, from a single batched model call. column None: no sweep."""
-    from multimodal.data import input_name
+    from multimodal.data.dataset import input_name
     n = len(values) if column else 0
     batch = {k: np.repeat(v[:1], n + 1, axis=0) for k, v in inputs.items()}
     if column:

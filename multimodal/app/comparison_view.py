@@ -5,17 +5,18 @@ It runs as a worker process through `jobs` (the config carries a "cv" entry, see
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from multimodal import jobs
-from multimodal.crossval import COMPARISON_FILE, comparison_summary, load_comparisons
-from multimodal.fusion import FUSION_METHODS, methods_for
-from multimodal.training import read_events
-from multimodal.ui import charts, state
+from multimodal.app import charts, state
+from multimodal.models.fusion import FUSION_METHODS, methods_for
+from multimodal.train import jobs
+from multimodal.train.crossval import COMPARISON_FILE, comparison_summary, load_comparisons
+from multimodal.train.training import read_events
 
 FOLD_CHOICES = (3, 5, 10)
 

@@ -14,9 +14,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from multimodal.data import Dataset, resolve_image_path
-from multimodal.runs import Run, load_run
-from multimodal.ui import state
+from multimodal.app import state
+from multimodal.data.dataset import Dataset, resolve_image_path
+from multimodal.runs.run import Run, load_run
 
 POSITIVE, NEGATIVE, NEUTRAL, TOTAL = "#2e7d32", "#c62828", "#607d8b", "#1565c0"
 METRIC_NAMES = {"accuracy": "Accuracy", "auc": "ROC AUC", "log_loss": "Log loss", "top_k_accuracy": "Top-k accuracy",
@@ -118,7 +118,7 @@ def row_image_paths(dataset: Dataset, run: Run, row: int) -> list[Path]:
 
 def load_row_images(dataset: Dataset, run: Run, row: int) -> np.ndarray:
     """uint8 (T, S, S, 3) images of a row at the run's image size."""
-    from multimodal.data import load_image
+    from multimodal.data.images import load_image
     return np.stack([load_image(p, run.image_size) for p in row_image_paths(dataset, run, row)])
 
 
@@ -271,7 +271,7 @@ def sweep_figure(xs: np.ndarray, series: dict[str, np.ndarray], feature: str, y_
 
 def sweep_series(run: Run, outputs: np.ndarray) -> tuple[dict[str, np.ndarray], str]:
     """Lines to plot along a sweep: P(positive class), P(each class), or the predicted value."""
-    from multimodal.runs import probabilities
+    from multimodal.runs.run import probabilities
     if run.task == "classification":
         probs = probabilities(outputs, len(run.classes))
         if len(run.classes) == 2:
@@ -290,7 +290,7 @@ def routing_figure(weights: dict[str, float]) -> go.Figure:
 
 def grad_cam_overlays(cam: np.ndarray, images: np.ndarray) -> list[np.ndarray]:
     """One RGB overlay per frame: cam (T, h, w) maps in [0, 1] on images (T, S, S, 3)."""
-    from multimodal.explain import upsample_overlay
+    from multimodal.explain.explain import upsample_overlay
     return [upsample_overlay(cam[t], images[t]) for t in range(len(images))]
 
 
@@ -326,9 +326,9 @@ def import_model_uploader(key: str = "import_model") -> None:
     """'Import a model (.keras)': the upload is stored under the session's folder, imported as one of
     the session's runs (runs.import_model) and selected; a refusal is an st.error and changes nothing.
     Each upload is imported once: the outcome is remembered while the file stays in the uploader."""
-    from multimodal.data import DataError
-    from multimodal.runs import MAX_MODEL_BYTES, import_model
-    from multimodal.ui import model_service
+    from multimodal.app import model_service
+    from multimodal.core.errors import DataError
+    from multimodal.runs.run import MAX_MODEL_BYTES, import_model
 
     ds = state.dataset()
     if ds is None:
@@ -369,9 +369,9 @@ def import_model_uploader(key: str = "import_model") -> None:
 
 def current_run(key: str = "run_picker"):
     """(dataset, run_dir, run) for a model page, or None after telling the user what is missing."""
-    from multimodal.data import DataError
-    from multimodal.evaluation import check_compatible
-    from multimodal.ui import model_service
+    from multimodal.app import model_service
+    from multimodal.core.errors import DataError
+    from multimodal.runs.evaluation import check_compatible
 
     ds = state.dataset()
     if ds is None:
@@ -397,7 +397,7 @@ def slice_columns(dataset: Dataset) -> list[str]:
 
 
 def validation_rows(run: Run, dataset: Dataset) -> np.ndarray:
-    from multimodal.evaluation import evaluation_rows
+    from multimodal.runs.evaluation import evaluation_rows
     return evaluation_rows(run, dataset)[1]
 
 
@@ -410,7 +410,7 @@ def feature_editor(run: Run, dataset: Dataset, row: int, key: str, spec=None, co
     the training vocabulary, including the missing token. Keys include the row, so picking another
     row starts from that row's values.
     """
-    from multimodal.data import MISSING_TOKEN, label_text
+    from multimodal.data.dataset import MISSING_TOKEN, label_text
 
     spec, stats = spec or run.spec, run.config.get("tabular_stats", {})
     frame = dataset.frame.loc[[row]].copy()

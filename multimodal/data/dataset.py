@@ -8,17 +8,18 @@ file, row (1-based CSV data row) or column and says what to do.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from multimodal.errors import DataError
-from multimodal.images import image_size, load_image, load_images  # noqa: F401  (re-exported)
-from multimodal.sources import MIN_ROWS, SAMPLE_ROOT, list_samples, read_csv, resolve_source  # noqa: F401
+from multimodal.core.errors import DataError
+from multimodal.data.images import image_size, load_images
+from multimodal.data.sources import read_csv, resolve_source
 
 MISSING_TOKEN = "(missing)"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")

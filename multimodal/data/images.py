@@ -10,16 +10,16 @@ import hashlib
 import os
 import threading
 import warnings
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from multimodal import limits
-from multimodal.errors import DataError
+from multimodal.core import limits
+from multimodal.core.errors import DataError
 
 # Our default pixel limit is below Pillow's warning threshold, so a DecompressionBombWarning only ever
 # fires for an image we reject anyway; turning it into an exception keeps the logs clean and

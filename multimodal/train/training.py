@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from multimodal.data import DataError, Dataset, FeatureSpec, encode_target, load_dataset, model_inputs, split_indices
-from multimodal.config import TrainConfig
-from multimodal import streaming
+from multimodal.core.config import TrainConfig
+from multimodal.core.errors import DataError
+from multimodal.data.dataset import Dataset, FeatureSpec, encode_target, load_dataset, model_inputs, split_indices
+from multimodal.train import streaming
 
 EVENTS_FILE = "events.jsonl"
 STOP_FILE = "STOP"
@@ -110,7 +111,7 @@ def compile_model(model, task: str, n_classes: int, lr: float, loss: str | None,
     the original unit (the full model's output)."""
     import keras
 
-    from multimodal.layers import TransformedLoss
+    from multimodal.models.layers import TransformedLoss
     if task == "classification":
         if n_classes == 2:
             loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -265,7 +266,7 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
     `workdir` (else the system temp dir) and is deleted when training ends."""
     import keras
 
-    from multimodal.fusion import FUSION_METHODS
+    from multimodal.models.fusion import FUSION_METHODS
 
     configure_devices(config.devices)
     # Drop the models, layer names and graphs of earlier trainings in this process (cross-validation,
@@ -299,9 +300,9 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
     """train() once the inputs are decoded: in memory, or tabular in memory + images in `store`."""
     import keras
 
-    from multimodal.branches import tabular_stats
-    from multimodal.model import build_model
-    from multimodal.runs import save_run
+    from multimodal.models.assembly import build_model
+    from multimodal.models.branches import tabular_stats
+    from multimodal.runs.run import save_run
 
     spec = ds.features
     splits = _check_split(split, len(ds.frame)) if split is not None else \

@@ -9,9 +9,9 @@ latent variables themselves could reach per branch. Streamlit-free and TensorFlo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd

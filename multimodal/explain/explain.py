@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
 from itertools import combinations
-from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from multimodal.branches import tabular_layout
-from multimodal.data import input_name
-from multimodal.model import encoders_of, head_of, select_inputs
+from multimodal.data.dataset import input_name
+from multimodal.models.assembly import encoders_of, head_of, select_inputs
+from multimodal.models.branches import tabular_layout
 
 EPS = 1e-12          # Grad-CAM: a per-frame max below this counts as a vanished map
 MAX_BATCH = 4096     # head rows per call; bounds memory for large images and many rows
@@ -100,10 +100,10 @@ def pairwise_interactions(value: Callable[[frozenset], float] | dict, players: l
 
 # Compiled head calls, cached per model ------------------------------------------------------
 
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _head(model) -> "tf.keras.Model":
+def _head(model) -> tf.keras.Model:
     """The fusion head of a full model; a hand-built head (no 'head' layer) is used as is."""
     try:
         return head_of(model)
@@ -355,7 +355,7 @@ def attention_routing(model, inputs: dict) -> dict[str, np.ndarray]:
     """
     import keras
 
-    from multimodal.layers import BranchAttention
+    from multimodal.models.layers import BranchAttention
 
     head = _head(model)
     layer = next((l for l in head.layers if isinstance(l, BranchAttention)), None)

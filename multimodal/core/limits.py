@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from multimodal.errors import DataError
+from multimodal.core.errors import DataError
 
 
 @dataclass(frozen=True)

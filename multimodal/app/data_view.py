@@ -10,17 +10,20 @@ import hashlib
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from multimodal import data, limits
-from multimodal.data import IMAGE_EXTENSIONS, ROLES, TASKS, DataError, Dataset, load_dataset
-from multimodal.ui import state
+from multimodal.app import state
+from multimodal.core import limits
+from multimodal.core.errors import DataError
+from multimodal.data import dataset as data
+from multimodal.data.dataset import IMAGE_EXTENSIONS, ROLES, TASKS, Dataset, load_dataset
 
 ERROR_KEY = "data_error"
 AUTO_TASK = "auto"

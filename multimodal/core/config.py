@@ -56,7 +56,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         return cls(**{**d, "model": ModelConfig(**d.get("model", {}))})
 
 
