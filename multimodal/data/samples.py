@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "sample_data"
+from multimodal.data.sources import SAMPLE_ROOT
+
 Images = dict[str, np.ndarray]  # relative path -> HxWx3 uint8
 Latents = dict[str, np.ndarray]
 

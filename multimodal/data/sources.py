@@ -21,7 +21,7 @@ from multimodal.core import limits
 from multimodal.core.errors import DataError
 
 MIN_ROWS = 10
-SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE_ROOT = Path(__file__).resolve().parents[2] / "sample_data"
 
 
 def list_samples() -> list[str]:
