@@ -43,6 +43,11 @@ class FusionMethod:
 FUSION_METHODS: dict[str, FusionMethod] = {}
 
 
+def baseline_names() -> tuple[str, ...]:
+    """The single-branch methods every comparison trains beside the fusions (the registry decides)."""
+    return tuple(name for name, method in FUSION_METHODS.items() if method.is_baseline)
+
+
 def register(title: str, origin: str, branches: tuple[str, ...], diagram: str, **params):
     """Register a fusion function under its own name; its docstring is the teaching text."""
     def add(build: Callable) -> Callable:
