@@ -17,7 +17,7 @@ from PIL import Image
 from multimodal.core import limits
 from multimodal.core.errors import DataError
 from multimodal.data import dataset as data
-from multimodal.data import images
+from multimodal.data import images, sources
 from multimodal.data.dataset import FeatureSpec
 
 RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 160, 0)
@@ -117,13 +117,13 @@ def test_zip_loading_and_sources(tmp_path):
     assert ds.name == "med"
     assert data.model_inputs(ds.frame, ds.root, ds.features, 8)["images"].shape == (12, 1, 8, 8, 3)
     # A folder with the CSV one level down, and a folder with two CSVs.
-    assert data.resolve_source(tmp_path / "med") == tmp_path / "med" / "data.csv"
+    assert sources.resolve_source(tmp_path / "med") == tmp_path / "med" / "data.csv"
     (tmp_path / "med" / "other.csv").write_text("a\n1\n")
     with pytest.raises(DataError, match="several CSV"):
-        data.resolve_source(tmp_path / "med")
+        sources.resolve_source(tmp_path / "med")
     with pytest.raises(DataError, match="not a file, folder or sample"):
-        data.resolve_source("no-such-sample-xyz")
-    assert isinstance(data.list_samples(), list)
+        sources.resolve_source("no-such-sample-xyz")
+    assert isinstance(sources.list_samples(), list)
 
 
 # ---------------------------------------------------------------- CSV reading
@@ -135,7 +135,7 @@ def write(p: Path, text: str, encoding: str = "utf-8") -> Path:
 
 def test_csv_bom_semicolon_crlf_and_quoted_newline(tmp_path):
     lines = ["\ufeff name ;value;label"] + [f'"a\nb{i}";{i},5;{"x" if i % 2 else "y"}' for i in range(12)]
-    frame = data.read_csv(write(tmp_path / "d.csv", "\r\n".join(lines) + "\r\n"))
+    frame = sources.read_csv(write(tmp_path / "d.csv", "\r\n".join(lines) + "\r\n"))
     assert list(frame.columns) == ["name", "value", "label"]
     assert frame.attrs["delimiter"] == ";" and len(frame) == 12
     assert frame["name"][0] == "a\nb0" and frame["value"][3] == 3.5  # decimal comma understood
@@ -144,16 +144,16 @@ def test_csv_bom_semicolon_crlf_and_quoted_newline(tmp_path):
 
 def test_csv_latin1_and_tab(tmp_path):
     text = "name\tlabel\n" + "".join(f"caf\xe9{i}\t{i % 2}\n" for i in range(10))
-    frame = data.read_csv(write(tmp_path / "d.csv", text, "latin-1"))
+    frame = sources.read_csv(write(tmp_path / "d.csv", text, "latin-1"))
     assert frame["name"][0] == "caf\xe90" and frame.attrs["delimiter"] == "\t"
 
 
 def test_csv_trailing_delimiters_utf16_and_min_rows(tmp_path):
-    frame = data.read_csv(write(tmp_path / "t.csv", "a,b\n" + "".join(f"{i},x{i},\n" for i in range(12))))
+    frame = sources.read_csv(write(tmp_path / "t.csv", "a,b\n" + "".join(f"{i},x{i},\n" for i in range(12))))
     assert list(frame.columns) == ["a", "b"] and frame["a"].tolist() == list(range(12))
-    frame = data.read_csv(write(tmp_path / "u.csv", "a\tb\n" + "1\t\u00e9\n" * 10, "utf-16"))
+    frame = sources.read_csv(write(tmp_path / "u.csv", "a\tb\n" + "1\t\u00e9\n" * 10, "utf-16"))
     assert frame.attrs["encoding"] == "utf-16" and frame["b"][0] == "\u00e9"
-    assert len(data.read_csv(write(tmp_path / "one.csv", "a,b\n1,2\n"), min_rows=1)) == 1
+    assert len(sources.read_csv(write(tmp_path / "one.csv", "a,b\n1,2\n"), min_rows=1)) == 1
 
 
 @pytest.mark.parametrize("text, pattern", [
@@ -165,13 +165,13 @@ def test_csv_trailing_delimiters_utf16_and_min_rows(tmp_path):
 ])
 def test_csv_errors(tmp_path, text, pattern):
     with pytest.raises(DataError, match=pattern):
-        data.read_csv(write(tmp_path / "bad.csv", text))
+        sources.read_csv(write(tmp_path / "bad.csv", text))
 
 
 def test_binary_csv_rejected(tmp_path):
     (tmp_path / "x.csv").write_bytes(b"PK\x03\x04\x00\x00binary")
     with pytest.raises(DataError, match="'x.csv' is binary"):
-        data.read_csv(tmp_path / "x.csv")
+        sources.read_csv(tmp_path / "x.csv")
 
 
 # ---------------------------------------------------------------- dataset validation
@@ -243,7 +243,7 @@ def test_bad_images_raise_named_dataerror(tmp_path):
     for name, pattern in [("trunc.jpg", "truncated or not an image"), ("text.jpg", "truncated or not an image"),
                           ("bomb.png", "too large|limit"), ("nothere.png", "not found")]:
         with pytest.raises(DataError, match=pattern) as err:
-            data.load_image(tmp_path / name, 8)
+            images.load_image(tmp_path / name, 8)
         assert name in str(err.value) and ("replace or remove" in str(err.value) or "remove it" in str(err.value)
                                            or "fix its path" in str(err.value))
 
@@ -252,25 +252,25 @@ def test_pixel_limit_below_pillow_limit(tmp_path, monkeypatch):
     Image.new("L", (100, 100)).save(tmp_path / "big.png")
     monkeypatch.setenv("MMSTUDIO_MAX_IMAGE_PIXELS", "5000")
     with pytest.raises(DataError, match=r"100x100 pixels \(limit 5,000\).*set MMSTUDIO_MAX_IMAGE_PIXELS"):
-        data.load_image(tmp_path / "big.png", 8)
+        images.load_image(tmp_path / "big.png", 8)
     with pytest.raises(DataError, match="'big.png' is 100x100 pixels"):   # the header check agrees
-        data.image_size(tmp_path / "big.png", shown="big.png")
+        images.image_size(tmp_path / "big.png", shown="big.png")
     monkeypatch.delenv("MMSTUDIO_MAX_IMAGE_PIXELS")
-    assert data.image_size(tmp_path / "big.png") == (100, 100)
+    assert images.image_size(tmp_path / "big.png") == (100, 100)
 
 
 def test_limits_are_read_at_call_time_and_typos_refused(tmp_path, monkeypatch):
     csv = write(tmp_path / "d.csv", "a,b\n" + "1,x\n" * 30)
-    assert limits.MAX_ROWS.get() == 100_000 and len(data.read_csv(csv)) == 30
+    assert limits.MAX_ROWS.get() == 100_000 and len(sources.read_csv(csv)) == 30
     monkeypatch.setenv("MMSTUDIO_MAX_ROWS", "29")
     with pytest.raises(DataError, match=r"'d.csv' has more than 29 data rows.*set MMSTUDIO_MAX_ROWS"):
-        data.read_csv(csv)
+        sources.read_csv(csv)
     monkeypatch.setenv("MMSTUDIO_MAX_ROWS", "1_000")
-    assert limits.MAX_ROWS.get() == 1000 and len(data.read_csv(csv)) == 30
+    assert limits.MAX_ROWS.get() == 1000 and len(sources.read_csv(csv)) == 30
     for typo in ("lots", "0", "-5"):
         monkeypatch.setenv("MMSTUDIO_MAX_ROWS", typo)
         with pytest.raises(DataError, match=rf"MMSTUDIO_MAX_ROWS='{typo}' is not a positive whole number"):
-            data.read_csv(csv)
+            sources.read_csv(csv)
 
 
 def test_load_images_cache(tmp_path, monkeypatch):
@@ -279,20 +279,20 @@ def test_load_images_cache(tmp_path, monkeypatch):
         paths.append(tmp_path / f"{i}.png")
         Image.new("RGB", (20, 20), c).save(paths[-1])
     calls = []
-    real = data.load_image
+    real = images.load_image
     monkeypatch.setattr(images, "load_image", lambda p, s: calls.append(p) or real(p, s))
     cache = tmp_path / "cache"
-    first = data.load_images(paths, 6, cache_dir=cache, workers=2)
+    first = images.load_images(paths, 6, cache_dir=cache, workers=2)
     assert first.shape == (3, 6, 6, 3) and len(calls) == 3 and len(list(cache.glob("*.npy"))) == 3
     check_color(first[2, 0, 0], BLUE, 0)
-    second = data.load_images(paths, 6, cache_dir=cache)
+    second = images.load_images(paths, 6, cache_dir=cache)
     assert len(calls) == 3 and np.array_equal(first, second)
-    data.load_images(paths, 7, cache_dir=cache)    # another size is another key
+    images.load_images(paths, 7, cache_dir=cache)    # another size is another key
     assert len(calls) == 6
     os.utime(paths[0], ns=(1, 1))                   # a changed file is decoded again
-    data.load_images(paths, 6, cache_dir=cache)
+    images.load_images(paths, 6, cache_dir=cache)
     assert len(calls) == 7
-    assert data.load_images([], 6).shape == (0, 6, 6, 3)
+    assert images.load_images([], 6).shape == (0, 6, 6, 3)
 
 
 # ---------------------------------------------------------------- splits and targets

@@ -37,6 +37,7 @@ from multimodal import cli
 from multimodal.app import data_view
 from multimodal.core.errors import DataError
 from multimodal.data import dataset as data
+from multimodal.data import images
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_CASES = [c for c in CASES if c.app]
@@ -267,7 +268,7 @@ def test_unusual_images_decode_upright_and_train(tmp_path, sandbox):
     with Image.open(found["gray16.png"][0]) as img:
         assert img.mode == "I;16"  # the file really is 16-bit
     for name, (path, probes) in found.items():
-        out = data.load_image(path, 16)
+        out = images.load_image(path, 16)
         assert out.shape == (16, 16, 3) and out.dtype == np.uint8, name
         for fy, fx, colour, tol in probes:
             got = out[int(fy * 15), int(fx * 15)].astype(int)

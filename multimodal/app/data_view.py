@@ -23,6 +23,7 @@ from multimodal.app import state
 from multimodal.core import limits
 from multimodal.core.errors import DataError
 from multimodal.data import dataset as data
+from multimodal.data import images, sources
 from multimodal.data.dataset import IMAGE_EXTENSIONS, ROLES, TASKS, Dataset, load_dataset
 
 ERROR_KEY = "data_error"
@@ -116,7 +117,7 @@ def save_uploads(files: Sequence[Any], dest: Path) -> Path:
 def _place_images(csv_path: Path, dest: Path, images: set[str]) -> None:
     """Recreate the relative paths the CSV mentions for uploaded images that match by base name."""
     try:
-        frame = data.read_csv(csv_path, min_rows=1)
+        frame = sources.read_csv(csv_path, min_rows=1)
     except DataError:
         return  # load_dataset reports the CSV problem with its own message
     root = dest.resolve()
@@ -185,7 +186,7 @@ def _thumb(ds: Dataset, value: Any, size: int = 96) -> np.ndarray | None:
     """The cell's image, None for an empty cell; an unreadable file raises DataError."""
     if data._is_missing(value):
         return None
-    return data.load_image(data.resolve_image_path(ds.root, value), size)
+    return images.load_image(data.resolve_image_path(ds.root, value), size)
 
 
 def grid_rows(ds: Dataset, n: int = 12) -> list[int]:
