@@ -2,7 +2,7 @@
 headless (`python -m multimodal train ... --json`). Not a test: run it by hand and read
 bench/RESULTS_app_training.md.
 
-    .venv/bin/python bench/bench_app_training.py [--epochs 5] [--image-size 64] [--arch late_concat] [--repeats 3]
+    .venv/bin/python -m bench.bench_app_training [--epochs 5] [--image-size 64] [--arch late_concat] [--repeats 3]
 
 Runs alternate (app, headless, app, headless, ...) so drift on the machine hits both alike; the
 median samples_per_second of each is compared (target: app / headless >= 0.9). In the app the
@@ -24,10 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "browser"))
-
-import harness  # noqa: E402
-from harness import FINISHED, all_runs, configure, new_runs, start_training, wait_for_text  # noqa: E402
+from tests.browser import harness
+from tests.browser.harness import FINISHED, all_runs, configure, new_runs, start_training, wait_for_text
 
 REPO = harness.REPO
 OUT = REPO / "bench" / "RESULTS_app_training.md"
@@ -134,7 +132,8 @@ def write_results(args, results: list[dict], m: dict, diffs: list[str]) -> tuple
         f"{verdict} the target of at least 0.9.",
         "",
         "- App: `streamlit run app.py` headless, one Chromium session drives Model -> Train -> Start and stays on "
-        "the Train page while the live charts redraw (a training worker process per run, DESIGN.md section 5); "
+        "the Train page while the live charts redraw (a training worker process per run, "
+        "docs/ARCHITECTURE.md, 'Workers and events'); "
         "samples/s from the run's `summary.json` in the session's run folder.",
         f"- Headless: `python -m multimodal train {SAMPLE} --arch {args.arch} --epochs {args.epochs} "
         f"--image-size {args.image_size} --json`; samples/s from its JSON line.",
@@ -144,7 +143,8 @@ def write_results(args, results: list[dict], m: dict, diffs: list[str]) -> tuple
         "- Same settings in both: " + ("yes (config.json compared)" if not diffs else
                                       "NO: " + "; ".join(diffs)),
         "",
-        "| # | where | samples/s | fit s | epochs | status | wall s (incl. start-up) | chart growth seen by the poller | load avg (1 min) at start |",
+        "| # | where | samples/s | fit s | epochs | status | wall s (incl. start-up) | chart growth seen by the poller "
+        "| load avg (1 min) at start |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(results, 1):

@@ -5,14 +5,13 @@ Trains the default model (late_concat, small_cnn, 64 px) briefly on a generated 
 sample, reloads the run folder, then times 20 explanations after warm-up, next to a plain
 `model(inputs)` call on the same row as the reference. Writes bench/RESULTS_explain.md.
 
-    .venv/bin/python bench/bench_explain.py [--rows 200] [--epochs 2] [--repeats 20]
+    .venv/bin/python -m bench.bench_explain [--rows 200] [--epochs 2] [--repeats 20]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,17 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from multimodal.core.config import (
-    ModelConfig,  # noqa: E402
-    TrainConfig,  # noqa: E402
-)
-from multimodal.data import samples  # noqa: E402
-from multimodal.explain import explain as ex  # noqa: E402
-from multimodal.runs.run import load_run, run_inputs  # noqa: E402
+from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.data import samples
+from multimodal.explain.attributions import as_embeddings, branch_contributions, feature_attributions, grad_cam
+from multimodal.explain.report import background_embeddings, explain_row
+from multimodal.models.branches import tabular_layout
+from multimodal.runs.run import load_run, run_inputs
 from multimodal.train.training import train
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_model() -> str:
@@ -78,22 +75,22 @@ def main() -> None:
         model = run.model
 
         first_start = time.perf_counter()
-        expl = ex.explain_row(run, row)  # traces the graphs and encodes the background once
+        expl = explain_row(run, row)  # traces the graphs and encodes the background once
         first_ms = (time.perf_counter() - first_start) * 1000
 
-        full = timed(lambda: ex.explain_row(run, row), args.repeats)
+        full = timed(lambda: explain_row(run, row), args.repeats)
         reference = timed(lambda: model(row, training=False), args.repeats)
-        emb = ex._as_embeddings(model, row)
-        bg = ex.background_embeddings(run)
-        layout = ex.tabular_layout(run.spec, run.config["tabular_stats"])
+        emb = as_embeddings(model, row)
+        bg = background_embeddings(run)
+        layout = tabular_layout(run.spec, run.config["tabular_stats"])
         parts = {
-            "encode row": timed(lambda: ex._as_embeddings(model, row), args.repeats),
-            "branch Shapley (K x 2^M head rows)": timed(lambda: ex.branch_contributions(model, emb, bg, 0),
+            "encode row": timed(lambda: as_embeddings(model, row), args.repeats),
+            "branch Shapley (K x 2^M head rows)": timed(lambda: branch_contributions(model, emb, bg, 0),
                                                          args.repeats),
-            "feature IG (32 steps)": timed(lambda: ex.feature_attributions(model, emb, bg, layout, 0, 32,
+            "feature IG (32 steps)": timed(lambda: feature_attributions(model, emb, bg, layout, 0, 32,
                                                                            tabular_value=np.zeros(1)),
                                            args.repeats),
-            "Grad-CAM": timed(lambda: ex.grad_cam(model, emb, 0), args.repeats),
+            "Grad-CAM": timed(lambda: grad_cam(model, emb, 0), args.repeats),
         }
 
     k = int(next(iter(bg.values())).shape[0])
@@ -101,7 +98,7 @@ def main() -> None:
     ratio = np.median(full) / np.median(reference)
     lines = [
         "# Explanation benchmark (issue 4)", "",
-        f"Command: `.venv/bin/python bench/bench_explain.py --rows {args.rows} --epochs {args.epochs} "
+        f"Command: `.venv/bin/python -m bench.bench_explain --rows {args.rows} --epochs {args.epochs} "
         f"--repeats {args.repeats}`", "",
         f"- Machine: {os.cpu_count()} cores (nproc), CPU `{cpu_model()}`, Python {platform.python_version()}; "
         f"load average at the end {os.getloadavg()[0]:.1f} (other jobs share the machine)",

@@ -1,6 +1,6 @@
 """multimodal vs the plain-Keras reference (bench/reference_keras.py): five measurements, one command.
 
-    .venv/bin/python bench/bench_vs_keras.py [--quick] [--repeats 3]
+    .venv/bin/python -m bench.bench_vs_keras [--quick] [--repeats 3]
 
 writes bench/RESULTS.md. Generated data only, kept between invocations under
 $TMPDIR/multimodal-bench-vs-keras/ (never in the repo): 1,000 full-size JPEG photos (600-1500 px,
@@ -12,7 +12,7 @@ the scale test. Project and reference runs alternate and each number is the medi
    fresh process; steady state (epochs 2..N) and whole fit() (with the one-time tracing).
 2. End to end, whole processes, 1,000 photos + CSV -> model trained 5 epochs at 64 px; the
    project's first run starts with an empty decoded-image cache, its second reuses it. Also
-   image decoding alone: `keras.utils.load_img` vs `multimodal.images.load_images`.
+   image decoding alone: `keras.utils.load_img` vs `multimodal.data.images.load_images`.
 3. What-if latency for one row (compiled predict), next to an eager call and `model.predict`.
 4. App cold start: `streamlit run` -> the home page rendered and idle in Chromium.
 5. Scale: 5k / 20k / 50k rows of 64 px images, 1 epoch each, images streamed from disk; peak RSS
@@ -39,13 +39,12 @@ from PIL import Image, ImageDraw
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path[:0] = [str(REPO), str(BENCH), str(REPO / "tests" / "browser")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 OUT = BENCH / "RESULTS.md"
 DATA_ROOT = Path(tempfile.gettempdir()) / "multimodal-bench-vs-keras"
 PYTHON = sys.executable
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 @dataclass(frozen=True)
@@ -190,11 +189,12 @@ def verdict(ok: bool) -> str:
 
 def throughput_run(side: str, photos: Path, epochs: int) -> dict:
     """One training of `side` (project | reference) on the decoded photos in memory, in this process."""
-    import reference_keras as ref
-
+    from bench import reference_keras as ref
     from multimodal.core.config import ModelConfig, TrainConfig
-    from multimodal.data.dataset import load_dataset, model_inputs
-    from multimodal.train.training import read_events, train
+    from multimodal.core.events import read_events
+    from multimodal.data.dataset import load_dataset
+    from multimodal.data.inputs import model_inputs
+    from multimodal.train.training import train
 
     ds = load_dataset(photos / "data.csv")
     inputs = model_inputs(ds.frame, ds.root, ds.features, 64)   # the same pixels for both sides
@@ -263,8 +263,7 @@ def end_to_end(photos: Path, sizes: Sizes, log: list[str]) -> dict:
 
 def decoding(photos: Path, sizes: Sizes, log: list[str]) -> dict:
     """2b. Image decoding alone, in this process: keras.utils.load_img vs the parallel draft-mode decode."""
-    import reference_keras as ref
-
+    from bench import reference_keras as ref
     from multimodal.data.images import load_images
 
     paths = [photos / p for p in pd.read_csv(photos / "data.csv")["image"]]
@@ -313,8 +312,9 @@ def whatif(run_dir: Path, photos: Path, sizes: Sizes) -> dict:
 
 def cold_start(sizes: Sizes, log: list[str]) -> dict:
     """4. `streamlit run app.py` -> Home rendered and idle in Chromium; does the server load TF?"""
-    import harness
     from playwright.sync_api import sync_playwright
+
+    from tests.browser import harness
 
     seconds, tensorflow_loaded = [], []
     with sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
@@ -372,7 +372,8 @@ GAPS = {
            "slower by the throughput gap) and Python + TensorFlow start-up is the same, so only decoding (about "
            "5 s, under a third of the reference's wall time with these ~200 KB/MP photos) can shrink: the first "
            "run saves about 3 s of it, the second (cache) about 5 s, while the project pays about 1.2 s the "
-           "reference does not (dataset checks, a final evaluation, the run folder; profiled). 0.65x would need about 6 s, more than all "
+           "reference does not (dataset checks, a final evaluation, the run folder; profiled). 0.65x would need "
+           "about 6 s, more than all "
            "of the reference's decoding, so training itself must get faster than the reference's. Tried and "
            "measured without gain: drafting JPEGs straight to the target size instead of 2x it (entropy decoding, "
            "not the IDCT, dominates for these files). What would close it: the throughput gap (about 0.8 s), "
@@ -392,7 +393,7 @@ GAPS = {
 
 
 def machine_lines() -> list[str]:
-    from bench_app_training import machine
+    from bench.bench_app_training import machine
     return [f"- {k}: {v}" for k, v in machine().items()]
 
 
@@ -423,7 +424,7 @@ def write_results(args, sizes: Sizes, r: dict, log: list[str], loads: tuple[floa
     lines = [
         "# multimodal vs plain Keras",
         "",
-        f"Recorded {time.strftime('%Y-%m-%d %H:%M')} by `.venv/bin/python bench/bench_vs_keras.py"
+        f"Recorded {time.strftime('%Y-%m-%d %H:%M')} by `.venv/bin/python -m bench.bench_vs_keras"
         f"{' --quick' if args.quick else ''}` ({mode}; {(time.perf_counter() - started) / 60:.0f} min). "
         f"Reference: `bench/reference_keras.py` (load_img floats, numpy scaling, one-hot by hand, the same "
         f"late_concat + small CNN layers, `model.fit` on tf.data). Medians of {sizes.repeats} alternating runs; "
@@ -491,7 +492,7 @@ def write_results(args, sizes: Sizes, r: dict, log: list[str], loads: tuple[floa
         "|---|---|---|",
         f"| `keras.utils.load_img` + `img_to_array` | {runs_text(d['reference'], 2)} | "
         f"{median(d['reference']):.2f} |",
-        f"| `multimodal.images.load_images` (draft mode, threads) | {runs_text(d['project'], 2)} | "
+        f"| `multimodal.data.images.load_images` (draft mode, threads) | {runs_text(d['project'], 2)} | "
         f"{median(d['project']):.2f} |",
         f"| speed-up | | **{decode_speedup:.1f}x** (target >= 2.5x) |",
         "",

@@ -1,7 +1,7 @@
 """Quality benchmark: every applicable method on every sample dataset, cross-validated.
 
-    .venv/bin/python bench/quality.py [--folds 3] [--repeats 1] [--image-size 32] [--datasets a,b]
-    .venv/bin/python bench/quality.py --report        # rewrite bench/QUALITY.md from the JSON
+    .venv/bin/python -m bench.quality [--folds 3] [--repeats 1] [--image-size 32] [--datasets a,b]
+    .venv/bin/python -m bench.quality --report        # rewrite bench/QUALITY.md from the JSON
 
 All methods of a dataset share the same folds (crossval.cv_splits) and settings: the library
 defaults (auto epoch budget, early stopping with best weights, auto log target, dropout, weight
@@ -16,13 +16,11 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 RESULTS = ROOT / "bench" / "quality_results.json"
@@ -63,7 +61,8 @@ def run(args) -> None:
     if args.results:
         RESULTS = ROOT / "bench" / args.results
     from multimodal.core.config import ModelConfig, TrainConfig
-    from multimodal.data.dataset import load_dataset, model_inputs
+    from multimodal.data.dataset import load_dataset
+    from multimodal.data.inputs import model_inputs
     from multimodal.train.crossval import cross_validate, cv_splits
 
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() and args.resume else {}
@@ -139,7 +138,8 @@ def write_report(results: dict) -> None:
         extra = ["val_auc"] if task == "classification" else ["val_mape", "val_r2"]
         methods = entry["methods"]
         lines += [f"## {name} ({task}, {entry['rows']} rows)", "",
-                  "| method | " + " | ".join(f"{m[4:]} mean ± std" for m in [metric] + extra) + " | epochs run (best) | log-target folds | time |",
+                  "| method | " + " | ".join(f"{m[4:]} mean ± std" for m in [metric] + extra)
+                  + " | epochs run (best) | log-target folds | time |",
                   "|---|" + "---|" * (len(extra) + 4)]
         order = sorted(methods, key=lambda m: (-1 if higher else 1) * methods[m]["mean"][metric])
         for m in order:

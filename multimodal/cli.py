@@ -1,4 +1,4 @@
-"""`python -m multimodal samples|archs|train|predict|explain` (DESIGN.md section 8).
+"""`python -m multimodal samples|archs|train|predict|explain` (docs/ARCHITECTURE.md, "The command line").
 
 With --json the last stdout line is one JSON object. A user's mistake exits 2 with one
 `error: ...` line on stderr, never a traceback.
@@ -46,15 +46,16 @@ def cmd_samples(args) -> None:
 def cmd_archs(args) -> None:
     from multimodal.models.fusion import FUSION_METHODS
     rows = [{"name": m.name, "title": m.title, "branches": list(m.branches), "origin": m.origin,
-             "description": m.description, "params": m.params} for m in FUSION_METHODS.values()]
+             "description": m.description, "params": {n: p.to_dict() for n, p in m.params.items()}}
+            for m in FUSION_METHODS.values()]
     _emit({"archs": rows}, args.json, "\n".join(f"{r['name']:14} {'+'.join(r['branches']):18} {r['title']}"
                                                 for r in rows))
 
 
 def train_config_from_args(args):
     from multimodal.core.config import ModelConfig, TrainConfig
+    from multimodal.core.tasks import LOSSES
     from multimodal.models.fusion import FUSION_METHODS
-    from multimodal.train.training import LOSSES
     if args.arch not in FUSION_METHODS:
         raise UsageError(f"unknown --arch '{args.arch}'; choose one of {', '.join(FUSION_METHODS)}")
     if args.loss and not any(args.loss in v for v in LOSSES.values()):
@@ -206,7 +207,7 @@ def cmd_predict(args) -> None:
 
 
 def cmd_explain(args) -> None:
-    from multimodal.explain.explain import explain_row, to_json
+    from multimodal.explain.report import explain_row, to_json
     from multimodal.runs.run import load_run
     run = load_run(Path(args.run_dir))
     result = to_json(explain_row(run, _rows_inputs(args, run)[0]))

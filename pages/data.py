@@ -4,7 +4,8 @@ import streamlit as st
 from multimodal.app import data_view as dv
 from multimodal.app import state
 from multimodal.core import limits
-from multimodal.data.dataset import IMAGE_EXTENSIONS, health_report
+from multimodal.data.health import health_report
+from multimodal.data.roles import IMAGE_EXTENSIONS
 from multimodal.data.samples import SAMPLES
 from multimodal.data.sources import list_samples
 

@@ -1,27 +1,27 @@
 """Explain: one validation row in depth: branches, interactions, features, image regions, routing."""
 import streamlit as st
 
-from multimodal.app import run_view as view
-from multimodal.app.state import use_app_navigation
+from multimodal.app import figures, run_picker, run_view, state
 from multimodal.core.errors import DataError
-from multimodal.explain.explain import attention_routing, explain_row
+from multimodal.explain.attributions import attention_routing
+from multimodal.explain.report import explain_row
+from multimodal.models.fusion import FUSION_METHODS
 from multimodal.runs.run import run_inputs
 
-use_app_navigation()
+state.use_app_navigation()
 
 st.title("Explain a prediction")
 st.caption("Exact Shapley values over the model's branches, Integrated Gradients over the tabular columns and "
            "Grad-CAM over the image, all explaining the same output against the same baseline.")
 
-picked = view.current_run("explain_run")
+picked = run_picker.current_run("explain_run")
 if picked is None:
     st.stop()
 ds, run_dir, run = picked
 
-rows = view.validation_rows(run, ds)
 c1, c2 = st.columns([2, 1])
-row = c1.selectbox("Validation row", [int(r) for r in rows], format_func=lambda r: view.row_label(ds, r),
-                   key=f"explain_row_{run_dir}")
+with c1:
+    row = run_picker.row_picker(run, ds, "explain_row")
 output_index = None
 if run.task == "classification" and len(run.classes) > 2:
     choice = c2.selectbox("Explain the logit of", ["predicted class"] + run.classes, key=f"explain_class_{run_dir}")
@@ -29,26 +29,26 @@ if run.task == "classification" and len(run.classes) > 2:
 
 try:
     frame = ds.frame.loc[[row]]
-    images = view.load_row_images(ds, run, row)[None] if run.spec.image_cols else None
+    images = run_view.load_row_images(ds, run, row)[None] if run.spec.image_cols else None
     inputs = run_inputs(run, frame, ds.root, images)
     expl = explain_row(run, inputs, output_index=output_index)
 except DataError as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()
-unit = view.output_unit(run, expl.get("target"))
+unit = run_view.output_unit(run, expl.get("target"))
 
 m = st.columns(4)
 m[0].metric("True value", str(frame[run.config["target"]].iloc[0]))
-m[1].metric(f"Output f(x) ({unit})", view.fmt_number(expl["output"], digits=4))
+m[1].metric(f"Output f(x) ({unit})", figures.fmt_number(expl["output"], digits=4))
 if expl.get("probability") is not None:
     m[2].metric(f"Probability of {expl['target']}", f"{expl['probability']:.1%}")
-m[3].metric("Baseline v(∅)", view.fmt_number(expl["base_value"], digits=4))
+m[3].metric("Baseline v(∅)", figures.fmt_number(expl["base_value"], digits=4))
 st.caption(f"Baseline: {expl['baseline']}. Branch values sum exactly to f(x) − v(∅).")
 
 st.subheader("Branches")
 b1, b2 = st.columns([3, 2])
 with b1:
-    view.chart(view.waterfall_figure(expl, unit), key="explain_waterfall")
+    figures.chart(figures.waterfall_figure(expl, unit), key="explain_waterfall")
 with b2:
     st.markdown("**Pairwise interactions** (Shapley interaction index)")
     if expl["interactions"]:
@@ -61,25 +61,26 @@ with b2:
 
 if expl["features"]:
     st.subheader("Tabular features")
-    view.chart(view.feature_bars_figure(expl["features"], unit, expl["feature_residual"]), key="explain_features")
+    figures.chart(figures.feature_bars_figure(expl["features"], unit, expl["feature_residual"]), key="explain_features")
     tab = expl["branches"].get("tabular")
     if tab is not None and expl["feature_residual"] is not None:
-        st.caption(f"Features sum to {view.fmt_number(tab + expl['feature_residual'], digits=4)}; the tabular branch "
-                   f"value is {view.fmt_number(tab, digits=4)} (completeness residual "
-                   f"{view.fmt_number(expl['feature_residual'], signed=True, digits=2)}, from the IG path integral).")
+        st.caption(f"Features sum to {figures.fmt_number(tab + expl['feature_residual'], digits=4)}; the tabular branch "
+                   f"value is {figures.fmt_number(tab, digits=4)} (completeness residual "
+                   f"{figures.fmt_number(expl['feature_residual'], signed=True, digits=2)}, from the IG path integral).")
 
 if expl.get("grad_cam") is not None and images is not None:
     st.subheader("Image regions (Grad-CAM)")
     st.caption(f"Where the image encoder's last feature map raises the {unit}, with the row's real tabular values; "
                "each map is scaled to its own maximum (an all-dark map means no region raises it).")
-    view.grad_cam_section(expl["grad_cam"][0], images[0], run.spec.image_cols, unit)
+    run_view.grad_cam_section(expl["grad_cam"][0], images[0], run.spec.image_cols, unit)
 
-if run.arch == "attention":
+method = FUSION_METHODS.get(run.arch)      # None for a model imported from a .keras file
+if method is not None and method.shows_routing:
     st.subheader("Attention routing")
     st.warning("Routing shows where the attention head looked, not how much each branch changed the output: "
                "use the branch contributions above for that.", icon=":material/alt_route:")
     try:
         weights = attention_routing(run.model, inputs)
-        view.chart(view.routing_figure({b: float(v[0]) for b, v in weights.items()}), key="explain_routing")
+        figures.chart(figures.routing_figure({b: float(v[0]) for b, v in weights.items()}), key="explain_routing")
     except ValueError as exc:
         st.info(str(exc))

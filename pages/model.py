@@ -3,22 +3,41 @@
 The setup lives in st.session_state ("model_config": ModelConfig, "train_settings": dict) and is
 mirrored in the URL's query parameters, so a shared link reproduces it.
 """
-from dataclasses import fields
-
 import streamlit as st
 
-from multimodal.app import diagram as dg
+from multimodal.app import setup_query as sq
 from multimodal.app import state
-from multimodal.core.config import TARGET_TRANSFORMS, ModelConfig, TrainConfig, default_arch
+from multimodal.app.diagram import fusion_dot
+from multimodal.app.param_count import count_key, param_count
+from multimodal.core.config import ModelConfig, default_arch
 from multimodal.core.errors import DataError
-from multimodal.models.branches import IMAGE_ENCODERS, pretrained_weights_available
-from multimodal.models.fusion import FUSION_METHODS, methods_for
+from multimodal.core.tasks import LOSSES, TARGET_TRANSFORMS
+from multimodal.models.backbones import ENCODERS
+from multimodal.models.fusion import FUSION_METHODS, Param, methods_for
+from multimodal.models.weights import resolve_weights
 from multimodal.train.training import choose_transform
 
 state.use_app_navigation()
 
 ss = st.session_state
-TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name in dg.TRAIN_FIELDS}
+
+
+def param_widget(name: str, param: Param, value, key: str):
+    """One widget for a method's hyperparameter, from its declaration alone (kind, range, meaning)."""
+    label = name.replace("_", " ").capitalize()
+    if param.kind == "bool":
+        return st.toggle(label, value=value, key=key, help=param.description)
+    if param.kind == "choice":
+        return st.selectbox(label, param.choices, index=param.choices.index(value), key=key, help=param.description)
+    if param.kind == "int":
+        low, high = int(param.low), int(param.high)
+        if high - low <= 32:
+            return st.slider(label, low, high, int(value), step=1, key=key, help=param.description)
+        return int(st.number_input(label, low, high, int(value), step=1, key=key, help=param.description))
+    return float(st.number_input(label, float(param.low), float(param.high), float(value),
+                                 step=param.step or (param.high - param.low) / 100, format="%g", key=key,
+                                 help=param.description))
+
 
 st.title(":material/account_tree: Model")
 ds = state.require_dataset()
@@ -30,18 +49,18 @@ if not archs:
 
 # Widget state: from the stored setup, then from the URL when it differs from what we last wrote.
 config = ss.get("model_config") or ModelConfig(arch=default_arch(len(spec.image_cols), len(spec.tabular_cols)))
-current = {**config.to_dict(), **TRAIN_DEFAULTS, **state.default_train_settings(ds), **ss.get("train_settings", {}),
+current = {**config.to_dict(), **state.default_train_settings(ds), **ss.get("train_settings", {}),
            "seed": config.seed}
 if current["arch"] not in archs:
     current["arch"] = default_arch(len(spec.image_cols), len(spec.tabular_cols))
 current["loss"] = current.get("loss") or "mse"
-for name in dg.QUERY_FIELDS:
+for name in sq.QUERY_FIELDS:
     if f"m_{name}" not in ss or (name == "arch" and ss.m_arch not in archs):
         ss[f"m_{name}"] = current[name]
 query = st.query_params.to_dict()
 if query != ss.get("_model_query_written"):
-    values, ss["_model_query_warnings"] = dg.setup_from_query(
-        query, {"arch": archs, "encoder": list(IMAGE_ENCODERS), "loss": dg.REGRESSION_LOSSES,
+    values, ss["_model_query_warnings"] = sq.setup_from_query(
+        query, {"arch": archs, "encoder": list(ENCODERS), "loss": LOSSES["regression"],
                 "target_transform": TARGET_TRANSFORMS})
     for name, value in values.items():
         ss[f"m_{name}"] = value
@@ -62,37 +81,36 @@ with show:
     st.subheader(method.title)
     st.caption(f"Origin: {method.origin}")
     st.markdown(method.description)
-    st.graphviz_chart(dg.fusion_dot(method, spec, encoder=ss.m_encoder, target=ds.target, task=ds.task,
-                                    classes=ds.classes), width="stretch")
-    st.caption(f"Data flow: `{method.diagram}`")
+    st.graphviz_chart(fusion_dot(method, spec, encoder=ss.m_encoder, target=ds.target, task=ds.task,
+                                 classes=ds.classes, wide=ss.m_wide), width="stretch")
+    st.caption(f"Data flow: `{method.flow}`")
 
 st.subheader("Settings")
 img_col, net_col, train_col = st.columns(3, gap="large")
 with img_col:
     st.markdown("**Image branch**" + ("" if uses_images else " (not used by this method)"))
-    encoder = st.selectbox("Image encoder", list(IMAGE_ENCODERS), key="m_encoder", disabled=not uses_images,
-                           format_func=lambda k: IMAGE_ENCODERS[k].split(" (")[0], help="\n\n".join(
-                               f"**{k}**: {v}" for k, v in IMAGE_ENCODERS.items()))
-    if uses_images and not pretrained_weights_available(encoder):
-        st.warning("MobileNetV2 ImageNet weights are not on this machine: **offline: random "
+    encoder = st.selectbox("Image encoder", list(ENCODERS), key="m_encoder", disabled=not uses_images,
+                           format_func=lambda k: ENCODERS[k].title, help="\n\n".join(
+                               f"**{s.title}**: {s.description}" for s in ENCODERS.values()))
+    if uses_images and resolve_weights(encoder, download=False).notice:
+        st.warning(f"{ENCODERS[encoder].title} ImageNet weights are not on this machine: **offline: random "
                    "initialisation**. It learns from scratch and slowly; the small CNN is quicker here.",
                    icon=":material/cloud_off:")
-    image_size = st.select_slider("Image size (pixels)", dg.IMAGE_SIZES, key="m_image_size",
+    image_size = st.select_slider("Image size (pixels)", sq.IMAGE_SIZES, key="m_image_size",
                                   disabled=not uses_images)
     augment = st.toggle("Augmentation (flip, rotate, zoom)", key="m_augment", disabled=not uses_images)
 with net_col:
     st.markdown("**Fusion head**")
-    width = st.select_slider("Width (units per dense layer)", dg.WIDTHS, key="m_width")
+    width = st.select_slider("Width (units per dense layer)", sq.WIDTHS, key="m_width")
     dropout = st.slider("Dropout", 0.0, 0.7, step=0.05, key="m_dropout")
-    l2 = st.select_slider("Weight decay (L2)", dg.L2S, key="m_l2", format_func=lambda v: f"{v:g}")
-    params = {}
-    for name, default in method.params.items():
-        value = config.params.get(name, default) if config.arch == arch else default
-        key = f"mp_{arch}_{name}"
-        if isinstance(default, bool):
-            params[name] = st.toggle(name.replace("_", " ").capitalize(), value=value, key=key)
-        elif isinstance(default, int):
-            params[name] = int(st.number_input(name.replace("_", " ").capitalize(), 1, 16, value=value, key=key))
+    l2 = st.select_slider("Weight decay (L2)", sq.L2S, key="m_l2", format_func=lambda v: f"{v:g}")
+    stored = method.resolve(config.params if config.arch == arch else {})
+    params = {name: param_widget(name, param, stored[name], f"mp_{arch}_{name}")
+              for name, param in method.params.items()}
+    wide = st.toggle("Linear term on the table features (wide)", key="m_wide", disabled=not method.takes_wide,
+                     help="Wide & Deep: add a linear model of the preprocessed table features to the output, so "
+                          "simple straight-line effects need not be learned by the network. It belongs to the "
+                          "table branch in the explanations.")
     modality_dropout = st.slider(
         "Modality dropout", 0.0, 0.5, step=0.05, key="m_modality_dropout", disabled=method.is_baseline,
         help="While training, hide a branch for this fraction of rows (a learned 'missing' embedding takes its "
@@ -102,8 +120,8 @@ with train_col:
     st.markdown("**Training**")
     epochs = int(st.number_input("Epochs (maximum)", 1, 500, step=1, key="m_epochs", help=(
         "The default comes from the data size (about 600 optimizer steps); early stopping usually ends sooner.")))
-    batch_size = st.select_slider("Batch size", dg.BATCH_SIZES, key="m_batch_size")
-    lr = st.select_slider("Learning rate", dg.LRS, key="m_lr", format_func=lambda v: f"{v:g}")
+    batch_size = st.select_slider("Batch size", sq.BATCH_SIZES, key="m_batch_size")
+    lr = st.select_slider("Learning rate", sq.LRS, key="m_lr", format_func=lambda v: f"{v:g}")
     val_fraction = st.slider("Validation fraction", 0.05, 0.5, step=0.05, key="m_val_fraction")
     patience = int(st.number_input("Early-stopping patience (0 = off)", 0, 50, step=1, key="m_patience"))
     seed = int(st.number_input("Seed", 0, 1_000_000, step=1, key="m_seed"))
@@ -114,26 +132,26 @@ with train_col:
             "Target transform", TARGET_TRANSFORMS, key="m_target_transform",
             help=f"auto = log for a positive, right-skewed target (here: {suggested}). The model standardizes "
                  "the target inside and answers in the original unit.")
-        regression["loss"] = st.selectbox("Loss", dg.REGRESSION_LOSSES, key="m_loss", help=(
+        regression["loss"] = st.selectbox("Loss", LOSSES["regression"], key="m_loss", help=(
             "mse / mae / huber are computed on the standardized (log) target; mape on the original unit."))
 
 config = ModelConfig(arch=arch, encoder=encoder, image_size=image_size, width=width, dropout=float(dropout),
                      l2=float(l2), augment=bool(augment), seed=seed, params=params,
-                     modality_dropout=0.0 if method.is_baseline else float(modality_dropout))
+                     modality_dropout=0.0 if method.is_baseline else float(modality_dropout), wide=bool(wide))
 train = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "val_fraction": float(val_fraction),
          "patience": patience, "seed": seed, **regression}
 ss.model_config, ss.train_settings = config, train
-written = dg.setup_to_query(config, train)
+written = sq.setup_to_query(config, train)
 if st.query_params.to_dict() != written:
     st.query_params.from_dict(written)
 ss._model_query_written = written
 
 counts = ss.setdefault("param_counts", {})
-key = dg.count_key(ds, config, train)
+key = count_key(ds, config, train)
 if key not in counts:
     try:
         with st.spinner("Building the model to count its parameters..."):
-            counts[key] = dg.param_count(ds, config, val_fraction, seed)
+            counts[key] = param_count(ds, config, val_fraction, seed)
     except DataError as e:
         st.error(f"This setup cannot be built: {e}")
 if key in counts:

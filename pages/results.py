@@ -1,46 +1,44 @@
 """Results: how good is the model on its validation rows, where does it fail, and for whom."""
 import streamlit as st
 
-from multimodal.app import model_service as service
-from multimodal.app import run_view as view
-from multimodal.app.state import use_app_navigation
+from multimodal.app import figures, model_import, model_service, run_picker, run_view, state
 from multimodal.core.errors import DataError
 
-use_app_navigation()
+state.use_app_navigation()
 
 st.title("Results")
 st.caption("Every number here is computed on the run's validation rows, which the model never trained on.")
 
 with st.expander("Import a model (.keras)", icon=":material/upload_file:"):
-    view.import_model_uploader("results_import")
-picked = view.current_run("results_run")
+    model_import.import_model_uploader("results_import")
+picked = run_picker.current_run("results_run")
 if picked is None:
     st.stop()
 ds, run_dir, run = picked
 try:
     with st.spinner("Predicting the validation rows…"):
-        ev = service.evaluation(run_dir, ds)
+        ev = model_service.evaluation(run_dir, ds)
 except DataError as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()
 
 unit = ev.target if ev.task == "regression" else ""
 st.subheader(f"Metrics · {len(ev.rows)} {ev.split} rows · target '{ev.target}'")
-view.metric_cards(ev.metrics, unit)
+run_view.metric_cards(ev.metrics, unit)
 
 if ev.task == "classification":
     normalize = st.toggle("Normalise the confusion matrix by row (recall per class)", key="results_cm_norm")
 left, right = st.columns(2)
 if ev.task == "classification":
     with left:
-        view.chart(view.confusion_matrix_figure(ev.confusion, ev.classes, normalize))
+        figures.chart(figures.confusion_matrix_figure(ev.confusion, ev.classes, normalize))
     with right:
-        view.chart(view.roc_figure(ev.roc))
+        figures.chart(figures.roc_figure(ev.roc))
 else:
     with left:
-        view.chart(view.predicted_vs_actual_figure(ev.y_true, ev.y_pred, ev.target, ev.rows))
+        figures.chart(figures.predicted_vs_actual_figure(ev.y_true, ev.y_pred, ev.target, ev.rows))
     with right:
-        view.chart(view.residuals_figure(ev.y_true, ev.y_pred, ev.target, ev.rows))
+        figures.chart(figures.residuals_figure(ev.y_true, ev.y_pred, ev.target, ev.rows))
 
 st.subheader("Worst errors")
 n_worst = st.slider("How many", 4, 24, 8, step=4, key="results_n_worst")
@@ -48,13 +46,13 @@ worst = ev.worst(n_worst)
 st.caption("Misclassified rows with the highest loss (−log p(true class))." if ev.task == "classification"
            else "Rows with the largest squared error.")
 if run.spec.image_cols:
-    for col, (_, r) in zip(view.grid(len(worst)), worst.iterrows()):
+    for col, (_, r) in zip(run_view.grid(len(worst)), worst.iterrows()):
         if ev.task == "classification":
             caption = f"row {int(r.row)} · true {r.true} · pred {r.predicted} ({r.confidence:.0%})"
         else:
-            caption = f"row {int(r.row)} · true {view.fmt_number(r.true)} · pred {view.fmt_number(r.predicted)}"
+            caption = f"row {int(r.row)} · true {figures.fmt_number(r.true)} · pred {figures.fmt_number(r.predicted)}"
         try:
-            col.image(str(view.row_image_paths(ds, run, int(r.row))[0]), caption=caption, width="stretch")
+            col.image(str(run_view.row_image_paths(ds, run, int(r.row))[0]), caption=caption, width="stretch")
         except DataError as exc:
             col.warning(f"{caption}: {exc}")
 st.dataframe(worst.merge(ds.frame, left_on="row", right_index=True, suffixes=("", "_data")),
@@ -62,14 +60,14 @@ st.dataframe(worst.merge(ds.frame, left_on="row", right_index=True, suffixes=(""
 
 st.subheader("Metrics by slice")
 st.caption("A model that is good on average can fail one group: compare each slice with all rows.")
-columns = view.slice_columns(ds)
+columns = run_view.slice_columns(ds)
 if columns:
     c1, c2, c3 = st.columns([2, 2, 1])
     column = c1.selectbox("Slice by column", columns, key="results_slice_col")
     slices = ev.by_slice(column, c3.number_input("Buckets (numeric)", 2, 10, 4, key="results_bins"))
     metrics = [m for m in slices.columns if m not in ("slice", "n")]
-    metric = c2.selectbox("Metric", metrics, format_func=lambda m: view.METRIC_NAMES.get(m, m), key="results_metric")
-    view.chart(view.slice_bars_figure(slices, metric, column, ev.metrics.get(metric)))
+    metric = c2.selectbox("Metric", metrics, format_func=lambda m: figures.METRIC_NAMES.get(m, m), key="results_metric")
+    figures.chart(figures.slice_bars_figure(slices, metric, column, ev.metrics.get(metric)))
     st.dataframe(slices, hide_index=True, width="stretch")
 else:
     st.info("This dataset has no tabular column to slice by.")
@@ -77,20 +75,20 @@ else:
 st.subheader("Global explanations")
 st.caption("Mean |branch Shapley value| over the validation rows (baseline: the run's background rows), and "
            "permutation importance: how much the metric drops when one column is shuffled.")
-views = service.global_views(run_dir, ds)
+views = model_service.global_views(run_dir, ds)
 if views is None and st.button("Compute global explanations", icon=":material/insights:", key="results_global"):
     with st.spinner("Explaining every validation row…"):
-        views = service.global_views(run_dir, ds, compute=True)
+        views = model_service.global_views(run_dir, ds, compute=True)
 if views:
     st.caption(f"Over {views['rows']} rows; computed in {sum(views['seconds'].values()):.1f} s.")
     g1, g2 = st.columns(2)
     with g1:
-        view.chart(view.bars_figure(views["branches"], "Mean |branch contribution|",
-                                    f"mean |Shapley value| ({view.output_unit(run)})", signed=False))
+        figures.chart(figures.bars_figure(views["branches"], "Mean |branch contribution|",
+                                          f"mean |Shapley value| ({run_view.output_unit(run)})", signed=False))
     with g2:
         metric_name = "accuracy" if run.task == "classification" else "R²"
-        view.chart(view.bars_figure(views["permutation"], "Permutation importance",
-                                    f"drop in {metric_name} when shuffled"))
+        figures.chart(figures.bars_figure(views["permutation"], "Permutation importance",
+                                          f"drop in {metric_name} when shuffled"))
 
 with st.expander("All validation predictions"):
     st.dataframe(ev.table, hide_index=True, width="stretch")

@@ -1,6 +1,6 @@
 """README screenshots: start the app, train a short run, and save docs/screenshots/<page>.png.
 
-    .venv/bin/python scripts/screenshots.py [--epochs 3] [--arch gated] [--out docs/screenshots]
+    .venv/bin/python -m scripts.screenshots [--epochs 3] [--arch gated] [--out docs/screenshots]
 
 Each picture is the 1280x900 viewport of one page (Debian's Chromium, headless), taken after a
 short training in the same browser session, so Results, What-if, Explain and Compare show that run.
@@ -13,10 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "browser"))
-
-import harness  # noqa: E402
-from harness import FINISHED, configure, start_training, wait_for_text  # noqa: E402
+from tests.browser import harness
+from tests.browser.harness import FINISHED, configure, start_training, wait_for_text
 
 ARCH_LABELS = {"gated": r"^gated", "late_concat": r"^late concatenation", "multiply": r"^multiplicative"}
 ORDER = [("Home", "home"), ("Data", "data"), ("Model", "model"), ("Train", "train"), ("Results", "results"),

@@ -12,13 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from multimodal.core.config import (
-    ModelConfig,  # noqa: E402
-    TrainConfig,  # noqa: E402
-)
-from multimodal.data.sources import SAMPLE_ROOT  # noqa: E402
+from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.data.sources import SAMPLE_ROOT
 from multimodal.train.training import train
 
 SHIPPED = {

@@ -247,7 +247,8 @@ def test_parameter_count_is_the_real_count(app_path):
     ds, cfg, train = (at.session_state[k] for k in ("dataset", "model_config", "train_settings"))
     assert cfg == ModelConfig(arch="attention", width=32, params={"heads": 2})
     # The model Train builds: tabular stats from the same training rows, then build_model.
-    from multimodal.data.dataset import model_inputs, split_indices
+    from multimodal.data.inputs import model_inputs
+    from multimodal.data.splits import split_indices
     from multimodal.models.assembly import build_model
     from multimodal.models.branches import tabular_stats
     rows = split_indices(ds, train["val_fraction"], train["seed"])["train"]
@@ -256,14 +257,35 @@ def test_parameter_count_is_the_real_count(app_path):
     assert shown == f"{expected:,}"
 
 
-def test_fusion_dot_names_columns_and_method():
-    from multimodal.data.dataset import FeatureSpec
+def test_model_page_makes_a_widget_per_param_and_offers_the_linear_term(app_path):
+    at = open_page(app_path, "pages/model.py", {"arch": "bilinear", "wide": "false"})
+    assert not at.exception and not at.warning, (at.exception, [w.value for w in at.warning])
+    assert at.session_state["model_config"].wide is False and at.query_params["wide"] == "false"
+    rank = next(n for n in at.number_input if n.label == "Rank")      # 1..256, from the Param alone
+    assert (rank.value, rank.min, rank.max) == (16, 1, 256)
+    rank.set_value(8).run()
+    next(t for t in at.toggle if t.label.startswith("Linear term")).set_value(True).run()
+    cfg = at.session_state["model_config"]
+    assert (cfg.params, cfg.wide, at.query_params["wide"]) == ({"rank": 8}, True, "true")
+    at.radio(key="m_arch").set_value("linear").run()
+    assert not at.exception, at.exception
+    l2 = next(n for n in at.number_input if n.label == "L2")
+    assert l2.value == pytest.approx(1e-3) and at.session_state["model_config"].params == {"l2": 1e-3}
+    assert next(t for t in at.toggle if t.label.startswith("Linear term")).disabled    # already linear
 
-    method = SimpleNamespace(name="gated", title='Gated "GMU"', branches=("image", "tabular"))
+
+def test_fusion_dot_names_columns_and_method():
+    from multimodal.data.inputs import FeatureSpec
+
+    method = SimpleNamespace(name="gated", title='Gated "GMU"', branches=("image", "tabular"),
+                             merge_label="sigmoid gate", takes_wide=True)
     dot = diagram.fusion_dot(method, FeatureSpec(["photo"], ["age"], ["sex"]), target="y", classes=["a", "b"])
     assert dot.startswith("digraph") and dot.count("{") == dot.count("}")
-    for text in ("photo", "age", "sex", 'Gated \\"GMU\\"', "enc_image -> merge", "enc_tabular -> merge"):
+    for text in ("photo", "age", "sex", 'Gated \\"GMU\\"\\nsigmoid gate', "enc_image -> merge",
+                 "enc_tabular -> merge"):
         assert text in dot
+    assert "wide" not in dot
+    assert "enc_tabular -> wide" in diagram.fusion_dot(method, FeatureSpec(["photo"], ["age"], []), wide=True)
 
 
 # ---------------------------------------------------------------- start-up cost
@@ -286,11 +308,11 @@ print(json.dumps({{"exception": [str(e.value) for e in at.exception], "heavy": h
 
 
 def test_mobilenet_choice_says_offline_when_weights_are_missing(app_path):
-    from multimodal.models.branches import pretrained_weights_available
+    from multimodal.models.weights import resolve_weights
 
     at = open_page(app_path, "pages/model.py", {"encoder": "mobilenet_v2", "image_size": "32"})
     assert not at.exception, at.exception
     assert at.session_state["model_config"].encoder == "mobilenet_v2"
     offline = any("offline: random initialisation" in w.value for w in at.warning)
-    assert offline == (not pretrained_weights_available("mobilenet_v2"))
+    assert offline == bool(resolve_weights("mobilenet_v2", download=False).notice)
     assert any(m.label == "Parameters" for m in at.metric)

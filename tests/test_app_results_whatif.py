@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import inspect
 import re
-import shutil
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from streamlit.testing.v1 import AppTest
+
+from multimodal.data.dataset import load_dataset
+
+from support.apptest import assert_clean, metric, open_page
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from apptest_checks import assert_clean  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from multimodal.data.dataset import load_dataset  # noqa: E402
-
 TIMEOUT = 120
 
 
@@ -42,29 +38,11 @@ def trained(tiny_samples, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
             for name in ("skin_lesions", "house_prices")}
 
 
-def open_page(page: str, csv: Path, run_dir: Path, tmp_path: Path) -> AppTest:
-    """Run a page with the session seeded as state.py expects (dataset, session folder, selected run)."""
-    session = tmp_path / "session"
-    shutil.copytree(run_dir, session / "runs" / run_dir.name)
-    at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=TIMEOUT)
-    at.session_state["session_folder"] = SimpleNamespace(path=session)
-    at.session_state["dataset"] = load_dataset(csv)
-    at.session_state["dataset_source"] = str(csv)
-    at.session_state["selected_run"] = str(session / "runs" / run_dir.name)
-    at.run()
-    assert_clean(at)
-    return at
-
-
-def metric(at: AppTest, label_start: str) -> str:
-    return next(m.value for m in at.metric if m.label.startswith(label_start))
-
-
 # ---------------------------------------------------------------- the clear_session guard
 
 def test_streamlit_cleanup_hook_is_still_the_one_we_neutralise():
     """Fails when Streamlit renames/removes the hook or changes what it cleans: then re-check
-    multimodal/ui/model_service.py (DESIGN.md section 5) before upgrading."""
+    multimodal/app/model_service.py (docs/ARCHITECTURE.md, "Why a process, not a thread") before upgrading."""
     from streamlit.runtime.scriptrunner import script_runner
 
     from multimodal.app import model_service

@@ -3,21 +3,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from streamlit.testing.v1 import AppTest
+
+from multimodal.data.dataset import load_dataset
+from multimodal.train import jobs
+
+from support.apptest import assert_clean
+from support.apptest import open_app_page as open_page
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from apptest_checks import assert_clean  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from multimodal.data.dataset import load_dataset  # noqa: E402
-from multimodal.train import jobs  # noqa: E402
-
 TIMEOUT = 60
 
 
@@ -42,20 +40,6 @@ def busy_manager():
         job.stop()
     jobs.MANAGER.running.remove(busy)
     jobs.MANAGER.limit = None
-
-
-def open_page(page: str, csv: Path, session: Path, **state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["session_folder"] = SimpleNamespace(path=session)
-    (session / "runs").mkdir(parents=True, exist_ok=True)
-    at.session_state["dataset"] = load_dataset(csv)
-    at.session_state["dataset_source"] = str(csv)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.switch_page(f"pages/{page}")
-    at.run()
-    assert_clean(at)
-    return at
 
 
 def button(at: AppTest, label: str):

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.core.events import STOP_FILE, read_events
 from multimodal.train import jobs
 from multimodal.train.crossval import COMPARISON_FILE, comparison_summary, load_comparisons, run_comparison
-from multimodal.train.training import STOP_FILE, read_events, train
+from multimodal.train.training import train
 
 
 def tiny_config(csv: Path, arch: str = "late_concat") -> TrainConfig:
@@ -65,7 +66,7 @@ def test_stop_file_ends_a_comparison_after_the_current_fold(tiny_samples, tmp_pa
 
 
 def test_compare_page_shows_the_cross_validated_gain(finished, tiny_samples, tmp_path):
-    from test_app_train_compare import open_page
+    from support.apptest import open_app_page as open_page
     session = tmp_path / "s"
     (session / "comparisons").mkdir(parents=True)
     shutil.copytree(finished, session / "comparisons" / finished.name)

@@ -5,7 +5,6 @@ import io
 import json
 import os
 import struct
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -16,33 +15,20 @@ from PIL import Image
 
 from multimodal.core import limits
 from multimodal.core.errors import DataError
-from multimodal.data import dataset as data
 from multimodal.data import images, sources
-from multimodal.data.dataset import FeatureSpec
+from multimodal.data.cells import MISSING_TOKEN
+from multimodal.data.dataset import load_dataset
+from multimodal.data.health import health_report
+from multimodal.data.inputs import FeatureSpec, encode_target, input_name, model_inputs
+from multimodal.data.roles import detect_roles, detect_task
+from multimodal.data.splits import split_indices
 
-RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 160, 0)
+from support.datasets import BLUE, RED, make_dataset, med_rows, zip_folder
+
+GREEN = (0, 160, 0)
 
 
 # ---------------------------------------------------------------- builders
-
-def make_dataset(root: Path, n: int = 12, *, csv_name: str = "data.csv", rows: list[dict] | None = None,
-                 image_col: str = "image_path") -> Path:
-    """A tiny medical-like dataset: image_path, age, sex, target (+ 20x20 PNGs)."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "img").mkdir(exist_ok=True)
-    if rows is None:
-        rows = []
-        for i in range(n):
-            label = "malignant" if i % 3 == 0 else "benign"
-            rows.append({image_col: f"img/{i}.png", "age": 30.5 + 1.25 * i,
-                         "sex": "M" if i % 2 else "F", "target": label})
-    for r in rows:
-        v = r.get(image_col)
-        if isinstance(v, str) and v.startswith("img/"):
-            Image.new("RGB", (20, 20), RED if r.get("target") == "malignant" else BLUE).save(root / v)
-    pd.DataFrame(rows).to_csv(root / csv_name, index=False)
-    return root / csv_name
-
 
 def png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     buf = io.BytesIO()
@@ -53,7 +39,7 @@ def png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
 # ---------------------------------------------------------------- roles, task, overrides
 
 def test_detect_roles_and_task_on_medical_csv(tmp_path):
-    ds = data.load_dataset(make_dataset(tmp_path / "med"))
+    ds = load_dataset(make_dataset(tmp_path / "med"))
     assert ds.roles == {"image_path": "image", "age": "numeric", "sex": "categorical", "target": "target"}
     assert ds.task == "classification" and ds.classes == ["benign", "malignant"]
     assert ds.features == FeatureSpec(["image_path"], ["age"], ["sex"])
@@ -74,48 +60,41 @@ def test_detect_roles_rules():
         "fold": ["train", "Val", "test"] * 10,            # split column
         "price": [1000.5 + i for i in range(n)],          # named target
     })
-    roles = data.detect_roles(frame)
+    roles = detect_roles(frame)
     assert roles == {"row": "id", "patient_id": "id", "bedrooms": "categorical", "area": "numeric",
                      "flag": "categorical", "const": "ignore", "fold": "split", "price": "target"}
-    assert data.detect_task(frame["price"]) == "regression"
-    assert data.detect_task(pd.Series([0, 1, 1, 0])) == "classification"
-    assert data.detect_task(pd.Series([True, False])) == "classification"
-    assert data.detect_task(pd.Series(range(50))) == "regression"
+    assert detect_task(frame["price"]) == "regression"
+    assert detect_task(pd.Series([0, 1, 1, 0])) == "classification"
+    assert detect_task(pd.Series([True, False])) == "classification"
+    assert detect_task(pd.Series(range(50))) == "regression"
     # No named target: the last usable column is the target.
-    assert data.detect_roles(frame.drop(columns=["price"]))["flag"] == "target"
+    assert detect_roles(frame.drop(columns=["price"]))["flag"] == "target"
 
 
 def test_overrides_and_target(tmp_path):
     csv = make_dataset(tmp_path / "med")
-    ds = data.load_dataset(csv, overrides={"sex": "ignore"}, target="age", task="regression")
+    ds = load_dataset(csv, overrides={"sex": "ignore"}, target="age", task="regression")
     assert ds.target == "age" and ds.task == "regression" and ds.classes == []
     assert ds.roles["target"] == "categorical"  # the replaced guess becomes a feature again
     assert ds.features == FeatureSpec(["image_path"], [], ["target"])
     with pytest.raises(DataError, match=r"unknown column.*'nope'.*available: image_path, age, sex, target"):
-        data.load_dataset(csv, overrides={"nope": "ignore"})
+        load_dataset(csv, overrides={"nope": "ignore"})
     with pytest.raises(DataError, match="unknown role"):
-        data.load_dataset(csv, overrides={"sex": "banana"})
+        load_dataset(csv, overrides={"sex": "banana"})
     with pytest.raises(DataError, match="regression|not a number"):
-        data.load_dataset(csv, task="regression")
+        load_dataset(csv, task="regression")
 
 
 # ---------------------------------------------------------------- sources and zips
-
-def zip_folder(folder: Path, out: Path, prefix: str = "ds/") -> Path:
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for p in folder.rglob("*"):
-            zf.write(p, prefix + str(p.relative_to(folder)))
-    return out
-
 
 def test_zip_loading_and_sources(tmp_path):
     make_dataset(tmp_path / "med")
     z = zip_folder(tmp_path / "med", tmp_path / "med.zip")
     work = tmp_path / "work"
-    ds = data.load_dataset(z, workdir=work)
+    ds = load_dataset(z, workdir=work)
     assert ds.csv_path.resolve().is_relative_to(work.resolve()) and ds.frame.shape == (12, 4)
     assert ds.name == "med"
-    assert data.model_inputs(ds.frame, ds.root, ds.features, 8)["images"].shape == (12, 1, 8, 8, 3)
+    assert model_inputs(ds.frame, ds.root, ds.features, 8)["images"].shape == (12, 1, 8, 8, 3)
     # A folder with the CSV one level down, and a folder with two CSVs.
     assert sources.resolve_source(tmp_path / "med") == tmp_path / "med" / "data.csv"
     (tmp_path / "med" / "other.csv").write_text("a\n1\n")
@@ -176,30 +155,25 @@ def test_binary_csv_rejected(tmp_path):
 
 # ---------------------------------------------------------------- dataset validation
 
-def med_rows(n=12):
-    return [{"image_path": f"img/{i}.png", "age": 30.5 + i, "sex": "MF"[i % 2],
-             "target": "malignant" if i % 3 == 0 else "benign"} for i in range(n)]
-
-
 def test_missing_target_rows_named(tmp_path):
     rows = med_rows()
     rows[2]["target"] = None
     rows[16 % 12]["target"] = ""
     with pytest.raises(DataError, match=r"rows 3, 5: target 'target' is empty; fill or drop them"):
-        data.load_dataset(make_dataset(tmp_path / "d", rows=rows))
+        load_dataset(make_dataset(tmp_path / "d", rows=rows))
 
 
 def test_one_class_target(tmp_path):
     rows = [dict(r, target="benign") for r in med_rows()]
     with pytest.raises(DataError, match="only one class.*'benign'"):
-        data.load_dataset(make_dataset(tmp_path / "d", rows=rows))
+        load_dataset(make_dataset(tmp_path / "d", rows=rows))
 
 
 def test_inf_in_numeric_column(tmp_path):
     rows = med_rows()
     rows[4]["age"] = float("inf")
     with pytest.raises(DataError, match=r"column 'age', row 5: value is infinite"):
-        data.load_dataset(make_dataset(tmp_path / "d", rows=rows))
+        load_dataset(make_dataset(tmp_path / "d", rows=rows))
 
 
 def test_image_path_escaping_root_absolute_and_missing(tmp_path):
@@ -207,22 +181,22 @@ def test_image_path_escaping_root_absolute_and_missing(tmp_path):
     rows = med_rows()
     rows[3]["image_path"] = "../outside.png"
     with pytest.raises(DataError, match=r"row 4, column 'image_path'.*outside the dataset folder"):
-        data.load_dataset(make_dataset(tmp_path / "a", rows=rows))
+        load_dataset(make_dataset(tmp_path / "a", rows=rows))
     rows = med_rows()
     rows[1]["image_path"] = str(tmp_path / "outside.png")
     with pytest.raises(DataError, match=r"row 2.*is absolute"):
-        data.load_dataset(make_dataset(tmp_path / "b", rows=rows))
+        load_dataset(make_dataset(tmp_path / "b", rows=rows))
     rows = med_rows()
     rows[6]["image_path"] = "lost/gone.png"
     with pytest.raises(DataError, match=r"1 image file\(s\) not found \(row 7: 'lost/gone.png'\)"):
-        data.load_dataset(make_dataset(tmp_path / "c", rows=rows))
+        load_dataset(make_dataset(tmp_path / "c", rows=rows))
     # A symlink inside the folder that points outside it.
     rows = med_rows()
     rows[0]["image_path"] = "link.png"
     csv = make_dataset(tmp_path / "d", rows=rows)
     (csv.parent / "link.png").symlink_to(tmp_path / "outside.png")
     with pytest.raises(DataError, match="outside the dataset folder"):
-        data.load_dataset(csv)
+        load_dataset(csv)
 
 
 # ---------------------------------------------------------------- images
@@ -304,31 +278,31 @@ def label_dataset(tmp_path, labels, split=None):
             r["split"] = s
     tmp_path.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
-    return data.load_dataset(tmp_path / "d.csv")
+    return load_dataset(tmp_path / "d.csv")
 
 
 def test_split_indices_stratified_and_deterministic(tmp_path):
     ds = label_dataset(tmp_path, ["a"] * 30 + ["b"] * 10 + ["c"] * 2)
-    s1, s2 = data.split_indices(ds, 0.2, seed=3), data.split_indices(ds, 0.2, seed=3)
+    s1, s2 = split_indices(ds, 0.2, seed=3), split_indices(ds, 0.2, seed=3)
     assert all(np.array_equal(s1[k], s2[k]) for k in s1)
-    assert not np.array_equal(s1["val"], data.split_indices(ds, 0.2, seed=4)["val"])
+    assert not np.array_equal(s1["val"], split_indices(ds, 0.2, seed=4)["val"])
     assert sorted(np.concatenate([s1["train"], s1["val"]]).tolist()) == list(range(42))
     assert len(s1["test"]) == 0 and all(np.all(np.diff(v) > 0) for v in s1.values() if len(v) > 1)
     val_labels = ds.frame["label"].to_numpy()[s1["val"]].tolist()
     assert (val_labels.count("a"), val_labels.count("b"), val_labels.count("c")) == (6, 2, 1)
     with pytest.raises(DataError):
-        data.split_indices(ds, 1.5)
+        split_indices(ds, 1.5)
 
 
 def test_split_column(tmp_path):
     split = ["train", "Train", "VAL", " test "] * 3
     ds = label_dataset(tmp_path / "a", ["a", "b"] * 6, split)
     assert ds.split_col == "split" and ds.roles["split"] == "split"
-    s = data.split_indices(ds, seed=0)
+    s = split_indices(ds, seed=0)
     assert s["train"].tolist() == [0, 1, 4, 5, 8, 9] and s["val"].tolist() == [2, 6, 10]
     assert s["test"].tolist() == [3, 7, 11]
     ds = label_dataset(tmp_path / "b", ["a", "b"] * 6, ["train", "test"] * 6)   # no val: carved from train
-    s = data.split_indices(ds, seed=0)
+    s = split_indices(ds, seed=0)
     assert s["test"].tolist() == [1, 3, 5, 7, 9, 11] and len(s["val"]) >= 1
     assert set(s["val"]) <= {0, 2, 4, 6, 8, 10} and not set(s["val"]) & set(s["train"])
     with pytest.raises(DataError, match=r"row 3: split value 'holdout' is not train/val/test"):
@@ -336,18 +310,18 @@ def test_split_column(tmp_path):
 
 
 def test_encode_target():
-    y = data.encode_target(pd.Series(["b", "a", "b"]), "classification", ["a", "b"])
+    y = encode_target(pd.Series(["b", "a", "b"]), "classification", ["a", "b"])
     assert y.dtype == np.int32 and y.tolist() == [1, 0, 1]
-    assert data.encode_target(pd.Series([1.0, 0.0]), "classification", ["0", "1"]).tolist() == [1, 0]
+    assert encode_target(pd.Series([1.0, 0.0]), "classification", ["0", "1"]).tolist() == [1, 0]
     with pytest.raises(DataError, match=r"row 2: label 'z' is not one of the classes"):
-        data.encode_target(pd.Series(["a", "z"]), "classification", ["a", "b"])
-    r = data.encode_target(pd.Series([1.5, 2]), "regression", [])
+        encode_target(pd.Series(["a", "z"]), "classification", ["a", "b"])
+    r = encode_target(pd.Series([1.5, 2]), "regression", [])
     assert r.dtype == np.float32 and r.tolist() == [1.5, 2.0]
 
 
 def test_input_name():
-    assert data.input_name("Blood Pressure (mmHg)") == "col_blood_pressure_mmhg"
-    assert data.input_name("__x__") == "col_x"
+    assert input_name("Blood Pressure (mmHg)") == "col_blood_pressure_mmhg"
+    assert input_name("__x__") == "col_x"
 
 
 # ---------------------------------------------------------------- model inputs and health
@@ -360,43 +334,43 @@ def test_model_inputs(tmp_path):
     rows[5]["age"] = None
     rows[7]["sex"] = ""
     csv = make_dataset(tmp_path / "d", rows=rows)
-    ds = data.load_dataset(csv)
+    ds = load_dataset(csv)
     spec = FeatureSpec(["image_path", "frame2"], ["age"], ["sex", "stage"])
-    x = data.model_inputs(ds.frame, ds.root, spec, 4)
+    x = model_inputs(ds.frame, ds.root, spec, 4)
     assert set(x) == {"images", "col_age", "col_sex", "col_stage"}
     assert x["images"].shape == (12, 2, 4, 4, 3) and x["images"].dtype == np.uint8
     check_color(x["images"][0, 0, 0, 0], RED, 0)   # row 0 malignant, its 2nd frame is row 1's image (benign)
     check_color(x["images"][0, 1, 0, 0], BLUE, 0)
     assert x["col_age"].dtype == np.float32 and np.isnan(x["col_age"][5]) and x["col_age"][0] == 30.5
-    assert x["col_sex"].dtype.kind == "U" and x["col_sex"][7] == data.MISSING_TOKEN
-    assert x["col_stage"].tolist()[:3] == ["1", "2", data.MISSING_TOKEN]
+    assert x["col_sex"].dtype.kind == "U" and x["col_sex"][7] == MISSING_TOKEN
+    assert x["col_stage"].tolist()[:3] == ["1", "2", MISSING_TOKEN]
     pre = np.zeros((12, 4, 4, 3), np.uint8)
-    assert data.model_inputs(ds.frame, ds.root, FeatureSpec(["image_path"], [], []), 4, images=pre)[
+    assert model_inputs(ds.frame, ds.root, FeatureSpec(["image_path"], [], []), 4, images=pre)[
         "images"].shape == (12, 1, 4, 4, 3)
     # A subset keeps the CSV row numbers in messages.
     bad = ds.frame.iloc[[2, 9]].copy()
     bad.loc[9, "image_path"] = None
     with pytest.raises(DataError, match=r"row 10, column 'image_path': no image given"):
-        data.model_inputs(bad, ds.root, spec, 4)
+        model_inputs(bad, ds.root, spec, 4)
     with pytest.raises(DataError, match=r"missing column\(s\) 'sex'"):
-        data.model_inputs(ds.frame.drop(columns=["sex"]), ds.root, spec, 4)
+        model_inputs(ds.frame.drop(columns=["sex"]), ds.root, spec, 4)
     bad = ds.frame.iloc[:3].copy()
     bad["age"] = bad["age"].astype(object)
     bad.loc[1, "age"] = "old"
     with pytest.raises(DataError, match=r"column 'age', row 2: 'old' is not a number"):
-        data.model_inputs(bad, ds.root, spec, 4)
+        model_inputs(bad, ds.root, spec, 4)
 
 
 def test_health_report(tmp_path):
     rows = med_rows()
     rows[11] = dict(rows[10])               # a duplicate row
     rows[3]["age"] = None
-    ds = data.load_dataset(make_dataset(tmp_path / "d", rows=rows))
-    rep = data.health_report(ds)
+    ds = load_dataset(make_dataset(tmp_path / "d", rows=rows))
+    rep = health_report(ds)
     json.dumps(rep)
     assert rep["rows"] == 12 and rep["duplicate_rows"] == 1 and rep["missing"]["age"] == 1
     assert rep["class_counts"] == {"benign": 8, "malignant": 4}
     assert rep["images"]["sampled"] == 12 and rep["images"]["width"] == {"min": 20, "median": 20, "max": 20}
     assert {c["name"]: c["role"] for c in rep["columns"]}["sex"] == "categorical"
-    reg = data.load_dataset(make_dataset(tmp_path / "r", rows=med_rows()), target="age")
-    assert data.health_report(reg)["target_stats"] == {"min": 30.5, "mean": 36.0, "max": 41.5}
+    reg = load_dataset(make_dataset(tmp_path / "r", rows=med_rows()), target="age")
+    assert health_report(reg)["target_stats"] == {"min": 30.5, "mean": 36.0, "max": 41.5}

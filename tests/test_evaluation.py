@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from multimodal.core.errors import DataError
-from multimodal.data.dataset import MISSING_TOKEN, load_dataset
+from multimodal.data.cells import MISSING_TOKEN
+from multimodal.data.dataset import load_dataset
 from multimodal.runs import evaluation as ev
 
 # ---------------------------------------------------------------- classification helpers

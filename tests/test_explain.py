@@ -1,4 +1,4 @@
-"""Property tests for multimodal.explain (DESIGN.md section 6).
+"""Property tests for multimodal.explain (docs/ARCHITECTURE.md, "Explanations").
 
 Real models are built with random weights at 16 px (fast); one end-to-end test trains a tiny
 run for 1 epoch so the run-folder path (background.npz, safe-mode load, layout) is covered.
@@ -16,8 +16,18 @@ import pandas as pd
 import pytest
 
 from multimodal.core.config import ModelConfig
-from multimodal.data.dataset import FeatureSpec, input_name
-from multimodal.explain import explain as ex
+from multimodal.data.inputs import FeatureSpec, input_name
+from multimodal.explain import attributions
+from multimodal.explain.attributions import (
+    attention_routing,
+    branch_contributions,
+    feature_attributions,
+    feature_vector_attributions,
+    grad_cam,
+    upsample_overlay,
+)
+from multimodal.explain.report import explain_row, global_branch_importance, permutation_importance, to_json
+from multimodal.explain.shapley import exact_shapley, pairwise_interactions
 from multimodal.models.assembly import build_model, encode
 from multimodal.models.branches import tabular_layout, tabular_stats
 from multimodal.models.fusion import FUSION_METHODS
@@ -115,12 +125,12 @@ def random_game(m: int, seed: int):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_random_set_function_matches_all_orderings(m, seed):
     players, table = random_game(m, seed)
-    phi = ex.exact_shapley(table, players)
+    phi = exact_shapley(table, players)
     brute = brute_shapley(table.__getitem__, players)
     for p in players:
         assert phi[p] == pytest.approx(brute[p], abs=1e-12)
     assert sum(phi.values()) == pytest.approx(table[frozenset(players)] - table[frozenset()], abs=1e-12)
-    inter = ex.pairwise_interactions(table.__getitem__, players)  # callable form too
+    inter = pairwise_interactions(table.__getitem__, players)  # callable form too
     for i, j in combinations(players, 2):
         assert inter[f"{i}|{j}"] == pytest.approx(brute_interaction(table.__getitem__, players, i, j), abs=1e-12)
 
@@ -129,8 +139,8 @@ def test_two_player_interaction_is_the_simple_difference():
     players, t = random_game(2, 7)
     a, b = players
     expected = t[frozenset(players)] - t[frozenset([a])] - t[frozenset([b])] + t[frozenset()]
-    assert ex.pairwise_interactions(t, players)[f"{a}|{b}"] == pytest.approx(expected, abs=1e-12)
-    phi = ex.exact_shapley(t, players)
+    assert pairwise_interactions(t, players)[f"{a}|{b}"] == pytest.approx(expected, abs=1e-12)
+    phi = exact_shapley(t, players)
     assert phi[a] == pytest.approx(t[frozenset([a])] - t[frozenset()] + expected / 2, abs=1e-12)
 
 
@@ -140,13 +150,13 @@ def test_two_player_interaction_is_the_simple_difference():
 def test_efficiency_and_feature_completeness_for_every_fusion_method(arch):
     model, spec, stats, inputs = tiny_model(arch)
     rows, bg, raw = split(model, inputs)
-    c = ex.branch_contributions(model, rows, bg, 0)
+    c = branch_contributions(model, rows, bg, 0)
     total = sum(c["values"].values())
     np.testing.assert_allclose(total, c["output"] - c["base_value"], atol=1e-5)
     np.testing.assert_allclose(c["output"], np.asarray(model(raw, training=False))[:, 0], atol=1e-4)
     assert set(c["values"]) == set(FUSION_METHODS[arch].branches)
     if "tabular" in c["values"]:
-        f = ex.feature_attributions(model, rows, bg, tabular_layout(spec, stats), 0, steps=128,
+        f = feature_attributions(model, rows, bg, tabular_layout(spec, stats), 0, steps=128,
                                     tabular_value=c["values"]["tabular"])
         assert set(f["features"]) == set(spec.tabular_cols)
         summed = sum(f["features"].values())
@@ -161,7 +171,7 @@ def test_efficiency_multiclass_per_row_index_and_regression(task, classes):
     rows, bg, raw = split(model, inputs)
     out = np.asarray(model(raw, training=False))
     index = out.argmax(axis=1)  # a different output per row, vectorised
-    c = ex.branch_contributions(model, rows, bg, index)
+    c = branch_contributions(model, rows, bg, index)
     np.testing.assert_allclose(c["output"], out[np.arange(len(out)), index], atol=1e-4)
     np.testing.assert_allclose(sum(c["values"].values()), c["output"] - c["base_value"], atol=1e-5)
 
@@ -170,14 +180,14 @@ def test_rows_vectorised_and_chunked_equal_one_at_a_time(monkeypatch):
     model, spec, stats, inputs = tiny_model("multiply")
     rows, bg, _ = split(model, inputs)
     layout = tabular_layout(spec, stats)
-    together = ex.branch_contributions(model, rows, bg, 0)["table"]
-    feats = ex.feature_vector_attributions(model, rows, bg, 0, steps=8)
-    monkeypatch.setattr(ex, "MAX_BATCH", 50)  # forces one row per head call
+    together = branch_contributions(model, rows, bg, 0)["table"]
+    feats = feature_vector_attributions(model, rows, bg, 0, steps=8)
+    monkeypatch.setattr(attributions, "MAX_BATCH", 50)  # forces one row per head call
     for i in range(len(together)):
         one = {b: v[i:i + 1] for b, v in rows.items()}
-        np.testing.assert_allclose(ex.branch_contributions(model, one, bg, 0)["table"][0], together[i], atol=1e-6)
-        np.testing.assert_allclose(ex.feature_vector_attributions(model, one, bg, 0, steps=8)[0], feats[i], atol=1e-6)
-    chunked = ex.feature_attributions(model, rows, bg, layout, 0, steps=8)
+        np.testing.assert_allclose(branch_contributions(model, one, bg, 0)["table"][0], together[i], atol=1e-6)
+        np.testing.assert_allclose(feature_vector_attributions(model, one, bg, 0, steps=8)[0], feats[i], atol=1e-6)
+    chunked = feature_attributions(model, rows, bg, layout, 0, steps=8)
     assert set(chunked["features"]) == set(spec.tabular_cols)
 
 
@@ -190,7 +200,7 @@ def test_branch_the_head_ignores_gets_exactly_zero():
     rng = np.random.default_rng(0)
     x = {n: rng.normal(size=(3,) + s).astype("float32") for n, s in zip("abc", [(4,), (4,), (3,)])}
     bg = {n: rng.normal(size=(8,) + s).astype("float32") for n, s in zip("abc", [(4,), (4,), (3,)])}
-    c = ex.branch_contributions(head, x, bg, 1)
+    c = branch_contributions(head, x, bg, 1)
     assert np.all(c["values"]["b"] == 0.0)
     assert np.all(c["interactions"]["a|b"] == 0.0) and np.all(c["interactions"]["b|c"] == 0.0)
     assert np.abs(c["values"]["a"]).max() > 1e-4
@@ -208,11 +218,11 @@ def test_symmetric_branches_with_swapped_inputs_get_swapped_values():
     rng = np.random.default_rng(3)
     p, q = rng.normal(size=(5, 4)).astype("float32"), rng.normal(size=(5, 4)).astype("float32")
     bp, bq = rng.normal(size=(9, 4)).astype("float32"), rng.normal(size=(9, 4)).astype("float32")
-    c1 = ex.branch_contributions(head, {"a": p, "b": q}, {"a": bp, "b": bq}, 0)
-    c2 = ex.branch_contributions(head, {"a": q, "b": p}, {"a": bq, "b": bp}, 0)
+    c1 = branch_contributions(head, {"a": p, "b": q}, {"a": bp, "b": bq}, 0)
+    c2 = branch_contributions(head, {"a": q, "b": p}, {"a": bq, "b": bp}, 0)
     np.testing.assert_allclose(c1["values"]["a"], c2["values"]["b"], atol=1e-6)
     np.testing.assert_allclose(c1["values"]["b"], c2["values"]["a"], atol=1e-6)
-    same = ex.branch_contributions(head, {"a": p, "b": p}, {"a": bp, "b": bp}, 0)  # symmetry axiom
+    same = branch_contributions(head, {"a": p, "b": p}, {"a": bp, "b": bp}, 0)  # symmetry axiom
     np.testing.assert_allclose(same["values"]["a"], same["values"]["b"], atol=1e-6)
 
 
@@ -226,7 +236,7 @@ def test_additive_model_gives_the_closed_form():
     rng = np.random.default_rng(5)
     x = {n: rng.normal(size=(4, d)).astype("float32") for n, d in zip("abc", (3, 2, 5))}
     bg = {n: rng.normal(size=(7, d)).astype("float32") for n, d in zip("abc", (3, 2, 5))}
-    c = ex.branch_contributions(head, x, bg, 0)
+    c = branch_contributions(head, x, bg, 0)
     for name, f in zip("abc", (f1, f2, f3)):
         closed = np.asarray(f(x[name]))[:, 0] - np.asarray(f(bg[name]))[:, 0].mean()
         np.testing.assert_allclose(c["values"][name], closed, atol=1e-5)
@@ -252,8 +262,8 @@ def test_ig_residual_shrinks_with_steps(rule):
     bg = {"image": rng.normal(size=(6, 1, 4, 4, 3)).astype("float32"),
           "tabular": 3 * rng.normal(size=(6, 6)).astype("float32")}
     layout = [("u", 0, 2), ("v", 2, 6)]
-    coarse = ex.feature_attributions(head, x, bg, layout, 0, steps=16, rule=rule)["residual"]
-    fine = ex.feature_attributions(head, x, bg, layout, 0, steps=128, rule=rule)["residual"]
+    coarse = feature_attributions(head, x, bg, layout, 0, steps=16, rule=rule)["residual"]
+    fine = feature_attributions(head, x, bg, layout, 0, steps=128, rule=rule)["residual"]
     # Gauss-Legendre is already at float32 round-off with 16 nodes on this smooth head.
     assert np.abs(fine).max() < np.abs(coarse).max() or np.abs(coarse).max() < 1e-6
     assert np.abs(fine).max() < 1e-4
@@ -263,7 +273,7 @@ def test_ig_residual_shrinks_on_a_real_relu_model():
     model, spec, stats, inputs = tiny_model("late_concat", seed=3)
     rows, bg, _ = split(model, inputs)
     layout = tabular_layout(spec, stats)
-    res = {s: np.abs(ex.feature_attributions(model, rows, bg, layout, 0, steps=s, rule="trapezoid")["residual"]).mean()
+    res = {s: np.abs(feature_attributions(model, rows, bg, layout, 0, steps=s, rule="trapezoid")["residual"]).mean()
            for s in (16, 128)}
     assert res[128] <= res[16] + 1e-6
 
@@ -274,13 +284,13 @@ def test_ig_residual_shrinks_on_a_real_relu_model():
 def test_grad_cam_alone_equals_within_batch(arch):
     model, _, _, inputs = tiny_model(arch)
     emb = encode(model, inputs)
-    batch = ex.grad_cam(model, emb, 0)
+    batch = grad_cam(model, emb, 0)
     assert batch.shape[:2] == (ROWS, 3 if arch == "cnn_lstm" else 1)
     assert np.isfinite(batch).all() and batch.min() >= 0 and batch.max() <= 1
     for i in (0, 5):
-        alone = ex.grad_cam(model, {b: v[i:i + 1] for b, v in emb.items()}, 0)
+        alone = grad_cam(model, {b: v[i:i + 1] for b, v in emb.items()}, 0)
         np.testing.assert_allclose(alone[0], batch[i], atol=1e-5)
-    raw = ex.grad_cam(model, {k: v[:2] for k, v in inputs.items()}, 0)  # raw inputs are encoded first
+    raw = grad_cam(model, {k: v[:2] for k, v in inputs.items()}, 0)  # raw inputs are encoded first
     np.testing.assert_allclose(raw, batch[:2], atol=1e-5)
 
 
@@ -307,10 +317,10 @@ def test_grad_cam_localises_a_model_that_looks_at_one_quadrant():
     head = keras.Model({"image": emb_in}, keras.layers.Dense(1, kernel_initializer="ones")(pooled), name="head")
     model = keras.Model({"images": images}, head({"image": encoder({"images": images})}))
     x = {"images": np.random.default_rng(9).integers(0, 256, (3, 1, SIZE, SIZE, 3), dtype=np.uint8)}
-    cam = ex.grad_cam(model, x, 0)[:, 0]
+    cam = grad_cam(model, x, 0)[:, 0]
     inside = cam[:, : SIZE // 2, SIZE // 2:].sum(axis=(1, 2))
     assert np.all(inside > 0) and np.all(inside / cam.sum(axis=(1, 2)) > 0.999)
-    overlay = ex.upsample_overlay(cam[0], x["images"][0, 0])
+    overlay = upsample_overlay(cam[0], x["images"][0, 0])
     assert overlay.shape == (SIZE, SIZE, 3) and overlay.dtype == np.uint8
 
 
@@ -323,7 +333,7 @@ def test_vanishing_gradient_gives_zero_map_not_nan():
         ["image", "tabular"], [(1, 4, 4, 3), (2,)])
     emb = {"image": np.ones((2, 1, 4, 4, 3), "float32"), "tabular": np.ones((2, 2), "float32")}
     for head in (ignore, dead):
-        cam = ex.grad_cam(head, emb, 0)
+        cam = grad_cam(head, emb, 0)
         assert cam.shape == (2, 1, 4, 4) and np.all(cam == 0.0)
 
 
@@ -333,9 +343,9 @@ def test_explain_row_json_efficiency_and_determinism(tmp_path):
     model, spec, stats, inputs = tiny_model("gated")
     run = fake_run(tmp_path, model, spec, stats, inputs)
     row = {k: v[BACKGROUND:BACKGROUND + 1] for k, v in inputs.items()}
-    e1, e2 = ex.explain_row(run, row), ex.explain_row(run, row)
-    j = ex.to_json(e1)
-    assert json.loads(json.dumps(j)) == j == ex.to_json(e2)
+    e1, e2 = explain_row(run, row), explain_row(run, row)
+    j = to_json(e1)
+    assert json.loads(json.dumps(j)) == j == to_json(e2)
     np.testing.assert_array_equal(e1["grad_cam"], e2["grad_cam"])
     assert set(j) == {"output", "probability", "base_value", "branches", "interactions", "features",
                       "feature_residual", "baseline", "target"}
@@ -353,12 +363,12 @@ def test_explain_row_multiclass_defaults_to_predicted_class(tmp_path):
     run = fake_run(tmp_path, model, spec, stats, inputs, classes=classes)
     row = {k: v[-1:] for k, v in inputs.items()}
     logits = np.asarray(model(row, training=False))[0]
-    e = ex.explain_row(run, row)
+    e = explain_row(run, row)
     assert e["target"] == classes[int(logits.argmax())]
     assert e["output"] == pytest.approx(float(logits.max()), abs=1e-4)
     p = np.exp(logits - logits.max())
     assert e["probability"] == pytest.approx(float(p.max() / p.sum()), abs=1e-5)
-    other = ex.explain_row(run, row, output_index=int(logits.argmin()))
+    other = explain_row(run, row, output_index=int(logits.argmin()))
     assert other["target"] == classes[int(logits.argmin())]
 
 
@@ -367,7 +377,7 @@ def test_explain_row_single_branch_models(tmp_path):
         model, spec, stats, inputs = tiny_model(arch)
         (tmp_path / arch).mkdir()
         run = fake_run(tmp_path / arch, model, spec, stats, inputs)
-        e = ex.explain_row(run, {k: v[-1:] for k, v in inputs.items()})
+        e = explain_row(run, {k: v[-1:] for k, v in inputs.items()})
         [(name, value)] = e["branches"].items()
         assert value == pytest.approx(e["output"] - e["base_value"], abs=1e-5)
         assert e["interactions"] == {}
@@ -377,23 +387,23 @@ def test_explain_row_single_branch_models(tmp_path):
 
 def test_attention_routing_is_a_distribution_over_branches():
     model, _, _, inputs = tiny_model("attention")
-    routing = ex.attention_routing(model, inputs)
+    routing = attention_routing(model, inputs)
     assert set(routing) == {"image", "tabular"}
     np.testing.assert_allclose(routing["image"] + routing["tabular"], 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="attention"):
-        ex.attention_routing(tiny_model("late_concat")[0], inputs)
+        attention_routing(tiny_model("late_concat")[0], inputs)
 
 
 def test_global_views(tmp_path):
     model, spec, stats, inputs = tiny_model("late_concat")
     run = fake_run(tmp_path, model, spec, stats, inputs)
-    imp = ex.global_branch_importance(run, inputs)
+    imp = global_branch_importance(run, inputs)
     assert set(imp) == {"image", "tabular"} and all(v >= 0 for v in imp.values())
     y = (np.asarray(model(inputs, training=False))[:, 0] > 0).astype(int)  # the model is perfect on y
-    perm = ex.permutation_importance(run, inputs, y, seed=1)
+    perm = permutation_importance(run, inputs, y, seed=1)
     assert set(perm) == set(spec.tabular_cols + spec.image_cols)
     assert all(v >= 0 for v in perm.values())  # nothing beats a perfect score
-    assert perm == ex.permutation_importance(run, inputs, y, seed=1)
+    assert perm == permutation_importance(run, inputs, y, seed=1)
 
 
 def test_trained_run_end_to_end(tmp_path):
@@ -409,7 +419,7 @@ def test_trained_run_end_to_end(tmp_path):
     train(config, tmp_path / "run")
     run = load_run(tmp_path / "run")
     frame = pd.read_csv(csv)
-    e = ex.explain_row(run, run_inputs(run, frame.iloc[:1], root=csv.parent))
+    e = explain_row(run, run_inputs(run, frame.iloc[:1], root=csv.parent))
     assert sum(e["branches"].values()) == pytest.approx(e["output"] - e["base_value"], abs=1e-5)
     assert set(e["features"]) == set(run.spec.tabular_cols)
     assert abs(e["feature_residual"]) < 1e-2 + 1e-2 * abs(e["branches"]["tabular"])

@@ -1,4 +1,4 @@
-"""The hostile-input corpus (tests/hostile_files.py) through all three layers.
+"""The hostile-input corpus (tests/support/hostile_files.py) through all three layers.
 
 For every bad input: the library raises DataError whose message names the file / row / column
 and what to do; the CLI exits 2 with one `error: ...` line and no traceback; the Data page shows
@@ -20,7 +20,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hostile_files import (
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from multimodal import cli
+from multimodal.app import data_view
+from multimodal.core.errors import DataError
+from multimodal.data import dataset as data
+from multimodal.data import images
+from multimodal.data.inputs import model_inputs
+
+from support.hostile_files import (
     CASES,
     ESCAPE_NAME,
     PLAIN_ROWS,
@@ -30,14 +40,6 @@ from hostile_files import (
     unusual_images,
     zip_noise,
 )
-from PIL import Image
-from streamlit.testing.v1 import AppTest
-
-from multimodal import cli
-from multimodal.app import data_view
-from multimodal.core.errors import DataError
-from multimodal.data import dataset as data
-from multimodal.data import images
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_CASES = [c for c in CASES if c.app]
@@ -106,7 +108,7 @@ def test_library_raises_dataerror_naming_the_problem(case, corpus, sandbox, monk
         # Decided: loading checks headers only, so this loads; decoding (training) refuses.
         ds = data.load_dataset(corpus[case.id], workdir=work, **case.load_kwargs)
         with pytest.raises(DataError) as err:
-            data.model_inputs(ds.frame, ds.root, ds.features, 16)
+            model_inputs(ds.frame, ds.root, ds.features, 16)
     else:
         with pytest.raises(DataError) as err:
             data.load_dataset(corpus[case.id], workdir=work, **case.load_kwargs)

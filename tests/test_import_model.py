@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from multimodal.core.errors import DataError  # noqa: E402
+from multimodal.core.errors import DataError
 from multimodal.data.dataset import load_dataset
-from multimodal.runs import run as runs  # noqa: E402
+from multimodal.runs import importing
+from multimodal.runs import run as runs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +44,7 @@ def lambda_model(tmp_path_factory) -> Path:
 
 def refused(path: Path, dataset, run_root: Path, name: str | None = None) -> str:
     with pytest.raises(DataError) as info:
-        runs.import_model(path, dataset, run_root, name=name)
+        importing.import_model(path, dataset, run_root, name=name)
     assert not list(run_root.glob("*")), "a refused model must leave no run folder"
     return str(info.value)
 
@@ -53,7 +52,7 @@ def refused(path: Path, dataset, run_root: Path, name: str | None = None) -> str
 def test_a_trained_model_becomes_a_run_with_metrics(trained, tmp_path):
     csv, run_dir = trained
     ds = load_dataset(csv)
-    run = runs.import_model(run_dir / runs.MODEL_FILE, ds, tmp_path / "runs", name="my-model.keras")
+    run = importing.import_model(run_dir / runs.MODEL_FILE, ds, tmp_path / "runs", name="my-model.keras")
     assert run.dir.parent == tmp_path / "runs" and runs.is_run_dir(run.dir)
     assert run.config["imported"] is True and run.config["source_file"] == "my-model.keras"
     assert run.arch == "late_concat" and run.image_size == 16 and run.task == "classification"
@@ -107,7 +106,7 @@ def test_files_that_are_not_models_are_refused(trained, tmp_path):
 
 def test_size_limit(trained, tmp_path, monkeypatch):
     csv, run_dir = trained
-    monkeypatch.setattr(runs, "MAX_MODEL_BYTES", 1000)
+    monkeypatch.setattr(importing, "MAX_MODEL_BYTES", 1000)
     assert "(limit 0 MB)" in refused(run_dir / runs.MODEL_FILE, load_dataset(csv), tmp_path / "r", name="big.keras")
 
 
@@ -136,8 +135,9 @@ def test_a_model_for_another_task_is_refused(trained, tiny_samples, tmp_path):
 # ---------------------------------------------------------------- the Results page uploader
 
 def test_results_page_shows_the_refusal_and_keeps_working(trained, lambda_model, tmp_path):
-    from apptest_checks import assert_clean
     from streamlit.testing.v1 import AppTest
+
+    from support.apptest import assert_clean
     csv, run_dir = trained
     session = tmp_path / "session"
     shutil.copytree(run_dir, session / "runs" / run_dir.name)

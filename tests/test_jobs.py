@@ -1,5 +1,5 @@
-"""Tests for multimodal.jobs: real worker processes on a tiny dataset, the queue, stop, failures,
-and the pure helpers (progress parsing, fusion gain)."""
+"""Tests for multimodal.train.jobs: real worker processes on a tiny dataset, the queue, stop, failures,
+and the pure helpers (progress parsing, fusion gain, run folders and configs)."""
 from __future__ import annotations
 
 import json
@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from multimodal.core.config import TRAIN_SETTINGS, TrainConfig, train_defaults
+from multimodal.core.events import EVENTS_FILE
+from multimodal.runs.folders import config_dict, new_run_dir, reuse_config
+from multimodal.runs.gain import fusion_gain
 from multimodal.train import jobs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -141,31 +145,27 @@ def test_shutdown_terminates_running_workers(tmp_path):
 
 
 def test_importing_jobs_loads_no_heavy_modules():
-    code = ("import sys, multimodal.jobs; "
+    code = ("import sys, multimodal.train.jobs; "
             "print(sorted(m for m in ('numpy', 'pandas', 'tensorflow', 'keras', 'streamlit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-def test_defaults_and_file_names_match_training():
-    from multimodal.train import training
-    defaults = {f.name: f.default for f in fields(training.TrainConfig)}
-    assert set(jobs.TRAIN_DEFAULTS) == set(jobs.SETTINGS)
-    assert {k: defaults[k] for k in jobs.SETTINGS} == jobs.TRAIN_DEFAULTS
-    assert (jobs.EVENTS_FILE, jobs.STOP_FILE) == (training.EVENTS_FILE, training.STOP_FILE)
-    from multimodal.core.config import ModelConfig
-    assert jobs.MODEL_DEFAULTS == ModelConfig().to_dict()
+def test_train_defaults_are_the_train_config_defaults():
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    assert set(train_defaults()) == set(TRAIN_SETTINGS)
+    assert {k: defaults[k] for k in TRAIN_SETTINGS} == train_defaults()
 
 
 def test_config_dict_records_the_dataset_and_fills_defaults(tiny_csv):
     from multimodal.core.config import ModelConfig, TrainConfig
     from multimodal.data.dataset import load_dataset
     ds = load_dataset(tiny_csv)
-    c = jobs.config_dict(ds, None, {"epochs": 3, "unknown": 1})
+    c = config_dict(ds, None, {"epochs": 3, "unknown": 1})
     assert c["epochs"] == 3 and "unknown" not in c and c["target"] == ds.target and c["overrides"] == ds.roles
     assert c["model"]["arch"] == ModelConfig().arch and c["model"]["image_size"] == ModelConfig().image_size
-    assert TrainConfig.from_dict(c).batch_size == jobs.TRAIN_DEFAULTS["batch_size"]
-    c = jobs.config_dict(ds, ModelConfig(arch="gated", image_size=16))
+    assert TrainConfig.from_dict(c).batch_size == train_defaults()["batch_size"]
+    c = config_dict(ds, ModelConfig(arch="gated", image_size=16))
     assert c["model"]["arch"] == "gated" and c["model"]["image_size"] == 16
 
 
@@ -173,7 +173,7 @@ def test_config_dict_records_the_dataset_and_fills_defaults(tiny_csv):
 
 def write_events(run_dir: Path, events: list[dict], partial: str = "") -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / jobs.EVENTS_FILE, "a") as f:
+    with open(run_dir / EVENTS_FILE, "a") as f:
         f.write("".join(json.dumps(e) + "\n" for e in events) + partial)
 
 
@@ -188,7 +188,7 @@ def test_progress_reads_incrementally_and_estimates_eta(tmp_path):
     assert p.batch_points[-1] == {"x": 0.5, "loss": 0.5}
     assert p.fraction == pytest.approx(2 / 8)
     assert p.eta_seconds == pytest.approx(6.0)          # 1 s per batch, 6 batches left
-    with open(tmp_path / jobs.EVENTS_FILE, "a") as f:   # the half-written line completes later
+    with open(tmp_path / EVENTS_FILE, "a") as f:   # the half-written line completes later
         f.write('ch", "time": 12.0, "epoch": 0, "step": 3, "steps": 4, "logs": {"loss": 0.3}}\n')
     write_events(tmp_path, [{"type": "epoch", "time": 14.0, "epoch": 1, "logs": {"loss": 0.3, "val_loss": 0.4}}])
     p = job.progress()
@@ -203,7 +203,7 @@ def run(arch, value, task="classification", name=None):
 
 
 def test_fusion_gain_higher_is_better():
-    g = jobs.fusion_gain([run("late_concat", 0.80), run("gated", 0.85), run("image_only", 0.70),
+    g = fusion_gain([run("late_concat", 0.80), run("gated", 0.85), run("image_only", 0.70),
                           run("tabular_only", 0.75)])
     assert g["gain"] == pytest.approx(0.10) and g["metric"] == "accuracy" and g["higher_is_better"]
     assert g["fusion"]["arch"] == "gated" and g["baseline"]["arch"] == "tabular_only" and g["missing"] == []
@@ -211,26 +211,26 @@ def test_fusion_gain_higher_is_better():
 
 
 def test_fusion_gain_lower_is_better_positive_means_fusion_wins():
-    g = jobs.fusion_gain([run("late_concat", 10.0, "regression"), run("film", 12.0, "regression"),
+    g = fusion_gain([run("late_concat", 10.0, "regression"), run("film", 12.0, "regression"),
                           run("image_only", 15.0, "regression"), run("tabular_only", 13.0, "regression")])
     assert g["metric"] == "mae" and not g["higher_is_better"]
     assert g["gain"] == pytest.approx(3.0) and g["fusion"]["arch"] == "late_concat"
-    worse = jobs.fusion_gain([run("late_concat", 14.0, "regression"), run("tabular_only", 13.0, "regression")])
+    worse = fusion_gain([run("late_concat", 14.0, "regression"), run("tabular_only", 13.0, "regression")])
     assert worse["gain"] == pytest.approx(-1.0)
 
 
 def test_fusion_gain_says_what_is_missing():
-    only_fusion = jobs.fusion_gain([run("late_concat", 0.8)])
+    only_fusion = fusion_gain([run("late_concat", 0.8)])
     assert only_fusion["gain"] is None and only_fusion["missing"] == ["image_only", "tabular_only"]
     assert "baseline" in only_fusion["note"]
-    one_base = jobs.fusion_gain([run("late_concat", 0.8), run("image_only", 0.7)])
+    one_base = fusion_gain([run("late_concat", 0.8), run("image_only", 0.7)])
     assert one_base["gain"] == pytest.approx(0.1) and one_base["missing"] == ["tabular_only"]
     assert "tabular_only" in one_base["note"]
-    no_fusion = jobs.fusion_gain([run("image_only", 0.7)])
+    no_fusion = fusion_gain([run("image_only", 0.7)])
     assert no_fusion["gain"] is None and "fusion" in no_fusion["note"]
-    assert jobs.fusion_gain([])["gain"] is None
+    assert fusion_gain([])["gain"] is None
     # runs of another task or without the metric are ignored
-    mixed = jobs.fusion_gain([run("late_concat", 0.8), run("image_only", 0.7), run("tabular_only", 0.9),
+    mixed = fusion_gain([run("late_concat", 0.8), run("image_only", 0.7), run("tabular_only", 0.9),
                               run("gated", 3.0, "regression"), {"arch": "film", "task": "classification",
                                                                "metrics": {}}], task="classification")
     assert mixed["gain"] == pytest.approx(-0.1)
@@ -240,7 +240,7 @@ def test_reuse_config_changes_only_the_arch():
     saved = {"data": "x.csv", "target": "t", "task": "classification", "overrides": {"a": "numeric"},
              "epochs": 3, "batch_size": 8, "lr": 0.01, "classes": ["a", "b"], "features": {},
              "model": {"arch": "gated", "image_size": 16}}
-    c = jobs.reuse_config(saved, "image_only")
+    c = reuse_config(saved, "image_only")
     assert c["model"] == {"arch": "image_only", "image_size": 16} and saved["model"]["arch"] == "gated"
     assert "classes" not in c and c["epochs"] == 3
     from multimodal.core.config import TrainConfig
@@ -248,7 +248,7 @@ def test_reuse_config_changes_only_the_arch():
 
 
 def test_new_run_dir_is_unique(tmp_path):
-    a, b = jobs.new_run_dir(tmp_path, "late concat!"), jobs.new_run_dir(tmp_path, "late concat!")
+    a, b = new_run_dir(tmp_path, "late concat!"), new_run_dir(tmp_path, "late concat!")
     assert a != b and a.is_dir() and b.is_dir() and "late_concat" in a.name
 
 

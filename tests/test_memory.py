@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from multimodal.core.events import STOP_FILE
 from multimodal.train import jobs
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -100,7 +101,7 @@ def test_a_job_whose_owner_is_gone_is_stopped_and_its_process_ends(tiny_csv, tmp
         while running.state in jobs.ACTIVE and time.monotonic() < deadline:
             time.sleep(0.2)                    # the monitor reaps it within a second
         assert running.state == "stopped" and running.error == "its browser session ended"
-        assert (tmp_path / "running" / jobs.STOP_FILE).exists()
+        assert (tmp_path / "running" / STOP_FILE).exists()
         assert queued.state == "stopped" and queued.pid is None and not (tmp_path / "queued" / "events.jsonl").exists()
         assert not jobs.MANAGER.active_jobs()
     finally:

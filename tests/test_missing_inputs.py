@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from apptest_checks import assert_clean
-from test_app_results_whatif import metric, open_page
 
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.data.dataset import load_dataset
 from multimodal.models.assembly import predict_with_missing
 from multimodal.runs.run import load_run, probabilities, run_inputs
 from multimodal.train.training import train
+
+from support.apptest import assert_clean, metric, open_app_page, open_page
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,6 @@ def test_whatif_offers_no_missing_branch_without_modality_dropout(tiny_samples, 
 
 
 def test_model_page_settings_reach_the_training_config(tiny_samples, tmp_path):
-    from test_app_train_compare import open_page as open_app_page
     at = open_app_page("model.py", tiny_samples["house_prices"], tmp_path / "s")
     next(s for s in at.slider if s.label == "Modality dropout").set_value(0.25).run()
     next(s for s in at.selectbox if s.label == "Loss").set_value("huber").run()
@@ -64,8 +63,8 @@ def test_model_page_settings_reach_the_training_config(tiny_samples, tmp_path):
     assert at.session_state["train_settings"]["loss"] == "huber"
     assert at.session_state["train_settings"]["target_transform"] == "log"
     assert at.query_params["modality_dropout"] == "0.25" and at.query_params["loss"] == "huber"
-    from multimodal.train import jobs
-    config = jobs.config_dict(load_dataset(tiny_samples["house_prices"]), at.session_state["model_config"],
+    from multimodal.runs.folders import config_dict
+    config = config_dict(load_dataset(tiny_samples["house_prices"]), at.session_state["model_config"],
                               at.session_state["train_settings"])
     assert TrainConfig.from_dict(config).loss == "huber" and config["model"]["modality_dropout"] == 0.25
 

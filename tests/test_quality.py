@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from multimodal.cli import main
-from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.core.config import ModelConfig, TrainConfig, auto_epochs
 from multimodal.data.dataset import load_dataset
 from multimodal.runs.run import load_model_file, load_run, run_inputs
 from multimodal.train.crossval import cross_validate, cv_splits, kfold_indices
-from multimodal.train.training import auto_epochs, choose_transform, train
+from multimodal.train.training import choose_transform, train
 
 
 def test_log_transform_chosen_for_skewed_positive_target_only():

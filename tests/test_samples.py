@@ -1,4 +1,4 @@
-"""Tests for multimodal.samples: deterministic tiny copies and the committed sample_data/."""
+"""Tests for multimodal.data.samples: deterministic tiny copies and the committed sample_data/."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_unknown_sample_name(tmp_path):
 def _committed(name: str) -> pd.DataFrame:
     csv = ROOT / name / "data.csv"
     if not csv.exists():
-        pytest.fail(f"{csv} missing: run `python -m multimodal.samples`")
+        pytest.fail(f"{csv} missing: run `python -m multimodal.data.samples`")
     return pd.read_csv(csv)
 
 

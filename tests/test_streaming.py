@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from multimodal.core.config import ModelConfig, TrainConfig
-from multimodal.data.dataset import load_dataset, model_inputs
+from multimodal.data.dataset import load_dataset
+from multimodal.data.inputs import model_inputs
+from multimodal.models.batches import make_dataset, take
 from multimodal.train import streaming
-from multimodal.train.training import make_dataset, take, train
+from multimodal.train.training import train
 
 SIZE = 16
 

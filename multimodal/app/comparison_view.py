@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from multimodal.app import charts, state
+from multimodal.app import figures, session_jobs, state
+from multimodal.core.events import read_events
 from multimodal.models.fusion import FUSION_METHODS, methods_for
-from multimodal.train import jobs
+from multimodal.runs.folders import reuse_config
 from multimodal.train.crossval import COMPARISON_FILE, comparison_summary, load_comparisons
-from multimodal.train.training import read_events
 
 FOLD_CHOICES = (3, 5, 10)
 
@@ -27,14 +26,10 @@ def comparisons_dir() -> Path:
     return path
 
 
-def cv_jobs() -> dict[str, Any]:
-    return st.session_state.setdefault("cv_jobs", {})
-
-
 def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
     """K, repeats and methods; starting queues one worker that trains every fold of every method."""
     with st.form("cv_form", border=True):
-        arch = (ref_config.get("model") or {}).get("arch", "late_concat")
+        arch = ref_config["model"]["arch"]
         fusions = [m for m in methods if not FUSION_METHODS[m].is_baseline]
         a, b, c = st.columns([2, 1, 1])
         chosen = a.multiselect("Fusion methods (the baselines are always included)", fusions,
@@ -51,10 +46,9 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
             if not chosen:
                 st.error("Choose at least one fusion method to compare with the baselines.")
                 return
-            config = {**jobs.reuse_config(ref_config, chosen[0]),
+            config = {**reuse_config(ref_config, chosen[0]),
                       "cv": {"k": int(k), "repeats": int(repeats), "archs": chosen[1:]}}
-            out = jobs.new_run_dir(comparisons_dir(), "cv-" + chosen[0])
-            cv_jobs()[str(out)] = jobs.start_job(config, out, owner_alive=state.session_alive_check())
+            session_jobs.start_comparison(config, comparisons_dir(), "cv-" + chosen[0])
             st.rerun()
 
 
@@ -73,21 +67,21 @@ def _fold_progress(run_dir: Path) -> tuple[int, int, str]:
 @st.fragment(run_every=2.0)
 def comparison_progress() -> None:
     """Progress of this session's running comparisons, with a stop button each."""
-    active = {d: j for d, j in cv_jobs().items() if j.poll() in jobs.ACTIVE}
+    active = session_jobs.active(session_jobs.comparison_jobs().values())
     if not active:
         st.rerun()                                    # finished: show the result
-    for run_dir, job in active.items():
-        done, total, current = _fold_progress(Path(run_dir))
+    for job in active:
+        done, total, current = _fold_progress(job.run_dir)
         if job.state == "queued" or not total:
-            st.caption(f"{Path(run_dir).name}: {job.status_text()}")
+            st.caption(f"{job.run_dir.name}: {job.status_text()}")
             continue
         st.progress(done / total, text=f"Cross-validation: {done} of {total} folds trained; now {current}")
-        if st.button("Stop", key=f"stop_{run_dir}", icon=":material/stop:"):
+        if st.button("Stop", key=f"stop_{job.run_dir}", icon=":material/stop:"):
             job.stop()
 
 
 def show_failures() -> None:
-    for run_dir, job in cv_jobs().items():
+    for run_dir, job in session_jobs.comparison_jobs().items():
         if job.state == "failed" and not (Path(run_dir) / COMPARISON_FILE).exists():
             st.error(f"Cross-validation {Path(run_dir).name} failed: {job.error}")
 
@@ -114,7 +108,7 @@ def show_comparison(result: dict) -> None:
                      column_config={f"mean {metric}": st.column_config.NumberColumn(format="%.4f"),
                                     "std": st.column_config.NumberColumn(format="%.4f")})
     with right:
-        st.plotly_chart(charts.cv_bars(summary, metric), config={"displaylogo": False})
+        figures.chart(figures.cv_bars(summary, metric))
 
 
 def finished_comparisons(ref_config: Mapping) -> list[dict]:
@@ -135,7 +129,7 @@ def comparison_section(ref_config: Mapping) -> None:
                           bool(features.get("numeric_cols") or features.get("categorical_cols")),
                           len(features.get("image_cols", [])))
     show_failures()
-    if any(j.poll() in jobs.ACTIVE for j in cv_jobs().values()):
+    if session_jobs.active(session_jobs.comparison_jobs().values()):
         comparison_progress()
     else:
         comparison_form(ref_config, methods, rows)

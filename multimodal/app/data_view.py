@@ -22,9 +22,10 @@ import streamlit as st
 from multimodal.app import state
 from multimodal.core import limits
 from multimodal.core.errors import DataError
-from multimodal.data import dataset as data
-from multimodal.data import images, sources
-from multimodal.data.dataset import IMAGE_EXTENSIONS, ROLES, TASKS, Dataset, load_dataset
+from multimodal.core.tasks import TASKS
+from multimodal.data import cells, images, sources
+from multimodal.data.dataset import Dataset, load_dataset
+from multimodal.data.roles import IMAGE_EXTENSIONS, ROLES
 
 ERROR_KEY = "data_error"
 AUTO_TASK = "auto"
@@ -178,15 +179,15 @@ def show_error() -> None:
 
 def _label(ds: Dataset, value: Any) -> str:
     if ds.task == "classification":
-        return data.label_text(value)
+        return cells.label_text(value)
     return f"{float(value):,.4g}"
 
 
 def _thumb(ds: Dataset, value: Any, size: int = 96) -> np.ndarray | None:
     """The cell's image, None for an empty cell; an unreadable file raises DataError."""
-    if data._is_missing(value):
+    if cells.is_missing(value):
         return None
-    return images.load_image(data.resolve_image_path(ds.root, value), size)
+    return images.load_image(cells.resolve_image_path(ds.root, value), size)
 
 
 def grid_rows(ds: Dataset, n: int = 12) -> list[int]:

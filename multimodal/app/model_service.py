@@ -1,4 +1,4 @@
-"""Fast predictions and explanations in the server process (DESIGN.md section 5).
+"""Fast predictions and explanations in the server process (docs/ARCHITECTURE.md, "The app").
 
 Two things make a model call on the What-if / Explain / Results pages fast:
 
@@ -24,14 +24,18 @@ Two things make a model call on the What-if / Explain / Results pages fast:
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
-from multimodal.runs.run import MODEL_FILE, Run, load_run, predict, run_inputs
+from multimodal.data.dataset import Dataset
+from multimodal.explain.report import global_branch_importance, permutation_importance
+from multimodal.runs.evaluation import Evaluation, evaluate_run
+from multimodal.runs.run import MODEL_FILE, Run, load_run
 
 RUNS_KEY = "_model_service_runs"
 MAX_CACHED_RUNS = 6          # per session; the least recently used run is dropped beyond this
@@ -62,7 +66,7 @@ def install_keras_guard() -> bool:
     return True
 
 
-def original_hook():
+def original_hook() -> Callable[[], None] | None:
     """Streamlit's own hook, as it was before the guard (for the tests)."""
     return _original_hook
 
@@ -98,7 +102,7 @@ def get_run(run_dir: Path | str) -> Run:
     return entry[1]
 
 
-def session_memo(name: str, key, compute):
+def session_memo(name: str, key: Hashable, compute: Callable[[], Any]) -> Any:
     """Per-session memo for derived results (evaluations, global views), keyed by name and key."""
     store = st.session_state.setdefault("_model_service_memo", {})
     slot = store.setdefault(name, {})
@@ -108,86 +112,31 @@ def session_memo(name: str, key, compute):
     return slot[key]
 
 
-def predict_rows(run: Run, frame: pd.DataFrame, root: Path | None, images: np.ndarray | None = None,
-                 batch_size: int = 256) -> np.ndarray:
-    """Raw outputs (logits or target units), shape (N, units), for rows of a frame, in batches."""
-    outputs = []
-    for start in range(0, len(frame), batch_size):
-        part = None if images is None else images[start:start + batch_size]
-        outputs.append(predict(run, run_inputs(run, frame.iloc[start:start + batch_size], root, part)))
-    return np.concatenate(outputs) if outputs else np.zeros((0, 1))
-
-
 # ---------------------------------------------------------------- derived results, memoised per session
 
-def dataset_key(dataset) -> tuple:
+def dataset_key(dataset: Dataset) -> tuple:
     return (str(dataset.csv_path), len(dataset.frame), id(dataset))
 
 
-def evaluation(run_dir: Path, dataset):
+def evaluation(run_dir: Path, dataset: Dataset) -> Evaluation:
     """The run's Evaluation on this dataset's validation rows (inputs kept for the global views)."""
-    from multimodal.runs.evaluation import evaluate_run
     run = get_run(run_dir)
     return session_memo("evaluation", (str(run_dir), _stamp(Path(run_dir)), dataset_key(dataset)),
                         lambda: evaluate_run(run, dataset, keep_inputs=True))
 
 
-def global_views(run_dir: Path, dataset, compute: bool = False) -> dict | None:
+def global_views(run_dir: Path, dataset: Dataset, compute: bool = False) -> dict | None:
     """{"branches": mean |Shapley value| per branch, "permutation": metric drop per column} over the
     validation rows; computed only when `compute` is set (a button), then kept for the session."""
     key = (str(run_dir), _stamp(Path(run_dir)), dataset_key(dataset))
     store = st.session_state.setdefault("_model_service_memo", {}).setdefault("global", {})
     if key not in store and compute:
-        import time
-
-        from multimodal.explain import explain
         run, ev = get_run(run_dir), evaluation(run_dir, dataset)
         started = time.perf_counter()
-        branches = explain.global_branch_importance(run, ev.inputs)
+        branches = global_branch_importance(run, ev.inputs)
         middle = time.perf_counter()
-        permutation = explain.permutation_importance(run, ev.inputs, ev.y_true)
+        permutation = permutation_importance(run, ev.inputs, ev.y_true)
         store.clear()
         store[key] = {"branches": branches, "permutation": permutation, "rows": len(ev.rows),
                       "seconds": {"branches": middle - started, "permutation": time.perf_counter() - middle}}
     return store.get(key)
-
-
-def training_rows(run: Run, dataset) -> np.ndarray:
-    rows = np.asarray(run.config.get("splits", {}).get("train", []), dtype=np.int64)
-    rows = rows[rows < len(dataset.frame)]
-    return rows if rows.size else np.arange(len(dataset.frame))
-
-
-def feature_range(run: Run, dataset, column: str) -> tuple[float, float]:
-    """(min, max) of a numeric column over the run's training rows (the sweep range)."""
-    values = pd.to_numeric(dataset.frame[column].iloc[training_rows(run, dataset)], errors="coerce").dropna()
-    if values.empty:
-        return 0.0, 1.0
-    lo, hi = float(values.min()), float(values.max())
-    return (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)
-
-
-def sweep(run: Run, inputs: dict[str, np.ndarray], column: str | None, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(outputs of the row itself (1, units), outputs (len(values), units) with `column` set to each
-    value) for ONE row of inputs, from a single batched model call. column None: no sweep."""
-    from multimodal.data.dataset import input_name
-    n = len(values) if column else 0
-    batch = {k: np.repeat(v[:1], n + 1, axis=0) for k, v in inputs.items()}
-    if column:
-        name = input_name(column)
-        batch[name][1:] = np.asarray(values, dtype=batch[name].dtype).reshape(batch[name][1:].shape)
-    outputs = predict(run, batch)
-    return outputs[:1], outputs[1:]
-
-
-def save_upload(data: bytes, name: str, folder: Path) -> Path:
-    """Store uploaded bytes under the session's folder with a safe, content-addressed name."""
-    import hashlib
-    import re
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = Path(name).suffix.lower()
-    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,6}", suffix) else ""
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:24]}{suffix}"
-    if not path.exists():
-        path.write_bytes(data)
-    return path

@@ -1,22 +1,25 @@
-"""Per-session state shared by the pages: the session's folder, dataset, model setup and runs.
+"""Per-session state shared by the pages: the session's folder and uploads, dataset, model setup and runs.
 
 Everything a session writes lives under its own temporary folder (`session_dir()`), so two
 browser sessions never see each other's uploads or runs, and nothing lands elsewhere.
 """
 from __future__ import annotations
 
+import hashlib
+import re
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
+from multimodal.core.config import ModelConfig, auto_epochs, default_arch, train_defaults
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import Dataset, load_dataset
 from multimodal.data.sources import SAMPLE_ROOT
+from multimodal.runs.run import Run, is_run_dir, list_runs
 
 PRETRAINED_DIR = "pretrained"   # sample_data/<name>/pretrained/<run>: models shipped with the samples
 DEFAULT_SAMPLE = "skin_lesions"
@@ -33,13 +36,12 @@ class _SessionFolder:
 def use_app_navigation() -> None:
     """Make sure app.py's st.navigation is in charge, even when a page is opened by its URL.
 
-    Streamlit still honours its legacy `pages/` folder: until some run calls st.navigation, a
-    fresh server that first receives /results runs pages/results.py on its own, with an
-    auto-generated sidebar and without app.py's page config. Every page calls this first; it
-    switches the legacy mode off and, on a session's first run (no click can be lost then),
-    reruns so that app.py routes the same URL.
+    The one home of Streamlit's legacy `pages/` workaround; every page calls this first. Streamlit
+    still honours the legacy `pages/` folder: until some run calls st.navigation, a fresh server
+    that first receives /results runs pages/results.py on its own, with an auto-generated sidebar
+    and without app.py's page config. This switches the legacy mode off and, on a session's first
+    run (no click can be lost then), reruns so that app.py routes the same URL.
     """
-    from streamlit.runtime.pages_manager import PagesManager
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         if not st.session_state.get("_navigation_checked"):
@@ -56,6 +58,18 @@ def session_dir() -> Path:
 def runs_dir() -> Path:
     path = session_dir() / "runs"
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_upload(data: bytes, name: str) -> Path:
+    """Store uploaded bytes in the session's uploads folder under a safe, content-addressed name."""
+    folder = session_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = Path(name).suffix.lower()
+    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,6}", suffix) else ""
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:24]}{suffix}"
+    if not path.exists():
+        path.write_bytes(data)
     return path
 
 
@@ -99,13 +113,23 @@ def pretrained_runs_dir(ds: Dataset | None = None) -> Path | None:
     return folder if folder.is_dir() and ds.csv_path.parent == SAMPLE_ROOT / ds.name else None
 
 
+def is_pretrained(run_dir: Path) -> bool:
+    """A run shipped with a sample dataset (sample_data/<name>/pretrained/<run>), not the session's."""
+    return Path(run_dir).parent.name == PRETRAINED_DIR
+
+
 def run_dirs() -> list[Path]:
     """Runs this session can use: its own finished runs, then the samples' pretrained ones."""
-    from multimodal.runs.run import is_run_dir
     own = sorted((p for p in runs_dir().iterdir() if is_run_dir(p)), key=lambda p: p.stat().st_mtime)
     shipped = pretrained_runs_dir()
     pretrained = sorted(p for p in shipped.iterdir() if is_run_dir(p)) if shipped else []
     return own + pretrained
+
+
+def runs() -> list[Run]:
+    """The runs of run_dirs(), loaded (their models load only when used)."""
+    shipped = pretrained_runs_dir()
+    return list_runs(runs_dir()) + (list_runs(shipped) if shipped else [])
 
 
 def selected_run_dir() -> Path | None:
@@ -118,7 +142,9 @@ def selected_run_dir() -> Path | None:
     if own:
         return own[-1]
     # Of the shipped runs, open on the fused model: it is the one worth explaining first.
-    fused = [d for d in dirs if d.name not in ("image_only", "tabular_only")]
+    # lazy: the fusion registry imports Keras, and the light Home and Data pages import this module
+    from multimodal.models.fusion import baseline_names
+    fused = [d for d in dirs if d.name not in baseline_names()]
     return (fused or dirs or [None])[0]
 
 
@@ -126,25 +152,22 @@ def select_run(run_dir: Path) -> None:
     st.session_state.selected_run = str(run_dir)
 
 
-def session_alive_check() -> Callable[[], bool] | None:
-    """For jobs.start_job(owner_alive=...): True while this browser session is connected.
-
-    Streamlit keeps a disconnected session for reconnection but no longer lists it as active, so
-    the job manager can stop a training whose tab was closed (after jobs.ORPHAN_SECONDS). None
-    outside a served script (bare mode), where there is no runtime to ask."""
-    from streamlit import runtime
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-    ctx = get_script_run_ctx(suppress_warning=True)
-    if ctx is None or not runtime.exists():
-        return None
-    return partial(runtime.get_instance().is_active_session, ctx.session_id)
-
-
 def default_train_settings(ds: Dataset) -> dict:
-    """The Model and Train pages' training settings before the user changes any: the library's,
-    with the epoch budget chosen from the data size (training.auto_epochs; early stopping usually
-    ends sooner)."""
-    from multimodal.train.jobs import TRAIN_DEFAULTS
-    from multimodal.train.training import auto_epochs
-    n_train = int(len(ds.frame) * (1 - TRAIN_DEFAULTS["val_fraction"]))
-    return {**TRAIN_DEFAULTS, "epochs": auto_epochs(n_train, TRAIN_DEFAULTS["batch_size"])}
+    """The Model and Train pages' training settings before the user changes any: the library's
+    (config.train_defaults), with the epoch budget chosen from the data size (training.auto_epochs;
+    early stopping usually ends sooner)."""
+    defaults = train_defaults()
+    n_train = int(len(ds.frame) * (1 - defaults["val_fraction"]))
+    return {**defaults, "epochs": auto_epochs(n_train, defaults["batch_size"])}
+
+
+def model_config(ds: Dataset) -> ModelConfig:
+    """The session's network: the Model page's choice, else the default for the dataset's columns."""
+    spec = ds.features
+    return st.session_state.get("model_config") or ModelConfig(
+        arch=default_arch(len(spec.image_cols), len(spec.tabular_cols)))
+
+
+def train_settings(ds: Dataset) -> dict:
+    """The session's training settings: the Model page's choices over default_train_settings."""
+    return {**default_train_settings(ds), **st.session_state.get("train_settings", {})}

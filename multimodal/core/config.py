@@ -1,10 +1,12 @@
 """Run settings as plain dataclasses: importable without Keras, saved as config.json.
 
 The app's server process reads defaults and builds configs from here without importing
-TensorFlow; model.py and training.py consume them.
+TensorFlow; models/assembly.py and train/training.py consume them. The dataclass defaults are the
+one home of every training default (`train_defaults` reads them).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 
@@ -23,12 +25,12 @@ class ModelConfig:
     # Per row and branch, the probability (training only) that the branch's embedding is replaced
     # by a learned "missing" embedding; 0 disables the layer. See layers.ModalityDropout.
     modality_dropout: float = 0.0
+    # Add a linear term on the preprocessed table features to the output (Wide & Deep), for methods
+    # with a tabular branch (the registry's `takes_wide`); ignored by the others.
+    wide: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-TARGET_TRANSFORMS = ("auto", "log", "none")
 
 
 @dataclass
@@ -40,7 +42,7 @@ class TrainConfig:
     overrides: dict = field(default_factory=dict)   # column -> role
     val_fraction: float = 0.2
     seed: int = 0
-    epochs: int | None = 40                         # None: a budget from the data size (training.auto_epochs)
+    epochs: int | None = 40                         # None: a budget from the data size (auto_epochs)
     batch_size: int = 32
     lr: float = 1e-3
     patience: int = 8                               # early stopping on val_loss; 0 disables
@@ -57,7 +59,26 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**{**d, "model": ModelConfig(**d.get("model", {}))})
+        # config.json files written before `wide` existed describe models without it.
+        return cls(**{**d, "model": ModelConfig(**{"wide": False, **d.get("model", {})})})
+
+
+# The training settings the Model page offers (the rest keep their defaults).
+TRAIN_SETTINGS = ("epochs", "batch_size", "lr", "val_fraction", "patience", "seed", "loss", "target_transform")
+
+
+def train_defaults() -> dict:
+    """TrainConfig's defaults of the TRAIN_SETTINGS, by name."""
+    defaults = TrainConfig(data="").to_dict()
+    return {name: defaults[name] for name in TRAIN_SETTINGS}
+
+
+def auto_epochs(n_train: int, batch_size: int) -> int:
+    """Epoch budget when the user sets none: about 600 optimizer steps, at least 20 and at most
+    150 epochs. Small datasets get more passes (few steps per epoch), big ones fewer; early stopping
+    with the best weights restored usually ends well before the budget."""
+    steps = max(1, math.ceil(n_train / batch_size))
+    return min(max(math.ceil(600 / steps), 20), 150)
 
 
 def default_arch(image_cols: int, tabular_cols: int) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 
 from multimodal.core.config import ModelConfig
 from multimodal.core.errors import DataError
-from multimodal.data.dataset import FeatureSpec
+from multimodal.data.inputs import FeatureSpec
 from multimodal.models.branches import image_encoder, tabular_encoder
 from multimodal.models.fusion import FUSION_METHODS, HeadSettings
 from multimodal.models.layers import ModalityDropout, TargetScale
@@ -49,14 +49,15 @@ def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, 
             encoders[branch] = tabular_encoder(spec, stats)
 
     settings = HeadSettings(units=output_units(task, classes), width=config.width, dropout=config.dropout,
-                            l2=config.l2, params={**method.params, **config.params})
+                            l2=config.l2, wide=config.wide, params=method.resolve(config.params))
     embeddings = {b: keras.Input(e.output.shape[1:], name=b) for b, e in encoders.items()}
     fused = embeddings
     if config.modality_dropout > 0:
         # Still {branch: embedding} -> head; the layer sits at the head's input, one per branch.
         fused = {b: ModalityDropout(config.modality_dropout, seed=config.seed + i, name=f"{b}_modality_dropout")(x)
                  for i, (b, x) in enumerate(embeddings.items())}
-    out = method.build(fused, settings)
+    # The linear (wide) term reads the head's tabular input, so branch explanations credit it to the table.
+    out = method.outputs(fused, settings)
     if task == "regression":
         t = target_stats or {"mean": 0.0, "std": 1.0, "log": False}
         out = TargetScale(t["mean"], t["std"], t.get("log", False), name="target_scale")(out)

@@ -1,7 +1,8 @@
 """Branch encoders: raw inputs -> the embedding each branch hands to the fusion head.
 
 Contract (the explanations rely on it):
-- image / sequence encoder: uint8 images (N, T, S, S, 3) -> last conv maps (N, T, h, w, c).
+- image / sequence encoder: uint8 images (N, T, S, S, 3) -> last conv maps (N, T, h, w, c), the
+  backbone (backbones.py) with its own input preprocessing and its weights (weights.py).
   Keeping the spatial map as the embedding lets Grad-CAM differentiate the head with respect
   to it, and lets branch Shapley swap a whole branch for background rows.
 - tabular encoder: one raw input per column -> preprocessed feature vector (N, d): numeric
@@ -10,23 +11,14 @@ Contract (the explanations rely on it):
 """
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
 import keras
 import numpy as np
 
-from multimodal.data.dataset import MISSING_TOKEN, FeatureSpec, input_name
+from multimodal.data.cells import MISSING_TOKEN
+from multimodal.data.inputs import FeatureSpec, input_name
+from multimodal.models.backbones import build_backbone, encoder_spec, set_blocks_trainable
 from multimodal.models.layers import ImputeMissing
-
-log = logging.getLogger(__name__)
-
-IMAGE_ENCODERS = {
-    "small_cnn": "Small CNN (3 conv blocks, trains in seconds on a CPU)",
-    "mobilenet_v2": "MobileNetV2 (ImageNet weights if present locally, else random init)",
-}
-MOBILENET_WEIGHTS = Path.home() / ".keras" / "models" / \
-    "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+from multimodal.models.weights import WeightsSource, load_encoder_weights, resolve_weights
 
 
 def tabular_stats(inputs: dict[str, np.ndarray], spec: FeatureSpec) -> dict:
@@ -99,30 +91,6 @@ def tabular_encoder(spec: FeatureSpec, stats: dict) -> keras.Model:
     return keras.Model(inputs, features, name="tabular_encoder")
 
 
-def _small_cnn(image_size: int, filters: tuple[int, ...] = (16, 32, 64)) -> keras.Model:
-    inputs = keras.Input((image_size, image_size, 3), name="frame")
-    x = inputs
-    for i, f in enumerate(filters):
-        x = keras.layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)
-        if i < len(filters) - 1:
-            x = keras.layers.MaxPooling2D(name=f"pool{i + 1}")(x)
-    return keras.Model(inputs, x, name="small_cnn")
-
-
-def _mobilenet_v2(image_size: int) -> keras.Model:
-    weights = str(MOBILENET_WEIGHTS) if MOBILENET_WEIGHTS.exists() else None
-    if weights is None:
-        log.warning("MobileNetV2 ImageNet weights not found at %s (offline): using random init.",
-                    MOBILENET_WEIGHTS)
-    base = keras.applications.MobileNetV2(input_shape=(image_size, image_size, 3), include_top=False,
-                                          weights=weights)
-    return base  # frames arrive in [-1, 1], MobileNetV2's own input range
-
-
-def pretrained_weights_available(encoder: str) -> bool:
-    return encoder != "mobilenet_v2" or MOBILENET_WEIGHTS.exists()
-
-
 def augmentation(seed: int) -> list[keras.layers.Layer]:
     """Small, label-preserving changes; active in training only."""
     return [keras.layers.RandomFlip("horizontal", seed=seed, name="flip"),
@@ -131,17 +99,50 @@ def augmentation(seed: int) -> list[keras.layers.Layer]:
 
 
 def image_encoder(encoder: str, image_size: int, frames: int, augment: bool, seed: int = 0,
-                  name: str = "image_encoder") -> keras.Model:
-    """uint8 frames (N, T, S, S, 3) -> conv maps (N, T, h, w, c); one CNN shared by all frames."""
-    builders = {"small_cnn": _small_cnn, "mobilenet_v2": _mobilenet_v2}
-    if encoder not in builders:
-        raise ValueError(f"unknown image encoder '{encoder}'; choose one of {sorted(builders)}")
+                  name: str = "image_encoder", weights: WeightsSource | None = None,
+                  trainable_backbone: bool = True) -> keras.Model:
+    """uint8 frames (N, T, S, S, 3) -> the backbone's last conv maps (N, T, h, w, c); one CNN shared by all frames.
+
+    weights: from `weights.resolve_weights`, which the caller runs first (it may download and
+    must say when it cannot). None looks in Keras' cache only, never the network, and falls
+    back to random init with a logged notice. trainable_backbone=False freezes the whole
+    backbone (training the head only); `set_backbone_trainable` unfreezes it later.
+    """
+    backbone = build_backbone(encoder, image_size)
+    weights = weights if weights is not None else resolve_weights(encoder, download=False)
+    if weights.encoder != encoder:
+        raise ValueError(f"weights resolved for '{weights.encoder}' cannot load into '{encoder}'")
+    load_encoder_weights(backbone, weights)
+    if not trainable_backbone:
+        set_blocks_trainable(backbone, 0)
     frame = keras.Input((image_size, image_size, 3), name="frame")
-    # Centred inputs ([-1, 1]) train markedly faster than [0, 1] for the small CNN from scratch.
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(frame)
+    x = frame
+    rescale = encoder_spec(encoder).rescale
+    if rescale is not None:  # the family's preprocess_input, inside the model (no Lambda: safe-mode loading)
+        x = keras.layers.Rescaling(rescale[0], offset=rescale[1], name="rescale")(x)
     for layer in augmentation(seed) if augment else []:
         x = layer(x)
-    per_frame = keras.Model(frame, builders[encoder](image_size)(x), name="frame_encoder")
+    per_frame = keras.Model(frame, backbone(x), name="frame_encoder")
     images = keras.Input((frames, image_size, image_size, 3), dtype="uint8", name="images")
     maps = keras.layers.TimeDistributed(per_frame, name="per_frame")(images)
     return keras.Model({"images": images}, maps, name=name)
+
+
+def image_backbones(model: keras.Model) -> list[keras.Model]:
+    """The backbone of every image encoder in `model` (a full model or an image encoder)."""
+    found = []
+    for layer in model.layers:
+        inner = layer.layer if isinstance(layer, keras.layers.TimeDistributed) else layer
+        if inner.name == "frame_encoder":
+            found += [sub for sub in inner.layers if isinstance(sub, keras.Model)]
+        elif isinstance(inner, keras.Model):
+            found += image_backbones(inner)
+    return found
+
+
+def set_backbone_trainable(model: keras.Model, unfreeze: str | int, freeze_batch_norm: bool = True) -> None:
+    """Unfreeze the top `unfreeze` blocks ("all", or a count; 0 freezes) of every image backbone in
+    `model`, BatchNormalization kept in inference mode (see `backbones.set_blocks_trainable`).
+    Recompile the model afterwards: Keras fixes the trainable weights at compile time."""
+    for backbone in image_backbones(model):
+        set_blocks_trainable(backbone, unfreeze, freeze_batch_norm)

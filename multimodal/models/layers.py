@@ -5,10 +5,19 @@ so a saved model takes raw column values and needs no Python code beyond this mo
 """
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
 PACKAGE = "multimodal"
+
+
+def _require(ok: bool, layer: str, expected: str, **received) -> None:
+    """Keras-style argument check: the layer, what was expected and what was received."""
+    if not ok:
+        got = ", ".join(f"{k}={v!r}" for k, v in received.items())
+        raise ValueError(f"{layer}: expected {expected}. Received: {got}")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -20,6 +29,7 @@ class ImputeMissing(keras.layers.Layer):
 
     def __init__(self, fill_value: float = 0.0, add_indicator: bool = False, **kwargs):
         super().__init__(**kwargs)
+        _require(math.isfinite(fill_value), "ImputeMissing", "a finite fill_value", fill_value=fill_value)
         self.fill_value = float(fill_value)
         self.add_indicator = bool(add_indicator)
 
@@ -55,6 +65,8 @@ class TargetScale(keras.layers.Layer):
 
     def __init__(self, mean: float = 0.0, std: float = 1.0, log: bool = False, **kwargs):
         super().__init__(**kwargs)
+        _require(math.isfinite(mean) and math.isfinite(std) and std > 0, "TargetScale",
+                 "a finite mean and a finite std > 0", mean=mean, std=std)
         self.mean, self.std, self.log = float(mean), float(std), bool(log)
 
     def call(self, inputs):
@@ -105,6 +117,8 @@ class BranchAttention(keras.layers.Layer):
 
     def __init__(self, width: int = 32, heads: int = 2, **kwargs):
         super().__init__(**kwargs)
+        _require(int(width) == width >= 1 and int(heads) == heads >= 1, "BranchAttention",
+                 "positive integers width and heads", width=width, heads=heads)
         self.width, self.heads = int(width), int(heads)
         self.attention = keras.layers.MultiHeadAttention(
             num_heads=self.heads, key_dim=max(1, self.width // self.heads), name="mha")
@@ -166,6 +180,7 @@ class ModalityDropout(keras.layers.Layer):
 
     def __init__(self, rate: float = 0.0, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        _require(0.0 <= rate <= 1.0, "ModalityDropout", "a rate in [0, 1]", rate=rate)
         self.rate = float(rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)

@@ -2,7 +2,9 @@
 
 The metric helpers are pure functions on numpy arrays (tested on hand-made arrays with known
 answers); `evaluate_run(run, dataset)` predicts the run's validation split in batches and
-bundles everything the Results page shows into one `Evaluation`.
+bundles everything the Results page shows into one `Evaluation`. `evaluate_splits` is the
+compiled model's own metrics on the val and test rows: what training and importing a model save
+as metrics.json.
 
 Conventions: `row` is the dataset frame's index (the indices stored in the run's splits);
 classification labels are class indices into `run.classes`; the per-row `loss` is the
@@ -11,13 +13,18 @@ cross-entropy of the true class (classification) or the squared error (regressio
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from multimodal.core.errors import DataError
-from multimodal.data.dataset import MISSING_TOKEN, Dataset, encode_target
+from multimodal.data.cells import MISSING_TOKEN
+from multimodal.data.dataset import Dataset
+from multimodal.data.inputs import encode_target
+from multimodal.runs.run import predict, probabilities, run_inputs
 
 EPS = 1e-12
 SLICE_BINS = 4
@@ -246,6 +253,20 @@ def worst_errors(table: pd.DataFrame, n: int = 8, only_wrong: bool = True) -> pd
 
 # ---------------------------------------------------------------- a whole run
 
+def evaluate_splits(model: Any, splits: dict[str, np.ndarray], batches: Callable[[np.ndarray], Any]) -> dict[str, float]:
+    """The compiled model's metrics on the val and test rows, as {"val_loss": ..., "test_accuracy": ...}.
+
+    `batches(rows)` gives those rows' (inputs, target) batches: in memory or streamed from disk.
+    """
+    metrics = {}
+    for split in ("val", "test"):
+        rows = splits[split]
+        if len(rows):
+            values = model.evaluate(batches(rows), verbose=0, return_dict=True)
+            metrics.update({f"{split}_{name}": float(value) for name, value in values.items()})
+    return metrics
+
+
 @dataclass
 class Evaluation:
     """Everything the Results page shows about one run on one split of its dataset."""
@@ -311,8 +332,6 @@ def check_compatible(run, dataset: Dataset) -> None:
 
 def evaluate_run(run, dataset: Dataset, batch_size: int = 128, keep_inputs: bool = False) -> Evaluation:
     """Predict the run's validation rows in batches and compute every view of the Results page."""
-    from multimodal.runs.run import predict, probabilities, run_inputs
-
     check_compatible(run, dataset)
     split, rows = evaluation_rows(run, dataset)
     frame = dataset.frame.iloc[rows]

@@ -22,7 +22,14 @@ import numpy as np
 
 from multimodal.core.config import TrainConfig
 from multimodal.core.errors import DataError
-from multimodal.data.dataset import Dataset, checked_split_labels, label_text, load_dataset, model_inputs
+from multimodal.core.events import append_event, stop_requested
+from multimodal.core.tasks import main_metric
+from multimodal.data.cells import label_text
+from multimodal.data.dataset import Dataset, load_dataset
+from multimodal.data.inputs import model_inputs
+from multimodal.data.roles import checked_split_labels
+from multimodal.models.fusion import baseline_names, methods_for
+from multimodal.train.training import train
 
 MIN_FOLD_ROWS = 2
 COMPARISON_FILE = "comparison.json"
@@ -110,7 +117,6 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
     "mean": {...}, "std": {...}} (std over folds, ddof=1). Run folders go to out_dir (kept
     when keep_runs), else to a temporary folder that is removed.
     """
-    from multimodal.train.training import train
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
                                  overrides=config.overrides)
     if inputs is None:
@@ -144,19 +150,22 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
             "mean": mean, "std": std}
 
 
-def main_metric(task: str) -> tuple[str, bool]:
-    """(held-out metric, higher is better) used for gains: accuracy, or MAE for regression."""
-    return ("val_accuracy", True) if task == "classification" else ("val_mae", False)
+def held_out_metric(task: str) -> tuple[str, bool]:
+    """(fold metric key, higher is better): the task's main metric on the held-out fold (val_*)."""
+    metric, higher = main_metric(task)
+    return f"val_{metric}", higher
 
 
 def comparison_archs(ds: Dataset, arch: str, archs: list[str] | None = None) -> list[str]:
-    """The baselines the data allows, then `arch`, then any extra methods: what a comparison trains."""
-    names = ["image_only", "tabular_only", arch] + list(archs or [])
-    if not ds.features.image_cols:
-        names = [n for n in names if n != "image_only"]
-    if not ds.features.tabular_cols:
-        names = [n for n in names if n != "tabular_only"]
-    return list(dict.fromkeys(names))
+    """The baselines the data allows, then `arch`, then any extra methods: what a comparison trains.
+
+    A baseline is left out (wherever it is named) when the data lacks its branch: the registry's
+    `branches` of each method decide, as on the Model page."""
+    spec = ds.features
+    usable = set(methods_for(bool(spec.image_cols), bool(spec.tabular_cols), len(spec.image_cols)))
+    baselines = baseline_names()
+    names = [*baselines, arch, *(archs or [])]
+    return [n for n in dict.fromkeys(names) if n in usable or n not in baselines]
 
 
 def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *, archs: list[str] | None = None,
@@ -178,9 +187,9 @@ def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *,
         c = replace(config, model=replace(config.model, arch=arch))
         results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
                                        out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold)
-    metric, higher = main_metric(ds.task)
+    metric, higher = held_out_metric(ds.task)
     sign = 1.0 if higher else -1.0
-    baselines = [b for b in ("image_only", "tabular_only") if b in results and b != config.model.arch]
+    baselines = [b for b in baseline_names() if b in results and b != config.model.arch]
     best_baseline = max(baselines, key=lambda b: sign * results[b]["mean"][metric]) if baselines else None
     per_fold = []
     for i in range(len(splits)):  # paired by fold: the same rows for both models
@@ -206,14 +215,13 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
     line after each trained fold, and an "end" line. The result is out_dir/comparison.json. A STOP
     file in out_dir ends it after the current fold (returns None; nothing is saved).
     """
-    from multimodal.train.training import STOP_FILE, append_event
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
                                  overrides=config.overrides)
     names = comparison_archs(ds, config.model.arch, archs)
     total = len(names) * k * repeats
-    metric, _ = main_metric(ds.task)
+    metric, _ = held_out_metric(ds.task)
     append_event(out_dir, {"type": "start", "archs": names, "folds": total, "k": k, "repeats": repeats})
     done = 0
 
@@ -222,7 +230,7 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
         done += 1
         append_event(out_dir, {"type": "fold", "arch": arch, "done": done, "total": total,
                                "value": fold["metrics"].get(metric)})
-        if (out_dir / STOP_FILE).exists():
+        if stop_requested(out_dir):
             raise ComparisonStopped
 
     try:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
-from multimodal.data.dataset import FeatureSpec, model_inputs
+from multimodal.data.inputs import FeatureSpec, model_inputs
 
 STREAM_IMAGE_BYTES = 512 * 2**20   # auto mode: decoded images above this size stream from disk
 CHUNK_ROWS = 1024                  # rows decoded (in parallel threads) per write to the file
@@ -91,14 +92,13 @@ def decode_to_disk(frame: pd.DataFrame, root: Path, spec: FeatureSpec, image_siz
 
 
 def make_streaming_dataset(store: ImageStore, tabular: dict[str, np.ndarray], y: np.ndarray | None,
-                           rows: np.ndarray, batch_size: int, shuffle_seed: int | None = None):
+                           rows: np.ndarray, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
     """tf.data over dataset rows `rows`: images read from `store` per batch, other inputs in memory.
 
-    Yields exactly what `training.make_dataset(take(inputs, rows), y[rows], ...)` yields: the row
+    Yields exactly what `models.batches.make_dataset(take(inputs, rows), y[rows], ...)` yields: the row
     order is shuffled the same way (a shuffle's permutation depends only on its seed and size, so
     shuffling row numbers equals shuffling the rows), then each batch gathers its rows.
     """
-    import tensorflow as tf
     rows = np.asarray(rows, dtype=np.int64)
     order = tf.data.Dataset.range(len(rows))
     if shuffle_seed is not None:

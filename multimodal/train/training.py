@@ -1,93 +1,81 @@
 """A training job: data -> tf.data -> fit with live events -> a saved run folder.
 
 The same `train()` runs headless (CLI, tests) and inside the app's worker process. Progress goes
-to `events.jsonl` in the run folder (one JSON object per line, append-only), which the Train
-page tails; creating the file `STOP` in the run folder ends training within one batch.
+to `events.jsonl` in the run folder (the protocol of core/events.py), which the Train page tails;
+creating the file `STOP` in the run folder ends training within one batch.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from multimodal.core.config import TrainConfig
+from multimodal.core.config import TrainConfig, auto_epochs
 from multimodal.core.errors import DataError
-from multimodal.data.dataset import Dataset, FeatureSpec, encode_target, load_dataset, model_inputs, split_indices
+from multimodal.core.events import append_event, stop_requested
+from multimodal.core.tasks import TARGET_TRANSFORMS
+from multimodal.data.dataset import Dataset, load_dataset
+from multimodal.data.inputs import FeatureSpec, encode_target, model_inputs
+from multimodal.data.splits import split_indices
+from multimodal.models.assembly import build_model
+from multimodal.models.batches import make_dataset, take
+from multimodal.models.branches import tabular_stats
+from multimodal.models.compile import compile_model
+from multimodal.models.fusion import FUSION_METHODS
+from multimodal.runs.evaluation import evaluate_splits
+from multimodal.runs.run import background_rows, save_run
 from multimodal.train import streaming
 
-EVENTS_FILE = "events.jsonl"
-STOP_FILE = "STOP"
-BACKGROUND_ROWS = 64
-LOSSES = {"classification": ("crossentropy",), "regression": ("mse", "mae", "huber", "mape")}
+
+class LiveEvents(keras.callbacks.Callback):
+    """Appends per-batch and per-epoch events, and ends training when STOP appears."""
+
+    def __init__(self, run_dir: Path, steps: int):
+        super().__init__()
+        self.run_dir, self.steps, self.epoch, self.stopped = run_dir, steps, 0, False
+
+    def on_train_batch_end(self, batch, logs=None):
+        append_event(self.run_dir, {"type": "batch", "epoch": self.epoch, "step": batch + 1,
+                                    "steps": self.steps, "logs": _floats(logs)})
+        if stop_requested(self.run_dir):
+            self.model.stop_training = True
+            self.stopped = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        append_event(self.run_dir, {"type": "epoch", "epoch": epoch + 1, "logs": _floats(logs)})
 
 
-def append_event(run_dir: Path, event: dict) -> None:
-    with open(Path(run_dir) / EVENTS_FILE, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"time": time.time(), **event}) + "\n")
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the lowest val_loss and puts them back when training
+    ends for any reason (budget used up, early stopping, STOP). Keras' own EarlyStopping only
+    restores them when it triggers."""
+
+    def __init__(self):
+        super().__init__()
+        self.best, self.best_epoch, self.weights = np.inf, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = float((logs or {}).get("val_loss", np.nan))
+        if np.isfinite(value) and value < self.best:
+            self.best, self.best_epoch = value, epoch + 1
+            self.weights = [np.array(w) for w in self.model.get_weights()]
+
+    def on_train_end(self, logs=None):
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
 
 
-def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict], int]:
-    """Events appended since byte `offset`, and the new offset (only whole lines are read)."""
-    path = Path(run_dir) / EVENTS_FILE
-    if not path.exists():
-        return [], offset
-    with open(path, "rb") as f:
-        f.seek(offset)
-        chunk = f.read()
-    complete = chunk[: chunk.rfind(b"\n") + 1]
-    events = [json.loads(line) for line in complete.decode("utf-8").splitlines() if line.strip()]
-    return events, offset + len(complete)
-
-
-def request_stop(run_dir: Path) -> None:
-    (Path(run_dir) / STOP_FILE).touch()
-
-
-def _callbacks(run_dir: Path, config: TrainConfig, steps: int):
-    import keras
-
-    class LiveEvents(keras.callbacks.Callback):
-        """Appends per-batch and per-epoch events, and ends training when STOP appears."""
-
-        def on_train_batch_end(self, batch, logs=None):
-            append_event(run_dir, {"type": "batch", "epoch": self.epoch, "step": batch + 1,
-                                   "steps": steps, "logs": _floats(logs)})
-            if (run_dir / STOP_FILE).exists():
-                self.model.stop_training = True
-                self.stopped = True
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def on_epoch_end(self, epoch, logs=None):
-            append_event(run_dir, {"type": "epoch", "epoch": epoch + 1, "logs": _floats(logs)})
-
-    class BestWeights(keras.callbacks.Callback):
-        """Keeps the weights of the epoch with the lowest val_loss and puts them back when training
-        ends for any reason (budget used up, early stopping, STOP). Keras' own EarlyStopping only
-        restores them when it triggers."""
-
-        def __init__(self):
-            super().__init__()
-            self.best, self.best_epoch, self.weights = np.inf, 0, None
-
-        def on_epoch_end(self, epoch, logs=None):
-            value = float((logs or {}).get("val_loss", np.nan))
-            if np.isfinite(value) and value < self.best:
-                self.best, self.best_epoch = value, epoch + 1
-                self.weights = [np.array(w) for w in self.model.get_weights()]
-
-        def on_train_end(self, logs=None):
-            if self.weights is not None:
-                self.model.set_weights(self.weights)
-
-    live = LiveEvents()
-    live.stopped = False
+def _callbacks(run_dir: Path, config: TrainConfig, steps: int) -> tuple[LiveEvents, BestWeights | None, list]:
+    live = LiveEvents(run_dir, steps)
     callbacks = [live]
     best = BestWeights() if config.restore_best else None
     if best is not None:
@@ -101,45 +89,6 @@ def _callbacks(run_dir: Path, config: TrainConfig, steps: int):
 
 def _floats(logs: dict | None) -> dict:
     return {k: float(v) for k, v in (logs or {}).items() if np.isfinite(float(v))}
-
-
-def compile_model(model, task: str, n_classes: int, lr: float, loss: str | None,
-                  target_stats: dict | None = None) -> None:
-    """Compile for the task. Regression losses (mse/mae/huber) are computed on the standardized,
-    possibly log-transformed target (layers.TransformedLoss), i.e. on the head's pre-TargetScale
-    output; mape is a relative error and is computed in the original unit. Metrics are always in
-    the original unit (the full model's output)."""
-    import keras
-
-    from multimodal.models.layers import TransformedLoss
-    if task == "classification":
-        if n_classes == 2:
-            loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
-            metrics = [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
-                       keras.metrics.AUC(from_logits=True, name="auc")]
-        else:
-            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                       keras.metrics.SparseTopKCategoricalAccuracy(k=min(3, n_classes - 1), name="top_k_accuracy")]
-    else:
-        loss = loss or "mse"
-        if loss == "mape":
-            loss_fn = keras.losses.MeanAbsolutePercentageError()
-        else:
-            t = target_stats or {"mean": 0.0, "std": 1.0, "log": False}
-            loss_fn = TransformedLoss(loss, t["mean"], t["std"], t.get("log", False))
-        metrics = [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse"),
-                   keras.metrics.MeanAbsolutePercentageError(name="mape"), keras.metrics.R2Score(name="r2")]
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_fn, metrics=metrics)
-
-
-def make_dataset(inputs: dict, y: np.ndarray | None, batch_size: int, shuffle_seed: int | None = None):
-    """tf.data pipeline over in-memory arrays (uint8 images stay uint8 until the model casts)."""
-    import tensorflow as tf
-    ds = tf.data.Dataset.from_tensor_slices(inputs if y is None else (inputs, y))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(next(iter(inputs.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def default_image_cache() -> Path:
@@ -158,7 +107,6 @@ def configure_devices(devices: int) -> None:
 
     TensorFlow accepts this only before its runtime initialises (importing it is fine; the first
     op or device listing is too late), so train() calls it before anything else touches TF."""
-    import tensorflow as tf
     cpus = tf.config.list_physical_devices("CPU")
     if devices <= 1 or tf.config.list_physical_devices("GPU") or not cpus:
         return
@@ -172,12 +120,11 @@ def configure_devices(devices: int) -> None:
                         "started with one CPU device); run it from the command line with --devices") from None
 
 
-def distribution(devices: int):
+def distribution(devices: int) -> tuple[tf.distribute.Strategy | None, list[str], bool]:
     """(strategy or None, replica device names, mixed precision?) for `devices` devices.
 
     GPUs when TensorFlow sees any (mixed float16 compute there), else the logical CPUs from
     configure_devices. One CPU device needs no strategy: plain fit() is what runs."""
-    import tensorflow as tf
     gpus = tf.config.list_logical_devices("GPU")
     pool = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
     if devices > len(pool):
@@ -198,10 +145,6 @@ def _build_for_strategy(model, strategy, dataset) -> None:
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
-def take(inputs: dict, idx: np.ndarray) -> dict:
-    return {k: v[idx] for k, v in inputs.items()}
-
-
 def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     counts = np.bincount(y, minlength=n_classes).astype(float)
     return {c: float(len(y) / (n_classes * counts[c])) if counts[c] else 1.0 for c in range(n_classes)}
@@ -216,7 +159,7 @@ def skewness(y: np.ndarray) -> float:
 def choose_transform(y: np.ndarray, requested: str = "auto") -> str:
     """"log" or "none" for a regression target (training rows). auto: log when every value is
     positive and the distribution is right-skewed (skewness > 1), as prices and counts often are."""
-    if requested not in ("auto", "log", "none"):
+    if requested not in TARGET_TRANSFORMS:
         raise DataError(f"unknown target transform '{requested}'; use auto, log or none")
     y = np.asarray(y, dtype="float64")
     if requested == "log":
@@ -233,14 +176,6 @@ def target_stats(y: np.ndarray, log: bool = False) -> dict:
     """Mean and std of the (log) target on the training rows: the head predicts the standardized value."""
     z = np.log(np.asarray(y, dtype="float64")) if log else np.asarray(y, dtype="float64")
     return {"mean": float(z.mean()), "std": float(z.std() or 1.0), "log": bool(log)}
-
-
-def auto_epochs(n_train: int, batch_size: int) -> int:
-    """Epoch budget when the user sets none: about 600 optimizer steps, at least 20 and at most
-    150 epochs. Small datasets get more passes (few steps per epoch), big ones fewer; early stopping
-    with the best weights restored usually ends well before the budget."""
-    steps = max(1, int(np.ceil(n_train / batch_size)))
-    return int(np.clip(np.ceil(600 / steps), 20, 150))
 
 
 def _check_split(split: dict, n: int) -> dict[str, np.ndarray]:
@@ -264,10 +199,6 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
     per-image decode cache (the CLI passes `default_image_cache()`); None decodes every image.
     When the images stream (streaming.py), their decoded file lives in a temporary folder inside
     `workdir` (else the system temp dir) and is deleted when training ends."""
-    import keras
-
-    from multimodal.models.fusion import FUSION_METHODS
-
     configure_devices(config.devices)
     # Drop the models, layer names and graphs of earlier trainings in this process (cross-validation,
     # the quality bench). TensorFlow still keeps a few MB per run (tests/test_memory.py bounds it);
@@ -298,12 +229,6 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
 def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict | None, inputs: dict,
                   store: streaming.ImageStore | None) -> dict:
     """train() once the inputs are decoded: in memory, or tabular in memory + images in `store`."""
-    import keras
-
-    from multimodal.models.assembly import build_model
-    from multimodal.models.branches import tabular_stats
-    from multimodal.runs.run import save_run
-
     spec = ds.features
     splits = _check_split(split, len(ds.frame)) if split is not None else \
         split_indices(ds, config.val_fraction, config.seed)
@@ -351,15 +276,8 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     epochs_run = len(history.get("loss", []))
 
-    metrics = {}
-    for split_name in ("val", "test"):
-        idx = splits[split_name]
-        if len(idx):
-            values = model.evaluate(batches(idx), verbose=0, return_dict=True)
-            metrics.update({f"{split_name}_{k}": float(v) for k, v in values.items()})
-
-    rng = np.random.default_rng(config.seed)
-    background_idx = np.sort(rng.choice(train_idx, size=min(BACKGROUND_ROWS, len(train_idx)), replace=False))
+    metrics = evaluate_splits(model, splits, batches)
+    background_idx = background_rows(train_idx, config.seed)
     background = take(inputs, background_idx)
     if store is not None:
         background["images"] = store.rows(background_idx)

@@ -1,7 +1,8 @@
 """A new user's whole flow in Chromium, one browser session through every page, in order:
 Home -> Data (skin_lesions) -> Model (gated, 32 px) -> Train 6 epochs (the live chart grows) ->
-a long run that keeps training across a page switch and is stopped midway -> Results -> What-if (a changed feature changes the prediction) ->
-Explain -> Compare (both runs listed).
+a long run that keeps training across a page switch and is stopped midway -> Results ->
+What-if (a changed feature changes the prediction) -> Explain (branch waterfall and feature bars) ->
+Compare (both runs listed).
 
 The steps share one browser session (module-scoped), so they run in file order; each saves
 screenshots under test-artifacts/screenshots/. Tiny settings keep the file to a couple of minutes.
@@ -243,11 +244,32 @@ def test_whatif_prediction_changes(flow: Studio):
     assert after != before, f"changing age {before_val} -> {new_val} did not change the prediction:\n{before}"
 
 
+# Each Plotly chart's title, trace types and the number of values its traces draw.
+JS_PLOTLY_CHARTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => ({
+    title: ((el.layout || {}).title || {}).text || '',
+    types: (el.data || []).map(t => t.type || 'scatter'),
+    values: (el.data || []).reduce((n, t) => n + Math.max((t.x || []).length, (t.y || []).length), 0),
+}))"""
+
+
 def test_explain(flow: Studio):
+    """The Explain page explains the session's model: the metrics, the branch waterfall and the
+    tabular feature bars (not just a message that there is no model)."""
     flow.goto("Explain")
     flow.page.wait_for_timeout(1000)
     flow.wait_idle()
     flow.shot("explain")
+    text = flow.text()
+    assert "No trained model yet" not in text, f"Explain does not see this session's runs:\n{text[:1000]}"
+    assert "Output f(x)" in text and "Baseline v(∅)" in text, f"Explain shows no explanation metrics:\n{text[:1000]}"
+    for heading in ("Branches", "Tabular features"):
+        assert flow.page.locator("h3").filter(has_text=heading).count(), f"Explain has no '{heading}' section"
+    charts = flow.page.evaluate(JS_PLOTLY_CHARTS)
+    waterfall = [c for c in charts if "waterfall" in c["types"]]
+    assert waterfall and waterfall[0]["title"].startswith("Branch contributions") and waterfall[0]["values"], \
+        f"Explain shows no branch waterfall chart: {charts}"
+    features = [c for c in charts if c["title"].startswith("Tabular features")]
+    assert features and features[0]["values"], f"Explain shows no tabular feature bars: {charts}"
 
 
 def _grid_text(s: Studio) -> str:

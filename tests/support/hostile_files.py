@@ -51,7 +51,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from test_data import make_dataset, med_rows, zip_folder
+
+from support.datasets import make_dataset, med_rows, zip_folder
 
 # Every path that tries to escape uses this name, so a test can look for it anywhere.
 ESCAPE_NAME = "mmstudio-hostile-escape.txt"
@@ -61,7 +62,7 @@ RED, BLUE, GREEN, WHITE, BLACK = (255, 0, 0), (0, 0, 255), (0, 160, 0), (255, 25
 # ---------------------------------------------------------------- small builders
 
 def _dataset(folder: Path, rows: list[dict] | None = None) -> Path:
-    """The 12-row image + table dataset of test_data (image_path, age, sex, target)."""
+    """The 12-row image + table dataset of support.datasets (image_path, age, sex, target)."""
     return make_dataset(folder, rows=rows if rows is not None else med_rows())
 
 

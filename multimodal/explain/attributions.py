@@ -1,9 +1,8 @@
-"""Per-prediction and global explanations (DESIGN.md section 6). Streamlit-free.
+"""Attributions of one model's output, computed on its fusion head with TensorFlow.
 
-Every number explains the model's raw output: the logit for classification (probability shown
-beside it), the prediction in target units for regression. The baseline is always the run's
-fixed background set of training rows: a branch is "absent" when its embedding is replaced by a
-background row's embedding, averaged over the background rows.
+Every number explains the model's raw output: the logit for classification, the prediction in
+target units for regression. A branch is "absent" when its embedding is replaced by a background
+row's embedding, averaged over the background rows (docs/ARCHITECTURE.md, "Explanations").
 
 - Branch contributions: exact Shapley values over the M branches, from one batched head call on
   R x 2^M x K coalition rows (encoders run once; the background embeddings are cached).
@@ -11,91 +10,24 @@ background row's embedding, averaged over the background rows.
   present/absent contexts with Shapley weights, so the columns sum to the tabular branch value.
 - Image regions: Grad-CAM on the encoder's last conv map through the head, with the real
   tabular embedding, per-sample and per-frame channel weights.
+- Attention routing: where the `attention` arch's learned query looked (not a contribution).
 """
 from __future__ import annotations
 
-import math
 import weakref
-from collections.abc import Callable
-from itertools import combinations
 
+import keras
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
-from multimodal.data.dataset import input_name
+from multimodal.explain.shapley import coalition_masks, interaction_values, shapley_values, shapley_weight
 from multimodal.models.assembly import encoders_of, head_of, select_inputs
-from multimodal.models.branches import tabular_layout
+from multimodal.models.layers import BranchAttention
 
 EPS = 1e-12          # Grad-CAM: a per-frame max below this counts as a vanished map
 MAX_BATCH = 4096     # head rows per call; bounds memory for large images and many rows
 IMAGE_BRANCHES = ("image", "sequence")
-
-
-# Exact Shapley arithmetic on set-function tables ------------------------------------------
-# A table holds v(S) for every coalition S, indexed by the bitmask of S (bit i = player i).
-
-def coalition_masks(m: int) -> np.ndarray:
-    """(2^m, m) booleans: row s says which players are present in coalition s."""
-    return (np.arange(2 ** m)[:, None] >> np.arange(m)[None, :]) & 1 == 1
-
-
-def _shapley_weight(size: int, m: int) -> float:
-    """Weight of a coalition of `size` other players in player i's Shapley sum."""
-    return math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
-
-
-def shapley_values(table: np.ndarray) -> np.ndarray:
-    """(..., 2^m) tables -> (..., m) exact Shapley values, vectorised over leading axes.
-
-    Sums weighted marginal differences v(S+i) - v(S) (rather than one weighted sum of the raw
-    table), so a player that never changes v gets exactly 0.0, not round-off.
-    """
-    m = int(np.log2(table.shape[-1]))
-    phi = np.zeros(table.shape[:-1] + (m,))
-    for i in range(m):
-        without = np.array([s for s in range(2 ** m) if not s >> i & 1])
-        weights = np.array([_shapley_weight(bin(s).count("1"), m) for s in without])
-        phi[..., i] = (table[..., without | 1 << i] - table[..., without]) @ weights
-    return phi
-
-
-def interaction_values(table: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """(..., pairs) Shapley interaction index (Grabisch & Roubens, 1999) of every pair i < j.
-
-    I_ij = sum over S without i, j of |S|!(m-|S|-2)!/(m-1)! * [v(S+ij) - v(S+i) - v(S+j) + v(S)].
-    For m = 2 this is exactly v(ab) - v(a) - v(b) + v(empty), and each branch's Shapley value
-    then holds half of it.
-    """
-    m = int(np.log2(table.shape[-1]))
-    pairs = list(combinations(range(m), 2))
-    out = np.zeros(table.shape[:-1] + (len(pairs),))
-    for p, (i, j) in enumerate(pairs):
-        rest = np.array([s for s in range(2 ** m) if not (s >> i & 1 or s >> j & 1)], dtype=int)
-        sizes = [bin(s).count("1") for s in rest]
-        weights = np.array([math.factorial(k) * math.factorial(m - k - 2) / math.factorial(m - 1) for k in sizes])
-        # Grouped as two marginal differences, so a dummy player's interactions are exactly 0.
-        second = ((table[..., rest | 1 << i | 1 << j] - table[..., rest | 1 << j])
-                  - (table[..., rest | 1 << i] - table[..., rest]))
-        out[..., p] = second @ weights
-    return out, pairs
-
-
-def _table(value: Callable[[frozenset], float] | dict, players: list[str]) -> np.ndarray:
-    get = value.__getitem__ if isinstance(value, dict) else value  # {frozenset: v} or v(frozenset)
-    return np.array([float(get(frozenset(p for p, on in zip(players, mask) if on)))
-                     for mask in coalition_masks(len(players))])
-
-
-def exact_shapley(value: Callable[[frozenset], float] | dict, players: list[str]) -> dict[str, float]:
-    """Exact Shapley values of a set function (callable or {frozenset: value}) by enumeration."""
-    phi = shapley_values(_table(value, players))
-    return {p: float(v) for p, v in zip(players, phi)}
-
-
-def pairwise_interactions(value: Callable[[frozenset], float] | dict, players: list[str]) -> dict[str, float]:
-    """Shapley interaction index of every pair, keyed "a|b" (see interaction_values)."""
-    values, pairs = interaction_values(_table(value, players))
-    return {f"{players[i]}|{players[j]}": float(v) for (i, j), v in zip(pairs, values)}
 
 
 # Compiled head calls, cached per model ------------------------------------------------------
@@ -111,12 +43,13 @@ def _head(model) -> tf.keras.Model:
         return model
 
 
-def _branches(model) -> list[str]:
+def branch_names(model: keras.Model) -> list[str]:
+    """The head's inputs, one per branch ("image", "tabular", ...), in the head's order."""
     head = _head(model)
     return list(head.input) if isinstance(head.input, dict) else [t.name for t in head.inputs]
 
 
-def _fns(model) -> dict:
+def compiled(model: keras.Model) -> dict:
     """Per-model cache: compiled graphs (traced once per input signature) and background embeddings.
 
     Keyed weakly by the model; the graphs close over the head and encoders only, not the model.
@@ -139,11 +72,11 @@ def _fns(model) -> dict:
     return _CACHE[model]
 
 
-def _as_embeddings(model, inputs: dict) -> dict[str, tf.Tensor]:
+def as_embeddings(model: keras.Model, inputs: dict) -> dict[str, tf.Tensor]:
     """Accept either raw inputs (encoded here) or the head's input dict {branch: embedding}."""
-    if set(inputs) == set(_branches(model)):
+    if set(inputs) == set(branch_names(model)):
         return {b: tf.convert_to_tensor(v, tf.float32) for b, v in inputs.items()}
-    return _fns(model)["encode"](select_inputs(model, inputs))
+    return compiled(model)["encode"](select_inputs(model, inputs))
 
 
 def _pick(outputs: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
@@ -174,6 +107,11 @@ def _row_chunks(rows: int, per_row: int):
     return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
 
 
+def default_output_index(outputs: np.ndarray) -> np.ndarray:
+    """Multi-class: the predicted class; binary logit and regression: the single output."""
+    return outputs.argmax(axis=1) if outputs.shape[1] > 1 else np.zeros(len(outputs), dtype=int)
+
+
 def _take(emb: dict, part: slice, branches: list[str]) -> dict[str, tf.Tensor]:
     return {b: tf.convert_to_tensor(emb[b][part], tf.float32) for b in branches}
 
@@ -192,7 +130,7 @@ def _coalition_outputs(head, x: dict, bg: dict, masks: tf.Tensor, branches: tupl
 def coalition_values(model, row_embeddings: dict, background_embeddings: dict, output_index) -> np.ndarray:
     """(R, 2^M) table of v(S): the head's output with branches outside S taken from each background
     row (the same row for all absent branches), averaged over the K background rows."""
-    branches, fns = _branches(model), _fns(model)
+    branches, fns = branch_names(model), compiled(model)
     masks = coalition_masks(len(branches))
     rows = int(row_embeddings[branches[0]].shape[0])
     k = int(background_embeddings[branches[0]].shape[0])
@@ -210,7 +148,7 @@ def coalition_values(model, row_embeddings: dict, background_embeddings: dict, o
 def branch_contributions(model, row_embeddings: dict, background_embeddings: dict, output_index=0) -> dict:
     """Exact branch Shapley values for R rows: base_value v(empty), output f(x) = v(all branches),
     values {branch: (R,)} and interactions {"a|b": (R,)} (Shapley interaction index)."""
-    branches = _branches(model)
+    branches = branch_names(model)
     table = coalition_values(model, row_embeddings, background_embeddings, output_index)
     phi = shapley_values(table)
     inter, pairs = interaction_values(table)
@@ -264,13 +202,13 @@ def feature_vector_attributions(model, row_embeddings: dict, background_embeddin
                                 steps: int = 32, rule: str = "trapezoid") -> np.ndarray:
     """(R, d) IG attributions of each tabular feature-vector entry, Shapley-averaged over the
     present/absent contexts of the other branches and averaged over the background rows."""
-    branches = _branches(model)
+    branches = branch_names(model)
     others = [b for b in branches if b != "tabular"]
     masks = coalition_masks(len(others))
     # Weight of coalition S of the other branches in the tabular branch's Shapley value.
-    weights = np.array([_shapley_weight(int(s.sum()), len(branches)) for s in masks])
+    weights = np.array([shapley_weight(int(s.sum()), len(branches)) for s in masks])
     alphas, quad = quadrature(steps, rule)
-    ig_fn = _fns(model)["ig"]
+    ig_fn = compiled(model)["ig"]
     rows = int(row_embeddings["tabular"].shape[0])
     bg = _take(background_embeddings, slice(None), branches)
     k = int(bg["tabular"].shape[0])
@@ -320,14 +258,14 @@ def grad_cam(model, inputs: dict, output_index=None) -> np.ndarray:
     """(N, T, h, w) Grad-CAM maps in [0, 1] for the image/sequence branch, through the head with
     the real tabular embedding; a vanished map is all zeros. inputs: raw or {branch: embedding};
     output_index: int, (N,) ints, or None for each row's predicted class (the logit if binary)."""
-    emb = _as_embeddings(model, inputs)
-    branch = next((b for b in _branches(model) if b in IMAGE_BRANCHES), None)
+    emb = as_embeddings(model, inputs)
+    branch = next((b for b in branch_names(model) if b in IMAGE_BRANCHES), None)
     if branch is None:
         raise ValueError("this model has no image branch, so there is no Grad-CAM")
     if output_index is None:
-        output_index = _default_index(_fns(model)["head"](emb).numpy())
+        output_index = default_output_index(compiled(model)["head"](emb).numpy())
     rows = int(emb[branch].shape[0])
-    return _fns(model)["cam"](emb, branch, tf.constant(_index(output_index, rows))).numpy()
+    return compiled(model)["cam"](emb, branch, tf.constant(_index(output_index, rows))).numpy()
 
 
 def _jet(v: np.ndarray) -> np.ndarray:
@@ -337,8 +275,6 @@ def _jet(v: np.ndarray) -> np.ndarray:
 
 def upsample_overlay(cam: np.ndarray, image: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """RGB uint8 image with the (h, w) map upsampled (bilinear) and alpha-blended on top."""
-    from PIL import Image
-
     image = np.asarray(image, dtype=np.uint8)
     size = (image.shape[1], image.shape[0])
     up = np.asarray(Image.fromarray(np.asarray(cam, np.float32), mode="F").resize(size, Image.BILINEAR))
@@ -353,141 +289,11 @@ def attention_routing(model, inputs: dict) -> dict[str, np.ndarray]:
 
     This is ROUTING (where the learned query looked), not a contribution to the output.
     """
-    import keras
-
-    from multimodal.models.layers import BranchAttention
-
     head = _head(model)
-    layer = next((l for l in head.layers if isinstance(l, BranchAttention)), None)
+    layer = next((candidate for candidate in head.layers if isinstance(candidate, BranchAttention)), None)
     if layer is None:
         raise ValueError("this model has no branch attention layer, so there is no routing to show")
-    tokens = keras.Model(head.input, layer.input)(_as_embeddings(model, inputs), training=False)
+    tokens = keras.Model(head.input, layer.input)(as_embeddings(model, inputs), training=False)
     _, scores = layer(tokens, return_scores=True)                 # (N, heads, 1, M)
     weights = np.asarray(scores).mean(axis=(1, 2))
-    return {b: weights[:, i] for i, b in enumerate(_branches(model))}
-
-
-# One row, as the CLI and the What-if page show it -------------------------------------------
-
-def background_embeddings(run) -> dict[str, tf.Tensor]:
-    """The run's background rows, encoded once and cached with the model."""
-    cache = _fns(run.model)["background"]
-    key = str(run.dir)
-    if key not in cache:
-        cache[key] = _as_embeddings(run.model, run.background())
-    return cache[key]
-
-
-def _default_index(outputs: np.ndarray) -> np.ndarray:
-    """Multi-class: the predicted class; binary logit and regression: the single output."""
-    return outputs.argmax(axis=1) if outputs.shape[1] > 1 else np.zeros(len(outputs), dtype=int)
-
-
-def _describe_output(run, index: int, k: int) -> tuple[str, str]:
-    """(target, baseline text) for the explained output."""
-    if run.task == "regression":
-        target, unit = run.config.get("target", "target"), "prediction in target units"
-    else:
-        target = run.classes[1] if len(run.classes) == 2 else run.classes[index]
-        unit = f"logit of class {target}"
-    return str(target), f"mean over {k} training rows (background); output = {unit}"
-
-
-def _probability(run, logits: np.ndarray, index: int) -> float | None:
-    """Sigmoid of the binary logit / softmax at the explained class; None for regression."""
-    if run.task == "regression":
-        return None
-    e = np.exp(logits - logits.max())
-    return float(1 / (1 + np.exp(-logits[0]))) if logits.shape[-1] == 1 else float(e[index] / e.sum())
-
-
-def explain_row(run, inputs: dict, output_index: int | None = None, steps: int = 32) -> dict:
-    """Full explanation of ONE row of raw inputs (leading dim 1): branches, features, Grad-CAM."""
-    model, branches = run.model, _branches(run.model)
-    emb = _as_embeddings(model, inputs)
-    bg = background_embeddings(run)
-    logits = _fns(model)["head"](emb).numpy()
-    index = int(_default_index(logits)[0] if output_index is None else output_index)
-    contrib = branch_contributions(model, emb, bg, index)
-    target, baseline = _describe_output(run, index, int(next(iter(bg.values())).shape[0]))
-    expl = {"output": float(contrib["output"][0]), "probability": _probability(run, logits[0], index),
-            "base_value": float(contrib["base_value"][0]),
-            "branches": {b: float(v[0]) for b, v in contrib["values"].items()},
-            "interactions": {p: float(v[0]) for p, v in contrib["interactions"].items()},
-            "features": {}, "feature_residual": None, "baseline": baseline, "target": target, "grad_cam": None}
-    if "tabular" in branches:
-        layout = tabular_layout(run.spec, run.config["tabular_stats"])
-        feats = feature_attributions(model, emb, bg, layout, index, steps,
-                                     tabular_value=contrib["values"]["tabular"])
-        expl["features"] = {c: float(v[0]) for c, v in feats["features"].items()}
-        expl["feature_residual"] = float(feats["residual"][0])
-    if any(b in IMAGE_BRANCHES for b in branches):
-        expl["grad_cam"] = grad_cam(model, emb, index)
-    return expl
-
-
-def to_json(expl: dict) -> dict:
-    """The explanation without arrays (Grad-CAM), ready for json.dumps."""
-    return {k: v for k, v in expl.items() if k != "grad_cam"}
-
-
-# Global views -------------------------------------------------------------------------------
-
-def global_branch_importance(run, inputs: dict, output_index=None) -> dict[str, float]:
-    """Mean |branch Shapley value| over the rows (default output: each row's predicted class)."""
-    model = run.model
-    emb = _as_embeddings(model, inputs)
-    index = _default_index(_fns(model)["head"](emb).numpy()) if output_index is None else output_index
-    values = branch_contributions(model, emb, background_embeddings(run), index)["values"]
-    return {b: float(np.abs(v).mean()) for b, v in values.items()}
-
-
-def default_metric(task: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    """Higher is better: accuracy from logits (classification), R^2 (regression)."""
-    def accuracy(y, out):
-        pred = out.argmax(axis=1) if out.shape[1] > 1 else (out[:, 0] > 0).astype(int)
-        return float((pred == np.asarray(y).reshape(-1)).mean())
-
-    def r2(y, out):
-        y = np.asarray(y, dtype=float).reshape(-1)
-        return float(1 - ((y - out[:, 0]) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
-    return accuracy if task == "classification" else r2
-
-
-def permutation_importance(run, inputs: dict, y: np.ndarray, metric: Callable | None = None,
-                           repeats: int = 3, seed: int = 0) -> dict[str, float]:
-    """Metric drop (intact - shuffled, mean over repeats) per tabular column and per image column.
-
-    Only the encoder of the shuffled input is re-run: the other embeddings are cached.
-    """
-    model, spec = run.model, run.spec
-    metric = metric or default_metric(run.task)
-    fns, encoders = _fns(model), encoders_of(model)
-    inputs = select_inputs(model, inputs)
-    emb = fns["encode"](inputs)
-    base = metric(y, fns["head"](emb).numpy())
-    targets = [(c, input_name(c), None) for c in spec.tabular_cols]
-    targets += [(c, "images", t) for t, c in enumerate(spec.image_cols)]
-    rng = np.random.default_rng(seed)
-    drops = {}
-    for column, key, frame in targets:
-        branch = next((b for b, e in encoders.items() if key in [t.name for t in e.inputs]), None)
-        if branch is None:
-            continue  # a baseline model that does not read this input
-        scores = []
-        for _ in range(repeats):
-            shuffled = _shuffled(inputs, key, frame, rng.permutation(len(inputs[key])))
-            new = encoders[branch](select_inputs(encoders[branch], shuffled), training=False)
-            scores.append(metric(y, fns["head"]({**emb, branch: new}).numpy()))
-        drops[column] = float(base - np.mean(scores))
-    return drops
-
-
-def _shuffled(inputs: dict, key: str, frame: int | None, perm: np.ndarray) -> dict:
-    """Copy of inputs with one column (or one image frame) permuted across rows."""
-    values = inputs[key].copy()
-    if frame is None:
-        values = values[perm]
-    else:
-        values[:, frame] = inputs[key][perm, frame]
-    return {**inputs, key: values}
+    return {b: weights[:, i] for i, b in enumerate(branch_names(model))}

@@ -1,0 +1,98 @@
+"""Choosing what a model page shows: the run (one choice shared by every page) and a validation row.
+
+`current_run` is how the Results, Explain and What-if pages start: a dataset, a run that fits it
+and its loaded model, or a message saying what is missing. `row_picker` is how Explain and
+What-if choose the row they look at.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from multimodal.app import model_service, state
+from multimodal.app.figures import fmt_number
+from multimodal.core.errors import DataError
+from multimodal.core.tasks import main_metric
+from multimodal.data.dataset import Dataset
+from multimodal.runs.evaluation import check_compatible, evaluation_rows
+from multimodal.runs.run import Run, load_run
+
+
+def run_label(run_dir: Path) -> str:
+    """'late_concat · 12 epochs · val_accuracy 0.84 (pretrained)' (plus the folder name of own runs)."""
+    try:
+        run = load_run(run_dir)
+    except Exception as exc:  # noqa: BLE001 - a damaged folder still gets a readable label
+        return f"{Path(run_dir).name} (unreadable: {str(exc)[:60]})"
+    epochs = run.summary.get("epochs_run") or len(run.history)
+    imported = run.config.get("imported")    # trained elsewhere: no epochs of its own here
+    parts = [run.arch] if imported else [run.arch, f"{epochs} epoch{'s' if epochs != 1 else ''}"]
+    metric = main_metric(run.task)[0]
+    key = next((k for k in (f"val_{metric}", f"test_{metric}") if k in run.metrics), None)
+    if key:
+        parts.append(f"{key} {fmt_number(float(run.metrics[key]))}")
+    label = " · ".join(parts)
+    if imported:
+        return f"{label} (imported from {run.config.get('source_file', 'a .keras file')}) — {run.name}"
+    if state.is_pretrained(Path(run_dir)):
+        return f"{label} (pretrained)"
+    return label if run.name == run.arch else f"{label} — {run.name}"
+
+
+def run_picker(key: str = "run_picker") -> Path | None:
+    """Select box over the session's runs; the choice is shared by all pages (state.select_run)."""
+    dirs = state.run_dirs()
+    if not dirs:
+        st.info("No trained model yet: train one on the **Train** page (or load a sample dataset, "
+                "whose ready-made model appears here).", icon=":material/info:")
+        return None
+    options = [str(d) for d in dirs]
+    current = str(state.selected_run_dir())
+    if st.session_state.get(key) != current:
+        st.session_state[key] = current
+
+    def changed() -> None:
+        state.select_run(Path(st.session_state[key]))
+
+    labels = {d: run_label(Path(d)) for d in options}
+    chosen = st.selectbox("Model run", options, key=key, format_func=labels.get, on_change=changed)
+    return Path(chosen)
+
+
+def current_run(key: str = "run_picker") -> tuple[Dataset, Path, Run] | None:
+    """(dataset, run folder, run with its model loaded) for a model page, or None after telling the
+    user what is missing (no dataset, no run, or a run that does not fit the dataset)."""
+    ds = state.dataset()
+    if ds is None:
+        st.info("Load a dataset on the **Data** page first.", icon=":material/info:")
+        return None
+    run_dir = run_picker(key)
+    if run_dir is None:
+        return None
+    try:
+        run = model_service.get_run(run_dir)
+        check_compatible(run, ds)
+        run.model  # noqa: B018 - load now so a damaged model file is reported here
+    except DataError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
+    return ds, run_dir, run
+
+
+def row_label(dataset: Dataset, row: int) -> str:
+    """'row 12 · id 13 · benign' for pickers (row = the dataset's 0-based index)."""
+    frame = dataset.frame
+    ids = [c for c, r in dataset.roles.items() if r == "id"]
+    parts = [f"row {row}"]
+    if ids:
+        parts.append(f"{ids[0]} {frame.at[row, ids[0]]}")
+    parts.append(str(frame.at[row, dataset.target]))
+    return " · ".join(parts)
+
+
+def row_picker(run: Run, dataset: Dataset, key: str, label: str = "Validation row") -> int:
+    """Select box over the run's validation rows; the widget key includes the run, so another run
+    starts from its own first row."""
+    rows = [int(r) for r in evaluation_rows(run, dataset)[1]]
+    return st.selectbox(label, rows, format_func=lambda r: row_label(dataset, r), key=f"{key}_{run.dir}")

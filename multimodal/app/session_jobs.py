@@ -1,0 +1,115 @@
+"""This browser session's workers: starting a training or a comparison, and the jobs it started.
+
+Every job is owned by the session that started it (`owner_alive`), so the job manager stops a
+worker whose tab was closed (after jobs.ORPHAN_SECONDS). Trainings get a fresh folder in the
+session's runs folder and are listed under st.session_state["jobs"], the Train page showing the
+one in "train_focus"; comparisons are listed under "cv_jobs".
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from pathlib import Path
+
+import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from multimodal.app import state
+from multimodal.data.dataset import Dataset
+from multimodal.runs.folders import new_run_dir, reuse_config
+from multimodal.train.jobs import ACTIVE, Job, start_job
+
+FOCUS_KEY = "train_focus"    # the run folder the Train page shows
+
+
+def session_alive_check() -> Callable[[], bool] | None:
+    """For jobs.start_job(owner_alive=...): True while this browser session is connected.
+
+    Streamlit keeps a disconnected session for reconnection but no longer lists it as active, so
+    the job manager can stop a training whose tab was closed. None outside a served script (bare
+    mode), where there is no runtime to ask."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not runtime.exists():
+        return None
+    return partial(runtime.get_instance().is_active_session, ctx.session_id)
+
+
+def start(config: Mapping, folder: Path, name: str, dataset: Dataset | None = None) -> Job:
+    """Queue a worker for `config` in a fresh folder under `folder` (named after `name`), owned by
+    this session. `dataset`, when loaded already, saves the worker from reading the CSV again."""
+    return start_job(dict(config), new_run_dir(folder, name), dataset=dataset, owner_alive=session_alive_check())
+
+
+def active(jobs: Iterable[Job]) -> list[Job]:
+    """The jobs still queued, running or stopping (polling advances every job's state)."""
+    return [job for job in jobs if job.poll() in ACTIVE]
+
+
+# ---------------------------------------------------------------- trainings
+
+def training_jobs() -> dict[str, Job]:
+    """This session's trainings by run folder, oldest first."""
+    return st.session_state.setdefault("jobs", {})
+
+
+def start_training(config: Mapping, dataset: Dataset | None = None, *, keep_watched: bool = False) -> Job:
+    """Queue a training in the session's runs folder; the Train page shows it from now on (with
+    keep_watched, only if the training it shows has ended)."""
+    job = start(config, state.runs_dir(), config["model"]["arch"], dataset)
+    trainings = training_jobs()
+    trainings[str(job.run_dir)] = job
+    watched = st.session_state.get(FOCUS_KEY)
+    if not (keep_watched and watched in trainings and trainings[watched].active):
+        st.session_state[FOCUS_KEY] = str(job.run_dir)
+    return job
+
+
+def watched_training() -> Job | None:
+    """The training the Train page shows: the one last watched, else the newest. Kept under a plain
+    key, not a widget key: Streamlit drops widget state when the page is left, and coming back
+    must show the run the user was watching."""
+    trainings = training_jobs()
+    if not trainings:
+        return None
+    if st.session_state.get(FOCUS_KEY) not in trainings:
+        st.session_state[FOCUS_KEY] = list(trainings)[-1]
+    return trainings[st.session_state[FOCUS_KEY]]
+
+
+def watch_training(run_dir: str) -> None:
+    st.session_state[FOCUS_KEY] = run_dir
+
+
+def branch_baselines() -> list[str]:
+    """The Compare page's quick baselines: one single-branch model per branch, the first the registry
+    lists for it (image_only, tabular_only). The cross-validated comparison trains every baseline."""
+    # lazy: the fusion registry imports Keras, and the Train page imports this module without it
+    from multimodal.models.fusion import FUSION_METHODS, baseline_names
+    first = {}
+    for name in baseline_names():
+        first.setdefault(FUSION_METHODS[name].branches, name)
+    return list(first.values())
+
+
+def baselines_training() -> bool:
+    """Whether one of the quick baselines of this session is still queued or training."""
+    return any(job.arch in branch_baselines() for job in active(training_jobs().values()))
+
+
+def start_baselines(run_config: Mapping) -> list[Job]:
+    """Train the quick baselines with the settings of a saved run (its config.json)."""
+    return [start_training(reuse_config(run_config, arch), keep_watched=True) for arch in branch_baselines()]
+
+
+# ---------------------------------------------------------------- cross-validated comparisons
+
+def comparison_jobs() -> dict[str, Job]:
+    """This session's cross-validation workers by output folder, oldest first."""
+    return st.session_state.setdefault("cv_jobs", {})
+
+
+def start_comparison(config: Mapping, folder: Path, name: str) -> Job:
+    job = start(config, folder, name)
+    comparison_jobs()[str(job.run_dir)] = job
+    return job

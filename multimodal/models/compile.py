@@ -1,0 +1,36 @@
+"""Compile a model for its task: the loss on the head's standardized target, metrics in the target's unit.
+
+Used by training and by importing an uploaded model, so both measure the same metrics.
+"""
+from __future__ import annotations
+
+import keras
+
+from multimodal.models.layers import TransformedLoss
+
+
+def compile_model(model: keras.Model, task: str, n_classes: int, lr: float, loss: str | None,
+                  target_stats: dict | None = None) -> None:
+    """Compile for the task. Regression losses (mse/mae/huber) are computed on the standardized,
+    possibly log-transformed target (layers.TransformedLoss), i.e. on the head's pre-TargetScale
+    output; mape is a relative error and is computed in the original unit. Metrics are always in
+    the original unit (the full model's output)."""
+    if task == "classification":
+        if n_classes == 2:
+            loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+            metrics = [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
+                       keras.metrics.AUC(from_logits=True, name="auc")]
+        else:
+            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                       keras.metrics.SparseTopKCategoricalAccuracy(k=min(3, n_classes - 1), name="top_k_accuracy")]
+    else:
+        loss = loss or "mse"
+        if loss == "mape":
+            loss_fn = keras.losses.MeanAbsolutePercentageError()
+        else:
+            t = target_stats or {"mean": 0.0, "std": 1.0, "log": False}
+            loss_fn = TransformedLoss(loss, t["mean"], t["std"], t.get("log", False))
+        metrics = [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse"),
+                   keras.metrics.MeanAbsolutePercentageError(name="mape"), keras.metrics.R2Score(name="r2")]
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_fn, metrics=metrics)

@@ -1,0 +1,99 @@
+"""The fusion-gain verdict: is fusion better than a baseline, judged by an interval that holds up.
+
+Fold scores of k-fold cross-validation are correlated (any two folds share most of their training
+rows), so the plain standard error of their mean is too small and "mean - std > 0" calls noise a
+win. The interval here is the corrected resampled t-interval of Nadeau & Bengio (2003), "Inference
+for the Generalization Error", Machine Learning 52(3):239-281, as applied to repeated k-fold by
+Bouckaert & Frank (2004), "Evaluating the Replicability of Significance Tests for Comparing
+Learning Algorithms", PAKDD: the sample variance of the J = folds x repeats paired differences is
+multiplied by (1/J + n_test/n_train) instead of 1/J, with a t quantile on J - 1 degrees of freedom.
+"better" / "worse" only when that interval excludes zero; otherwise "no detectable difference".
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from multimodal.core.tasks import main_metric
+
+BETTER = "better"
+WORSE = "worse"
+NO_DIFFERENCE = "no detectable difference"
+ONE_SPLIT = "one split: no interval"
+# Unitless scores in [0, 1] (or near it): three decimals read well. Other metrics (MAE, RMSE) are
+# in target units and get a precision from the size of the interval.
+FRACTION_METRICS = (main_metric("classification")[0], "auc", "r2")
+
+
+@dataclass(frozen=True)
+class GainVerdict:
+    """A paired difference (positive = fusion better) with its interval and what it allows saying."""
+    mean: float
+    low: float | None          # None with one split: no interval
+    high: float | None
+    splits: int                # J: the paired differences the interval rests on (folds x repeats)
+    confidence: float
+    verdict: str               # BETTER, WORSE, NO_DIFFERENCE or ONE_SPLIT
+    sentence: str              # one line for the page and the CLI, interval shown
+    caveat: str = ""           # one split or zero spread: why the interval says less than it seems
+
+
+def paired_differences(fusion: Sequence[float], baseline: Sequence[float], higher_is_better: bool) -> np.ndarray:
+    """Per-fold fusion minus baseline on the same folds, signed so that positive means fusion is better."""
+    fusion, baseline = np.asarray(fusion, dtype=float), np.asarray(baseline, dtype=float)
+    if fusion.shape != baseline.shape:
+        raise ValueError(f"paired differences need the same folds: {fusion.shape} vs {baseline.shape}")
+    return fusion - baseline if higher_is_better else baseline - fusion
+
+
+def split_caveat(n_val_rows: int) -> str:
+    """The warning every single-split result carries."""
+    return (f"one split of {n_val_rows} rows: a single small split can flip this verdict; "
+            "run cross-validation")
+
+
+def gain_verdict(differences: Sequence[float], n_train: int, n_test: int, metric: str, *,
+                 repeats: int = 1, confidence: float = 0.95) -> GainVerdict:
+    """The verdict on paired per-fold differences (fusion minus a baseline, positive = fusion better).
+
+    `differences` holds one value per (repeat, fold); n_train and n_test are the rows one fold
+    learns from and is scored on (for the library's folds: every row outside the held-out fold,
+    early-stopping rows included, and the held-out fold). `metric` (e.g. "accuracy" or "val_mae")
+    only chooses how numbers are written; `repeats` only how the folds are counted in the sentence.
+    """
+    diffs = np.asarray(differences, dtype=float).ravel()
+    if diffs.size == 0 or not np.all(np.isfinite(diffs)):
+        raise ValueError(f"the verdict needs finite paired differences, got {diffs.tolist()}")
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"fold sizes must be positive, got n_train={n_train}, n_test={n_test}")
+    j, mean = diffs.size, float(diffs.mean())
+    if j == 1:
+        caveat = split_caveat(n_test)
+        text = f"{_fmt(mean, metric, None)} on {caveat}"
+        return GainVerdict(mean, None, None, 1, confidence, ONE_SPLIT, text, caveat)
+    # Equal differences up to rounding: no spread (a variance of 1e-35 would fake a tiny interval).
+    same = float(np.ptp(diffs)) <= 1e-12 * max(1.0, abs(mean))
+    variance = 0.0 if same else float(diffs.var(ddof=1)) * (1.0 / j + n_test / n_train)
+    half = float(stats.t.ppf(0.5 + confidence / 2, j - 1)) * math.sqrt(variance)
+    low, high = mean - half, mean + half
+    verdict = BETTER if low > 0 else WORSE if high < 0 else NO_DIFFERENCE
+    caveat = "" if not same else f"all {j} folds gave the same difference: no spread to estimate the noise from"
+    counted = f"{j // repeats} folds x {repeats} repeats" if repeats > 1 and j % repeats == 0 else f"{j} folds"
+    text = (f"{_fmt(mean, metric, half)} ({confidence:.0%} CI {_fmt(low, metric, half)} to "
+            f"{_fmt(high, metric, half)}) over {counted}: {verdict}")
+    return GainVerdict(mean, low, high, j, confidence, verdict, text + (f" ({caveat})" if caveat else ""), caveat)
+
+
+def _fmt(value: float, metric: str, half_width: float | None) -> str:
+    """Signed, at a precision that suits the metric: 3 decimals for fractions, else two significant
+    digits of the interval's half-width (thousands separated), e.g. +0.038, -1,250, +3.4."""
+    name = metric.split("_", 1)[1] if metric.startswith(("val_", "test_", "train_")) else metric
+    if name in FRACTION_METRICS:
+        return f"{value:+.3f}"
+    scale = half_width if half_width else abs(value)
+    decimals = min(6, max(0, 1 - math.floor(math.log10(scale)))) if scale else 0
+    return f"{value:+,.{decimals}f}"
