@@ -7,7 +7,9 @@ PAGES = Path(__file__).parent / "pages"
 
 
 def run() -> None:
-    st.set_page_config(page_title="Multimodal Studio", page_icon=":material/join:", layout="wide")
+    # An emoji tab icon is drawn by the browser; a ":material/..." one is fetched from a font server
+    # (fails offline). The sidebar's material icons use the font bundled with Streamlit.
+    st.set_page_config(page_title="Multimodal Studio", page_icon="🧩", layout="wide")
     page = st.navigation([
         st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True),
         st.Page(PAGES / "data.py", title="Data", icon=":material/table:"),

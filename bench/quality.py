@@ -27,12 +27,13 @@ RESULTS = ROOT / "bench" / "quality_results.json"
 EXTRA_RESULTS = "quality_results_*.json"   # parallel runs of single datasets (--results), merged in the report
 REPORT = ROOT / "bench" / "QUALITY.md"
 DATASETS = ("house_prices", "skin_lesions", "growth_sequences")
+ORDERED = ("growth_sequences",)   # its frames are time points: a user ticks "ordered" (Data page, --ordered-images)
 
 
 def dataset_default(ds) -> str:
-    """The method the app starts from for this data (config.default_arch), i.e. what a user gets."""
-    from multimodal.core.config import default_arch
-    return default_arch(len(ds.features.image_cols), len(ds.features.tabular_cols))
+    """The method the app proposes for this data (models/proposal.propose_method), i.e. what a user gets."""
+    from multimodal.models.proposal import propose_method
+    return propose_method(ds.features).arch
 
 
 def method_order(ds) -> list[str]:
@@ -68,14 +69,13 @@ def run(args) -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() and args.resume else {}
     results.setdefault("settings", {
         "folds": args.folds, "repeats": args.repeats, "image_size": args.image_size, "seed": args.seed,
-        "batch_size": TrainConfig(data="").batch_size, "epochs": "auto (training.auto_epochs)",
-        "patience": TrainConfig(data="").patience,
+        "batch_size": "auto", "epochs": "auto", "patience": "auto (config.small_data_settings)",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared, loaded)",
     })
     results.setdefault("datasets", {})
     started = time.perf_counter() - results.get("total_seconds", 0.0)
     for name in args.datasets.split(","):
-        ds = load_dataset(name)
+        ds = load_dataset(name, ordered_images=name in ORDERED)
         base = TrainConfig(data=name, epochs=None, seed=args.seed,
                            model=ModelConfig(image_size=args.image_size, seed=args.seed))
         inputs = model_inputs(ds.frame, ds.root, ds.features, args.image_size)
@@ -125,8 +125,9 @@ def write_report(results: dict) -> None:
              "- Every number is measured on the held-out fold. Early stopping and the best-weights choice use "
              "an inner validation split (20%) of the training folds, never the held-out fold; nothing was tuned "
              "on the held-out folds.",
-             "- Default fusion method: the one the app picks for the data (`config.default_arch`: `cnn_lstm` "
-             f"for ordered frames + table, else `late_concat`). Machine: {s['machine']}. "
+             "- Default fusion method: the one the app proposes for the data (`proposal.propose_method`: "
+             f"`cnn_lstm` for frames marked ordered + table, as growth_sequences' are here, else `late_concat`). "
+             f"Machine: {s['machine']}. "
              f"Total time: {results.get('total_seconds', 0) / 60:.1f} min"
              + "".join(f" + {v / 60:.1f} min in a separate process ({k})"
                        for k, v in results.get("parallel_seconds", {}).items()) + ".", ""]

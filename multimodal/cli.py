@@ -6,9 +6,12 @@ With --json the last stdout line is one JSON object. A user's mistake exits 2 wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,39 @@ def _emit(payload: dict, as_json: bool, text: str) -> None:
     print(json.dumps(payload) if as_json else text)
 
 
+class _Notices(logging.Handler):
+    """The library's warnings (e.g. an image encoder trained from random init because its pretrained
+    weights cannot be had) as plain `notice: ...` lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"notice: {record.getMessage()}", file=sys.stderr)
+
+
+NOTICES = _Notices(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _training_output():
+    """While training: library notices on stderr, and stdout (Keras' download progress bar) sent
+    there too, so stdout carries only the result (with --json, one JSON line)."""
+    logger = logging.getLogger("multimodal")
+    logger.addHandler(NOTICES)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        logger.removeHandler(NOTICES)
+
+
+def _unfreeze(text: str) -> int | str:
+    """--unfreeze: "all" or a number of top blocks (0 or more)."""
+    if text == "all":
+        return "all"
+    if not text.isdigit():
+        raise UsageError(f"--unfreeze must be 'all' or a number of top blocks (0 or more), got '{text}'")
+    return int(text)
+
+
 def cmd_samples(args) -> None:
     from multimodal.data.samples import SAMPLES
     rows = [{"name": s.name, "title": s.title, "task": s.task, "target": s.target, "description": s.description}
@@ -55,14 +91,20 @@ def cmd_archs(args) -> None:
 def train_config_from_args(args):
     from multimodal.core.config import ModelConfig, TrainConfig
     from multimodal.core.tasks import LOSSES
+    from multimodal.models.backbones import ENCODERS  # lazy: pulls Keras, so checked after parsing
     from multimodal.models.fusion import FUSION_METHODS
-    if args.arch not in FUSION_METHODS:
+    if args.arch is not None and args.arch not in FUSION_METHODS:
         raise UsageError(f"unknown --arch '{args.arch}'; choose one of {', '.join(FUSION_METHODS)}")
+    if args.encoder not in ENCODERS:
+        raise UsageError(f"unknown --encoder '{args.encoder}'; choose one of {', '.join(ENCODERS)}")
+    if args.finetune_lr is not None and not args.finetune_lr > 0:
+        raise UsageError(f"--finetune-lr must be above 0, got {args.finetune_lr}")
     if args.loss and not any(args.loss in v for v in LOSSES.values()):
         raise UsageError(f"unknown --loss '{args.loss}'; choose one of mse, mae, huber, mape, crossentropy")
     for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                              ("--image-size", args.image_size, 16), ("--patience", args.patience, 0),
-                             ("--devices", args.devices, 1)):
+                             ("--devices", args.devices, 1), ("--freeze-epochs", args.freeze_epochs, 0),
+                             ("--finetune-epochs", args.finetune_epochs, 0)):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
     for flag, value in (("--modality-dropout", args.modality_dropout), ("--dropout", args.dropout)):
@@ -80,56 +122,83 @@ def train_config_from_args(args):
         overrides.update({c: role for c in _columns(flag)})
     if args.split_col:
         overrides[args.split_col] = "split"
+    # Without --arch, ModelConfig's default stands until cmd_train has the data to propose from.
     return TrainConfig(data=args.data, target=args.target, task=args.task, overrides=overrides,
-                       val_fraction=args.val_fraction, seed=args.seed, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, loss=args.loss,
-                       target_transform=args.target_transform, devices=args.devices, stream=args.stream,
-                       **({"patience": args.patience} if args.patience is not None else {}),
-                       model=ModelConfig(arch=args.arch, image_size=args.image_size, seed=args.seed,
+                       ordered_images=args.ordered_images, val_fraction=args.val_fraction, seed=args.seed,
+                       epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, lr=args.lr,
+                       loss=args.loss, target_transform=args.target_transform, devices=args.devices,
+                       stream=args.stream, on_missing_weights=args.on_missing_weights,
+                       freeze_epochs=args.freeze_epochs,
+                       # the two-phase settings not given keep TrainConfig's defaults (their one home)
+                       **{name: value for name, value in (("finetune_epochs", args.finetune_epochs),
+                                                          ("finetune_lr", args.finetune_lr),
+                                                          ("unfreeze", args.unfreeze and _unfreeze(args.unfreeze)))
+                          if value is not None},
+                       model=ModelConfig(**({"arch": args.arch} if args.arch else {}), image_size=args.image_size,
+                                         seed=args.seed,
                                          encoder=args.encoder, modality_dropout=args.modality_dropout,
-                                         dropout=args.dropout, augment=args.augment))
+                                         dropout=args.dropout, augment=args.augment,
+                                         encoder_weights_file=str(Path(args.encoder_weights).resolve())
+                                         if args.encoder_weights else None))
 
 
 def cmd_train(args) -> None:
     import tempfile
     import time
 
+    from multimodal.data.dataset import load_dataset
+    from multimodal.models.proposal import propose_method
     from multimodal.train.training import default_image_cache, train
-    config = train_config_from_args(args)
-    if args.cv or args.baselines:
-        return _train_cv(args, config)
-    run_dir = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}"
+    config = train_config_from_args(args)          # flags are checked before any data is read
     # The workdir holds zip extractions and streamed images; the decoded-image cache outlives it.
-    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
-        summary = train(config, run_dir, workdir=Path(workdir),
+    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir, _training_output():
+        ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
+                          overrides=config.overrides, ordered_images=config.ordered_images)
+        # No --arch: the method the app proposes for the same data (models/proposal.py).
+        proposal = None if args.arch else propose_method(ds.features, encoder=config.model.encoder)
+        if proposal:
+            config = replace(config, model=replace(config.model, arch=proposal.arch))
+        proposed = {"proposal_reason": proposal.reason} if proposal else {}
+        if args.cv or args.baselines:
+            return _train_cv(args, config, ds, proposed)
+        run_dir = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}"
+        summary = train(config, run_dir, dataset=ds, workdir=Path(workdir),
                         image_cache=default_image_cache() if args.image_cache else None)
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items())
-    _emit(summary, args.json, f"trained {summary['arch']} for {summary['epochs_run']} epochs in "
-          f"{summary['train_seconds']:.1f}s -> {summary['run_dir']}\n{metrics}")
+    because = f" (proposed: {proposal.reason})" if proposal else ""
+    _emit({**summary, **proposed}, args.json, f"trained {summary['arch']}{because} for {summary['epochs_run']} "
+          f"epochs in {summary['train_seconds']:.1f}s -> {summary['run_dir']}\n{metrics}")
 
 
-def _train_cv(args, config) -> None:
-    """--cv K [--repeats R] [--baselines]: repeated k-fold; val_* are held-out fold metrics."""
-    import tempfile
+def _train_cv(args, config, dataset, proposed: dict) -> None:
+    """--cv K [--repeats R] [--baselines]: repeated k-fold; val_* are held-out fold metrics.
+    dataset: the loaded data; proposed: {"proposal_reason"} when the method was proposed."""
     import time
 
     from multimodal.train.crossval import compare_with_baselines, cross_validate
     k = args.cv or 5
     out = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}-cv{k}x{args.repeats}"
-    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
-        if args.baselines:
-            result = compare_with_baselines(config, k, args.repeats, workdir=Path(workdir))
-            chosen = result["results"][config.model.arch]
-            payload = {**chosen, "baselines": {a: {"mean": r["mean"], "std": r["std"]}
-                                               for a, r in result["results"].items()},
-                       "metric": result["metric"], "fusion_gain": result["gain"]}
-        else:
-            payload = cross_validate(config, k, args.repeats, workdir=Path(workdir), out_dir=out, keep_runs=True)
+    if args.baselines:
+        result = compare_with_baselines(config, k, args.repeats, dataset=dataset)
+        chosen = result["results"][config.model.arch]
+        payload = {**chosen, "baselines": {a: {"mean": r["mean"], "std": r["std"]}
+                                           for a, r in result["results"].items()},
+                   "metric": result["metric"], "fusion_gain": result["gain"]}
+    else:
+        payload = cross_validate(config, k, args.repeats, dataset=dataset, out_dir=out, keep_runs=True)
+    payload.update(proposed)
     lines = [f"{payload['arch']}: {payload['k']}-fold x {payload['repeats']} cross-validation (held-out folds)"]
+    lines += [f"  (proposed: {proposed['proposal_reason']})"] if proposed else []
     lines += [f"  {m:14} {payload['mean'][m]:.4g} +- {payload['std'][m]:.3g}" for m in payload["mean"]]
     if args.baselines:
-        g = payload["fusion_gain"]
-        lines.append(f"fusion gain in {payload['metric']} over {g['best_baseline']}: {g['mean']:+.4g} +- {g['std']:.3g}")
+        metric, gain = payload["metric"], payload["fusion_gain"]
+        lines.append(f"{metric} by method (mean +- std over folds):")
+        lines += [f"  {a:14} {r['mean'][metric]:.4g} +- {r['std'][metric]:.3g}" for a, r in payload["baselines"].items()]
+        if gain is None:
+            lines.append("no baseline to compare with: the data allows none besides this method")
+        else:
+            lines.append(f"gain in {metric} over {gain['best_baseline']} (paired by fold, positive = better):")
+            lines += [f"  {g['arch']:14} {g['sentence']}" for g in gain["methods"]]
     _emit(payload, args.json, "\n".join(lines))
 
 
@@ -227,10 +296,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("data", help="sample name, folder, .zip or .csv")
     t.add_argument("--target")
     t.add_argument("--task", choices=["classification", "regression"])
-    t.add_argument("--arch", default="late_concat")
-    t.add_argument("--encoder", default="small_cnn", choices=["small_cnn", "mobilenet_v2"])
-    t.add_argument("--epochs", type=int, default=None, help="default: a budget from the data size")
-    t.add_argument("--patience", type=int, default=None, help="early-stopping patience (0 = off)")
+    t.add_argument("--arch", default=None, help="fusion method (default: the one proposed for the data, "
+                                                "as on the app's Model page)")
+    t.add_argument("--ordered-images", action="store_true",
+                   help="the image columns are one ordered sequence (frames in time, in column order); "
+                        "only then is a sequence model (cnn_lstm) proposed")
+    t.add_argument("--encoder", default="small_cnn",
+                   help="image encoder: small_cnn (default, no pretrained weights), mobilenet_v2, efficientnet_b0 "
+                        "or xception (ImageNet-pretrained: trained in two phases, see --freeze-epochs)")
+    t.add_argument("--encoder-weights", metavar="PATH",
+                   help="the encoder's pretrained weights (.h5); default: Keras' cache, then a download")
+    t.add_argument("--on-missing-weights", default="random", choices=["random", "stop"],
+                   help="when the pretrained weights cannot be had (offline): train from random init with a "
+                        "notice (default), or stop")
+    t.add_argument("--freeze-epochs", type=int, default=None,
+                   help="pretrained encoders, phase 1: epochs of the head on the frozen backbone (default: --epochs)")
+    t.add_argument("--finetune-epochs", type=int, default=None,
+                   help="phase 2: epochs fine-tuning the backbone's top blocks (default 10; 0: no phase 2)")
+    t.add_argument("--finetune-lr", type=float, default=None, help="phase 2's Adam learning rate (default 1e-4)")
+    t.add_argument("--unfreeze", default=None, metavar="N|all",
+                   help="phase 2: how many top blocks of the backbone to fine-tune, or all (default 2)")
+    t.add_argument("--epochs", type=int, default=None, help="default: from the number of training rows")
+    t.add_argument("--patience", type=int, default=None,
+                   help="early-stopping patience (0 = off; default: from the number of training rows)")
     t.add_argument("--target-transform", default="auto", choices=["auto", "log", "none"])
     t.add_argument("--modality-dropout", type=float, default=0.0)
     t.add_argument("--dropout", type=float, default=0.2, help="dropout in the fusion head")
@@ -249,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--repeats", type=int, default=1)
     t.add_argument("--baselines", action="store_true",
                    help="also cross-validate image_only and tabular_only on the same folds (fusion gain)")
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--batch-size", type=int, default=None, help="default: from the number of training rows")
     t.add_argument("--image-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--seed", type=int, default=0)

@@ -5,6 +5,8 @@ import streamlit as st
 from multimodal.app import comparison_view, figures, run_table, session_jobs, state
 from multimodal.core.tasks import main_metric
 from multimodal.runs.gain import fusion_gain
+from multimodal.runs.verdicts import cross_validation_advice
+from multimodal.train.crossval import allowed_baselines
 
 state.use_app_navigation()
 
@@ -21,13 +23,18 @@ ref = run_table.reference_picker(runs)
 group = run_table.comparable(runs, ref)
 metric, higher = main_metric(ref.task)
 st.caption(f"{len(group)} run(s) on {run_table.dataset_of(ref)} ({ref.task} of `{ref.config.get('target')}`).")
+rows = sum(len(split) for split in (ref.config.get("splits") or {}).values())   # none for an imported model
+advice = cross_validation_advice(rows) if rows else ""
+if advice:
+    st.info(f"{advice} See **Cross-validated comparison** below.", icon=":material/info:")
 
 left, right = st.columns([3, 2])
 with left:
     shown = st.radio("Curve", [metric, "loss"], horizontal=True, format_func=lambda m: f"validation {m}")
     figures.chart(figures.overlay_curves(group, shown))
 with right:
-    gain = fusion_gain(group, ref.task)
+    baselines = allowed_baselines(ref.spec)
+    gain = fusion_gain(group, ref.task, baselines)
     st.markdown("**Fusion gain**")
     if gain["gain"] is not None:
         better = "higher" if higher else "lower"
@@ -35,13 +42,15 @@ with right:
                   help=f"Positive means fusion is better ({better} {metric} is better).")
         st.caption(f"Best fusion: {gain['fusion']['arch']} ({gain['fusion']['value']:.4f}) · best baseline: "
                    f"{gain['baseline']['arch']} ({gain['baseline']['value']:.4f}). Positive = fusion is better.")
+        if gain["caveat"]:
+            st.warning(f"Fusion gain on {gain['caveat']}.", icon=":material/warning:")
     if gain["note"]:
         st.info(gain["note"], icon=":material/info:")
     two_branches = bool(ref.spec.image_cols) and bool(ref.spec.tabular_cols)
     if st.button("Train baselines", icon=":material/play_arrow:",
                  disabled=not two_branches or session_jobs.baselines_training(),
-                 help=f"Trains {' and '.join(session_jobs.branch_baselines())} with the settings of the run chosen above."):
-        session_jobs.start_baselines(ref.config)
+                 help=f"Trains {', '.join(baselines)} with the settings of the run chosen above."):
+        session_jobs.start_baselines(ref.config, baselines)
         st.rerun()
     if not two_branches:
         st.caption("This run's data has only one branch, so there is no baseline to train.")

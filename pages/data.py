@@ -20,8 +20,7 @@ def _title(name: str) -> str:
 
 def _pick_sample() -> None:
     name = st.session_state.data_sample
-    if dv.load_into_session(name, shown_source=name):
-        st.session_state.pop("dataset_options", None)
+    dv.load_into_session(name, shown_source=name)
 
 
 st.title(":material/table: Data")
@@ -55,7 +54,6 @@ else:
         st.session_state.data_upload_sig = signature
         with st.spinner("Checking and loading the upload..."):
             if dv.load_upload(files):
-                st.session_state.pop("dataset_options", None)
                 st.session_state.data_upload_gen = generation + 1  # a fresh, empty uploader
                 st.rerun()
 
@@ -71,19 +69,19 @@ st.markdown(f"**{len(ds.frame):,} rows** · target **{ds.target}** ({ds.task}"
             + (f", classes: {', '.join(ds.classes[:8])}" if ds.classes else "") + ") · "
             f"{len(spec.image_cols)} image column(s) · {len(spec.numeric_cols)} numeric · "
             f"{len(spec.categorical_cols)} categorical")
+dv.ordered_images_choice(ds)
 
 table, images, roles, report = st.tabs([":material/table_rows: Table", ":material/image: Images",
                                         ":material/tune: Roles", ":material/health_and_safety: Health"])
 with table:
-    st.dataframe(ds.frame.head(500), hide_index=True, width="stretch", height=360)
+    st.dataframe(dv.with_row_ids(ds, ds.frame.head(500)), hide_index=True, width="stretch", height=360)
     st.caption(f"First {min(500, len(ds.frame))} of {len(ds.frame):,} rows.")
 with images:
     dv.image_grid(ds, 12)
 with roles:
     chosen = dv.role_form(ds)
     if chosen is not None:
-        if dv.load_into_session(str(ds.csv_path), shown_source=source, name=ds.name, **chosen):
-            st.session_state.dataset_options = chosen
+        dv.load_into_session(str(ds.csv_path), shown_source=source, name=ds.name, **chosen)
         st.rerun()
 with report:
     dv.health(ds, health_report(ds))

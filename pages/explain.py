@@ -1,10 +1,9 @@
 """Explain: one validation row in depth: branches, interactions, features, image regions, routing."""
 import streamlit as st
 
-from multimodal.app import figures, run_picker, run_view, state
+from multimodal.app import figures, model_service, run_picker, run_view, state
 from multimodal.core.errors import DataError
 from multimodal.explain.attributions import attention_routing
-from multimodal.explain.report import explain_row
 from multimodal.models.fusion import FUSION_METHODS
 from multimodal.runs.run import run_inputs
 
@@ -31,7 +30,7 @@ try:
     frame = ds.frame.loc[[row]]
     images = run_view.load_row_images(ds, run, row)[None] if run.spec.image_cols else None
     inputs = run_inputs(run, frame, ds.root, images)
-    expl = explain_row(run, inputs, output_index=output_index)
+    expl = model_service.explanation(run_dir, inputs, output_index)
 except DataError as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()

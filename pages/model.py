@@ -8,13 +8,14 @@ import streamlit as st
 from multimodal.app import setup_query as sq
 from multimodal.app import state
 from multimodal.app.diagram import fusion_dot
+from multimodal.app.encoder_view import OFFLINE, encoder_settings, pretrained_settings
 from multimodal.app.param_count import count_key, param_count
-from multimodal.core.config import ModelConfig, default_arch
+from multimodal.core.config import ModelConfig, small_data_settings
 from multimodal.core.errors import DataError
 from multimodal.core.tasks import LOSSES, TARGET_TRANSFORMS
 from multimodal.models.backbones import ENCODERS
 from multimodal.models.fusion import FUSION_METHODS, Param, methods_for
-from multimodal.models.weights import resolve_weights
+from multimodal.models.proposal import propose_method
 from multimodal.train.training import choose_transform
 
 state.use_app_navigation()
@@ -48,11 +49,12 @@ if not archs:
     st.stop()
 
 # Widget state: from the stored setup, then from the URL when it differs from what we last wrote.
-config = ss.get("model_config") or ModelConfig(arch=default_arch(len(spec.image_cols), len(spec.tabular_cols)))
+config = state.model_config(ds)
 current = {**config.to_dict(), **state.default_train_settings(ds), **ss.get("train_settings", {}),
            "seed": config.seed}
+proposal = propose_method(spec, encoder=ss.get("m_encoder", config.encoder))
 if current["arch"] not in archs:
-    current["arch"] = default_arch(len(spec.image_cols), len(spec.tabular_cols))
+    current["arch"] = proposal.arch
 current["loss"] = current.get("loss") or "mse"
 for name in sq.QUERY_FIELDS:
     if f"m_{name}" not in ss or (name == "arch" and ss.m_arch not in archs):
@@ -61,7 +63,7 @@ query = st.query_params.to_dict()
 if query != ss.get("_model_query_written"):
     values, ss["_model_query_warnings"] = sq.setup_from_query(
         query, {"arch": archs, "encoder": list(ENCODERS), "loss": LOSSES["regression"],
-                "target_transform": TARGET_TRANSFORMS})
+                "target_transform": TARGET_TRANSFORMS, "on_missing_weights": list(OFFLINE)})
     for name, value in values.items():
         ss[f"m_{name}"] = value
 if ss.get("_model_query_warnings"):
@@ -69,6 +71,10 @@ if ss.get("_model_query_warnings"):
 
 st.caption(f"Dataset **{ds.name}**: {len(spec.image_cols)} image column(s), {len(spec.tabular_cols)} table "
            f"column(s), target **{ds.target}** ({ds.task}). Only methods that fit these columns are listed.")
+ordered_note = " Whether the image columns are an ordered sequence is set on the Data page." \
+    if len(spec.image_cols) > 1 else ""
+st.info(f"**Proposed: {proposal.arch}** - {proposal.reason}. This is a recommendation from the data: any listed "
+        f"method can be chosen.{ordered_note}", icon=":material/recommend:")
 pick, show = st.columns([1, 2.4], gap="large")
 with pick:
     arch = st.radio("Fusion method", archs, key="m_arch",
@@ -89,16 +95,12 @@ st.subheader("Settings")
 img_col, net_col, train_col = st.columns(3, gap="large")
 with img_col:
     st.markdown("**Image branch**" + ("" if uses_images else " (not used by this method)"))
-    encoder = st.selectbox("Image encoder", list(ENCODERS), key="m_encoder", disabled=not uses_images,
-                           format_func=lambda k: ENCODERS[k].title, help="\n\n".join(
-                               f"**{s.title}**: {s.description}" for s in ENCODERS.values()))
-    if uses_images and resolve_weights(encoder, download=False).notice:
-        st.warning(f"{ENCODERS[encoder].title} ImageNet weights are not on this machine: **offline: random "
-                   "initialisation**. It learns from scratch and slowly; the small CNN is quicker here.",
-                   icon=":material/cloud_off:")
-    image_size = st.select_slider("Image size (pixels)", sq.IMAGE_SIZES, key="m_image_size",
-                                  disabled=not uses_images)
+    encoder, weights_file = encoder_settings(uses_images)
+    image_size = st.select_slider("Image size (pixels)", [s for s in sq.IMAGE_SIZES if s >= ENCODERS[encoder].min_size],
+                                  key="m_image_size", disabled=not uses_images,
+                                  help=f"{ENCODERS[encoder].title} needs at least {ENCODERS[encoder].min_size} px.")
     augment = st.toggle("Augmentation (flip, rotate, zoom)", key="m_augment", disabled=not uses_images)
+    pretrained = pretrained_settings(encoder, uses_images, weights_file is not None)
 with net_col:
     st.markdown("**Fusion head**")
     width = st.select_slider("Width (units per dense layer)", sq.WIDTHS, key="m_width")
@@ -119,12 +121,17 @@ with net_col:
 with train_col:
     st.markdown("**Training**")
     epochs = int(st.number_input("Epochs (maximum)", 1, 500, step=1, key="m_epochs", help=(
-        "The default comes from the data size (about 600 optimizer steps); early stopping usually ends sooner.")))
+        "The default comes from the number of training rows (see the note below); early stopping usually ends "
+        "sooner.")))
     batch_size = st.select_slider("Batch size", sq.BATCH_SIZES, key="m_batch_size")
     lr = st.select_slider("Learning rate", sq.LRS, key="m_lr", format_func=lambda v: f"{v:g}")
     val_fraction = st.slider("Validation fraction", 0.05, 0.5, step=0.05, key="m_val_fraction")
     patience = int(st.number_input("Early-stopping patience (0 = off)", 0, 50, step=1, key="m_patience"))
     seed = int(st.number_input("Seed", 0, 1_000_000, step=1, key="m_seed"))
+    auto, auto_reason = small_data_settings(state.training_rows(ds, float(val_fraction), seed))
+    chosen = {"batch_size": batch_size, "patience": patience, "epochs": epochs}
+    changed = [name.replace("_", " ") for name, value in auto.items() if chosen[name] != value]
+    st.caption(f"{auto_reason}" + (f"; changed here: {', '.join(changed)}" if changed else "") + ".")
     regression = {}
     if ds.task == "regression":
         suggested = choose_transform(ds.frame[ds.target].dropna().to_numpy(float))
@@ -137,9 +144,10 @@ with train_col:
 
 config = ModelConfig(arch=arch, encoder=encoder, image_size=image_size, width=width, dropout=float(dropout),
                      l2=float(l2), augment=bool(augment), seed=seed, params=params,
-                     modality_dropout=0.0 if method.is_baseline else float(modality_dropout), wide=bool(wide))
+                     modality_dropout=0.0 if method.is_baseline else float(modality_dropout), wide=bool(wide),
+                     encoder_weights_file=weights_file)
 train = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "val_fraction": float(val_fraction),
-         "patience": patience, "seed": seed, **regression}
+         "patience": patience, "seed": seed, **regression, **pretrained}
 ss.model_config, ss.train_settings = config, train
 written = sq.setup_to_query(config, train)
 if st.query_params.to_dict() != written:

@@ -2,6 +2,8 @@
 import streamlit as st
 
 from multimodal.app import figures, model_import, model_service, run_picker, run_view, state
+from multimodal.app.data_view import row_name, with_row_ids
+from multimodal.app.encoder_view import run_encoder_text
 from multimodal.core.errors import DataError
 
 state.use_app_navigation()
@@ -25,10 +27,14 @@ except DataError as exc:
 unit = ev.target if ev.task == "regression" else ""
 st.subheader(f"Metrics · {len(ev.rows)} {ev.split} rows · target '{ev.target}'")
 run_view.metric_cards(ev.metrics, unit)
+encoder_text = run_encoder_text(run.config, run.summary)
+if encoder_text:
+    st.caption(encoder_text)
 
 if ev.task == "classification":
     normalize = st.toggle("Normalise the confusion matrix by row (recall per class)", key="results_cm_norm")
 left, right = st.columns(2)
+names = [row_name(ds, r) for r in ev.rows]      # one identifier everywhere (data_view.row_name)
 if ev.task == "classification":
     with left:
         figures.chart(figures.confusion_matrix_figure(ev.confusion, ev.classes, normalize))
@@ -36,9 +42,9 @@ if ev.task == "classification":
         figures.chart(figures.roc_figure(ev.roc))
 else:
     with left:
-        figures.chart(figures.predicted_vs_actual_figure(ev.y_true, ev.y_pred, ev.target, ev.rows))
+        figures.chart(figures.predicted_vs_actual_figure(ev.y_true, ev.y_pred, ev.target, names))
     with right:
-        figures.chart(figures.residuals_figure(ev.y_true, ev.y_pred, ev.target, ev.rows))
+        figures.chart(figures.residuals_figure(ev.y_true, ev.y_pred, ev.target, names))
 
 st.subheader("Worst errors")
 n_worst = st.slider("How many", 4, 24, 8, step=4, key="results_n_worst")
@@ -48,15 +54,16 @@ st.caption("Misclassified rows with the highest loss (−log p(true class))." if
 if run.spec.image_cols:
     for col, (_, r) in zip(run_view.grid(len(worst)), worst.iterrows()):
         if ev.task == "classification":
-            caption = f"row {int(r.row)} · true {r.true} · pred {r.predicted} ({r.confidence:.0%})"
+            caption = f"{row_name(ds, r.row)} · true {r.true} · pred {r.predicted} ({r.confidence:.0%})"
         else:
-            caption = f"row {int(r.row)} · true {figures.fmt_number(r.true)} · pred {figures.fmt_number(r.predicted)}"
+            caption = (f"{row_name(ds, r.row)} · true {figures.fmt_number(r.true)} · "
+                       f"pred {figures.fmt_number(r.predicted)}")
         try:
             col.image(str(run_view.row_image_paths(ds, run, int(r.row))[0]), caption=caption, width="stretch")
         except DataError as exc:
             col.warning(f"{caption}: {exc}")
-st.dataframe(worst.merge(ds.frame, left_on="row", right_index=True, suffixes=("", "_data")),
-             hide_index=True, width="stretch")
+st.dataframe(with_row_ids(ds, worst.merge(ds.frame, left_on="row", right_index=True, suffixes=("", "_data")),
+                         "row"), hide_index=True, width="stretch")
 
 st.subheader("Metrics by slice")
 st.caption("A model that is good on average can fail one group: compare each slice with all rows.")
@@ -68,7 +75,8 @@ if columns:
     metrics = [m for m in slices.columns if m not in ("slice", "n")]
     metric = c2.selectbox("Metric", metrics, format_func=lambda m: figures.METRIC_NAMES.get(m, m), key="results_metric")
     figures.chart(figures.slice_bars_figure(slices, metric, column, ev.metrics.get(metric)))
-    st.dataframe(slices, hide_index=True, width="stretch")
+    # A slice with one class has no ROC AUC (nor any metric that needs both classes): "n/a".
+    st.dataframe(slices.style.format(precision=4, na_rep="n/a"), hide_index=True, width="stretch")
 else:
     st.info("This dataset has no tabular column to slice by.")
 
@@ -91,6 +99,7 @@ if views:
                                           f"drop in {metric_name} when shuffled"))
 
 with st.expander("All validation predictions"):
-    st.dataframe(ev.table, hide_index=True, width="stretch")
-    st.download_button("Download predictions (CSV)", ev.table.to_csv(index=False), f"{run.name}_predictions.csv",
+    predictions = with_row_ids(ds, ev.table, "row")
+    st.dataframe(predictions, hide_index=True, width="stretch")
+    st.download_button("Download predictions (CSV)", predictions.to_csv(index=False), f"{run.name}_predictions.csv",
                        "text/csv", key="results_download")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from multimodal.app import session_jobs, state, training_view
 from multimodal.runs.folders import config_dict
+from multimodal.runs.verdicts import cross_validation_advice
 from multimodal.train.jobs import ACTIVE, Job
 
 state.use_app_navigation()
@@ -23,6 +24,10 @@ train_col.markdown(f"**Training**  \nup to {config['epochs']} epochs · batch {c
                    f"learning rate {config['lr']:g} · validation {config['val_fraction']:.0%} · "
                    f"patience {config['patience'] or 'off'}")
 st.page_link("pages/model.py", label="Change the model or training settings", icon=":material/tune:")
+if advice := cross_validation_advice(len(ds.frame)):
+    st.info(f"{advice} Train once, then run the cross-validated comparison on the Compare page.",
+            icon=":material/info:")
+    st.page_link("pages/compare.py", label="Cross-validate on Compare", icon=":material/compare_arrows:")
 
 if st.button("Start training", type="primary", icon=":material/play_arrow:"):
     session_jobs.start_training(config, dataset=ds)
@@ -57,5 +62,6 @@ if job.poll() in ACTIVE:
 else:
     training_view.progress_view(job, ds.task)
     if job.progress().end:
-        state.select_run(job.run_dir)                # Results / Explain / What-if show this run
+        if job.progress().end.get("status") != "stopped":   # a stopped run is partial: not shown by default
+            state.select_run(job.run_dir)            # Results / Explain / What-if show this run
         training_view.outcome_view(job)

@@ -2,9 +2,8 @@
 import numpy as np
 import streamlit as st
 
-from multimodal.app import figures, run_picker, run_view, state, whatif
+from multimodal.app import figures, model_service, run_picker, run_view, state, whatif
 from multimodal.core.errors import DataError
-from multimodal.explain.report import explain_row
 from multimodal.runs.run import probabilities, run_inputs
 
 state.use_app_navigation()
@@ -38,8 +37,10 @@ def what_if() -> None:
     """Edits rerun only this part of the page, so the answer comes back fast."""
     if spec.tabular_cols:
         with st.container(border=True):
-            st.markdown("**Features** · empty number = missing (the model imputes it)")
+            st.markdown("**Features** · clear a number to make it missing (the model imputes it)")
             frame = whatif.feature_editor(run, ds, row, key=f"whatif_{run_dir}_{row}", spec=spec)
+            if imputed := whatif.imputed_text(run, frame, spec):
+                st.caption(imputed)
     else:
         st.info("This model reads only the image: upload another one to see the prediction change.")
         frame = ds.frame.loc[[row]]
@@ -80,7 +81,7 @@ def what_if() -> None:
         st.subheader("Why")
         # The prediction above is already on screen: a model's first explanation traces its graphs.
         with st.spinner("Explaining this prediction..."):
-            expl = explain_row(run, inputs)
+            expl = model_service.explanation(run_dir, inputs)
         unit = run_view.output_unit(run, expl.get("target"))
         st.metric(f"Explained output ({unit})", f"{expl['output']:.4f}")
         st.caption(f"Baseline: {expl['baseline']}.")

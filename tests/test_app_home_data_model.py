@@ -25,7 +25,9 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from multimodal.app import data_view, diagram  # noqa: E402
 from multimodal.core import limits  # noqa: E402
+from multimodal.core.config import small_data_settings  # noqa: E402
 from multimodal.core.errors import DataError  # noqa: E402
+from multimodal.data.splits import split_indices  # noqa: E402
 
 TIMEOUT = 60
 OURS = ("home.py", "data.py", "model.py")
@@ -62,9 +64,10 @@ def open_page(app_path: Path, page: str | None = None, query: dict | None = None
     return at
 
 
-def train_default(name: str):
-    from multimodal.core.config import TrainConfig
-    return TrainConfig(data="x").to_dict()[name]
+def data_sized_default(ds, name: str):
+    """A training setting the library leaves to the data (config.small_data_settings), for the
+    rows the app's default split trains on."""
+    return small_data_settings(len(split_indices(ds, 0.2, 0)["train"]))[0][name]
 
 
 def errors(at: AppTest) -> str:
@@ -207,7 +210,8 @@ def test_model_page_picks_method_and_mirrors_it_in_the_url(app_path):
     assert not at.exception, at.exception
     assert at.session_state["model_config"].arch == "late_concat"
     assert at.query_params.get("arch") == "late_concat"
-    assert at.session_state["train_settings"]["epochs"] == train_default("epochs")
+    ds = at.session_state["dataset"]
+    assert at.session_state["train_settings"]["epochs"] == data_sized_default(ds, "epochs")
     at.radio(key="m_arch").set_value("gated").run()
     assert not at.exception, at.exception
     assert at.session_state["model_config"].arch == "gated"
@@ -235,7 +239,7 @@ def test_invalid_query_params_are_ignored_with_a_warning(app_path):
     assert "arch" in warning and "image_size" in warning and "epochs" in warning and "lr" in warning
     cfg = at.session_state["model_config"]
     assert cfg.arch == "late_concat" and cfg.image_size == 64 and cfg.dropout == 0.25
-    assert at.session_state["train_settings"]["epochs"] == train_default("epochs")
+    assert at.session_state["train_settings"]["epochs"] == data_sized_default(at.session_state["dataset"], "epochs")
 
 
 def test_parameter_count_is_the_real_count(app_path):
@@ -272,6 +276,67 @@ def test_model_page_makes_a_widget_per_param_and_offers_the_linear_term(app_path
     l2 = next(n for n in at.number_input if n.label == "L2")
     assert l2.value == pytest.approx(1e-3) and at.session_state["model_config"].params == {"l2": 1e-3}
     assert next(t for t in at.toggle if t.label.startswith("Linear term")).disabled    # already linear
+
+
+def ordered_box(at: AppTest):
+    return [c for c in at.checkbox if "ordered sequence" in c.label]
+
+
+def proposed(at: AppTest) -> str:
+    return next(i.value for i in at.info if i.value.startswith("**Proposed:"))
+
+
+def go(at: AppTest, page: str) -> None:
+    """Open another page as the sidebar does: without the previous page's query parameters
+    (AppTest.switch_page keeps them; st.switch_page and the navigation clear them)."""
+    at.query_params = {}
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+
+
+def test_ordered_images_checkbox_drives_the_proposal_and_resets_with_the_dataset(app_path):
+    at = open_page(app_path, "pages/data.py")
+    assert not ordered_box(at)                                   # one image column: nothing to order
+    at.selectbox(key="data_sample").select("growth_sequences").run()
+    [box] = ordered_box(at)
+    assert box.label == "These 4 image columns are an ordered sequence (frames in time)" and not box.value
+    go(at, "pages/model.py")
+    assert at.session_state["model_config"].arch == "late_concat"
+    assert "**Proposed: late_concat** - 4 image columns, unordered" in proposed(at)
+    assert "recommendation" in proposed(at)
+    at.select_slider(key="m_image_size").set_value(32).run()      # a setting made for this dataset
+
+    go(at, "pages/data.py")
+    ordered_box(at)[0].check().run()
+    assert not at.exception, at.exception
+    assert at.session_state["dataset"].features.ordered_images
+    go(at, "pages/model.py")
+    assert at.session_state["model_config"].arch == "cnn_lstm" and at.query_params["arch"] == "cnn_lstm"
+    assert "**Proposed: cnn_lstm** - 4 image columns marked ordered" in proposed(at)
+    assert at.session_state["model_config"].image_size == 64    # the dataset changed: its setup started afresh
+
+    go(at, "pages/data.py")
+    at.selectbox(key="data_sample").select("skin_lesions").run()
+    assert not ordered_box(at)
+    go(at, "pages/model.py")
+    assert at.session_state["model_config"].arch == "late_concat"
+    go(at, "pages/data.py")
+    at.selectbox(key="data_sample").select("growth_sequences").run()
+    assert not ordered_box(at)[0].value                          # a fresh load: unordered until ticked again
+    go(at, "pages/model.py")
+    assert at.session_state["model_config"].arch == "late_concat"
+
+
+def test_model_page_shows_the_data_sized_training_defaults(app_path):
+    at = open_page(app_path, "pages/model.py")
+    ds = at.session_state["dataset"]
+    rows = len(split_indices(ds, 0.2, 0)["train"])
+    note = f"{rows} training rows: batch 16, patience 15, up to 200 epochs - small-data defaults."
+    assert note in [c.value for c in at.caption]
+    train = at.session_state["train_settings"]
+    assert (train["batch_size"], train["patience"], train["epochs"]) == (16, 15, 200)
+    at.select_slider(key="m_batch_size").set_value(64).run()
+    assert note[:-1] + "; changed here: batch size." in [c.value for c in at.caption]
 
 
 def test_fusion_dot_names_columns_and_method():

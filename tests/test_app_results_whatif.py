@@ -7,16 +7,20 @@ would leave it. Runs are trained once per module.
 from __future__ import annotations
 
 import inspect
+import json
 import re
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from multimodal.data.dataset import load_dataset
+from multimodal.runs.run import load_run, predict, run_inputs
 
-from support.apptest import assert_clean, metric, open_page
+from support.apptest import assert_clean, metric, open_app_page, open_page
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
@@ -42,7 +46,7 @@ def trained(tiny_samples, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
 
 def test_streamlit_cleanup_hook_is_still_the_one_we_neutralise():
     """Fails when Streamlit renames/removes the hook or changes what it cleans: then re-check
-    multimodal/app/model_service.py (docs/ARCHITECTURE.md, "Why a process, not a thread") before upgrading."""
+    multimodal/app/model_service.py (docs/ARCHITECTURE.md, "The app") before upgrading."""
     from streamlit.runtime.scriptrunner import script_runner
 
     from multimodal.app import model_service
@@ -125,6 +129,8 @@ def test_whatif_unreadable_upload_shows_an_error_and_keeps_working(trained, tmp_
     uploader[0].set_value(("broken.png", b"not a png at all", "image/png")).run()
     assert not at.exception
     assert any("could not be read" in e.value for e in at.error)
+    # The message names the file the user chose, not where the server stored it.
+    assert all("broken.png" in e.value and "uploads" not in e.value for e in at.error), [e.value for e in at.error]
     assert metric(at, "Predicted class")             # the page still predicts (with the row's image)
 
 
@@ -145,3 +151,90 @@ def test_pages_without_runs_explain_what_to_do(tiny_samples, tmp_path):
     at.run()
     assert_clean(at)
     assert any("Train" in i.value for i in at.info)
+
+
+# ---------------------------------------------------------------- what a newcomer meets
+
+def test_whatif_clearing_a_number_predicts_with_the_value_imputed(trained, tmp_path):
+    csv, run_dir = trained["skin_lesions"]
+    at = open_page("whatif.py", csv, run_dir, tmp_path)
+    age = next(n for n in at.number_input if n.label == "age")
+    # The browser puts a cleared input back to its default: the inputs have none, the row's value
+    # comes from session state.
+    assert not age.proto.HasField("default") and age.value is not None
+    age.set_value(None).run()
+    assert_clean(at)
+    assert next(n for n in at.number_input if n.label == "age").value is None      # stays cleared
+    run, ds = load_run(run_dir), load_dataset(csv)
+    row = int(run.config["splits"]["val"][0])
+    frame = ds.frame.loc[[row]].copy()
+    frame["age"] = float("nan")
+    expected = predict(run, run_inputs(run, frame, ds.root))[0, 0]                  # the logit of class 1
+    assert metric(at, "Explained output") == f"{expected:.4f}"
+    fill = run.config["tabular_stats"]["numeric"]["age"]["fill"]
+    assert any("fills in" in c.value and f"age → {fill:.3g}" in c.value for c in at.caption), \
+        [c.value for c in at.caption]
+
+
+def _with_ids(csv: Path, folder: Path, ids: bool) -> Path:
+    """A copy of a sample whose id column differs from the row positions (or has no id column)."""
+    shutil.copytree(csv.parent, folder)
+    frame = pd.read_csv(folder / csv.name)
+    if ids:
+        frame["id"] = 1000 + 7 * frame.index
+    else:
+        frame = frame.drop(columns=["id"])
+    frame.to_csv(folder / csv.name, index=False)
+    return folder / csv.name
+
+
+@pytest.mark.parametrize("ids", [True, False], ids=["id column", "no id column"])
+def test_one_row_identifier_on_data_results_and_explain(trained, tmp_path, ids):
+    csv, run_dir = trained["skin_lesions"]
+    csv = _with_ids(csv, tmp_path / "data", ids)
+    ds = load_dataset(csv)
+    names = [f"id {1000 + 7 * i}" if ids else f"row {i + 1}" for i in range(len(ds.frame))]
+    first = "id" if ids else "row"
+
+    data = open_app_page("data.py", csv, tmp_path / "s0")
+    table = data.dataframe[0].value
+    assert table.columns[0] == first and [f"{first} {v}" for v in table[first]] == names[:len(table)]
+    grid = [c.value for c in data.caption if " · **" in c.value]
+    assert grid and all(c.split(" · ")[0] in names for c in grid), grid
+
+    results = open_page("results.py", csv, run_dir, tmp_path / "s1")
+    val_rows = [int(r) for r in load_run(run_dir).config["splits"]["val"]]
+    predictions = results.dataframe[-1].value                        # "All validation predictions"
+    assert predictions.columns[0] == first and "row" not in predictions.columns[1:]
+    assert [f"{first} {v}" for v in predictions[first]] == [names[r] for r in val_rows]
+    worst = [c for image in results.get("image") for c in image.captions if " · true " in c]
+    assert worst and all(c.split(" · ")[0] in names for c in worst), worst
+
+    explain = open_page("explain.py", csv, run_dir, tmp_path / "s2")
+    picker = next(s for s in explain.selectbox if s.key.startswith("explain_row_"))
+    assert [o.split(" · ")[0] for o in picker.options] == [names[r] for r in val_rows]
+
+
+def _session_with_runs(run_dir: Path, session: Path) -> tuple[Path, Path]:
+    """A completed run and, trained after it, a better-scoring run the user stopped (partial)."""
+    completed, stopped = session / "runs" / "completed", session / "runs" / "stopped"
+    shutil.copytree(run_dir, completed)
+    shutil.copytree(run_dir, stopped)
+    summary = json.loads((stopped / "summary.json").read_text())
+    (stopped / "summary.json").write_text(json.dumps({**summary, "status": "stopped", "epochs_run": 1}))
+    metrics = json.loads((stopped / "metrics.json").read_text())
+    (stopped / "metrics.json").write_text(json.dumps({**metrics, "val_accuracy": 0.99}))
+    return completed, stopped
+
+
+@pytest.mark.parametrize("page", ["results.py", "explain.py", "whatif.py"])
+def test_default_run_after_a_stop_is_the_best_completed_one(trained, tmp_path, page):
+    csv, run_dir = trained["skin_lesions"]
+    completed, stopped = _session_with_runs(run_dir, tmp_path / "s")
+    at = open_app_page(page, csv, tmp_path / "s")                     # nothing chosen yet
+    picker = next(s for s in at.selectbox if s.label == "Model run")
+    assert picker.value == str(completed)
+    assert any("Shown by default: the best completed run" in c.value for c in at.caption)
+    picker.set_value(str(stopped)).run()                               # a choice is kept and not annotated
+    assert next(s for s in at.selectbox if s.label == "Model run").value == str(stopped)
+    assert not any("Shown by default" in c.value for c in at.caption)

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from multimodal.data.dataset import load_dataset
+from multimodal.runs.verdicts import split_caveat
 from multimodal.train import jobs
 
 from support.apptest import assert_clean
@@ -62,6 +63,9 @@ def test_train_page_shows_the_setup_and_start(tiny_samples, tmp_path):
     page = texts(at)
     assert "up to 3 epochs" in page and "batch 8" in page and "late_concat" in page
     assert "Press **Start training**" in page
+    # 40 rows: the page steers to cross-validation first, and says why
+    assert "40 rows is a small dataset: one validation split can flip which method looks better" in page
+    assert any(link.label == "Cross-validate on Compare" for link in at.get("page_link"))
 
 
 def test_start_runs_a_job_and_shows_the_finished_run(tiny_samples, tmp_path):
@@ -83,6 +87,8 @@ def test_start_runs_a_job_and_shows_the_finished_run(tiny_samples, tmp_path):
     assert len(at.session_state["jobs"]) == 1
     assert [b.label for b in at.get("download_button")] == ["Model (.keras)", "History (.csv)", "Config (.json)"]
     assert any(m.label.startswith("val accuracy") for m in at.metric)
+    val_rows = len(json.loads((Path(job.run_dir) / "config.json").read_text())["splits"]["val"])
+    assert f"Validation metrics on {split_caveat(val_rows)}." in texts(at)      # one split of N rows
     assert at.session_state["selected_run"] == str(job.run_dir)
 
 
@@ -134,12 +140,17 @@ def test_compare_lists_runs_and_the_fusion_gain(tiny_samples, three_runs, tmp_pa
     expected = acc["late_concat"] - max(acc["image_only"], acc["tabular_only"])
     gain = [m for m in at.metric if m.label.startswith("val accuracy")]
     assert gain and float(gain[0].value) == pytest.approx(expected, abs=1e-4)
+    val_rows = len(json.loads((session / "runs" / "late_concat" / "config.json").read_text())["splits"]["val"])
+    page = texts(at)
+    assert f"Fusion gain on {split_caveat(val_rows)}." in page                    # the single-split caveat
+    assert "linear is missing" in page                                            # the third baseline
+    assert "rows is a small dataset" in page and "**Cross-validated comparison** below" in page
     assert len(at.get("plotly_chart")) == 1
 
-    button(at, "Train baselines").click().run()   # both baselines queue behind the busy slot
+    button(at, "Train baselines").click().run()   # every baseline the data allows queues behind the busy slot
     assert_clean(at)
     started = [j for j in at.session_state["jobs"].values()]
-    assert sorted(j.arch for j in started) == ["image_only", "tabular_only"]
+    assert sorted(j.arch for j in started) == ["image_only", "linear", "tabular_only"]
     assert all(j.state == "queued" and j.config["epochs"] == 1 for j in started)
     assert all(j.config["model"]["image_size"] == 16 for j in started)
     assert "waiting for a free slot" in texts(at)

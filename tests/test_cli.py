@@ -41,7 +41,7 @@ def test_archs_json_lists_every_method(capsys):
     assert main(["archs", "--json"]) == 0
     archs = {a["name"]: a for a in last_json(capsys.readouterr().out)["archs"]}
     assert {"image_only", "tabular_only", "early_concat", "late_concat", "multiply", "gated", "attention", "film",
-            "late_decision", "cnn_lstm", "cnn_rnn_rows"} <= set(archs)
+            "late_decision", "cnn_lstm", "cnn_rnn_classifier"} <= set(archs)
     assert archs["cnn_lstm"]["branches"] == ["sequence", "tabular"]
 
 

@@ -32,9 +32,9 @@ def test_worker_runs_every_fold_and_saves_the_comparison(finished):
     events, _ = read_events(finished)
     kinds = [e["type"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "end" and events[-1]["status"] == "finished"
-    assert events[0]["archs"] == ["image_only", "tabular_only", "late_concat"] and events[0]["folds"] == 6
+    assert events[0]["archs"] == ["image_only", "tabular_only", "linear", "late_concat"] and events[0]["folds"] == 8
     folds = [e for e in events if e["type"] == "fold"]
-    assert [e["done"] for e in folds] == [1, 2, 3, 4, 5, 6]
+    assert [e["done"] for e in folds] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert all(0.0 <= e["value"] <= 1.0 for e in folds)
     result = json.loads((finished / COMPARISON_FILE).read_text())
     assert result["k"] == 2 and result["repeats"] == 1 and result["arch"] == "late_concat"
@@ -47,7 +47,7 @@ def test_worker_runs_every_fold_and_saves_the_comparison(finished):
 def test_summary_is_sorted_best_first_with_every_fold(finished):
     result = json.loads((finished / COMPARISON_FILE).read_text())
     rows = comparison_summary(result)
-    assert [r["arch"] for r in rows] and {r["arch"] for r in rows} == {"image_only", "tabular_only", "late_concat"}
+    assert {r["arch"] for r in rows} == {"image_only", "tabular_only", "linear", "late_concat"}
     means = [r["mean"] for r in rows]
     assert means == sorted(means, reverse=True)          # accuracy: higher first
     assert all(len(r["folds"]) == 2 and r["mean"] == pytest.approx(sum(r["folds"]) / 2) for r in rows)
@@ -65,19 +65,85 @@ def test_stop_file_ends_a_comparison_after_the_current_fold(tiny_samples, tmp_pa
     assert not (out / COMPARISON_FILE).exists()
 
 
-def test_compare_page_shows_the_cross_validated_gain(finished, tiny_samples, tmp_path):
-    from support.apptest import open_app_page as open_page
-    session = tmp_path / "s"
+@pytest.fixture(scope="module")
+def trained_run(tiny_samples, tmp_path_factory) -> Path:
+    """One saved late_concat run: the Compare page's reference."""
+    run_dir = tmp_path_factory.mktemp("ref") / "r1"
+    train(tiny_config(tiny_samples["skin_lesions"]), run_dir)
+    return run_dir
+
+
+def compare_page(csv: Path, session: Path, run_dir: Path, *comparisons: Path):
+    from support.apptest import open_app_page
+    shutil.copytree(run_dir, session / "runs" / run_dir.name)
     (session / "comparisons").mkdir(parents=True)
-    shutil.copytree(finished, session / "comparisons" / finished.name)
-    train(tiny_config(tiny_samples["skin_lesions"]), session / "runs" / "r1")
-    at = open_page("compare.py", tiny_samples["skin_lesions"], session)
+    for folder in comparisons:
+        shutil.copytree(folder, session / "comparisons" / folder.name)
+    return open_app_page("compare.py", csv, session)
+
+
+def page_text(at) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "warning") for e in getattr(at, kind))
+
+
+def test_compare_page_shows_the_cross_validated_gain(finished, trained_run, tiny_samples, tmp_path):
+    at = compare_page(tiny_samples["skin_lesions"], tmp_path / "s", trained_run, finished)
     result = json.loads((finished / COMPARISON_FILE).read_text())
     gain = result["gain"]
+    best = gain["best"]
     labels = [m.label for m in at.metric]
     assert f"Fusion gain of late_concat over {gain['best_baseline']}" in labels
     shown = next(m for m in at.metric if m.label.startswith("Fusion gain of"))
-    assert shown.value == f"{gain['mean']:+.4f} ± {gain['std']:.4f}"
+    assert shown.value == best["sentence"].split(" ")[0]           # the mean, as the sentence writes it
+    assert best["sentence"] in page_text(at)                         # the interval and the verdict
     assert any(b.label == "Run cross-validation" for b in at.button)
     table = next(d.value for d in at.dataframe if "folds" in d.value.columns)
-    assert set(table["method"]) == {"image_only", "tabular_only", "late_concat"}
+    assert set(table["method"]) == {"image_only", "tabular_only", "linear", "late_concat"}
+    assert table.set_index("method").loc["late_concat", "verdict"] == best["verdict"]
+
+
+def test_verdict_wording_follows_the_interval(finished, trained_run, tiny_samples, tmp_path):
+    """A stored comparison with known intervals: one that includes zero, one that excludes it."""
+    result = json.loads((finished / COMPARISON_FILE).read_text())
+    result["results"]["early_concat"] = {**result["results"]["late_concat"], "arch": "early_concat"}
+    unsure = {"arch": "late_concat", "per_fold": [0.01, 0.05], "mean": 0.03, "low": -0.41016, "high": 0.47016,
+              "splits": 2, "confidence": 0.95, "verdict": "no detectable difference", "caveat": "",
+              "sentence": "+0.030 (95% CI -0.410 to +0.470) over 2 folds: no detectable difference"}
+    sure = {**unsure, "arch": "early_concat", "low": 0.02, "high": 0.04, "verdict": "better",
+            "sentence": "+0.030 (95% CI +0.020 to +0.040) over 2 folds: better"}
+    result["gain"] = {"best_baseline": "tabular_only", "best": unsure, "methods": [unsure, sure],
+                      "rows": {"train": 20, "test": 20}}
+    stored = tmp_path / "stored" / "cv-late_concat"
+    shutil.copytree(finished, stored)
+    (stored / COMPARISON_FILE).write_text(json.dumps(result))
+    at = compare_page(tiny_samples["skin_lesions"], tmp_path / "s", trained_run, stored)
+    text = page_text(at)
+    assert "**No detectable difference** between late_concat and tabular_only" in text
+    assert "+0.030 (95% CI -0.410 to +0.470) over 2 folds: no detectable difference" in text
+    assert "clearly" not in text and "within the noise" not in text
+    table = next(d.value for d in at.dataframe if "verdict" in d.value.columns).set_index("method")
+    assert table.loc["late_concat", "95% interval"] == "-0.410 to +0.470"
+    assert table.loc["late_concat", "verdict"] == "no detectable difference"
+    assert table.loc["early_concat", "95% interval"] == "+0.020 to +0.040"
+    assert table.loc["early_concat", "verdict"] == "better"
+    assert table.loc["tabular_only", "verdict"] == "best baseline (reference)"
+
+
+def test_caption_counts_the_models_the_comparison_trains(trained_run, tiny_samples, tmp_path):
+    at = compare_page(tiny_samples["skin_lesions"], tmp_path / "s", trained_run)
+
+    def count() -> int:
+        caption = next(c.value for c in at.caption if c.value.startswith("Trains "))
+        return int(caption.split()[1])
+
+    # image_only, tabular_only, linear and late_concat, k = 3 (the default under 400 rows), 1 repeat
+    assert count() == 4 * 3
+    next(s for s in at.selectbox if s.label == "Folds (k)").set_value(5).run()
+    assert count() == 4 * 5
+    at.multiselect[0].select("gated").run()
+    assert count() == 5 * 5
+    at.number_input[0].set_value(2).run()
+    assert count() == 5 * 5 * 2
+    at.multiselect[0].set_value([]).run()
+    assert not [c for c in at.caption if c.value.startswith("Trains ")]
+    assert next(b for b in at.button if b.label == "Run cross-validation").disabled

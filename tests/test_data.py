@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from multimodal.core import limits
+from multimodal.core.config import TrainConfig
 from multimodal.core.errors import DataError
 from multimodal.data import images, sources
 from multimodal.data.cells import MISSING_TOKEN
@@ -21,7 +22,9 @@ from multimodal.data.dataset import load_dataset
 from multimodal.data.health import health_report
 from multimodal.data.inputs import FeatureSpec, encode_target, input_name, model_inputs
 from multimodal.data.roles import detect_roles, detect_task
+from multimodal.data.sources import SAMPLE_ROOT
 from multimodal.data.splits import split_indices
+from multimodal.runs.run import load_run
 
 from support.datasets import BLUE, RED, make_dataset, med_rows, zip_folder
 
@@ -83,6 +86,29 @@ def test_overrides_and_target(tmp_path):
         load_dataset(csv, overrides={"sex": "banana"})
     with pytest.raises(DataError, match="regression|not a number"):
         load_dataset(csv, task="regression")
+
+
+def test_ordered_images_only_when_the_user_says_so(tmp_path):
+    rows = med_rows()
+    for i, r in enumerate(rows):
+        r["frame2"] = f"img/{(i + 1) % 12}.png"
+    csv = make_dataset(tmp_path / "d", rows=rows)
+    assert load_dataset(csv).features.ordered_images is False             # never guessed
+    ordered = load_dataset(csv, ordered_images=True)
+    assert ordered.ordered_images and ordered.features == FeatureSpec(["image_path", "frame2"], ["age"], ["sex"], True)
+    # One image column is no sequence, whatever was said.
+    assert load_dataset(csv, ordered_images=True, overrides={"frame2": "ignore"}).features.ordered_images is False
+
+
+def test_runs_and_configs_without_the_ordered_flag_load_as_unordered():
+    old = {"data": "growth_sequences", "epochs": 40, "batch_size": 32, "patience": 8, "model": {"arch": "cnn_lstm"}}
+    config = TrainConfig.from_dict(old)
+    assert config.ordered_images is False and (config.epochs, config.batch_size, config.patience) == (40, 32, 8)
+    assert TrainConfig(data="x").ordered_images is False
+    shipped = SAMPLE_ROOT / "growth_sequences" / "pretrained" / "cnn_lstm"   # written before the flag existed
+    assert "ordered_images" not in json.loads((shipped / "config.json").read_text())["features"]
+    spec = load_run(shipped).spec
+    assert len(spec.image_cols) == 4 and spec.ordered_images is False
 
 
 # ---------------------------------------------------------------- sources and zips

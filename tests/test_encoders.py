@@ -171,9 +171,8 @@ def test_download_goes_through_keras_get_file_into_its_cache(weight_files, monke
 
 
 def test_offline_without_weights_says_so_then_random_init_or_stop(caplog):
-    cache = keras_cache_dir()
-    notice = (f"No ImageNet weights for mobilenet_v2: not in {cache} and no network. "
-              "Train from random init, or give a weights file.")
+    missing = f"No ImageNet weights for mobilenet_v2: not in {keras_cache_dir()} and no network. "
+    notice = missing + "Training from random init instead; give a weights file to start from pretrained ones."
     weights = resolve_weights("mobilenet_v2")
     assert (weights.source, weights.path, weights.notice) == ("none", None, notice)
     assert weights.record() == {"source": "none", "sha256": None} and notice in caplog.text
@@ -181,7 +180,7 @@ def test_offline_without_weights_says_so_then_random_init_or_stop(caplog):
     assert np.isfinite(np.asarray(model({"images": np.zeros((1, 1, 32, 32, 3), "uint8")}))).all()
     with pytest.raises(DataError) as stop:
         resolve_weights("mobilenet_v2", on_missing="stop")
-    assert str(stop.value) == notice
+    assert str(stop.value) == missing + "Give a weights file, connect to the network, or choose to train from random init."
     assert "no network" not in resolve_weights("xception", download=False).notice   # cache-only lookups say less
     assert resolve_weights("small_cnn") == resolve_weights("small_cnn", on_missing="stop")   # nothing to find
     assert resolve_weights("small_cnn").record() == {"source": "none", "sha256": None}

@@ -52,7 +52,7 @@ def test_roc_curves_binary_and_one_vs_rest():
     assert [c.label for c in curves] == ["x vs rest", "y vs rest", "z vs rest"]
     assert [c.auc for c in curves] == pytest.approx([1.0, 1.0, 1.0])
     m = ev.classification_metrics(np.array([0, 1, 2, 2]), probs3, ["x", "y", "z"])
-    assert m["accuracy"] == 0.75 and m["auc"] == pytest.approx(1.0) and m["top_k_accuracy"] == 1.0
+    assert m["accuracy"] == 0.75 and m["auc"] == pytest.approx(1.0) and m["top_2_accuracy"] == 1.0
     assert m["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.8, 0.8, 0.3])))
 
 

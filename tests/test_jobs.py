@@ -16,6 +16,7 @@ from multimodal.core.config import TRAIN_SETTINGS, TrainConfig, train_defaults
 from multimodal.core.events import EVENTS_FILE
 from multimodal.runs.folders import config_dict, new_run_dir, reuse_config
 from multimodal.runs.gain import fusion_gain
+from multimodal.runs.verdicts import split_caveat
 from multimodal.train import jobs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -206,8 +207,11 @@ def test_fusion_gain_higher_is_better():
     g = fusion_gain([run("late_concat", 0.80), run("gated", 0.85), run("image_only", 0.70),
                           run("tabular_only", 0.75)])
     assert g["gain"] == pytest.approx(0.10) and g["metric"] == "accuracy" and g["higher_is_better"]
-    assert g["fusion"]["arch"] == "gated" and g["baseline"]["arch"] == "tabular_only" and g["missing"] == []
-    assert g["note"] == ""
+    assert g["fusion"]["arch"] == "gated" and g["baseline"]["arch"] == "tabular_only" and g["missing"] == ["linear"]
+    assert "linear is missing" in g["note"] and "may be overstated" in g["note"]
+    every = fusion_gain([run("gated", 0.85), run("image_only", 0.70), run("tabular_only", 0.75), run("linear", 0.9)])
+    assert every["gain"] == pytest.approx(-0.05) and every["baseline"]["arch"] == "linear"
+    assert every["missing"] == [] and every["note"] == ""
 
 
 def test_fusion_gain_lower_is_better_positive_means_fusion_wins():
@@ -221,9 +225,9 @@ def test_fusion_gain_lower_is_better_positive_means_fusion_wins():
 
 def test_fusion_gain_says_what_is_missing():
     only_fusion = fusion_gain([run("late_concat", 0.8)])
-    assert only_fusion["gain"] is None and only_fusion["missing"] == ["image_only", "tabular_only"]
+    assert only_fusion["gain"] is None and only_fusion["missing"] == ["image_only", "tabular_only", "linear"]
     assert "baseline" in only_fusion["note"]
-    one_base = fusion_gain([run("late_concat", 0.8), run("image_only", 0.7)])
+    one_base = fusion_gain([run("late_concat", 0.8), run("image_only", 0.7)], baselines=["image_only", "tabular_only"])
     assert one_base["gain"] == pytest.approx(0.1) and one_base["missing"] == ["tabular_only"]
     assert "tabular_only" in one_base["note"]
     no_fusion = fusion_gain([run("image_only", 0.7)])
@@ -234,6 +238,15 @@ def test_fusion_gain_says_what_is_missing():
                               run("gated", 3.0, "regression"), {"arch": "film", "task": "classification",
                                                                "metrics": {}}], task="classification")
     assert mixed["gain"] == pytest.approx(-0.1)
+
+
+def test_fusion_gain_of_one_split_carries_the_caveat():
+    splits = {"train": list(range(160)), "val": list(range(160, 200))}
+    g = fusion_gain([{**run("late_concat", 0.8), "config": {"splits": splits}},
+                     {**run("tabular_only", 0.7), "config": {"splits": splits}}], baselines=["tabular_only"])
+    assert g["gain"] == pytest.approx(0.1) and g["caveat"] == split_caveat(40)
+    assert g["caveat"].startswith("one split of 40 rows")
+    assert fusion_gain([run("late_concat", 0.8), run("tabular_only", 0.7)])["caveat"] == ""   # split unknown
 
 
 def test_reuse_config_changes_only_the_arch():

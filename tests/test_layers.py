@@ -3,14 +3,17 @@
     core -> data -> models -> runs -> train -> explain -> app        (cli.py and __main__.py on top)
 
 A module imports only its own sub-package or ones to its left; cli.py and __main__.py may import
-every sub-package but app. Function-level imports count like top-level ones. Only multimodal/app
-imports Streamlit; core and data never import TensorFlow or Keras; no file is longer than
-MAX_LINES. Read with `ast`, nothing is imported, so a violation fails here in milliseconds.
-Test modules, in turn, never import each other (helpers: tests/support, fixtures: conftest.py).
+every sub-package but app. Function-level imports count like top-level ones, and each says why it
+is not at the top (`# lazy: ...`). Only multimodal/app imports Streamlit; core and data never
+import TensorFlow or Keras; no file is longer than MAX_LINES. Read with `ast`, nothing is
+imported, so a violation fails here in milliseconds. Test modules, in turn, never import each
+other (helpers: tests/support, fixtures: conftest.py), and every citation of the architecture
+doc names one of its headings.
 """
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -112,6 +115,28 @@ def long_files(package: Path, limit: int = MAX_LINES) -> list[str]:
             for path in _modules(package) if (n := len(path.read_text().splitlines())) > limit]
 
 
+def lazy_imports_without_reason(package: Path) -> list[str]:
+    """Function-level imports not marked `# lazy: <why>` on their line or in the comment, import
+    or blank lines just above them (one comment may cover a group of imports, isort's sections too)."""
+    problems = {}
+    for path in _modules(package):
+        lines = path.read_text().splitlines()
+        for function in ast.walk(ast.parse("\n".join(lines), str(path))):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                    continue
+                i = node.lineno - 1
+                block = [lines[i]]
+                while i > 0 and (not lines[i - 1].strip() or lines[i - 1].strip().startswith(("#", "import ", "from "))):
+                    i -= 1
+                    block.append(lines[i])
+                if not any("# lazy:" in line for line in block):   # keyed: nested functions are walked twice
+                    problems[(path, node.lineno)] = f"{_where(path, package, node.lineno)}: {lines[node.lineno - 1].strip()}"
+    return list(problems.values())
+
+
 # ---------------------------------------------------------------- the library
 
 def test_imports_go_one_way():
@@ -126,6 +151,11 @@ def test_modules_stay_short():
     assert long_files(PACKAGE) == []
 
 
+def test_function_level_imports_are_deliberate_and_say_why():
+    """Imports belong at the top; the exceptions are lazy imports of heavy modules, commented."""
+    assert lazy_imports_without_reason(PACKAGE) == []
+
+
 def test_no_module_imports_a_test_module():
     """Shared test helpers live in tests/support (functions) and tests/conftest.py (fixtures)."""
     problems = []
@@ -136,6 +166,18 @@ def test_no_module_imports_a_test_module():
             problems += [f"{path.relative_to(REPO)}:{node.lineno} imports {name}" for name in names
                          if any(part.startswith("test_") or part == "conftest" for part in name.split("."))]
     assert problems == []
+
+
+def test_citations_of_the_architecture_doc_name_its_headings():
+    """Code cites docs/ARCHITECTURE.md by heading; a renamed heading must take its citations along."""
+    headings = {line.lstrip("#").strip() for line in (REPO / "docs" / "ARCHITECTURE.md").read_text().splitlines()
+                if line.startswith("#")}
+    cited = re.compile(r"ARCHITECTURE\.md,\s*(?:#\s*)?[\"']([^\"']+)[\"']")
+    sources = [*REPO.glob("multimodal/**/*.py"), *REPO.glob("pages/*.py"), REPO / "app.py",
+               *REPO.glob("tests/**/*.py"), *REPO.glob("bench/*.py"), *REPO.glob("scripts/*.py")]
+    missing = sorted(f"{path.relative_to(REPO)}: {name!r}" for path in sources
+                     for name in cited.findall(path.read_text()) if name not in headings)
+    assert missing == []
 
 
 # ---------------------------------------------------------------- the checker itself
@@ -154,7 +196,7 @@ def test_checker_accepts_imports_that_go_down(tmp_path):
         "data/__init__.py": "", "data/io.py": "from multimodal.core.errors import DataError\nfrom . import io\n",
         "models/build.py": "import keras\nfrom multimodal.data import io\nfrom ..core import errors\n",
         "app/page.py": "import streamlit as st\nfrom multimodal.models import build\n",
-        "cli.py": "def main():\n    from multimodal.explain import explain  # lazy\n",
+        "cli.py": "def main():\n    from multimodal.explain import explain  # lazy: TensorFlow\n",
         "__main__.py": "from multimodal.cli import main\n",
     })
     assert layer_violations(package) == [] and forbidden_imports(package) == [] and long_files(package) == []
@@ -176,6 +218,14 @@ def test_checker_accepts_imports_that_go_down(tmp_path):
 def test_checker_finds_a_backwards_import(tmp_path, files, expected):
     problems = layer_violations(_tree(tmp_path, files))
     assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+def test_checker_finds_an_unexplained_function_level_import(tmp_path):
+    package = _tree(tmp_path, {"cli.py": (
+        "def train():\n    # lazy: TensorFlow only for this command\n    from multimodal.train import training\n"
+        "    from multimodal.runs import run\n"
+        "def samples():\n    x = 1\n\n    from multimodal.data import samples\n")})
+    assert lazy_imports_without_reason(package) == ["multimodal/cli.py:8: from multimodal.data import samples"]
 
 
 def test_checker_finds_streamlit_tensorflow_and_long_files(tmp_path):

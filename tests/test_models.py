@@ -261,15 +261,6 @@ def test_mobilenet_encoder_builds_offline_with_random_init(tiny_inputs, caplog):
         assert "random init" in caplog.text
 
 
-def test_default_arch_follows_the_columns():
-    from multimodal.core.config import default_arch
-    assert default_arch(4, 2) == "cnn_lstm"      # ordered frames: keep their order
-    assert default_arch(1, 3) == "late_concat"
-    assert default_arch(1, 0) == "image_only" and default_arch(0, 3) == "tabular_only"
-    for images, tabular in ((4, 2), (1, 3), (1, 0), (0, 3)):
-        assert default_arch(images, tabular) in methods_for(images > 0, tabular > 0, images)
-
-
 def test_predict_traces_once_for_any_row_count_and_matches_the_eager_call(tiny_inputs, tmp_path):
     """runs.predict goes through one tf.function per model (What-if latency); it must give the
     eager call's outputs for 1 row or many, with categorical columns passed as (N,) text."""

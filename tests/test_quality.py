@@ -140,15 +140,42 @@ def test_cli_cv_json_prints_mean_and_std(tiny_samples, tmp_path, capsys):
     assert main(["train", str(tiny_samples["skin_lesions"]), "--cv", "1", "--out", str(tmp_path)]) == 2
 
 
-def test_compare_with_baselines_pairs_folds_and_reports_the_gain(tiny_samples):
-    from multimodal.train.crossval import compare_with_baselines
+def test_compare_with_baselines_pairs_folds_and_judges_every_method(tiny_samples):
+    from multimodal.runs.verdicts import BETTER, NO_DIFFERENCE, WORSE, gain_verdict
+    from multimodal.train.crossval import compare_with_baselines, fold_sizes
     config = TrainConfig(data=str(tiny_samples["skin_lesions"]), epochs=1, batch_size=16,
                          model=ModelConfig(arch="late_concat", image_size=16))
-    result = compare_with_baselines(config, 2, 1)
-    assert set(result["results"]) == {"image_only", "tabular_only", "late_concat"}
-    assert result["metric"] == "val_accuracy" and result["gain"]["best_baseline"] in ("image_only", "tabular_only")
-    base = result["results"][result["gain"]["best_baseline"]]
-    fusion = result["results"]["late_concat"]
-    expected = [f["metrics"]["val_accuracy"] - b["metrics"]["val_accuracy"] for f, b in zip(fusion["folds"], base["folds"])]
-    np.testing.assert_allclose(result["gain"]["per_fold"], expected)
-    assert result["gain"]["mean"] == pytest.approx(np.mean(expected))
+    result = compare_with_baselines(config, 2, 1, archs=["early_concat"])
+    # Every baseline the data allows (linear included) beside the chosen methods, on the same folds.
+    assert list(result["results"]) == ["image_only", "tabular_only", "linear", "late_concat", "early_concat"]
+    assert result["metric"] == "val_accuracy"
+    gain = result["gain"]
+    means = {a: r["mean"]["val_accuracy"] for a, r in result["results"].items()}
+    assert gain["best_baseline"] == max(("image_only", "tabular_only", "linear"), key=means.get)
+    ds = load_dataset(tiny_samples["skin_lesions"])
+    n_train, n_test = fold_sizes(cv_splits(ds, 2, 1, config.seed, config.val_fraction))
+    assert gain["rows"] == {"train": n_train, "test": n_test} == {"train": 20, "test": 20}   # 40 rows, 2 folds
+    base = result["results"][gain["best_baseline"]]
+    assert [g["arch"] for g in gain["methods"]] == ["late_concat", "early_concat"]
+    for g in gain["methods"]:
+        fusion = result["results"][g["arch"]]
+        expected = [f["metrics"]["val_accuracy"] - b["metrics"]["val_accuracy"]
+                    for f, b in zip(fusion["folds"], base["folds"])]
+        np.testing.assert_allclose(g["per_fold"], expected)
+        verdict = gain_verdict(expected, n_train, n_test, "val_accuracy")
+        assert g["mean"] == pytest.approx(np.mean(expected)) and g["splits"] == 2
+        assert (g["low"], g["high"]) == (pytest.approx(verdict.low), pytest.approx(verdict.high))
+        assert g["verdict"] == (BETTER if g["low"] > 0 else WORSE if g["high"] < 0 else NO_DIFFERENCE)
+        assert g["sentence"] == verdict.sentence and g["sentence"].endswith(g["verdict"])
+    assert gain["best"] == max(gain["methods"], key=lambda g: means[g["arch"]])
+    assert json.loads(json.dumps(result))["gain"] == gain                # JSON as saved by the Compare page
+
+
+def test_cli_baselines_prints_each_methods_verdict(tiny_samples, tmp_path, capsys):
+    assert main(["train", str(tiny_samples["house_prices"]), "--cv", "2", "--baselines", "--epochs", "1",
+                 "--image-size", "16", "--arch", "late_concat", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {a} " in out for a in ("image_only", "tabular_only", "linear", "late_concat"))
+    line = next(x for x in out.splitlines() if x.strip().startswith("late_concat") and "CI" in x)
+    assert "(95% CI " in line and "over 2 folds: " in line
+    assert line.endswith(("better", "worse", "no detectable difference"))

@@ -1,7 +1,8 @@
-"""Compare page: a cross-validated comparison of one method against both baselines.
+"""Compare page: a cross-validated comparison of fusion methods against every baseline the data allows.
 
 It runs as a worker process through `jobs` (the config carries a "cv" entry, see
 `crossval.run_comparison`), in the session's `comparisons/` folder; the page polls its events.
+The verdicts are runs/verdicts.py's: "better" or "worse" only when the interval excludes zero.
 """
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import streamlit as st
 
 from multimodal.app import figures, session_jobs, state
 from multimodal.core.events import read_events
+from multimodal.data.inputs import FeatureSpec
 from multimodal.models.fusion import FUSION_METHODS, methods_for
 from multimodal.runs.folders import reuse_config
-from multimodal.train.crossval import COMPARISON_FILE, comparison_summary, load_comparisons
+from multimodal.runs.verdicts import BETTER, WORSE, format_gain
+from multimodal.train.crossval import COMPARISON_FILE, comparison_archs, comparison_summary, load_comparisons
 
 FOLD_CHOICES = (3, 5, 10)
 
@@ -27,8 +30,10 @@ def comparisons_dir() -> Path:
 
 
 def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
-    """K, repeats and methods; starting queues one worker that trains every fold of every method."""
-    with st.form("cv_form", border=True):
+    """K, repeats and methods; starting queues one worker that trains every fold of every method.
+
+    Plain widgets, not a form: the caption's model count follows every change before starting."""
+    with st.container(border=True):
         arch = ref_config["model"]["arch"]
         fusions = [m for m in methods if not FUSION_METHODS[m].is_baseline]
         a, b, c = st.columns([2, 1, 1])
@@ -36,16 +41,18 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
                                default=[arch] if arch in fusions else fusions[:1])
         k = b.selectbox("Folds (k)", FOLD_CHOICES, index=0 if rows < 400 else 1)
         repeats = c.number_input("Repeats", 1, 5, 1, help="Repeat k-fold with other shuffles: more rows "
-                                 "in the mean and std, proportionally longer.")
-        models = (len(chosen) + 2) * k * repeats
-        st.caption(f"Trains {models} models with the settings of the run chosen above "
-                   f"(epochs {ref_config.get('epochs') or 'auto'}, image size "
-                   f"{(ref_config.get('model') or {}).get('image_size')} px). Held-out folds are never used "
-                   "for early stopping.")
-        if st.form_submit_button("Run cross-validation", icon=":material/play_arrow:", disabled=not fusions):
-            if not chosen:
-                st.error("Choose at least one fusion method to compare with the baselines.")
-                return
+                                 "in the mean and the interval, proportionally longer.")
+        # The job trains exactly crossval.comparison_archs: the caption counts the same list.
+        trained = comparison_archs(FeatureSpec(**ref_config["features"]), chosen[0], chosen[1:]) if chosen else []
+        if trained:
+            st.caption(f"Trains {len(trained) * k * repeats} models ({len(trained)} methods: {', '.join(trained)}; "
+                       f"x {k} folds x {repeats} repeat{'s' if repeats > 1 else ''}) with the settings of the run "
+                       f"chosen above (epochs {ref_config.get('epochs') or 'auto'}, image size "
+                       f"{(ref_config.get('model') or {}).get('image_size')} px). Held-out folds are never used "
+                       "for early stopping.")
+        else:
+            st.caption("Choose at least one fusion method to compare with the baselines.")
+        if st.button("Run cross-validation", icon=":material/play_arrow:", disabled=not trained):
             config = {**reuse_config(ref_config, chosen[0]),
                       "cv": {"k": int(k), "repeats": int(repeats), "archs": chosen[1:]}}
             session_jobs.start_comparison(config, comparisons_dir(), "cv-" + chosen[0])
@@ -86,29 +93,64 @@ def show_failures() -> None:
             st.error(f"Cross-validation {Path(run_dir).name} failed: {job.error}")
 
 
+def verdict_line(gain: Mapping, baseline: str) -> str:
+    """The best method's verdict in words, its interval always shown."""
+    arch, verdict = gain["arch"], gain["verdict"]
+    if verdict in (BETTER, WORSE):
+        said = f"**{arch} is {verdict} than {baseline}**: the interval excludes zero."
+    else:
+        said = f"**No detectable difference** between {arch} and {baseline}: the interval includes zero."
+    return f"{said} Gain {gain['sentence']}."
+
+
+def _interval(gain: Mapping, metric: str) -> str:
+    half = (gain["high"] - gain["low"]) / 2
+    return f"{format_gain(gain['low'], metric, half)} to {format_gain(gain['high'], metric, half)}"
+
+
+def gain_rows(result: Mapping) -> pd.DataFrame:
+    """One row per method, best first: its held-out mean and std, its gain over the best baseline
+    with the interval and the verdict (for the baselines: which one is the reference), and every
+    fold's value."""
+    metric = result["metric"].removeprefix("val_")
+    gain = result["gain"] or {"methods": [], "best_baseline": None}
+    by_arch = {g["arch"]: g for g in gain["methods"]}
+    rows = []
+    for s in comparison_summary(result):
+        g = by_arch.get(s["arch"])
+        role = "best baseline (reference)" if s["arch"] == gain["best_baseline"] else "baseline"
+        rows.append({"method": s["arch"], f"mean {metric}": s["mean"], "std": s["std"],
+                     "gain": format_gain(g["mean"], metric, (g["high"] - g["low"]) / 2) if g else "",
+                     "95% interval": _interval(g, metric) if g else "", "verdict": g["verdict"] if g else role,
+                     "folds": ", ".join(f"{v:.3f}" for v in s["folds"])})
+    return pd.DataFrame(rows)
+
+
 def show_comparison(result: dict) -> None:
-    """The gain of the fusion method over the better baseline (paired by fold) and every method's spread."""
+    """The best fusion method's gain over the best baseline (paired by fold) with its interval and
+    verdict, then every method's scores, gain, interval and verdict."""
     metric = result["metric"].removeprefix("val_")
     gain, higher = result["gain"], result["higher_is_better"]
     summary = comparison_summary(result)
     left, right = st.columns([2, 3])
     with left:
-        st.metric(f"Fusion gain of {result['arch']} over {gain['best_baseline']}",
-                  f"{gain['mean']:+.4f} ± {gain['std']:.4f}",
-                  help=f"Held-out {metric}, paired by fold: {result['arch']} minus the better baseline "
-                       f"({'higher' if higher else 'lower'} is better, so positive means fusion helps). "
-                       "± is one standard deviation over the folds.")
-        verdict = ("clearly better" if gain["mean"] - gain["std"] > 0 else
-                   "clearly worse" if gain["mean"] + gain["std"] < 0 else "within the noise")
+        if gain is None:
+            st.info("The data allows no baseline besides the method compared: there is no gain to measure.")
+        else:
+            best, baseline = gain["best"], gain["best_baseline"]
+            st.metric(f"Fusion gain of {best['arch']} over {baseline}",
+                      format_gain(best["mean"], metric, (best["high"] - best["low"]) / 2),
+                      help=f"Held-out {metric}, paired by fold: {best['arch']} minus the best baseline "
+                           f"({'higher' if higher else 'lower'} is better, so positive means fusion helps). The "
+                           "interval is corrected for the overlap between folds (Nadeau & Bengio).")
+            st.markdown(verdict_line(best, baseline))
         st.caption(f"{result['k']}-fold x {result['repeats']} on {result['dataset']} ({len(summary[0]['folds'])} "
-                   f"folds per method): fusion is {verdict} compared with {gain['best_baseline']}.")
-        table = pd.DataFrame([{"method": s["arch"], f"mean {metric}": s["mean"], "std": s["std"],
-                               "folds": ", ".join(f"{v:.3f}" for v in s["folds"])} for s in summary])
-        st.dataframe(table, hide_index=True, width="stretch",
-                     column_config={f"mean {metric}": st.column_config.NumberColumn(format="%.4f"),
-                                    "std": st.column_config.NumberColumn(format="%.4f")})
+                   "folds per method). Best fusion method: the one with the best mean.")
     with right:
         figures.chart(figures.cv_bars(summary, metric))
+    st.dataframe(gain_rows(result), hide_index=True, width="stretch",
+                 column_config={f"mean {metric}": st.column_config.NumberColumn(format="%.4f"),
+                                "std": st.column_config.NumberColumn(format="%.4f")})
 
 
 def finished_comparisons(ref_config: Mapping) -> list[dict]:
@@ -124,7 +166,8 @@ def comparison_section(ref_config: Mapping) -> None:
     rows = sum(len(v) for v in (ref_config.get("splits") or {}).values())
     st.subheader("Cross-validated comparison")
     st.caption("One validation split of 50-100 rows is noisy. k-fold cross-validation trains each method on k "
-               "splits of the same rows and reports the held-out mean and spread, and the fusion gain paired by fold.")
+               "splits of the same rows and reports the held-out mean and spread, and each method's gain over the best "
+               "baseline paired by fold, with a 95% interval: better or worse only when it excludes zero.")
     methods = methods_for(bool(features.get("image_cols")),
                           bool(features.get("numeric_cols") or features.get("categorical_cols")),
                           len(features.get("image_cols", [])))

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from multimodal.core.tasks import top_k, top_k_metric
 from multimodal.runs.evaluation import RocCurve
 
 POSITIVE, NEGATIVE, NEUTRAL, TOTAL = "#2e7d32", "#c62828", "#607d8b", "#1565c0"
@@ -25,7 +26,10 @@ MAX_BATCH_POINTS = 500         # thin long runs so every redraw stays cheap for 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#ff7f0e", "#7f7f7f"]
 # Metric names as card and slice labels, and as axis titles of the training curves.
-METRIC_NAMES = {"accuracy": "Accuracy", "auc": "ROC AUC", "log_loss": "Log loss", "top_k_accuracy": "Top-k accuracy",
+# Top-k is named by its k (core/tasks.top_k); "top_k_accuracy" is how runs saved before that name it.
+METRIC_NAMES = {"accuracy": "Accuracy", "auc": "ROC AUC", "log_loss": "Log loss",
+                **{top_k_metric(n): f"Top-{top_k(n)} accuracy" for n in range(3, 11)},
+                "top_k_accuracy": "Top-k accuracy",
                 "mae": "MAE", "rmse": "RMSE", "mape": "MAPE %", "r2": "R²", "bias": "Bias"}
 METRIC_TITLES = {
     "accuracy": "accuracy (fraction correct)",
@@ -40,12 +44,27 @@ def metric_title(metric: str) -> str:
     return METRIC_TITLES.get(metric, metric)
 
 
+# Plotly hover numbers: 4 significant digits in plain notation (553,000 and 0.1235, never 5.53e+5).
+HOVER_NUMBER = ",.4~r"
+
+
 def fmt_number(v: float, signed: bool = False, digits: int = 3) -> str:
     """Readable numbers: 699,458 / 0.601 / +0.0987 / −12,345 (thousands get separators, not e+05)."""
     if v is None or not np.isfinite(v):
         return "—"
     sign = "+" if signed else ""
-    return f"{v:{sign},.0f}" if abs(v) >= 1000 else f"{v:{sign}.{digits}g}"
+    text = f"{v:{sign}.{digits}g}"
+    # Rounding can reach 1000 (999.7 -> '1e+03'): whole numbers with separators from there on.
+    return f"{v:{sign},.0f}" if abs(v) >= 1000 or "e+" in text else text
+
+
+def _value_range(values: np.ndarray, pad: float = 0.3) -> list[float]:
+    """Axis range from 0 to the values' extremes, widened on each side that has bars so the labels
+    printed beyond a bar's end (negative bars included) stay inside the plot."""
+    finite = values[np.isfinite(values)]
+    lo, hi = min(0.0, float(finite.min(initial=0.0))), max(0.0, float(finite.max(initial=0.0)))
+    span = (hi - lo) or 1.0
+    return [lo - pad * span if lo < 0 else lo, hi + pad * span if hi > 0 else hi]
 
 
 def chart(fig: go.Figure, key: str | None = None) -> None:
@@ -96,7 +115,8 @@ def predicted_vs_actual_figure(y_true: np.ndarray, y_pred: np.ndarray, target: s
                              name="perfect", hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=y_true, y=y_pred, mode="markers", name="validation rows", customdata=rows,
                              marker=dict(size=7, opacity=0.7, color=TOTAL),
-                             hovertemplate="row %{customdata}<br>actual %{x:,.4g}<br>predicted %{y:,.4g}<extra></extra>"))
+                             hovertemplate=f"%{{customdata}}<br>actual %{{x:{HOVER_NUMBER}}}<br>"
+                                           f"predicted %{{y:{HOVER_NUMBER}}}<extra></extra>"))
     fig.update_xaxes(title=f"actual {target}")
     fig.update_yaxes(title=f"predicted {target}")
     return _layout(fig, "Predicted vs actual", showlegend=False)
@@ -106,8 +126,8 @@ def residuals_figure(y_true: np.ndarray, y_pred: np.ndarray, target: str, rows: 
     resid = np.asarray(y_pred) - np.asarray(y_true)
     fig = go.Figure(go.Scatter(x=y_pred, y=resid, mode="markers", customdata=rows,
                                marker=dict(size=7, opacity=0.7, color=np.where(resid >= 0, POSITIVE, NEGATIVE)),
-                               hovertemplate="row %{customdata}<br>predicted %{x:,.4g}<br>"
-                                             "residual %{y:,.4g}<extra></extra>"))
+                               hovertemplate=f"%{{customdata}}<br>predicted %{{x:{HOVER_NUMBER}}}<br>"
+                                             f"residual %{{y:{HOVER_NUMBER}}}<extra></extra>"))
     fig.add_hline(y=0, line=dict(dash="dash", color="#9e9e9e"))
     fig.update_xaxes(title=f"predicted {target}")
     fig.update_yaxes(title=f"residual = predicted − actual ({target})")
@@ -115,12 +135,15 @@ def residuals_figure(y_true: np.ndarray, y_pred: np.ndarray, target: str, rows: 
 
 
 def slice_bars_figure(slices: pd.DataFrame, metric: str, column: str, overall: float | None = None) -> go.Figure:
-    """Bars of one metric per slice, with n on each bar and the overall value as a line."""
+    """Bars of one metric per slice, with n on each bar and the overall value as a line. A slice
+    where the metric is undefined (ROC AUC of a slice with one class) has no bar and says n/a."""
     values = slices[metric].to_numpy(dtype=float)
-    text = [f"{fmt_number(v)}<br>n={n}" for v, n in zip(values, slices["n"])]
-    fig = go.Figure(go.Bar(x=slices["slice"].astype(str), y=np.nan_to_num(values), text=text, textposition="auto",
-                           marker_color=TOTAL, hovertemplate="%{x}<br>" + METRIC_NAMES.get(metric, metric)
-                           + " %{y:.4g}<extra></extra>"))
+    text = [f"{fmt_number(v) if np.isfinite(v) else 'n/a'}<br>n={n}" for v, n in zip(values, slices["n"])]
+    fig = go.Figure(go.Bar(x=slices["slice"].astype(str), y=np.where(np.isfinite(values), values, 0.0), text=text,
+                           textposition="outside", cliponaxis=False, marker_color=TOTAL,
+                           hovertemplate="%{x}<br>" + METRIC_NAMES.get(metric, metric)
+                           + f" %{{y:{HOVER_NUMBER}}}<extra></extra>"))
+    fig.update_yaxes(range=_value_range(np.append(values, np.nan if overall is None else overall)))
     title = f"{METRIC_NAMES.get(metric, metric)} by {column}"
     if overall is not None and np.isfinite(overall):
         fig.add_hline(y=overall, line=dict(dash="dash", color=NEGATIVE))
@@ -138,10 +161,10 @@ def bars_figure(values: dict[str, float], title: str, x_title: str, signed: bool
     vals = np.array([v for _, v in items], dtype=float)
     colors = [POSITIVE if v >= 0 else NEGATIVE for v in vals] if signed else TOTAL
     fig = go.Figure(go.Bar(x=vals, y=names, orientation="h", marker_color=colors,
-                           text=[fmt_number(v, signed=signed) for v in vals], textposition="auto",
-                           hovertemplate="%{y}: %{x:.4g}<extra></extra>"))
+                           text=[fmt_number(v, signed=signed) for v in vals], textposition="outside",
+                           cliponaxis=False, hovertemplate=f"%{{y}}: %{{x:{HOVER_NUMBER}}}<extra></extra>"))
     fig.add_vline(x=0, line=dict(color="#9e9e9e"))
-    fig.update_xaxes(title=x_title)
+    fig.update_xaxes(title=x_title, range=_value_range(vals))
     return _layout(fig, title, height or max(220, 60 + 34 * len(names)))
 
 
@@ -203,7 +226,7 @@ def sweep_figure(xs: np.ndarray, series: dict[str, np.ndarray], feature: str, y_
 def routing_figure(weights: dict[str, float]) -> go.Figure:
     fig = bars_figure(weights, "Attention routing (where the head's query looked — NOT a contribution)",
                       "attention weight (sums to 1)", signed=False)
-    fig.update_xaxes(range=[0, 1])
+    fig.update_xaxes(range=[0, 1.3], tickvals=[0, 0.25, 0.5, 0.75, 1])   # room for the labels beyond 1
     return fig
 
 
@@ -228,9 +251,12 @@ def _series(points: list[dict], key: str) -> tuple[list, list]:
 
 
 def training_curves(batch_points: list[dict], epoch_points: list[dict], metric: str,
-                    loss_label: str = "loss", epochs: int | None = None) -> go.Figure:
+                    loss_label: str = "loss", epochs: int | None = None,
+                    fine_tuning_from: float | None = None) -> go.Figure:
     """Two panels: loss and the main metric; per-batch running values faint, per-epoch train vs
     validation as lines with markers. `epochs` fixes the x range so the chart does not jump.
+    fine_tuning_from: the epoch after which a two-phase run unfreezes its backbone (a dashed
+    vertical line, "fine-tuning starts").
 
     Points come from jobs.Progress: batch points {"x": fractional epoch, "loss": ..., ...} and
     epoch points {"x": epoch, "loss": ..., "val_loss": ...}, on one x axis, "epoch"."""
@@ -251,6 +277,9 @@ def training_curves(batch_points: list[dict], epoch_points: list[dict], metric: 
                           row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col, rangemode="tozero",
                          range=[0, max(epochs, 1)] if epochs else None)
+        if fine_tuning_from is not None:
+            fig.add_vline(x=fine_tuning_from, row=1, col=col, line=dict(dash="dash", color=NEUTRAL),
+                          annotation_text="fine-tuning starts", annotation_position="top right")
     fig.update_yaxes(title_text=loss_label, row=1, col=1)
     fig.update_yaxes(title_text=metric_title(metric), row=1, col=2)
     if metric == "accuracy":

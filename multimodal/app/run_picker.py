@@ -11,9 +11,11 @@ from pathlib import Path
 import streamlit as st
 
 from multimodal.app import model_service, state
+from multimodal.app.data_view import row_name
 from multimodal.app.figures import fmt_number
 from multimodal.core.errors import DataError
 from multimodal.core.tasks import main_metric
+from multimodal.data.cells import label_text
 from multimodal.data.dataset import Dataset
 from multimodal.runs.evaluation import check_compatible, evaluation_rows
 from multimodal.runs.run import Run, load_run
@@ -71,24 +73,30 @@ def current_run(key: str = "run_picker") -> tuple[Dataset, Path, Run] | None:
     if run_dir is None:
         return None
     try:
-        run = model_service.get_run(run_dir)
+        run = model_service.get_run(run_dir)     # loads the model: a damaged file is reported here
         check_compatible(run, ds)
-        run.model  # noqa: B018 - load now so a damaged model file is reported here
     except DataError as exc:
         st.error(str(exc), icon=":material/error:")
         return None
+    if not state.run_is_chosen():
+        st.caption(default_note(run))
     return ds, run_dir, run
 
 
+def default_note(run: Run) -> str:
+    """Why the page shows this run when nobody chose one (state.default_run_dir)."""
+    if run.summary.get("status") == "stopped":
+        return ("Shown by default, though it is partial (its training was stopped): no completed run fits this "
+                "dataset. Train one to completion on the **Train** page.")
+    return "Shown by default: the best completed run on this dataset. Pick another run above."
+
+
 def row_label(dataset: Dataset, row: int) -> str:
-    """'row 12 · id 13 · benign' for pickers (row = the dataset's 0-based index)."""
-    frame = dataset.frame
-    ids = [c for c, r in dataset.roles.items() if r == "id"]
-    parts = [f"row {row}"]
-    if ids:
-        parts.append(f"{ids[0]} {frame.at[row, ids[0]]}")
-    parts.append(str(frame.at[row, dataset.target]))
-    return " · ".join(parts)
+    """'id 13 · benign' (or 'row 13 · benign' without an id column) for pickers; row: the dataset's
+    0-based position, named as every page names it (data_view.row_name)."""
+    target = dataset.frame[dataset.target].iloc[int(row)]
+    shown = fmt_number(float(target)) if dataset.task == "regression" else label_text(target)
+    return f"{row_name(dataset, row)} · {shown}"
 
 
 def row_picker(run: Run, dataset: Dataset, key: str, label: str = "Validation row") -> int:

@@ -23,12 +23,13 @@ UNIT_METRICS = ("mae", "rmse", "bias")     # metrics in the target's unit
 
 
 def metric_cards(metrics: dict[str, float], unit: str = "", columns: int = 4) -> None:
-    """One st.metric per entry; NaN shows as an em dash. Error metrics carry the target unit."""
+    """One st.metric per entry; an undefined value (NaN: e.g. ROC AUC on one class) shows "n/a".
+    Error metrics carry the target unit."""
     items = [(k, v) for k, v in metrics.items() if k in METRIC_NAMES]
     cols = st.columns(min(columns, max(len(items), 1)))
     for i, (name, value) in enumerate(items):
         suffix = f" ({unit})" if unit and name in UNIT_METRICS else ""
-        text = "—" if value is None or not np.isfinite(value) else fmt_number(value)
+        text = "n/a" if value is None or not np.isfinite(value) else fmt_number(value)
         cols[i % len(cols)].metric(METRIC_NAMES[name] + suffix, text)
 
 

@@ -81,25 +81,18 @@ def watch_training(run_dir: str) -> None:
     st.session_state[FOCUS_KEY] = run_dir
 
 
-def branch_baselines() -> list[str]:
-    """The Compare page's quick baselines: one single-branch model per branch, the first the registry
-    lists for it (image_only, tabular_only). The cross-validated comparison trains every baseline."""
-    # lazy: the fusion registry imports Keras, and the Train page imports this module without it
-    from multimodal.models.fusion import FUSION_METHODS, baseline_names
-    first = {}
-    for name in baseline_names():
-        first.setdefault(FUSION_METHODS[name].branches, name)
-    return list(first.values())
-
-
 def baselines_training() -> bool:
-    """Whether one of the quick baselines of this session is still queued or training."""
-    return any(job.arch in branch_baselines() for job in active(training_jobs().values()))
+    """Whether one of this session's baselines (image_only, tabular_only, linear, ...) is still
+    queued or training."""
+    # lazy: the fusion registry imports Keras, and the Train page imports this module without it
+    from multimodal.models.fusion import baseline_names
+    return any(job.arch in baseline_names() for job in active(training_jobs().values()))
 
 
-def start_baselines(run_config: Mapping) -> list[Job]:
-    """Train the quick baselines with the settings of a saved run (its config.json)."""
-    return [start_training(reuse_config(run_config, arch), keep_watched=True) for arch in branch_baselines()]
+def start_baselines(run_config: Mapping, baselines: Iterable[str]) -> list[Job]:
+    """Train `baselines` (the Compare page passes every one the run's data allows) with the
+    settings of a saved run (its config.json)."""
+    return [start_training(reuse_config(run_config, arch), keep_watched=True) for arch in baselines]
 
 
 # ---------------------------------------------------------------- cross-validated comparisons

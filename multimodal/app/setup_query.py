@@ -11,12 +11,17 @@ from typing import Any
 
 from multimodal.core.config import TRAIN_SETTINGS
 
-IMAGE_SIZES = (32, 48, 64, 96)
+# 128 and 160 px for the pretrained encoders (Xception needs 71 px and more; ImageNet features are
+# learned at 224 px, so larger images serve them better).
+IMAGE_SIZES = (32, 48, 64, 96, 128, 160)
 WIDTHS = (16, 32, 64, 128, 256)
 L2S = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 BATCH_SIZES = (8, 16, 32, 64, 128)
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
-# name -> (kind, allowed): a set of choices (tuple), a closed range (list [low, high]) or None
+FINETUNE_LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
+UNFREEZE = (1, 2, 3, 4, 6, "all")        # top blocks of the backbone fine-tuned in phase 2
+# name -> (kind, allowed): a set of choices (tuple), a closed range (list [low, high]) or None.
+# Kind "blocks": a count from `allowed` or "all".
 QUERY_FIELDS: dict[str, tuple[str, Any]] = {
     "arch": ("str", None), "encoder": ("str", None),
     "image_size": ("int", IMAGE_SIZES), "width": ("int", WIDTHS), "dropout": ("float", [0.0, 0.7]),
@@ -24,7 +29,9 @@ QUERY_FIELDS: dict[str, tuple[str, Any]] = {
     "epochs": ("int", [1, 500]), "batch_size": ("int", BATCH_SIZES), "lr": ("float", LRS),
     "val_fraction": ("float", [0.05, 0.5]), "patience": ("int", [0, 50]),
     "modality_dropout": ("float", [0.0, 0.5]), "wide": ("bool", None), "loss": ("str", None),
-    "target_transform": ("str", None),
+    "target_transform": ("str", None), "on_missing_weights": ("str", None),
+    "freeze_epochs": ("int", [0, 500]), "finetune_epochs": ("int", [0, 200]), "finetune_lr": ("float", FINETUNE_LRS),
+    "unfreeze": ("blocks", UNFREEZE),
 }
 
 
@@ -36,6 +43,11 @@ def _parse(name: str, raw: Any, choices: Mapping[str, Sequence[str]]) -> Any:
         if text not in choices.get(name, ()):
             raise ValueError(f"'{text}' is not available here")
         return text
+    if kind == "blocks":
+        value = "all" if text == "all" else int(text) if text.isdigit() else None
+        if value not in allowed:
+            raise ValueError(f"'{text}' is not one of {', '.join(map(str, allowed))}")
+        return value
     if kind == "bool":
         if text.lower() in ("1", "true", "yes", "on"):
             return True
@@ -65,8 +77,8 @@ def _parse(name: str, raw: Any, choices: Mapping[str, Sequence[str]]) -> Any:
 def setup_from_query(query: Mapping[str, Any], choices: Mapping[str, Sequence[str]]) -> tuple[dict, list[str]]:
     """Valid setup values found in the query, and one warning per ignored value.
 
-    choices: allowed strings for 'arch' (methods for this dataset), 'encoder', 'loss' and
-    'target_transform'.
+    choices: allowed strings for 'arch' (methods for this dataset), 'encoder', 'loss',
+    'target_transform' and 'on_missing_weights'.
     """
     values, warnings = {}, []
     for name, raw in query.items():

@@ -6,6 +6,7 @@ browser sessions never see each other's uploads or runs, and nothing lands elsew
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import shutil
 import tempfile
@@ -15,14 +16,22 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from multimodal.core.config import ModelConfig, auto_epochs, default_arch, train_defaults
+from multimodal.core.config import ModelConfig, small_data_settings, train_defaults
 from multimodal.core.errors import DataError
+from multimodal.core.tasks import main_metric
 from multimodal.data.dataset import Dataset, load_dataset
-from multimodal.data.sources import SAMPLE_ROOT
-from multimodal.runs.run import Run, is_run_dir, list_runs
+from multimodal.data.sources import SAMPLE_ROOT, resolve_source
+from multimodal.data.splits import split_indices
+from multimodal.models.proposal import propose_method
+from multimodal.runs.evaluation import check_compatible, evaluation_rows
+from multimodal.runs.run import Run, is_run_dir, list_runs, load_run
 
 PRETRAINED_DIR = "pretrained"   # sample_data/<name>/pretrained/<run>: models shipped with the samples
 DEFAULT_SAMPLE = "skin_lesions"
+# The Model page's setup for the current dataset: its stored choices, the URL it last wrote, and its
+# widgets' state (keys "m_<setting>" and "mp_<method>_<param>" in pages/model.py).
+MODEL_SETUP_KEYS = ("model_config", "train_settings", "_model_query_written", "_model_query_warnings")
+MODEL_WIDGET_PREFIXES = ("m_", "mp_")
 
 
 class _SessionFolder:
@@ -77,10 +86,23 @@ def dataset() -> Dataset | None:
     """The session's dataset; the default sample is loaded on first use so every page works."""
     if "dataset" not in st.session_state:
         try:
-            set_dataset(load_dataset(DEFAULT_SAMPLE), DEFAULT_SAMPLE)
+            set_dataset(sample_dataset(DEFAULT_SAMPLE), DEFAULT_SAMPLE)
         except DataError:
             st.session_state.dataset = None
     return st.session_state.dataset
+
+
+def sample_dataset(name: str) -> Dataset:
+    """A sample dataset as load_dataset gives it, loaded once per server and shared by every session
+    (loading checks every image's header: 0.1-0.4 s a session). Shared read-only, like every
+    Dataset in the app: pages copy rows before changing them."""
+    csv = resolve_source(name)
+    return _shared_sample(name, csv.stat().st_mtime)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _shared_sample(name: str, stamp: float) -> Dataset:
+    return load_dataset(name)
 
 
 def require_dataset() -> Dataset:
@@ -94,10 +116,14 @@ def require_dataset() -> Dataset:
 
 
 def set_dataset(ds: Dataset, source: str) -> None:
-    """Switch dataset; the run selection resets because old runs may not fit the new columns."""
+    """Switch dataset (or its roles, or its ordered-images flag). The run selection and the Model
+    page's setup reset: old runs may not fit the new columns, and a method, its column-dependent
+    parameters and the data-sized training settings chosen for other data would carry over unseen."""
     st.session_state.dataset = ds
     st.session_state.dataset_source = source
     st.session_state.pop("selected_run", None)
+    for key in [k for k in st.session_state if k in MODEL_SETUP_KEYS or k.startswith(MODEL_WIDGET_PREFIXES)]:
+        del st.session_state[key]
 
 
 def dataset_source() -> str | None:
@@ -133,39 +159,76 @@ def runs() -> list[Run]:
 
 
 def selected_run_dir() -> Path | None:
-    """The run the Results / Explain / What-if pages show: chosen, else the newest available."""
+    """The run the Results / Explain / What-if pages show: the one chosen, else default_run_dir."""
     dirs = run_dirs()
     chosen = st.session_state.get("selected_run")
     if chosen and Path(chosen) in dirs:
         return Path(chosen)
-    own = [d for d in dirs if d.is_relative_to(runs_dir())]
-    if own:
-        return own[-1]
-    # Of the shipped runs, open on the fused model: it is the one worth explaining first.
+    return default_run_dir(dirs, dataset())
+
+
+def run_is_chosen() -> bool:
+    """Whether the shown run was chosen (run picker, a completed training, an import), not the default."""
+    chosen = st.session_state.get("selected_run")
+    return bool(chosen) and Path(chosen) in run_dirs()
+
+
+def default_run_dir(dirs: list[Path], ds: Dataset | None) -> Path | None:
+    """The best completed run that fits the dataset, not the newest (after a Stop that is a partial one).
+
+    Ranked: runs that fit the dataset (its target, task, columns and rows) first; then completed
+    runs before ones the user stopped; then fusions before single-branch baselines (a fused model
+    is the one worth explaining first); then the best main validation metric (core/tasks.py).
+    """
     # lazy: the fusion registry imports Keras, and the light Home and Data pages import this module
     from multimodal.models.fusion import baseline_names
-    fused = [d for d in dirs if d.name not in baseline_names()]
-    return (fused or dirs or [None])[0]
+    baselines = baseline_names()
+
+    def rank(run_dir: Path) -> tuple:
+        try:
+            run = load_run(run_dir)
+        except DataError:
+            return (True, True, True, math.inf)
+        metric, higher_is_better = main_metric(run.task)
+        value = run.metrics.get(f"val_{metric}")
+        score = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+        return (not _fits(run, ds), run.summary.get("status") == "stopped", run.arch in baselines,
+                math.inf if score is None else -score if higher_is_better else score)
+    return min(dirs, key=rank, default=None)
+
+
+def _fits(run: Run, ds: Dataset | None) -> bool:
+    if ds is None or run.config.get("target") != ds.target or run.task != ds.task:
+        return False
+    try:
+        check_compatible(run, ds)
+        evaluation_rows(run, ds)
+    except DataError:
+        return False
+    return True
 
 
 def select_run(run_dir: Path) -> None:
     st.session_state.selected_run = str(run_dir)
 
 
+def training_rows(ds: Dataset, val_fraction: float, seed: int) -> int:
+    """The rows a run on this dataset learns from (its seeded split): what small_data_settings reads."""
+    return len(split_indices(ds, val_fraction, seed)["train"])
+
+
 def default_train_settings(ds: Dataset) -> dict:
     """The Model and Train pages' training settings before the user changes any: the library's
-    (config.train_defaults), with the epoch budget chosen from the data size (training.auto_epochs;
-    early stopping usually ends sooner)."""
+    (config.train_defaults), with those it leaves to the data chosen for this dataset's training
+    rows (config.small_data_settings), as training would choose them."""
     defaults = train_defaults()
-    n_train = int(len(ds.frame) * (1 - defaults["val_fraction"]))
-    return {**defaults, "epochs": auto_epochs(n_train, defaults["batch_size"])}
+    chosen, _ = small_data_settings(training_rows(ds, defaults["val_fraction"], defaults["seed"]))
+    return {**defaults, **chosen}
 
 
 def model_config(ds: Dataset) -> ModelConfig:
-    """The session's network: the Model page's choice, else the default for the dataset's columns."""
-    spec = ds.features
-    return st.session_state.get("model_config") or ModelConfig(
-        arch=default_arch(len(spec.image_cols), len(spec.tabular_cols)))
+    """The session's network: the Model page's choice, else the method proposed for the dataset."""
+    return st.session_state.get("model_config") or ModelConfig(arch=propose_method(ds.features).arch)
 
 
 def train_settings(ds: Dataset) -> dict:

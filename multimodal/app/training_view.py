@@ -2,6 +2,7 @@
 has ended its validation metrics and the files to download."""
 from __future__ import annotations
 
+import math
 import time
 
 import streamlit as st
@@ -9,7 +10,9 @@ import streamlit as st
 from multimodal.app import figures
 from multimodal.core.tasks import main_metric
 from multimodal.runs.run import MODEL_FILE
+from multimodal.runs.verdicts import split_caveat
 from multimodal.train.jobs import Job
+from multimodal.train.progress import Progress
 
 CHART_SECONDS = 1.0          # the curves take new points at most this often (see progress_view)
 DOWNLOADS = ((MODEL_FILE, "Model (.keras)", "application/octet-stream"),
@@ -23,6 +26,35 @@ def eta_text(seconds: float | None) -> str:
     return f"about {seconds // 60} min {seconds % 60:02d} s left" if seconds >= 60 else f"about {seconds} s left"
 
 
+def curve_epochs(p: Progress) -> int:
+    """The curves' x-axis span: the epoch budget while the run trains (the chart does not jump),
+    the epochs actually run once it has ended (early stopping or Stop), so a short run fills it."""
+    if p.end is None:
+        return p.epochs
+    last = max((point["x"] for point in p.batch_points + p.epoch_points), default=0)
+    return max(int(p.end.get("epochs_run") or 0), math.ceil(last), 1)
+
+
+def weights_view(p: Progress) -> None:
+    """The image encoder's weights as the run found them: a download's progress, the plain notice
+    when there are none (random init), or where they came from."""
+    w = p.weights
+    if w.get("status") == "downloading":
+        st.info(f"Downloading the ImageNet weights of {w.get('encoder')} through Keras (once per machine; "
+                f"later runs read Keras' cache): {w.get('bytes', 0) / 2**20:.1f} MB so far.",
+                icon=":material/download:")
+    elif w.get("notice"):
+        st.warning(w["notice"], icon=":material/cloud_off:")
+    elif w.get("source") in ("file", "cache", "download"):
+        where = {"file": "the given file", "cache": "Keras' cache", "download": "a download"}[w["source"]]
+        st.caption(f"{w.get('encoder')}: ImageNet weights from {where} (sha256 {str(w.get('sha256'))[:12]}…).")
+
+
+def fine_tuning_start(p: Progress) -> float | None:
+    """The epoch after which phase 2 (fine-tuning) began, if it has."""
+    return next((float(e["epoch"]) for e in p.phase_starts if e.get("phase") == 2), None)
+
+
 def progress_view(job: Job, task: str) -> None:
     """Status line (once ended), error, progress bar (while active) and the loss and metric curves."""
     p = job.progress()
@@ -34,9 +66,11 @@ def progress_view(job: Job, task: str) -> None:
     if job.state == "failed":
         st.error(job.error or "Training failed.", icon=":material/error:")
     elif job.active:
-        where = (f"epoch {min(p.epoch + 1, p.epochs)} of {p.epochs} · step {p.step} of {p.steps} · "
+        phase = f"phase {p.phase_starts[-1]['phase']} ({p.phase_starts[-1]['backbone']}) · " if p.phase_starts else ""
+        where = (f"{phase}epoch {min(p.epoch + 1, p.epochs)} of {p.epochs} · step {p.step} of {p.steps} · "
                  f"{eta_text(p.eta_seconds)}" if p.batch_points else "waiting for the first batch")
         st.progress(p.fraction, text=where)
+    weights_view(p)
     # Streamlit 1.67 remounts a Plotly chart whenever its figure changes, so the curves take new
     # points at most once a second (the progress bar still moves every 0.5 s).
     snaps, now = st.session_state.setdefault("_train_chart_snaps", {}), time.monotonic()
@@ -45,7 +79,7 @@ def progress_view(job: Job, task: str) -> None:
         snap = snaps[job.run_dir.name] = (now, len(p.batch_points), len(p.epoch_points))
     if snap[1] or snap[2]:
         figures.chart(figures.training_curves(p.batch_points[:snap[1]], p.epoch_points[:snap[2]], metric, loss,
-                                              p.epochs), key=f"curves_{job.run_dir.name}")
+                                              curve_epochs(p), fine_tuning_start(p)), key=f"curves_{job.run_dir.name}")
 
 
 def outcome_view(job: Job) -> None:
@@ -55,6 +89,9 @@ def outcome_view(job: Job) -> None:
     cols = st.columns(min(len(metrics), 5) or 1)
     for i, (name, value) in enumerate(list(metrics.items())[:5]):
         cols[i].metric(name.replace("_", " "), f"{value:.4f}")
+    val_rows = job.progress().rows.get("val")
+    if metrics and val_rows:
+        st.caption(f":material/warning: Validation metrics on {split_caveat(val_rows)}.")
     st.page_link("pages/results.py", label="See the results", icon=":material/analytics:")
     cols = st.columns(len(DOWNLOADS))
     for col, (name, label, mime) in zip(cols, DOWNLOADS):

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from multimodal.app import state
+from multimodal.app import model_service, state
+from multimodal.app.figures import fmt_number
 from multimodal.core.errors import DataError
 from multimodal.data.cells import MISSING_TOKEN, label_text
 from multimodal.data.dataset import Dataset
@@ -31,6 +32,10 @@ def feature_editor(run: Run, dataset: Dataset, row: int, key: str, spec: Feature
     Numeric: a number input (empty = missing, imputed by the model); categorical: a select box over
     the training vocabulary, including the missing token. Keys include the row, so picking another
     row starts from that row's values.
+
+    A number input starts from the row's value through its session-state key, with no default of
+    its own: Streamlit's browser side puts a cleared input back to its default, so only an input
+    whose default is empty can be cleared to "missing".
     """
     spec, stats = spec or run.spec, run.config.get("tabular_stats", {})
     frame = dataset.frame.loc[[row]].copy()
@@ -40,8 +45,10 @@ def feature_editor(run: Run, dataset: Dataset, row: int, key: str, spec: Feature
         value = frame.at[row, c]
         if c in spec.numeric_cols:
             number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
-            edited = box.number_input(c, value=None if pd.isna(number) else float(number), key=f"{key}_{c}",
-                                      placeholder="missing", format="%g", help="Leave empty for a missing value.")
+            if f"{key}_{c}" not in st.session_state:
+                st.session_state[f"{key}_{c}"] = None if pd.isna(number) else float(number)
+            edited = box.number_input(c, value=None, key=f"{key}_{c}", placeholder="missing", format="%g",
+                                      help="Clear it for a missing value: the model fills in its training median.")
             frame[c] = frame[c].astype(float) if pd.api.types.is_numeric_dtype(frame[c]) else frame[c].astype(object)
             frame.at[row, c] = float("nan") if edited is None else edited
         else:
@@ -54,6 +61,17 @@ def feature_editor(run: Run, dataset: Dataset, row: int, key: str, spec: Feature
     return frame
 
 
+def imputed_text(run: Run, frame: pd.DataFrame, spec: FeatureSpec) -> str | None:
+    """'age is empty: the model fills in 51.1 (its training median).' for the empty numbers of a row."""
+    fills = run.config.get("tabular_stats", {}).get("numeric", {})
+    empty = [c for c in spec.numeric_cols if pd.isna(pd.to_numeric(frame[c], errors="coerce").iloc[0])]
+    if not empty:
+        return None
+    parts = [f"{c} → {fmt_number(fills[c]['fill'])}" for c in empty if c in fills]
+    return (f"Empty number{'s' if len(empty) > 1 else ''}: the model fills in its training median "
+            f"({', '.join(parts)}) and knows the value was missing.")
+
+
 def uploaded_images(run: Run, files: list) -> np.ndarray:
     """(1, T, S, S, 3) images from uploaded files, one per image column in frame order, stored in the
     session's uploads folder; DataError when the count is wrong or a file is not a readable image."""
@@ -61,8 +79,14 @@ def uploaded_images(run: Run, files: list) -> np.ndarray:
     if len(files) != len(names):
         raise DataError(f"this model reads {len(names)} images per row ({', '.join(names)}); "
                         f"upload exactly {len(names)}, got {len(files)}")
-    paths = [state.save_upload(f.getvalue(), f.name) for f in files]
-    return np.stack([load_image(p, run.image_size) for p in paths])[None]
+    images = []
+    for f in files:
+        path = state.save_upload(f.getvalue(), f.name)
+        try:
+            images.append(load_image(path, run.image_size))
+        except DataError as exc:   # name the file the user chose, not where the server keeps it
+            raise DataError(str(exc).replace(str(path), f.name)) from None
+    return np.stack(images)[None]
 
 
 def image_upload(run: Run, key: str) -> np.ndarray | None:
@@ -127,12 +151,17 @@ def predict_row(run: Run, inputs: dict[str, np.ndarray], missing: str | None = N
                 column: str | None = None, values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(outputs of the row (1, units), outputs along the sweep of `column` over `values`). With an
     input treated as missing (missing_choice) the model's learned stand-in replaces its branch, and
-    there is no sweep."""
-    if missing is None:
-        return sweep(run, inputs, column, [] if values is None else values)
-    gone = {b for b in branch_names(run.model) if (b == "tabular") == (missing == "the table")}
-    outputs = predict_with_missing(run.model, inputs, {b: np.ones(1, bool) for b in gone})
-    return outputs, outputs[:0]
+    there is no sweep. Computed once per model and question, for every session (model_service)."""
+    values = np.asarray([] if values is None else values, dtype=float)
+    key = (model_service.inputs_key(inputs), missing, column, values.tobytes())
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        if missing is None:
+            return sweep(run, inputs, column, values)
+        gone = {b for b in branch_names(run.model) if (b == "tabular") == (missing == "the table")}
+        outputs = predict_with_missing(run.model, inputs, {b: np.ones(1, bool) for b in gone})
+        return outputs, outputs[:0]
+    return model_service.shared_result("whatif", run.dir, key, compute)
 
 
 def sweep_series(run: Run, outputs: np.ndarray) -> tuple[dict[str, np.ndarray], str]:

@@ -7,7 +7,7 @@ one home of every training default (`train_defaults` reads them).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass
@@ -28,6 +28,9 @@ class ModelConfig:
     # Add a linear term on the preprocessed table features to the output (Wide & Deep), for methods
     # with a tabular branch (the registry's `takes_wide`); ignored by the others.
     wide: bool = True
+    # The image encoder's pretrained weights as a file (an upload, --encoder-weights); None: Keras'
+    # cache, then a download (models/weights.py).
+    encoder_weights_file: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,16 +45,27 @@ class TrainConfig:
     overrides: dict = field(default_factory=dict)   # column -> role
     val_fraction: float = 0.2
     seed: int = 0
-    epochs: int | None = 40                         # None: a budget from the data size (auto_epochs)
-    batch_size: int = 32
+    ordered_images: bool = False                    # several image columns are frames in time (proposal.py)
+    # None: chosen from the number of training rows by small_data_settings (with_auto_settings)
+    epochs: int | None = None
+    batch_size: int | None = None
     lr: float = 1e-3
-    patience: int = 8                               # early stopping on val_loss; 0 disables
+    patience: int | None = None                     # early stopping on val_loss; 0 disables
     loss: str | None = None                         # default: crossentropy / mse
     class_weight: bool = True                       # balance classes in the loss
     target_transform: str = "auto"                  # regression: auto | log | none (see training.choose_transform)
     restore_best: bool = True                       # the saved model has the best-val_loss weights
     devices: int = 1                                # >1: data-parallel over that many GPUs / logical CPUs
     stream: bool | None = None                      # images from disk per batch; None: when they are big
+    # A pretrained encoder whose weights cannot be had (offline): "random" init (with a notice) or "stop".
+    on_missing_weights: str = "random"
+    # Two phases when the encoder's pretrained weights are loaded (train/training.py): the head on the
+    # frozen backbone for `freeze_epochs` (None: the run's `epochs`), then the top `unfreeze` blocks
+    # (or "all") fine-tuned for `finetune_epochs` (0: no phase 2) with Adam at `finetune_lr`.
+    freeze_epochs: int | None = None
+    finetune_epochs: int = 10
+    finetune_lr: float = 1e-4
+    unfreeze: int | str = 2
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def to_dict(self) -> dict:
@@ -64,7 +78,8 @@ class TrainConfig:
 
 
 # The training settings the Model page offers (the rest keep their defaults).
-TRAIN_SETTINGS = ("epochs", "batch_size", "lr", "val_fraction", "patience", "seed", "loss", "target_transform")
+TRAIN_SETTINGS = ("epochs", "batch_size", "lr", "val_fraction", "patience", "seed", "loss", "target_transform",
+                  "on_missing_weights", "freeze_epochs", "finetune_epochs", "finetune_lr", "unfreeze")
 
 
 def train_defaults() -> dict:
@@ -74,21 +89,40 @@ def train_defaults() -> dict:
 
 
 def auto_epochs(n_train: int, batch_size: int) -> int:
-    """Epoch budget when the user sets none: about 600 optimizer steps, at least 20 and at most
-    150 epochs. Small datasets get more passes (few steps per epoch), big ones fewer; early stopping
-    with the best weights restored usually ends well before the budget."""
+    """Epoch budget of the standard (big-data) settings: about 600 optimizer steps, at least 20 and
+    at most 150 epochs. Early stopping with the best weights restored usually ends well before it."""
     steps = max(1, math.ceil(n_train / batch_size))
     return min(max(math.ceil(600 / steps), 20), 150)
 
 
-def default_arch(image_cols: int, tabular_cols: int) -> str:
-    """The fusion method a new setup starts from, by the dataset's columns.
+# Below this many training rows the small-data settings apply; what each one changes, and the
+# measurements that kept it, are in bench/SMALL_DATA.md (docs/ARCHITECTURE.md, "Training defaults").
+SMALL_DATA_ROWS = 1000
+SMALL_DATA = {"batch_size": 16, "patience": 15, "epochs": 200}
+STANDARD_BATCH, STANDARD_PATIENCE = 32, 8
 
-    An ordered set of images (2+ image columns) gets cnn_lstm, because averaging the frames throws
-    their order away; image + table gets late_concat; one modality gets its single baseline.
-    """
-    if image_cols > 1 and tabular_cols:
-        return "cnn_lstm"
-    if image_cols and tabular_cols:
-        return "late_concat"
-    return "image_only" if image_cols else "tabular_only"
+
+def small_data_settings(n_train: int) -> tuple[dict, str]:
+    """The training settings left to the data (batch size, patience, epoch budget) for `n_train`
+    training rows, and a one-line reason for the Model page: THE one home of these defaults.
+
+    Few rows make a noisy validation loss and few optimizer steps per epoch: smaller batches give
+    more steps, a longer patience waits out the noise, and a generous budget lets early stopping
+    (not the budget) end training."""
+    rows = f"{n_train:,} training row{'s' if n_train != 1 else ''}"
+    if n_train < SMALL_DATA_ROWS:
+        chosen = dict(SMALL_DATA)
+        kind = "small-data defaults"
+    else:
+        chosen = {"batch_size": STANDARD_BATCH, "patience": STANDARD_PATIENCE,
+                  "epochs": auto_epochs(n_train, STANDARD_BATCH)}
+        kind = "standard defaults"
+    return chosen, (f"{rows}: batch {chosen['batch_size']}, patience {chosen['patience']}, "
+                    f"up to {chosen['epochs']} epochs - {kind}")
+
+
+def with_auto_settings(config: TrainConfig, n_train: int) -> TrainConfig:
+    """The config with every setting left to the data (None) chosen by small_data_settings;
+    the user's explicit values stay."""
+    chosen, _ = small_data_settings(n_train)
+    return replace(config, **{k: v for k, v in chosen.items() if getattr(config, k) is None})

@@ -15,3 +15,18 @@ def main_metric(task: str) -> tuple[str, bool]:
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     return ("accuracy", True) if task == "classification" else ("mae", False)
+
+
+def top_k(n_classes: int) -> int | None:
+    """The k of the top-k accuracy a classification with `n_classes` classes reports, named by it
+    (`top_5_accuracy`): 5 from 10 classes on, else 3, or 2 with three classes; None when top-k
+    says nothing accuracy does not (two classes)."""
+    if n_classes <= 2:
+        return None
+    return 5 if n_classes >= 10 else min(3, n_classes - 1)
+
+
+def top_k_metric(n_classes: int) -> str | None:
+    """The metric's name for `n_classes` classes: "top_3_accuracy", ...; None below three classes."""
+    k = top_k(n_classes)
+    return f"top_{k}_accuracy" if k else None

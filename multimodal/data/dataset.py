@@ -34,11 +34,13 @@ class Dataset:
     target: str
     task: str
     classes: list[str]
+    ordered_images: bool = False   # the user says the image columns are frames in time (FeatureSpec)
 
     @property
     def features(self) -> FeatureSpec:
         by = lambda role: [c for c in self.frame.columns if self.roles.get(c) == role]  # noqa: E731
-        return FeatureSpec(by("image"), by("numeric"), by("categorical"))
+        images = by("image")
+        return FeatureSpec(images, by("numeric"), by("categorical"), self.ordered_images and len(images) > 1)
 
     @property
     def split_col(self) -> str | None:
@@ -47,8 +49,11 @@ class Dataset:
 
 def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str | None = None,
                  task: str | None = None, overrides: dict[str, str] | None = None,
-                 name: str | None = None) -> Dataset:
-    """Resolve, read, detect roles, apply user choices and validate a dataset."""
+                 name: str | None = None, ordered_images: bool = False) -> Dataset:
+    """Resolve, read, detect roles, apply user choices and validate a dataset.
+
+    ordered_images: the user's word that the image columns are an ordered sequence (it holds only
+    with 2+ image columns; see Dataset.features)."""
     csv_path = resolve_source(source, workdir)
     frame = read_csv(csv_path)
     root = csv_path.parent
@@ -122,7 +127,7 @@ def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str
         _check_image_column(frame, root, c)
     if name is None:  # a zip extracts into a temporary folder: its own name is the useful one
         name = Path(source).stem if str(source).lower().endswith(".zip") else root.name
-    return Dataset(name, csv_path, root, frame, roles, tgt, task, classes)
+    return Dataset(name, csv_path, root, frame, roles, tgt, task, classes, ordered_images)
 
 
 def _check_image_column(frame: pd.DataFrame, root: Path, column: str) -> None:

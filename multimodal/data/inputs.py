@@ -24,6 +24,9 @@ class FeatureSpec:
     image_cols: list[str] = field(default_factory=list)
     numeric_cols: list[str] = field(default_factory=list)
     categorical_cols: list[str] = field(default_factory=list)
+    # The user's word that the image columns are frames of one sequence, in column order (time
+    # points, slices); never guessed. Only the method proposal reads it (models/proposal.py).
+    ordered_images: bool = False
 
     @property
     def tabular_cols(self) -> list[str]:

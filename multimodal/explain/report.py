@@ -109,7 +109,8 @@ def permutation_importance(run, inputs: dict, y: np.ndarray, metric: Callable | 
                            repeats: int = 3, seed: int = 0) -> dict[str, float]:
     """Metric drop (intact - shuffled, mean over repeats) per tabular column and per image column.
 
-    Only the encoder of the shuffled input is re-run: the other embeddings are cached.
+    Only the encoders that read the shuffled input are re-run (the image and the rows encoder both
+    read the images): the other embeddings are cached.
     """
     model, spec = run.model, run.spec
     metric = metric or default_metric(run.task)
@@ -122,14 +123,14 @@ def permutation_importance(run, inputs: dict, y: np.ndarray, metric: Callable | 
     rng = np.random.default_rng(seed)
     drops = {}
     for column, key, frame in targets:
-        branch = next((b for b, e in encoders.items() if key in [t.name for t in e.inputs]), None)
-        if branch is None:
+        readers = [b for b, e in encoders.items() if key in [t.name for t in e.inputs]]
+        if not readers:
             continue  # a baseline model that does not read this input
         scores = []
         for _ in range(repeats):
             shuffled = _shuffled(inputs, key, frame, rng.permutation(len(inputs[key])))
-            new = encoders[branch](select_inputs(encoders[branch], shuffled), training=False)
-            scores.append(metric(y, fns["head"]({**emb, branch: new}).numpy()))
+            new = {b: encoders[b](select_inputs(encoders[b], shuffled), training=False) for b in readers}
+            scores.append(metric(y, fns["head"]({**emb, **new}).numpy()))
         drops[column] = float(base - np.mean(scores))
     return drops
 

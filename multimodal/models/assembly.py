@@ -12,9 +12,10 @@ import numpy as np
 from multimodal.core.config import ModelConfig
 from multimodal.core.errors import DataError
 from multimodal.data.inputs import FeatureSpec
-from multimodal.models.branches import image_encoder, tabular_encoder
+from multimodal.models.branches import image_encoder, rows_encoder, tabular_encoder
 from multimodal.models.fusion import FUSION_METHODS, HeadSettings
 from multimodal.models.layers import ModalityDropout, TargetScale
+from multimodal.models.weights import WeightsSource
 
 
 def output_units(task: str, classes: list[str]) -> int:
@@ -22,12 +23,13 @@ def output_units(task: str, classes: list[str]) -> int:
 
 
 def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, classes: list[str],
-                target_stats: dict | None = None) -> keras.Model:
+                target_stats: dict | None = None, weights: WeightsSource | None = None) -> keras.Model:
     """Build the full model for `config.arch` on the columns of `spec`.
 
     stats: from `branches.tabular_stats` on the training rows. target_stats: {"mean", "std",
     "log"} for regression, so the head predicts a standardized value and the model answers in
-    the target's own unit.
+    the target's own unit. weights: the image encoder's, from `weights.resolve_weights` (training
+    resolves them once, first); None looks in Keras' cache only (see `branches.image_encoder`).
     """
     if config.arch not in FUSION_METHODS:
         raise DataError(f"unknown architecture '{config.arch}'; choose one of {', '.join(FUSION_METHODS)}")
@@ -36,12 +38,14 @@ def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, 
 
     encoders: dict[str, keras.Model] = {}
     for branch in method.branches:
+        if branch in ("image", "sequence", "rows") and not spec.image_cols:
+            raise DataError(f"'{config.arch}' needs an image column and this dataset has none; "
+                            "pick tabular_only or mark a column as image")
         if branch in ("image", "sequence"):
-            if not spec.image_cols:
-                raise DataError(f"'{config.arch}' needs an image column and this dataset has none; "
-                                "pick tabular_only or mark a column as image")
             encoders[branch] = image_encoder(config.encoder, config.image_size, len(spec.image_cols),
-                                             config.augment, config.seed, name=f"{branch}_encoder")
+                                             config.augment, config.seed, name=f"{branch}_encoder", weights=weights)
+        elif branch == "rows":
+            encoders[branch] = rows_encoder(config.image_size, len(spec.image_cols), config.augment, config.seed)
         else:
             if not spec.tabular_cols:
                 raise DataError(f"'{config.arch}' needs tabular columns and this dataset has none; "

@@ -5,6 +5,9 @@ Contract (the explanations rely on it):
   backbone (backbones.py) with its own input preprocessing and its weights (weights.py).
   Keeping the spatial map as the embedding lets Grad-CAM differentiate the head with respect
   to it, and lets branch Shapley swap a whole branch for background rows.
+- rows encoder: the same uint8 images -> grayscale pixel rows (N, S, S) in [-1, 1] (the mean of
+  R, G, B, frames averaged), for a head that reads the image row by row (fusion.cnn_rnn_classifier).
+  No weights: the reading is the head's, so the explanations treat it as a branch of its own.
 - tabular encoder: one raw input per column -> preprocessed feature vector (N, d): numeric
   columns imputed (+ 'was missing' flag) and normalized, categoricals one-hot. Which slice of
   the vector belongs to which column is in `tabular_layout`.
@@ -17,7 +20,7 @@ import numpy as np
 from multimodal.data.cells import MISSING_TOKEN
 from multimodal.data.inputs import FeatureSpec, input_name
 from multimodal.models.backbones import build_backbone, encoder_spec, set_blocks_trainable
-from multimodal.models.layers import ImputeMissing
+from multimodal.models.layers import FrameMean, ImputeMissing
 from multimodal.models.weights import WeightsSource, load_encoder_weights, resolve_weights
 
 
@@ -126,6 +129,24 @@ def image_encoder(encoder: str, image_size: int, frames: int, augment: bool, see
     images = keras.Input((frames, image_size, image_size, 3), dtype="uint8", name="images")
     maps = keras.layers.TimeDistributed(per_frame, name="per_frame")(images)
     return keras.Model({"images": images}, maps, name=name)
+
+
+def rows_encoder(image_size: int, frames: int, augment: bool, seed: int = 0,
+                 name: str = "rows_encoder") -> keras.Model:
+    """uint8 frames (N, T, S, S, 3) -> grayscale rows (N, S, S) in [-1, 1]: each frame's channel mean,
+    averaged over the frames; augmented like the image encoder. Stock layers only (safe-mode loading)."""
+    frame = keras.Input((image_size, image_size, 3), name="frame")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(frame)
+    for layer in augmentation(seed) if augment else []:
+        x = layer(x)
+    x = keras.layers.Reshape((image_size * image_size, 3), name="pixels")(x)
+    # channels_first: the last axis (R, G, B) is the one averaged.
+    x = keras.layers.GlobalAveragePooling1D(data_format="channels_first", name="grayscale")(x)
+    x = keras.layers.Reshape((image_size, image_size), name="rows")(x)
+    per_frame = keras.Model(frame, x, name="frame_rows")
+    images = keras.Input((frames, image_size, image_size, 3), dtype="uint8", name="images")
+    rows = FrameMean(name="frame_mean")(keras.layers.TimeDistributed(per_frame, name="per_frame")(images))
+    return keras.Model({"images": images}, rows, name=name)
 
 
 def image_backbones(model: keras.Model) -> list[keras.Model]:

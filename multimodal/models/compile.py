@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import keras
 
+from multimodal.core.tasks import top_k, top_k_metric
 from multimodal.models.layers import TransformedLoss
 
 
@@ -23,7 +24,8 @@ def compile_model(model: keras.Model, task: str, n_classes: int, lr: float, loss
         else:
             loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                       keras.metrics.SparseTopKCategoricalAccuracy(k=min(3, n_classes - 1), name="top_k_accuracy")]
+                       # named by its k (top_5_accuracy from 10 classes on, top_2 with 3 classes)
+                       keras.metrics.SparseTopKCategoricalAccuracy(k=top_k(n_classes), name=top_k_metric(n_classes))]
     else:
         loss = loss or "mse"
         if loss == "mape":

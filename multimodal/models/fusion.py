@@ -99,6 +99,7 @@ class FusionMethod:
     merge_label: str           # what the diagram's merge node says the method does
     takes_wide: bool           # the linear (wide) term can be added to its output
     shows_routing: bool        # the Explain page shows its attention routing
+    diagram: str               # the shape of its Model-page diagram: one of DIAGRAMS
 
     @property
     def is_baseline(self) -> bool:
@@ -129,6 +130,13 @@ class FusionMethod:
 
 
 FUSION_METHODS: dict[str, FusionMethod] = {}
+# How a method's diagram joins the branches (app/diagram.py draws each shape).
+DIAGRAMS = {
+    "merge": "the branch embeddings meet in one merge step",
+    "modulation": "the table's embedding scales and shifts the CNN feature map (FiLM)",
+    "decisions": "each branch makes its own prediction; the predictions are averaged",
+    "tokens": "each branch becomes a token; a learned query attends over the tokens",
+}
 
 
 def baseline_names() -> tuple[str, ...]:
@@ -137,19 +145,23 @@ def baseline_names() -> tuple[str, ...]:
 
 
 def register(title: str, origin: str, branches: tuple[str, ...], *, flow: str, merge: str,
-             params: dict[str, Param] | None = None, wide: bool | None = None, shows_routing: bool = False):
+             params: dict[str, Param] | None = None, wide: bool | None = None, shows_routing: bool = False,
+             diagram: str = "merge"):
     """Register a fusion function under its own name; its docstring is the teaching text.
 
     merge: the diagram's merge-node label (required). wide: whether the linear term may be added
-    (default: when the method has a tabular branch).
+    (default: when the method has a tabular branch). diagram: the diagram's shape (DIAGRAMS).
     """
     def add(build: Callable) -> Callable:
         description = " ".join((build.__doc__ or "").split())
         if not description or not merge.strip() or not flow.strip():
             raise ValueError(f"fusion method '{build.__name__}' needs a docstring, a flow and a merge label")
+        if diagram not in DIAGRAMS:
+            raise ValueError(f"fusion method '{build.__name__}': diagram must be one of {', '.join(DIAGRAMS)}. "
+                             f"Received: diagram={diagram!r}")
         FUSION_METHODS[build.__name__] = FusionMethod(
             build.__name__, title, description, origin, branches, build, dict(params or {}), flow, merge,
-            "tabular" in branches if wide is None else wide, shows_routing)
+            "tabular" in branches if wide is None else wide, shows_routing, diagram)
         return build
     return add
 
@@ -291,7 +303,7 @@ def gated(emb, s):
 
 @register("Attention over branches", "Transformer-style token fusion", ("image", "tabular"),
           flow="each branch -> token; learned query attends over tokens -> output",
-          merge="attention over\nbranch tokens", shows_routing=True,
+          merge="attention over\nbranch tokens", shows_routing=True, diagram="tokens",
           params={"heads": Param(2, "attention heads (each looks over the branch tokens on its own)",
                                  low=1, high=8)})
 def attention(emb, s):
@@ -307,7 +319,7 @@ def attention(emb, s):
 
 @register("FiLM", "Feature-wise linear modulation (Perez et al., 2018)", ("image", "tabular"),
           flow="features -> (gamma, beta); CNN map * (1+gamma) + beta -> conv -> pool -> output",
-          merge="FiLM: tabular -> γ, β\nmap·(1+γ)+β")
+          merge="FiLM: tabular -> γ, β\nmap·(1+γ)+β", diagram="modulation")
 def film(emb, s):
     """The tabular features produce a scale (gamma) and shift (beta) for every channel of the CNN
     feature map, so age or sex changes WHAT the network looks for in the image, not just the
@@ -325,7 +337,7 @@ def film(emb, s):
 
 @register("Decision averaging", "Late (decision-level) fusion / ensembling", ("image", "tabular"),
           flow="CNN -> output_img | features -> output_tab -> weighted average",
-          merge="weighted average\nof branch predictions",
+          merge="weighted average\nof branch predictions", diagram="decisions",
           params={"learned_weights": Param(True, "learn the branch weights (off: a plain mean)")})
 def late_decision(emb, s):
     """Each branch makes its own prediction; the final logit is a weighted average of the two
@@ -349,25 +361,30 @@ def cnn_lstm(emb, s):
     return output(dense_stack(joint, s, "joint"), s)
 
 
-@register("CNN + row-LSTM", "CNN-RNN image models (e.g. Visin et al., ReNet 2015)", ("image", "tabular"),
-          flow="CNN -> pool | LSTM over feature-map rows -> x ; features -> dense -> concat -> output",
-          merge="(pool × row-LSTM)\nconcat MLP")
-def cnn_rnn_rows(emb, s):
-    """Two readings of the image: the CNN's pooled features, and an LSTM that scans the rows of
-    the CNN feature map top to bottom (capturing vertical structure). The two are multiplied, then
-    joined with the tabular branch. The LSTM reads feature-map rows rather than raw pixel rows so
-    both image paths share one encoder and stay explainable."""
-    maps = FrameMean(name="image_frame_mean")(emb["image"])
-    h, w, c = maps.shape[1:]
-    rows = keras.layers.Reshape((h, w * c), name="map_rows")(maps)
-    scanned = dense(keras.layers.LSTM(s.width, name="row_lstm")(rows), s.width, s, "row_proj")
-    pooled = dense(keras.layers.GlobalAveragePooling2D(name="image_pool")(maps), s.width, s, "image_proj")
-    image = keras.layers.Multiply(name="image_product")([pooled, scanned])
+@register("CNN-RNN classifier", "CNN-RNN image classifier: pretrained CNN x LSTMs over pixel rows",
+          ("image", "rows", "tabular"),
+          flow="CNN -> pool -> proj | grayscale rows -> LSTM -> LSTM -> x ; features -> dense -> concat -> output",
+          merge="(CNN pool × row-LSTMs)\nconcat MLP")
+def cnn_rnn_classifier(emb, s):
+    """The CNN-RNN classifier this project follows: two independent readings of each image. The
+    CNN (best a pretrained one: Xception in the original design) gives its pooled features; two
+    stacked LSTMs read the grayscale image row by row, top to bottom (each pixel row one timestep),
+    catching structure along the image's height. The pooled features, projected to the LSTMs'
+    width, are multiplied elementwise with the LSTM summary, so each reading can switch the other's
+    features on or off; the table joins before the classifier, as in late concatenation. The LSTMs
+    read raw pixel rows, not the CNN's feature map: a pretrained backbone's map has only 3 rows at
+    96 px, while the pixels have 96. In the explanations the row reading is a branch of its own
+    ("rows"), beside the CNN's "image" branch, and Grad-CAM shows the CNN's part."""
+    pooled = dense(pooled_image(emb["image"]), s.width, s, "image_proj")
+    rows = keras.layers.LSTM(s.width, return_sequences=True, name="row_lstm_1")(emb["rows"])
+    rows = keras.layers.LSTM(s.width, name="row_lstm_2")(rows)
+    image = keras.layers.Multiply(name="image_product")([pooled, rows])
     joint = keras.layers.Concatenate(name="joint")([image, dense_stack(emb["tabular"], s, "tabular")])
     return output(dense_stack(joint, s, "joint"), s)
 
 
 def methods_for(has_images: bool, has_tabular: bool, frames: int) -> list[str]:
     """Methods a dataset can use: sequence methods need 2+ ordered image columns."""
-    available = {"image": has_images, "tabular": has_tabular, "sequence": has_images and frames > 1}
+    available = {"image": has_images, "rows": has_images, "tabular": has_tabular,
+                 "sequence": has_images and frames > 1}
     return [m.name for m in FUSION_METHODS.values() if all(available[b] for b in m.branches)]

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from multimodal.core.config import ModelConfig
 from multimodal.core.errors import DataError
 from multimodal.data.inputs import FeatureSpec
 
-DEFAULT_FUSION = "late_concat"      # image + table
+DEFAULT_FUSION = ModelConfig().arch  # image + table: ModelConfig's default is the one home of it
 SEQUENCE_FUSION = "cnn_lstm"        # ordered images + table
 IMAGE_PATH = "image_only"           # images alone
 TABULAR_PATH = "tabular_only"       # table alone
@@ -32,8 +33,9 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what} column{'s' if n != 1 else ''}"
 
 
-def propose_method(spec: FeatureSpec, ordered_images: bool = False, encoder: str | None = None) -> Proposal:
-    """The method a new setup starts from, by the dataset's columns and whether its images are ordered.
+def propose_method(spec: FeatureSpec, encoder: str | None = None) -> Proposal:
+    """The method a new setup starts from, by the dataset's columns and whether the user marked its
+    images ordered (`spec.ordered_images`: the Data page's checkbox, the CLI's --ordered-images).
 
     `encoder` (an image encoder name) only names the shared CNN in the reason for now; it will take
     part in the choice once pretrained encoders exist.
@@ -49,10 +51,10 @@ def propose_method(spec: FeatureSpec, ordered_images: bool = False, encoder: str
         if not table:
             return Proposal(IMAGE_PATH, f"{pics}, no table columns: {IMAGE_PATH}")
         return Proposal(DEFAULT_FUSION, f"{pics} and {cols}: fused by {DEFAULT_FUSION}")
-    if ordered_images and table:
+    if spec.ordered_images and table:
         return Proposal(SEQUENCE_FUSION, f"{pics} marked ordered: read as a sequence by {SEQUENCE_FUSION}, "
                                          f"joined with {cols}")
-    if ordered_images:
+    if spec.ordered_images:
         return Proposal(IMAGE_PATH, f"{pics} marked ordered, but no table columns, which {SEQUENCE_FUSION} needs: "
                                     f"averaged by {cnn}, by {IMAGE_PATH}")
     if not table:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -52,6 +54,13 @@ def keras_cache_dir() -> Path:
     return Path(home) / "models"
 
 
+def cached_weights(encoder: str) -> Path | None:
+    """The encoder's ImageNet file in Keras' cache, if it is there (None too for small_cnn)."""
+    spec = encoder_spec(encoder)
+    path = keras_cache_dir() / spec.imagenet.file if spec.imagenet else None
+    return path if path is not None and path.is_file() else None
+
+
 def _expected(encoder: str, spec: EncoderSpec) -> str:
     file = spec.imagenet.file if spec.imagenet else "none"
     return (f"Expected {spec.title} weights for '{encoder}': Keras' ImageNet file {file} or a .weights.h5 saved "
@@ -89,13 +98,36 @@ def _checked_source(encoder: str, source: Source, path: str | os.PathLike) -> We
     return WeightsSource(encoder, source, path, sha256, keras_release=md5 == spec.imagenet.md5)
 
 
+def _download(target: Path, fetch: Callable[[], str], on_progress: Callable[[int], None] | None) -> str:
+    """Run Keras' download `fetch`, telling `on_progress` the bytes written so far: 0 as it starts,
+    then about once a second (keras.utils.get_file has no progress callback: it prints its own bar)."""
+    if on_progress is None:
+        return fetch()
+    on_progress(0)
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(1.0):
+            if target.is_file():
+                on_progress(target.stat().st_size)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        return fetch()
+    finally:
+        done.set()
+        watcher.join()
+
+
 def resolve_weights(encoder: str, path: str | os.PathLike | None = None, *, download: bool = True,
-                    on_missing: OnMissing = "random") -> WeightsSource:
+                    on_missing: OnMissing = "random",
+                    on_progress: Callable[[int], None] | None = None) -> WeightsSource:
     """Find `encoder`'s weights: the given file, else Keras' cache, else a download (if allowed).
 
     Encoders without pretrained weights (small_cnn) give source "none" with no notice. When
     pretrained weights cannot be had, on_missing="random" logs the notice and returns source
-    "none" (train from random init); "stop" raises a DataError with that notice.
+    "none" (train from random init); "stop" raises a DataError with that notice. on_progress:
+    called with the bytes downloaded so far while a download runs (0 when it starts).
     """
     if on_missing not in ("random", "stop"):
         raise ValueError(f"on_missing must be 'random' or 'stop', not {on_missing!r}")
@@ -104,22 +136,23 @@ def resolve_weights(encoder: str, path: str | os.PathLike | None = None, *, down
         return _checked_source(encoder, "file", path)
     if spec.imagenet is None:
         return WeightsSource(encoder, "none")
-    cache = keras_cache_dir()
-    if (cache / spec.imagenet.file).is_file():
-        return _checked_source(encoder, "cache", cache / spec.imagenet.file)
+    cache, cached = keras_cache_dir(), cached_weights(encoder)
+    if cached is not None:
+        return _checked_source(encoder, "cache", cached)
     if download:
         try:
             # Prints Keras' progress bar; checks Keras' hash and removes a partial file on failure.
-            fetched = keras.utils.get_file(spec.imagenet.file, spec.imagenet.origin, cache_subdir="models",
-                                           cache_dir=str(cache.parent), file_hash=spec.imagenet.md5)
+            fetched = _download(cache / spec.imagenet.file, lambda: keras.utils.get_file(
+                spec.imagenet.file, spec.imagenet.origin, cache_subdir="models", cache_dir=str(cache.parent),
+                file_hash=spec.imagenet.md5), on_progress)
         except Exception as err:  # offline, get_file raises a bare Exception("URL fetch failure on ...")
             log.info("download of %s failed: %s", spec.imagenet.origin, err)
         else:
             return _checked_source(encoder, "download", fetched)
-    notice = (f"No ImageNet weights for {encoder}: not in {cache}" + (" and no network" if download else "")
-              + ". Train from random init, or give a weights file.")
+    missing = f"No ImageNet weights for {encoder}: not in {cache}" + (" and no network" if download else "")
     if on_missing == "stop":
-        raise DataError(notice)
+        raise DataError(f"{missing}. Give a weights file, connect to the network, or choose to train from random init.")
+    notice = f"{missing}. Training from random init instead; give a weights file to start from pretrained ones."
     log.warning(notice)
     return WeightsSource(encoder, "none", notice=notice)
 

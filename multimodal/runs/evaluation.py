@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from multimodal.core.errors import DataError
+from multimodal.core.tasks import top_k, top_k_metric
 from multimodal.data.cells import MISSING_TOKEN
 from multimodal.data.dataset import Dataset
 from multimodal.data.inputs import encode_target
@@ -116,10 +117,11 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[
     pred = probs.argmax(axis=1)
     out = {"accuracy": accuracy(y_true, pred), "auc": macro_auc(roc_curves(y_true, probs, classes)),
            "log_loss": float(cross_entropy(y_true, probs).mean()) if y_true.size else float("nan")}
-    if len(classes) > 2:
-        k = min(3, len(classes) - 1)
+    k = top_k(len(classes))
+    if k:
         topk = np.argsort(-probs, axis=1)[:, :k]
-        out["top_k_accuracy"] = float((topk == y_true[:, None]).any(axis=1).mean()) if y_true.size else float("nan")
+        out[top_k_metric(len(classes))] = float((topk == y_true[:, None]).any(axis=1).mean()) if y_true.size \
+            else float("nan")
     return out
 
 
@@ -208,7 +210,7 @@ def metrics_by_slice(labels: pd.Series, y_true: np.ndarray, task: str, *, probs:
             continue
         if task == "classification":
             m = classification_metrics(y_true[mask], probs[mask], classes)
-            m.pop("top_k_accuracy", None)
+            m.pop(top_k_metric(len(classes)), None)   # a slice's few rows make top-k noise
         else:
             m = regression_metrics(y_true[mask], y_pred[mask])
             m["bias"] = float(np.mean(np.asarray(y_pred, dtype=np.float64).reshape(-1)[mask] - y_true[mask]))

@@ -16,8 +16,9 @@ from multimodal.core.config import TRAIN_SETTINGS, ModelConfig, train_defaults
 
 # What a saved run's config.json contributes to a new run of another method (not its resolved
 # columns, classes or statistics, which the new run computes again).
-REUSED_SETTINGS = ("data", "target", "task", "overrides", "val_fraction", "seed", "epochs", "batch_size", "lr",
-                   "patience", "loss", "class_weight", "target_transform", "restore_best")
+REUSED_SETTINGS = ("data", "target", "task", "overrides", "ordered_images", "val_fraction", "seed", "epochs",
+                   "batch_size", "lr", "patience", "loss", "class_weight", "target_transform", "restore_best",
+                   "on_missing_weights", "freeze_epochs", "finetune_epochs", "finetune_lr", "unfreeze")
 
 
 def new_run_dir(root: Path, arch: str) -> Path:
@@ -38,7 +39,7 @@ def config_dict(dataset: Any, model: Any = None, settings: Mapping | None = None
     model_dict = {**ModelConfig().to_dict(), **(asdict(model) if is_dataclass(model) else dict(model or {}))}
     chosen = {**train_defaults(), **{k: v for k, v in (settings or {}).items() if k in TRAIN_SETTINGS}}
     return {"data": str(dataset.csv_path), "target": dataset.target, "task": dataset.task,
-            "overrides": dict(dataset.roles), **chosen, "model": model_dict}
+            "overrides": dict(dataset.roles), "ordered_images": dataset.ordered_images, **chosen, "model": model_dict}
 
 
 def reuse_config(run_config: Mapping, arch: str) -> dict:

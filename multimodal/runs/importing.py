@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 
 from multimodal.core import limits
-from multimodal.core.config import TrainConfig
+from multimodal.core.config import TrainConfig, small_data_settings
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import Dataset
 from multimodal.data.inputs import encode_target, input_name, model_inputs
@@ -165,7 +165,8 @@ def import_model(path: Path, dataset: Dataset, run_root: Path, name: str | None 
         scale = _target_scale(model)     # the loss is computed on the head's own standardized target
         t_stats = {"mean": float(scale.mean), "std": float(scale.std), "log": bool(scale.log)}
     compile_model(model, ds.task, len(ds.classes), defaults.lr, None, t_stats)
-    metrics = evaluate_splits(model, splits, lambda rows: make_dataset(take(inputs, rows), y[rows], defaults.batch_size))
+    batch = small_data_settings(len(splits["train"]))[0]["batch_size"]   # as training would batch this data
+    metrics = evaluate_splits(model, splits, lambda rows: make_dataset(take(inputs, rows), y[rows], batch))
     rows = background_rows(splits["train"], defaults.seed)
     run_dir = new_run_dir(run_root, f"imported_{arch}")
     summary = {"arch": arch, "task": ds.task, "status": "imported", "epochs_run": 0, "source_file": name,

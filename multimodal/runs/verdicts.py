@@ -24,6 +24,9 @@ BETTER = "better"
 WORSE = "worse"
 NO_DIFFERENCE = "no detectable difference"
 ONE_SPLIT = "one split: no interval"
+# Below this many rows a validation split holds at most a few hundred rows, and two methods' scores
+# on it differ by chance by several points: the Train and Compare pages steer to cross-validation.
+CROSS_VALIDATE_BELOW_ROWS = 1_000
 # Unitless scores in [0, 1] (or near it): three decimals read well. Other metrics (MAE, RMSE) are
 # in target units and get a precision from the size of the interval.
 FRACTION_METRICS = (main_metric("classification")[0], "auc", "r2")
@@ -56,6 +59,15 @@ def split_caveat(n_val_rows: int) -> str:
             "run cross-validation")
 
 
+def cross_validation_advice(n_rows: int) -> str:
+    """Why a dataset this small should be cross-validated before trusting a comparison ("" if not)."""
+    if n_rows >= CROSS_VALIDATE_BELOW_ROWS:
+        return ""
+    return (f"{n_rows} rows is a small dataset: one validation split can flip which method looks better. "
+            "Cross-validate before trusting a comparison: it trains every method on the same folds and says "
+            "whether a difference holds up.")
+
+
 def gain_verdict(differences: Sequence[float], n_train: int, n_test: int, metric: str, *,
                  repeats: int = 1, confidence: float = 0.95) -> GainVerdict:
     """The verdict on paired per-fold differences (fusion minus a baseline, positive = fusion better).
@@ -73,7 +85,7 @@ def gain_verdict(differences: Sequence[float], n_train: int, n_test: int, metric
     j, mean = diffs.size, float(diffs.mean())
     if j == 1:
         caveat = split_caveat(n_test)
-        text = f"{_fmt(mean, metric, None)} on {caveat}"
+        text = f"{format_gain(mean, metric, None)} on {caveat}"
         return GainVerdict(mean, None, None, 1, confidence, ONE_SPLIT, text, caveat)
     # Equal differences up to rounding: no spread (a variance of 1e-35 would fake a tiny interval).
     same = float(np.ptp(diffs)) <= 1e-12 * max(1.0, abs(mean))
@@ -83,12 +95,12 @@ def gain_verdict(differences: Sequence[float], n_train: int, n_test: int, metric
     verdict = BETTER if low > 0 else WORSE if high < 0 else NO_DIFFERENCE
     caveat = "" if not same else f"all {j} folds gave the same difference: no spread to estimate the noise from"
     counted = f"{j // repeats} folds x {repeats} repeats" if repeats > 1 and j % repeats == 0 else f"{j} folds"
-    text = (f"{_fmt(mean, metric, half)} ({confidence:.0%} CI {_fmt(low, metric, half)} to "
-            f"{_fmt(high, metric, half)}) over {counted}: {verdict}")
+    text = (f"{format_gain(mean, metric, half)} ({confidence:.0%} CI {format_gain(low, metric, half)} to "
+            f"{format_gain(high, metric, half)}) over {counted}: {verdict}")
     return GainVerdict(mean, low, high, j, confidence, verdict, text + (f" ({caveat})" if caveat else ""), caveat)
 
 
-def _fmt(value: float, metric: str, half_width: float | None) -> str:
+def format_gain(value: float, metric: str, half_width: float | None) -> str:
     """Signed, at a precision that suits the metric: 3 decimals for fractions, else two significant
     digits of the interval's half-width (thousands separated), e.g. +0.038, -1,250, +3.4."""
     name = metric.split("_", 1)[1] if metric.startswith(("val_", "test_", "train_")) else metric

@@ -8,14 +8,19 @@ Honesty rule: a fold's reported metrics (`val_*` here) come from the held-out fo
 training step sees and which early stopping does not look at either: early stopping and the
 best-weights choice use an inner validation split carved (seeded, stratified) from the training
 folds, `config.val_fraction` of them. A split column with test rows: those rows are left out.
+
+A comparison runs in one of stagewise.MODES: the fast ones train each image encoder once per fold
+(or load a pretrained one) and every head on its cached maps; "end_to_end" trains every model whole.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +31,12 @@ from multimodal.core.events import append_event, stop_requested
 from multimodal.core.tasks import main_metric
 from multimodal.data.cells import label_text
 from multimodal.data.dataset import Dataset, load_dataset
-from multimodal.data.inputs import model_inputs
+from multimodal.data.inputs import FeatureSpec, model_inputs
 from multimodal.data.roles import checked_split_labels
 from multimodal.models.fusion import baseline_names, methods_for
+from multimodal.runs.verdicts import gain_verdict, paired_differences
+from multimodal.train.feature_cache import FeatureCache
+from multimodal.train.stagewise import STAGE1_ARCH, FastFolds, FoldTrainer, reads_images, resolve_mode
 from multimodal.train.training import train
 
 MIN_FOLD_ROWS = 2
@@ -109,16 +117,19 @@ def _summarise(folds: list[dict]) -> tuple[dict, dict]:
 def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset: Dataset | None = None,
                    out_dir: Path | None = None, workdir: Path | None = None, keep_runs: bool = False,
                    inputs: dict | None = None, splits: list[dict] | None = None,
-                   on_fold: FoldCallback | None = None) -> dict:
+                   on_fold: FoldCallback | None = None, fit_fold: FoldTrainer | None = None) -> dict:
     """Repeated (stratified for classification) k-fold cross-validation of one config.
 
     Returns {"arch", "task", "k", "repeats", "seed", "folds": [{"repeat", "fold", "rows",
     "epochs_run", "best_epoch", "metrics": {"val_<metric>": held-out value, ...}}],
     "mean": {...}, "std": {...}} (std over folds, ddof=1). Run folders go to out_dir (kept
-    when keep_runs), else to a temporary folder that is removed.
+    when keep_runs), else to a temporary folder that is removed. fit_fold(fold config, run folder,
+    split) trains one fold (a fast mode's, stagewise.FastFolds); default `training.train`. A fold
+    trained on a frozen encoder also records "encoder" (its record; stage 1: the rows it trained on)
+    and "maps" (how many were computed or read from the cache, and the seconds).
     """
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
-                                 overrides=config.overrides)
+                                 overrides=config.overrides, ordered_images=config.ordered_images)
     if inputs is None:
         inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size)
     splits = splits or cv_splits(ds, k, repeats, config.seed, config.val_fraction)
@@ -128,15 +139,20 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
         for s in splits:
             run_dir = root / f"{config.model.arch}-r{s['repeat']}-f{s['fold']}"
             fold_config = replace(config, seed=config.seed + 1000 * s["repeat"] + s["fold"])
-            summary = train(fold_config, run_dir, dataset=ds, split={k_: s[k_] for k_ in ("train", "val", "test")},
-                            inputs=inputs)
+            if fit_fold is None:
+                summary = train(fold_config, run_dir, dataset=ds, split={k_: s[k_] for k_ in ("train", "val", "test")},
+                                inputs=inputs)
+            else:
+                summary = fit_fold(fold_config, run_dir, s)
             held = {f"val_{m[len('test_'):]}": v for m, v in summary["metrics"].items() if m.startswith("test_")}
             folds.append({"repeat": s["repeat"], "fold": s["fold"],
                           "rows": {n: int(len(s[n])) for n in ("train", "val", "test")},
                           "epochs_run": summary["epochs_run"], "best_epoch": summary.get("best_epoch"),
                           "target_transform": summary.get("target_transform"),
                           "train_seconds": summary["train_seconds"], "metrics": held,
-                          "run_dir": str(run_dir) if keep_runs else None})
+                          "run_dir": str(run_dir) if keep_runs else None,
+                          **({"encoder": summary["frozen_encoder"], "maps": summary["maps"]}
+                             if "frozen_encoder" in summary else {})})
             if on_fold:
                 on_fold(config.model.arch, folds[-1])
             if not keep_runs:
@@ -156,50 +172,104 @@ def held_out_metric(task: str) -> tuple[str, bool]:
     return f"val_{metric}", higher
 
 
-def comparison_archs(ds: Dataset, arch: str, archs: list[str] | None = None) -> list[str]:
-    """The baselines the data allows, then `arch`, then any extra methods: what a comparison trains.
-
-    A baseline is left out (wherever it is named) when the data lacks its branch: the registry's
-    `branches` of each method decide, as on the Model page."""
-    spec = ds.features
+def allowed_baselines(spec: FeatureSpec) -> list[str]:
+    """The baselines (image_only, tabular_only, linear, ...) the data's columns allow: the
+    registry's `branches` of each method decide, as on the Model page."""
     usable = set(methods_for(bool(spec.image_cols), bool(spec.tabular_cols), len(spec.image_cols)))
-    baselines = baseline_names()
-    names = [*baselines, arch, *(archs or [])]
-    return [n for n in dict.fromkeys(names) if n in usable or n not in baselines]
+    return [name for name in baseline_names() if name in usable]
+
+
+def comparison_archs(spec: FeatureSpec, arch: str, archs: list[str] | None = None) -> list[str]:
+    """What a comparison trains: the baselines the data allows, then `arch`, then any extra methods
+    (a baseline the data does not allow is left out wherever it is named)."""
+    allowed = allowed_baselines(spec)
+    names = [*allowed, arch, *(archs or [])]
+    return [n for n in dict.fromkeys(names) if n in allowed or n not in baseline_names()]
+
+
+def fold_sizes(splits: list[dict]) -> tuple[int, int]:
+    """(n_train, n_test) for the verdict's interval: the rows a fold learns from (every row outside
+    its held-out fold, early-stopping rows included) and the held-out rows, averaged over folds."""
+    n_train = np.mean([len(s["train"]) + len(s["val"]) for s in splits])
+    n_test = np.mean([len(s["test"]) for s in splits])
+    return int(round(n_train)), int(round(n_test))
+
+
+def fusion_gains(results: dict[str, dict], arch: str, metric: str, higher: bool,
+                 n_train: int, n_test: int) -> dict | None:
+    """Every compared method's gain over the best baseline (the one with the best mean), paired by
+    fold, with its verdict (runs/verdicts.gain_verdict); None when there is no baseline to beat.
+
+    Compared methods: every non-baseline trained, or `arch` itself when it is a baseline."""
+    sign = 1.0 if higher else -1.0
+    baselines = [b for b in baseline_names() if b in results and b != arch]
+    methods = [a for a in results if a not in baselines]
+    if not baselines or not methods:
+        return None
+    best_baseline = max(baselines, key=lambda b: sign * results[b]["mean"][metric])
+
+    def scores(name: str) -> list[float]:
+        return [f["metrics"][metric] for f in results[name]["folds"]]
+
+    gains = []
+    for name in methods:
+        diffs = paired_differences(scores(name), scores(best_baseline), higher)
+        verdict = gain_verdict(diffs, n_train, n_test, metric, repeats=results[name]["repeats"])
+        gains.append({"arch": name, "per_fold": [float(d) for d in diffs], **asdict(verdict)})
+    best = max(gains, key=lambda g: sign * results[g["arch"]]["mean"][metric])
+    return {"best_baseline": best_baseline, "best": best, "methods": gains,
+            "rows": {"train": n_train, "test": n_test}}
+
+
+def default_folds(rows: int) -> int:
+    """The comparison's default k: 3 folds below 400 rows (each held-out fold keeps 100+ rows
+    only when there are enough), else 5."""
+    return 3 if rows < 400 else 5
 
 
 def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *, archs: list[str] | None = None,
                            dataset: Dataset | None = None, workdir: Path | None = None,
-                           out_dir: Path | None = None, on_fold: FoldCallback | None = None) -> dict:
-    """Cross-validate image_only, tabular_only and config's method (plus `archs`) on the SAME folds
-    with the same settings, and report the fusion gain per fold: fusion minus the better baseline
-    (the one with the better mean), paired by fold, signed so that positive means fusion is better (accuracy up or MAE down).
+                           out_dir: Path | None = None, on_fold: FoldCallback | None = None,
+                           mode: str | None = None, finetune: bool = False, cache_dir: Path | None = None,
+                           image_cache: Path | None = None) -> dict:
+    """Cross-validate every baseline the data allows, config's method and `archs` on the SAME folds
+    with the same settings, and judge each method's gain over the best baseline (fusion_gains).
 
-    Returns {"metric", "higher_is_better", "results": {arch: cross_validate(...)},
-    "gain": {"mean", "std", "per_fold", "best_baseline"}}.
+    mode: one of stagewise.MODES; None is the fast default (stagewise.default_mode: "stagewise" for
+    small_cnn, "frozen" for a pretrained encoder with its weights at hand). In a fast mode the
+    image methods' heads train on cached maps of un-augmented images (stagewise.py); finetune then
+    trains each of them end to end. cache_dir: where the maps are cached (None: a temporary folder,
+    removed at the end); image_cache: the decoded-image cache (training.default_image_cache).
+
+    Returns {"metric", "higher_is_better", "arch", "mode", "seconds" (wall time), "results": {arch:
+    cross_validate(...)}, "gain": {"best_baseline", "best": the best method's gain, "methods":
+    [every method's gain], "rows": {"train", "test"}} or None}. A gain is {"arch", "per_fold"
+    (positive = better than the baseline: accuracy up or MAE down), and runs/verdicts.GainVerdict's
+    fields: "mean", "low", "high", "splits", "confidence", "verdict", "sentence", "caveat"}.
+    JSON-serialisable.
     """
+    started = time.perf_counter()
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
-                                 overrides=config.overrides)
-    inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size)
+                                 overrides=config.overrides, ordered_images=config.ordered_images)
+    names = comparison_archs(ds.features, config.model.arch, archs)
+    mode, weights = resolve_mode(mode, config, any(reads_images(a) for a in names))
+    inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size, cache_dir=image_cache)
     splits = cv_splits(ds, k, repeats, config.seed, config.val_fraction)
     results = {}
-    for arch in comparison_archs(ds, config.model.arch, archs):
-        c = replace(config, model=replace(config.model, arch=arch))
-        results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
-                                       out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold)
+    with contextlib.nullcontext(cache_dir) if cache_dir else \
+            tempfile.TemporaryDirectory(prefix="multimodal-features-", dir=workdir) as cache_root:
+        fast = FastFolds(mode, config, ds, inputs, weights, FeatureCache(Path(cache_root)), finetune=finetune,
+                         workdir=workdir) if weights is not None else None
+        for arch in names:
+            c = replace(config, model=replace(config.model, arch=arch))
+            results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
+                                           out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold,
+                                           fit_fold=fast.fold_trainer(arch) if fast else None)
     metric, higher = held_out_metric(ds.task)
-    sign = 1.0 if higher else -1.0
-    baselines = [b for b in baseline_names() if b in results and b != config.model.arch]
-    best_baseline = max(baselines, key=lambda b: sign * results[b]["mean"][metric]) if baselines else None
-    per_fold = []
-    for i in range(len(splits)):  # paired by fold: the same rows for both models
-        fusion = results[config.model.arch]["folds"][i]["metrics"][metric]
-        base = results[best_baseline]["folds"][i]["metrics"][metric] if best_baseline else np.nan
-        per_fold.append(float(sign * (fusion - base)))
-    gains = np.array(per_fold)
-    return {"metric": metric, "higher_is_better": higher, "arch": config.model.arch, "results": results,
-            "gain": {"mean": float(gains.mean()), "std": float(gains.std(ddof=1)) if len(gains) > 1 else 0.0,
-                     "per_fold": per_fold, "best_baseline": best_baseline}}
+    gain = fusion_gains(results, config.model.arch, metric, higher, *fold_sizes(splits))
+    return {"metric": metric, "higher_is_better": higher, "arch": config.model.arch, "mode": mode,
+            "finetune": finetune and mode != "end_to_end", "results": results, "gain": gain,
+            "seconds": round(time.perf_counter() - started, 3)}
 
 
 class ComparisonStopped(Exception):
@@ -208,40 +278,49 @@ class ComparisonStopped(Exception):
 
 def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int = 1, *,
                    archs: list[str] | None = None, dataset: Dataset | None = None,
-                   workdir: Path | None = None) -> dict | None:
-    """compare_with_baselines as a background job (the Compare page runs it in a worker process).
+                   workdir: Path | None = None, mode: str | None = None, finetune: bool = False,
+                   cache_dir: str | Path | None = None) -> dict | None:
+    """compare_with_baselines as a background job (the Compare page runs it in a worker process,
+    its cache_dir inside the session's folder).
 
-    Progress goes to out_dir/events.jsonl: one "start" (how many folds will be trained), a "fold"
-    line after each trained fold, and an "end" line. The result is out_dir/comparison.json. A STOP
-    file in out_dir ends it after the current fold (returns None; nothing is saved).
+    Progress goes to out_dir/events.jsonl: one "start" (the methods, how many folds will be trained),
+    a "fold" line after each trained fold (its method, held-out value and seconds), and an "end"
+    line. The result is out_dir/comparison.json. A STOP file in out_dir ends it after the current
+    fold (returns None; nothing is saved).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
-                                 overrides=config.overrides)
-    names = comparison_archs(ds, config.model.arch, archs)
+                                 overrides=config.overrides, ordered_images=config.ordered_images)
+    names = comparison_archs(ds.features, config.model.arch, archs)
+    mode, _ = resolve_mode(mode, config, any(reads_images(a) for a in names))
     total = len(names) * k * repeats
     metric, _ = held_out_metric(ds.task)
-    append_event(out_dir, {"type": "start", "archs": names, "folds": total, "k": k, "repeats": repeats})
+    append_event(out_dir, {"type": "start", "archs": names, "folds": total, "k": k, "repeats": repeats,
+                           "mode": mode})
     done = 0
 
     def progress(arch: str, fold: dict) -> None:
         nonlocal done
         done += 1
+        stage = {"stage": 1} if mode == "stagewise" and arch == STAGE1_ARCH else {}
         append_event(out_dir, {"type": "fold", "arch": arch, "done": done, "total": total,
-                               "value": fold["metrics"].get(metric)})
+                               "value": fold["metrics"].get(metric), "seconds": fold["train_seconds"], **stage})
         if stop_requested(out_dir):
             raise ComparisonStopped
 
     try:
         # Fold runs go to a temporary folder: only the summary is kept.
-        result = compare_with_baselines(config, k, repeats, archs=archs, dataset=ds, on_fold=progress)
+        result = compare_with_baselines(config, k, repeats, archs=archs, dataset=ds, on_fold=progress, mode=mode,
+                                        finetune=finetune, cache_dir=Path(cache_dir) if cache_dir else None,
+                                        workdir=workdir)
     except ComparisonStopped:
         append_event(out_dir, {"type": "end", "status": "stopped", "done": done, "total": total})
         return None
     result.update(dataset=ds.name, target=ds.target, task=ds.task, k=k, repeats=repeats, config=config.to_dict())
     (out_dir / COMPARISON_FILE).write_text(json.dumps(result, indent=2))
-    append_event(out_dir, {"type": "end", "status": "finished", "done": done, "total": total})
+    append_event(out_dir, {"type": "end", "status": "finished", "done": done, "total": total,
+                           "seconds": result["seconds"]})
     return result
 
 

@@ -1,8 +1,9 @@
-"""A training job: data -> tf.data -> fit with live events -> a saved run folder.
+"""A training job: data -> encoder weights -> tf.data -> fit with live events -> a saved run folder.
 
 The same `train()` runs headless (CLI, tests) and inside the app's worker process. Progress goes
 to `events.jsonl` in the run folder (the protocol of core/events.py), which the Train page tails;
-creating the file `STOP` in the run folder ends training within one batch.
+creating the file `STOP` in the run folder ends training within one batch. The fit itself, in one
+phase or two (a pretrained backbone frozen, then fine-tuned), is phases.py.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from multimodal.core.config import TrainConfig, auto_epochs
+from multimodal.core.config import TrainConfig, with_auto_settings
 from multimodal.core.errors import DataError
-from multimodal.core.events import append_event, stop_requested
+from multimodal.core.events import append_event
 from multimodal.core.tasks import TARGET_TRANSFORMS
 from multimodal.data.dataset import Dataset, load_dataset
 from multimodal.data.inputs import FeatureSpec, encode_target, model_inputs
@@ -28,67 +29,11 @@ from multimodal.models.batches import make_dataset, take
 from multimodal.models.branches import tabular_stats
 from multimodal.models.compile import compile_model
 from multimodal.models.fusion import FUSION_METHODS
+from multimodal.models.weights import WeightsSource, resolve_weights
 from multimodal.runs.evaluation import evaluate_splits
 from multimodal.runs.run import background_rows, save_run
 from multimodal.train import streaming
-
-
-class LiveEvents(keras.callbacks.Callback):
-    """Appends per-batch and per-epoch events, and ends training when STOP appears."""
-
-    def __init__(self, run_dir: Path, steps: int):
-        super().__init__()
-        self.run_dir, self.steps, self.epoch, self.stopped = run_dir, steps, 0, False
-
-    def on_train_batch_end(self, batch, logs=None):
-        append_event(self.run_dir, {"type": "batch", "epoch": self.epoch, "step": batch + 1,
-                                    "steps": self.steps, "logs": _floats(logs)})
-        if stop_requested(self.run_dir):
-            self.model.stop_training = True
-            self.stopped = True
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        append_event(self.run_dir, {"type": "epoch", "epoch": epoch + 1, "logs": _floats(logs)})
-
-
-class BestWeights(keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the lowest val_loss and puts them back when training
-    ends for any reason (budget used up, early stopping, STOP). Keras' own EarlyStopping only
-    restores them when it triggers."""
-
-    def __init__(self):
-        super().__init__()
-        self.best, self.best_epoch, self.weights = np.inf, 0, None
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = float((logs or {}).get("val_loss", np.nan))
-        if np.isfinite(value) and value < self.best:
-            self.best, self.best_epoch = value, epoch + 1
-            self.weights = [np.array(w) for w in self.model.get_weights()]
-
-    def on_train_end(self, logs=None):
-        if self.weights is not None:
-            self.model.set_weights(self.weights)
-
-
-def _callbacks(run_dir: Path, config: TrainConfig, steps: int) -> tuple[LiveEvents, BestWeights | None, list]:
-    live = LiveEvents(run_dir, steps)
-    callbacks = [live]
-    best = BestWeights() if config.restore_best else None
-    if best is not None:
-        callbacks.append(best)
-    if config.patience:
-        callbacks += [keras.callbacks.EarlyStopping(patience=config.patience, monitor="val_loss"),
-                      keras.callbacks.ReduceLROnPlateau(patience=max(2, config.patience // 2), factor=0.5,
-                                                        monitor="val_loss", min_lr=1e-5)]
-    return live, best, callbacks
-
-
-def _floats(logs: dict | None) -> dict:
-    return {k: float(v) for k, v in (logs or {}).items() if np.isfinite(float(v))}
+from multimodal.train.phases import fit_phases, plan_phases
 
 
 def default_image_cache() -> Path:
@@ -205,14 +150,17 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
     # the app trains each run in a process of its own.
     keras.backend.clear_session()
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
-                                 overrides=config.overrides)
+                                 overrides=config.overrides, ordered_images=config.ordered_images)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)   # only once the data is good: no empty run folders
     spec, size = ds.features, config.model.image_size
     tabular_spec = FeatureSpec([], spec.numeric_cols, spec.categorical_cols)
     method = FUSION_METHODS.get(config.model.arch)  # unknown: build_model reports it, nothing decoded
     reads_images = bool(spec.image_cols) and method is not None and \
         any(b in ("image", "sequence") for b in method.branches)
+    weights = run_weights(config, run_dir, reads_images)   # before decoding: "stop" ends it at once
+    run_dir.mkdir(parents=True, exist_ok=True)   # only once the data is good: no empty run folders
+    append_event(run_dir, {"type": "weights", "encoder": config.model.encoder, **weights.record(),
+                           "notice": weights.notice})
     stream = inputs is None and reads_images and \
         streaming.should_stream(config.stream, len(ds.frame), len(spec.image_cols), size)
     with tempfile.TemporaryDirectory(prefix="multimodal-stream-", dir=workdir) if stream \
@@ -223,11 +171,27 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
                                   cache_dir=image_cache)
             if stream:
                 store = streaming.decode_to_disk(ds.frame, ds.root, spec, size, Path(stream_dir), image_cache)
-        return _fit_and_save(config, run_dir, ds, split, inputs, store)
+        return _fit_and_save(config, run_dir, ds, split, inputs, store, weights)
+
+
+def run_weights(config: TrainConfig, run_dir: Path, reads_images: bool) -> WeightsSource:
+    """The image encoder's weights for this run, resolved once (models/weights.py): the config's
+    file, Keras' cache, a download (its progress as "weights" events when the run folder exists:
+    the app's) or none, then random init or a stop as `on_missing_weights` says. Source "none"
+    without looking when the model reads no image."""
+    encoder = config.model.encoder
+    if not reads_images:
+        return WeightsSource(encoder, "none")
+
+    def downloading(done: int) -> None:
+        if run_dir.is_dir():
+            append_event(run_dir, {"type": "weights", "encoder": encoder, "status": "downloading", "bytes": done})
+    return resolve_weights(encoder, config.model.encoder_weights_file, on_missing=config.on_missing_weights,
+                           on_progress=downloading)
 
 
 def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict | None, inputs: dict,
-                  store: streaming.ImageStore | None) -> dict:
+                  store: streaming.ImageStore | None, weights: WeightsSource) -> dict:
     """train() once the inputs are decoded: in memory, or tabular in memory + images in `store`."""
     spec = ds.features
     splits = _check_split(split, len(ds.frame)) if split is not None else \
@@ -239,7 +203,11 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
     stats = tabular_stats(take(inputs, train_idx), spec)
     transform = choose_transform(y[train_idx], config.target_transform) if ds.task == "regression" else None
     t_stats = target_stats(y[train_idx], transform == "log") if ds.task == "regression" else None
-    epochs = config.epochs or auto_epochs(len(train_idx), config.batch_size)
+    # Settings left to the data (None) come from the training rows (config.small_data_settings);
+    # the run's config.json records the values used.
+    config = with_auto_settings(config, len(train_idx))
+    phases = plan_phases(config, pretrained=weights.path is not None)
+    epochs = sum(phase.epochs for phase in phases)
 
     strategy, devices, mixed = distribution(config.devices)
     # Float16 stops at 65504: a log-target regression's TargetScale (exp) would overflow there.
@@ -249,8 +217,7 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         with strategy.scope() if strategy else contextlib.nullcontext():
-            model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats)
-            compile_model(model, ds.task, len(ds.classes), config.lr, config.loss, t_stats)
+            model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats, weights)
     finally:
         keras.mixed_precision.set_global_policy("float32")  # layers keep the policy they were built with
     names = {t.name for t in model.inputs}
@@ -262,35 +229,47 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
         return make_dataset(take(inputs, idx), y[idx], config.batch_size, shuffle_seed)
 
     steps = int(np.ceil(len(train_idx) / config.batch_size))
-    live, best, callbacks = _callbacks(run_dir, config, steps)
     append_event(run_dir, {"type": "start", "epochs": epochs, "steps": steps, "arch": config.model.arch,
-                           "rows": {k: len(v) for k, v in splits.items()}})
-    weights = class_weights(y[train_idx], len(ds.classes)) if ds.task == "classification" and config.class_weight else None
+                           "rows": {k: len(v) for k, v in splits.items()},
+                           "phases": [{"phase": p.number, "epochs": p.epochs, "backbone": p.backbone} for p in phases]})
     train_batches = batches(train_idx, config.seed)
-    if strategy is not None:
-        _build_for_strategy(model, strategy, train_batches)
+
+    def compile_for(lr: float) -> None:
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            compile_model(model, ds.task, len(ds.classes), lr, config.loss, t_stats)
+        if strategy is not None:
+            _build_for_strategy(model, strategy, train_batches)
+
     started = time.perf_counter()
-    fit = model.fit(train_batches, validation_data=batches(val_idx),
-                    epochs=epochs, callbacks=callbacks, class_weight=weights, shuffle=False, verbose=0)
+    fit = fit_phases(model, phases, compile_for, run_dir=run_dir, steps=steps, patience=config.patience,
+                     restore_best=config.restore_best, x=train_batches, validation_data=batches(val_idx),
+                     class_weight=class_weights(y[train_idx], len(ds.classes))
+                     if ds.task == "classification" and config.class_weight else None)
     train_seconds = time.perf_counter() - started
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    epochs_run = len(history.get("loss", []))
+    history, epochs_run = fit.history, fit.epochs_run
 
     metrics = evaluate_splits(model, splits, batches)
+    # The saved model predicts and is explained, never trained further: frozen and compiled afresh it
+    # carries no optimizer state, which would triple a backbone's file (Adam keeps two moments per
+    # weight) and push Xception past the import limit. Frozen, its BatchNormalization runs in
+    # inference mode, as it does whenever the model predicts.
+    model.trainable = False
+    compile_for(config.lr)
     background_idx = background_rows(train_idx, config.seed)
     background = take(inputs, background_idx)
     if store is not None:
         background["images"] = store.rows(background_idx)
-    status = "stopped" if live.stopped else ("early_stopped" if epochs_run < epochs else "completed")
+    status = "stopped" if fit.stopped else ("early_stopped" if epochs_run < epochs else "completed")
     summary = {
         "run_dir": str(run_dir), "arch": config.model.arch, "task": ds.task, "status": status,
-        "epochs_run": epochs_run, "epochs": epochs, "best_epoch": best.best_epoch if best and best.weights else epochs_run,
-        "target_transform": transform, "train_seconds": round(train_seconds, 3),
+        "epochs_run": epochs_run, "epochs": epochs, "best_epoch": fit.best_epoch, "phases": fit.phases,
+        "encoder_weights": weights.record(), "target_transform": transform, "train_seconds": round(train_seconds, 3),
         "samples_per_second": round(epochs_run * len(train_idx) / train_seconds, 1) if train_seconds else 0.0,
         "replicas": len(devices), "devices": devices, "mixed_precision": mixed, "streamed": store is not None,
         "metrics": metrics, "history": history,
     }
-    save_run(run_dir, config=config.to_dict(), dataset=ds, splits=splits, stats=stats, target_stats=t_stats,
+    save_run(run_dir, config={**config.to_dict(), "encoder_weights": weights.record()}, dataset=ds, splits=splits,
+             stats=stats, target_stats=t_stats,
              model=model, history=history, metrics=metrics, summary=summary,
              background=background, background_rows=background_idx)
     append_event(run_dir, {"type": "end", "status": status, "metrics": metrics, "epochs_run": epochs_run})

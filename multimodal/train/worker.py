@@ -72,7 +72,7 @@ def run_worker(config: dict, run_dir: str, dataset: Any, workdir: str | None, pa
         if dataset is None:  # read the data before importing Keras, so bad input fails in a second
             dataset = load_dataset(config["data"], workdir=Path(workdir) if workdir else None,
                                    target=config.get("target"), task=config.get("task"),
-                                   overrides=config.get("overrides"))
+                                   overrides=config.get("overrides"), ordered_images=config.get("ordered_images", False))
         # lazy: TensorFlow loads only once the data is known to be good (see above)
         from multimodal.train.crossval import run_comparison
         from multimodal.train.training import train

@@ -1,0 +1,113 @@
+"""A frozen image encoder's output maps, computed once per image and kept on disk.
+
+With the encoder frozen, every fusion head reads the same last conv map of each image
+(models/branches.py: image encoder -> (N, T, h, w, c)), so a comparison computes it once and
+every head trains on the stored maps (train/stagewise.py; docs/ARCHITECTURE.md, "Comparing
+methods fast"). An entry is one `.npy` file per image, under a folder named by the encoder, the
+image size and the SHA-256 of the encoder's weights, and named by the SHA-256 of the decoded
+image's bytes (its uint8 frames at that size). A changed image, other weights (a retrained stage-1
+encoder, another weights file) or another size is therefore a miss, never a stale hit. Entries are
+written atomically, so concurrent comparisons can share a folder; deleting it is always safe.
+
+The app keeps its cache inside the session's folder (deleted with it); the CLI in
+`default_feature_cache()`, beside the decoded images.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from multimodal.models.branches import image_backbones
+from multimodal.train.training import default_image_cache
+
+MAP_DTYPE = np.float32   # stored as the encoder computes them: a hit equals a fresh computation
+
+
+def default_feature_cache() -> Path:
+    """The CLI's feature-map cache: `features/` inside the decoded-image cache
+    (training.default_image_cache), so $MULTIMODAL_CACHE_DIR moves both."""
+    return default_image_cache() / "features"
+
+
+def weights_digest(encoder: keras.Model) -> str:
+    """SHA-256 of the weights of every image backbone in `encoder` (names, shapes and values).
+
+    Only the backbones: the augmentation layers' random-seed state is not part of what the
+    encoder computes at inference."""
+    digest = hashlib.sha256()
+    for backbone in image_backbones(encoder):
+        for variable in backbone.weights:
+            value = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+            # Not the variable's path: it can differ between two builds of the same backbone.
+            digest.update(f"{value.dtype}:{value.shape};".encode())
+            digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def image_digests(images: np.ndarray) -> list[str]:
+    """SHA-256 of each row's decoded frames: uint8 (N, T, S, S, 3), the encoder's input."""
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    return [hashlib.sha256(row.tobytes()).hexdigest() for row in images]
+
+
+class FeatureCache:
+    """Output maps of frozen image encoders on disk, under `root`.
+
+    `hits` and `misses` count the images found and computed since the cache was opened."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+
+    def folder(self, encoder_name: str, image_size: int, weights_sha256: str) -> Path:
+        return self.root / f"{encoder_name}-{image_size}px-{weights_sha256}"
+
+    def maps(self, images: np.ndarray, *, encoder_name: str, weights_sha256: str,
+             compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The maps of `images` (N >= 1, T, S, S, 3) uint8 by the encoder whose `weights_digest` is
+        `weights_sha256`: read where stored; `compute(images)` (e.g. `predict_maps`) for the rest,
+        which are then stored."""
+        images = np.asarray(images, dtype=np.uint8)
+        folder = self.folder(encoder_name, images.shape[2], weights_sha256)
+        keys = image_digests(images)
+        found = {i: value for i, key in enumerate(keys) if (value := _read(folder / f"{key}.npy")) is not None}
+        todo = [i for i in range(len(keys)) if i not in found]
+        if todo:
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, value in zip(todo, np.asarray(compute(images[todo]), dtype=MAP_DTYPE)):
+                _write(folder / f"{keys[i]}.npy", value)
+                found[i] = value
+        self.hits += len(keys) - len(todo)
+        self.misses += len(todo)
+        return np.stack([found[i] for i in range(len(keys))])
+
+
+def predict_maps(encoder: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """An image encoder's maps of uint8 images, in inference mode (augmentation off)."""
+    return np.asarray(encoder.predict({"images": images}, batch_size=batch_size, verbose=0), dtype=MAP_DTYPE)
+
+
+def _read(path: Path) -> np.ndarray | None:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):   # absent, or a damaged entry: computed again
+        return None
+
+
+def _write(path: Path, value: np.ndarray) -> None:
+    """Write then rename: a reader never sees half a file, and two writers of one key agree."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, value, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

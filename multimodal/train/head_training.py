@@ -1,0 +1,171 @@
+"""One run whose image encoder is frozen: the fusion head trains on cached maps, the whole model is saved.
+
+The comparison's fast modes (stagewise.py) train every image method this way. The model is built
+whole (`assembly.build_model`: encoders + head), the frozen encoder's weights are copied into every
+image backbone, and only the head (`assembly.head_of`) is fitted, on the encoder's cached maps
+(feature_cache.py) and the other branches' embeddings computed once (the tabular and rows encoders
+have no trainable weights). The heads read the maps of the un-augmented images: augmentation is
+off in this mode (the saved config says augment false). The saved `.keras` file holds the whole
+model, encoder included, so it loads in safe mode and predicts from raw inputs with no dependence
+on the cache, like any other run. With `finetune`, the whole model is then trained end to end
+from raw images (phase 2: `finetune_epochs` at `finetune_lr`), off by default. See
+docs/ARCHITECTURE.md, "Comparing methods fast".
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from multimodal.core.config import TrainConfig, with_auto_settings
+from multimodal.core.events import append_event
+from multimodal.data.dataset import Dataset
+from multimodal.data.inputs import encode_target
+from multimodal.models.assembly import build_model, encoders_of, head_of, select_inputs
+from multimodal.models.batches import make_dataset, take
+from multimodal.models.branches import image_backbones, set_backbone_trainable, tabular_stats
+from multimodal.models.compile import compile_model
+from multimodal.models.weights import WeightsSource
+from multimodal.runs.evaluation import evaluate_splits
+from multimodal.runs.run import background_rows, save_run
+from multimodal.train.phases import Phase, fit_phases
+from multimodal.train.training import choose_transform, class_weights, target_stats
+
+IMAGE_BRANCHES = ("image", "sequence")   # the branches whose embedding is the image encoder's map
+
+
+@dataclass
+class FrozenEncoder:
+    """A frozen image encoder: its backbone's weights and the digest its cached maps are keyed by.
+
+    source: the weights it started from (the run records them); mode: "stagewise" (trained in stage 1
+    on `trained_on` rows) or "frozen" (pretrained or random init, used as it is)."""
+    encoder: str
+    mode: str
+    source: WeightsSource
+    backbone_weights: list[np.ndarray]
+    sha256: str
+    trained_on: dict[str, list[int]] | None = None   # stage 1: {"train", "val"} row positions
+
+    def load_into(self, model: keras.Model) -> None:
+        """Copy the weights into every image backbone of `model` and freeze them."""
+        for backbone in image_backbones(model):
+            backbone.set_weights(self.backbone_weights)
+        set_backbone_trainable(model, 0)
+
+    def record(self, rows: bool = True) -> dict:
+        """What a run and a comparison record about it (JSON); without `rows`, the stage-1 rows
+        are counted instead of listed."""
+        trained_on = self.trained_on if rows or self.trained_on is None else \
+            {k: len(v) for k, v in self.trained_on.items()}
+        return {"mode": self.mode, "encoder": self.encoder, "weights_sha256": self.sha256,
+                "started_from": self.source.record(), "trained_on": trained_on}
+
+
+def head_inputs(model: keras.Model, inputs: dict, maps: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """The head's inputs for every row: the cached maps for the image branches, and the other
+    encoders' outputs computed once (they must have no trainable weights)."""
+    out = {}
+    for branch, encoder in encoders_of(model).items():
+        if branch in IMAGE_BRANCHES:
+            out[branch] = maps
+            continue
+        if encoder.trainable_weights:
+            raise ValueError(f"the {branch} encoder has trainable weights: its embeddings cannot be computed once")
+        rows = make_dataset(select_inputs(encoder, inputs), None, batch_size)
+        out[branch] = np.asarray(encoder.predict(rows, verbose=0))
+    return out
+
+
+def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, inputs: dict,
+                  frozen: FrozenEncoder, maps: np.ndarray, *, finetune: bool = False) -> dict:
+    """Train config's method on the frozen encoder's `maps` (every row of `inputs`, in order) and
+    save the run folder; returns the summary `training.train` returns, plus "frozen_encoder".
+
+    split: {"train", "val", "test"} row positions (cross-validation's). inputs: `model_inputs` of
+    the whole dataset."""
+    keras.backend.clear_session()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec = ds.features
+    splits = {k: np.sort(np.asarray(split.get(k, []), dtype=np.int64)) for k in ("train", "val", "test")}
+    train_idx, val_idx = splits["train"], splits["val"]
+    y = encode_target(ds.frame[ds.target], ds.task, ds.classes)
+    regression = ds.task == "regression"
+    y = y.reshape(-1, 1) if regression else y
+    stats = tabular_stats(take(inputs, train_idx), spec)
+    transform = choose_transform(y[train_idx], config.target_transform) if regression else None
+    t_stats = target_stats(y[train_idx], transform == "log") if regression else None
+    config = with_auto_settings(config, len(train_idx))
+    config = replace(config, model=replace(config.model, augment=False))   # the maps are of un-augmented images
+    keras.utils.set_random_seed(config.seed)
+    # No weights file loaded here: the frozen encoder's weights are copied in right after.
+    model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats, WeightsSource(frozen.encoder, "none"))
+    frozen.load_into(model)
+    head = head_of(model)
+    raw = {t.name: inputs[t.name] for t in model.inputs}
+    embedded = head_inputs(model, raw, maps)
+    weights = class_weights(y[train_idx], len(ds.classes)) if ds.task == "classification" and config.class_weight \
+        else None
+
+    def compiler(target: keras.Model):
+        return lambda lr: compile_model(target, ds.task, len(ds.classes), lr, config.loss, t_stats)
+
+    def batches_of(values: dict):
+        return lambda idx, shuffle_seed=None: make_dataset(take(values, idx), y[idx], config.batch_size, shuffle_seed)
+
+    steps = int(np.ceil(len(train_idx) / config.batch_size))
+    plan = [Phase(1, config.epochs, config.lr, None)]
+    if finetune and config.finetune_epochs:
+        unfreeze = config.unfreeze if frozen.source.path is not None else "all"
+        plan.append(Phase(2, config.finetune_epochs, config.finetune_lr, unfreeze))
+    append_event(run_dir, {"type": "start", "epochs": sum(p.epochs for p in plan), "steps": steps,
+                           "arch": config.model.arch, "rows": {k: len(v) for k, v in splits.items()},
+                           "frozen_encoder": frozen.mode,
+                           "phases": [{"phase": p.number, "epochs": p.epochs, "backbone": p.backbone} for p in plan]})
+    started = time.perf_counter()
+    on_maps = batches_of(embedded)
+    fit = fit_phases(head, plan[:1], compiler(head), run_dir=run_dir, steps=steps, patience=config.patience,
+                     restore_best=config.restore_best, x=on_maps(train_idx, config.seed),
+                     validation_data=on_maps(val_idx), class_weight=weights)
+    history, epochs_run, phases, stopped, best_epoch = fit.history, fit.epochs_run, fit.phases, fit.stopped, fit.best_epoch
+    evaluate_on = (head, on_maps)
+    if len(plan) > 1 and not stopped:   # phase 2: the whole model from raw images, encoder unfrozen
+        on_raw = batches_of(raw)
+        tune = fit_phases(model, plan[1:], compiler(model), run_dir=run_dir, steps=steps, patience=config.patience,
+                          restore_best=config.restore_best, x=on_raw(train_idx, config.seed),
+                          validation_data=on_raw(val_idx), class_weight=weights)
+        for key in set(history) | set(tune.history):
+            history[key] = history.get(key, [float("nan")] * epochs_run) + \
+                tune.history.get(key, [float("nan")] * tune.epochs_run)
+        epochs_run, stopped = epochs_run + tune.epochs_run, tune.stopped
+        best_epoch = epochs_run - tune.epochs_run + tune.best_epoch
+        phases = phases + tune.phases
+        evaluate_on = (model, on_raw)
+    train_seconds = time.perf_counter() - started
+    metrics = evaluate_splits(evaluate_on[0], splits, evaluate_on[1])
+
+    # As training.train saves a model: frozen, compiled afresh, no optimizer state.
+    model.trainable = False
+    compiler(model)(config.lr)
+    background_idx = background_rows(train_idx, config.seed)
+    epochs = sum(p.epochs for p in plan)
+    status = "stopped" if stopped else ("early_stopped" if epochs_run < epochs else "completed")
+    summary = {
+        "run_dir": str(run_dir), "arch": config.model.arch, "task": ds.task, "status": status,
+        "epochs_run": epochs_run, "epochs": epochs, "best_epoch": best_epoch, "phases": phases,
+        "encoder_weights": frozen.source.record(), "frozen_encoder": frozen.record(), "target_transform": transform,
+        "train_seconds": round(train_seconds, 3),
+        "samples_per_second": round(epochs_run * len(train_idx) / train_seconds, 1) if train_seconds else 0.0,
+        "replicas": 1, "devices": [], "mixed_precision": False, "streamed": False,
+        "metrics": metrics, "history": history,
+    }
+    save_run(run_dir, config={**config.to_dict(), "encoder_weights": frozen.source.record(),
+                              "frozen_encoder": frozen.record()},
+             dataset=ds, splits=splits, stats=stats, target_stats=t_stats, model=model, history=history,
+             metrics=metrics, summary=summary, background=take(raw, background_idx), background_rows=background_idx)
+    append_event(run_dir, {"type": "end", "status": status, "metrics": metrics, "epochs_run": epochs_run})
+    return summary

@@ -1,0 +1,158 @@
+"""Comparing every method fast: the comparison's modes, and each fold's frozen image encoder.
+
+A comparison trains every method on the same folds (crossval.compare_with_baselines). End to end,
+every image model learns its own image encoder from raw pixels, and the encoder's forward and
+backward passes are nearly all of the time. The fast modes learn (or load) one encoder per fold,
+freeze it, cache its maps of every image once (feature_cache.py) and train only the heads on them
+(head_training.py); see docs/ARCHITECTURE.md, "Comparing methods fast":
+
+- "stagewise" (the default for small_cnn): per fold, stage 1 trains image_only as an ordinary run
+  on the fold's training rows only (its early-stopping rows are training rows too), so the
+  held-out fold stays unseen by the encoder; that run is also the fold's image_only result. Stage 2
+  freezes its encoder and trains every other image method's head on its maps.
+- "frozen" (the default for a pretrained encoder whose weights are at hand): the pretrained
+  backbone as it is, frozen, one set of maps for every fold; every image method, image_only
+  included, trains its head on them. Without weights (offline) the default is "stagewise".
+- "end_to_end": every model trains its whole encoder (train/training.py), as a single run does.
+
+The heads see the maps of the un-augmented images: augmentation is off for them (stage 1 trains
+as any run, augmented when the config says so). Methods without an image branch (tabular_only,
+linear) train as usual in every mode. `finetune` trains each head's whole model end to end
+afterwards (head_training.py), off by default.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from multimodal.core.config import TrainConfig
+from multimodal.core.errors import DataError
+from multimodal.data.dataset import Dataset
+from multimodal.models.assembly import encoders_of
+from multimodal.models.backbones import encoder_spec
+from multimodal.models.branches import image_backbones, image_encoder
+from multimodal.models.fusion import FUSION_METHODS
+from multimodal.models.weights import WeightsSource, resolve_weights
+from multimodal.runs.run import MODEL_FILE, load_model_file
+from multimodal.train.feature_cache import FeatureCache, predict_maps, weights_digest
+from multimodal.train.head_training import IMAGE_BRANCHES, FrozenEncoder, train_on_maps
+from multimodal.train.training import train
+
+MODES = {
+    "stagewise": "image_only trains once per fold on the fold's training rows; its encoder is frozen and every "
+                 "other method trains only its fusion head on the encoder's cached maps",
+    "frozen": "the pretrained encoder is frozen as it is; every image method trains only its head on its cached "
+              "maps, computed once",
+    "end_to_end": "every model trains its own image encoder from the pixels (slowest; augmentation as configured)",
+}
+STAGE1_ARCH = "image_only"
+FoldTrainer = Callable[[TrainConfig, Path, dict], dict]   # (fold config, run folder, split) -> run summary
+
+
+def default_mode(encoder: str, weights_at_hand: bool = True) -> str:
+    """The fast mode for an encoder: "frozen" for a pretrained one whose weights are at hand,
+    else "stagewise" (a random-init encoder frozen as it is would give random features)."""
+    return "frozen" if encoder_spec(encoder).imagenet is not None and weights_at_hand else "stagewise"
+
+
+def reads_images(arch: str) -> bool:
+    """Whether a method has an image-encoder branch (its head can train on cached maps)."""
+    return any(b in IMAGE_BRANCHES for b in FUSION_METHODS[arch].branches)
+
+
+def resolve_mode(mode: str | None, config: TrainConfig, images: bool) -> tuple[str, WeightsSource | None]:
+    """(the mode to run, the encoder's resolved weights for a fast mode). mode None: the default.
+    images: whether any compared method reads images (else nothing is resolved)."""
+    if mode is not None and mode not in MODES:
+        raise DataError(f"unknown comparison mode '{mode}'; choose one of {', '.join(MODES)}")
+    encoder = config.model.encoder
+    if not images or mode == "end_to_end":
+        return mode or default_mode(encoder), None
+    weights = resolve_weights(encoder, config.model.encoder_weights_file, on_missing=config.on_missing_weights)
+    return mode or default_mode(encoder, weights.path is not None), weights
+
+
+class FastFolds:
+    """A fast-mode comparison's fold trainers (for crossval.cross_validate) and its frozen encoders.
+
+    inputs: `model_inputs` of the whole dataset; cache: where the maps go."""
+
+    def __init__(self, mode: str, config: TrainConfig, ds: Dataset, inputs: dict, weights: WeightsSource,
+                 cache: FeatureCache, *, finetune: bool = False, workdir: Path | None = None):
+        if mode not in ("stagewise", "frozen"):
+            raise ValueError(f"FastFolds runs the fast modes, not {mode!r}")
+        self.mode, self.config, self.ds, self.inputs, self.weights = mode, config, ds, inputs, weights
+        self.cache, self.finetune, self.workdir = cache, finetune, workdir
+        self._encoders: dict[tuple[int, int], FrozenEncoder] = {}   # (repeat, fold) -> its encoder
+        self._shared: FrozenEncoder | None = None                     # the frozen mode's one encoder
+        self._maps_log: dict = {}                                     # the latest maps' counts and time
+
+    def fold_trainer(self, arch: str) -> FoldTrainer | None:
+        """How `arch` trains a fold: None for an ordinary run (no image branch)."""
+        if not reads_images(arch):
+            return None
+        return self._stage1 if self.mode == "stagewise" and arch == STAGE1_ARCH else self._head
+
+    # -- the encoders -----------------------------------------------------------------------
+    def _stage1(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
+        """Stage 1: image_only as an ordinary run on this fold's rows; its encoder frozen and its maps cached."""
+        summary = train(config, run_dir, dataset=self.ds, split={k: split[k] for k in ("train", "val", "test")},
+                        inputs=self.inputs)
+        trained = load_model_file(Path(run_dir) / MODEL_FILE)
+        encoder = encoders_of(trained)["image"]
+        used = json.loads((Path(run_dir) / "config.json").read_text())["splits"]   # the rows train() used
+        frozen = FrozenEncoder(config.model.encoder, "stagewise", self.weights,
+                               image_backbones(encoder)[0].get_weights(), weights_digest(encoder),
+                               trained_on={"train": used["train"], "val": used["val"]})
+        self._encoders[(split["repeat"], split["fold"])] = frozen
+        self._maps(frozen, lambda images: predict_maps(encoder, images))
+        return {**summary, "frozen_encoder": frozen.record(), "maps": dict(self._maps_log)}
+
+    def _encoder_for(self, config: TrainConfig, split: dict) -> FrozenEncoder:
+        if self.mode == "frozen":
+            if self._shared is None:
+                self._shared = self._pretrained(config)
+            return self._shared
+        key = (split["repeat"], split["fold"])
+        if key not in self._encoders:   # image_only not compared (or not yet): stage 1 all the same
+            with tempfile.TemporaryDirectory(prefix="multimodal-stage1-", dir=self.workdir) as folder:
+                self._stage1(replace(config, model=replace(config.model, arch=STAGE1_ARCH)), Path(folder), split)
+        return self._encoders[key]
+
+    def _pretrained(self, config: TrainConfig) -> FrozenEncoder:
+        """The frozen mode's encoder: the resolved weights (or a seeded random init) as they are."""
+        keras.utils.set_random_seed(config.model.seed)
+        encoder = image_encoder(config.model.encoder, config.model.image_size, len(self.ds.features.image_cols),
+                                augment=False, seed=config.model.seed, weights=self.weights, trainable_backbone=False)
+        return FrozenEncoder(config.model.encoder, "frozen", self.weights, image_backbones(encoder)[0].get_weights(),
+                             weights_digest(encoder))
+
+    def _rebuilt(self, frozen: FrozenEncoder) -> keras.Model:
+        """An image encoder with the frozen weights (to compute maps the cache lacks)."""
+        encoder = image_encoder(frozen.encoder, self.config.model.image_size, len(self.ds.features.image_cols),
+                                augment=False, weights=WeightsSource(frozen.encoder, "none"))
+        frozen.load_into(encoder)
+        return encoder
+
+    def _maps(self, frozen: FrozenEncoder, compute: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """Every row's maps by `frozen`, through the cache; notes how many were computed, and how long it took."""
+        hits, misses, started = self.cache.hits, self.cache.misses, time.perf_counter()
+        maps = self.cache.maps(self.inputs["images"], encoder_name=frozen.encoder, weights_sha256=frozen.sha256,
+                               compute=compute or (lambda images: predict_maps(self._rebuilt(frozen), images)))
+        self._maps_log = {"computed": self.cache.misses - misses, "read": self.cache.hits - hits,
+                          "seconds": round(time.perf_counter() - started, 3)}
+        return maps
+
+    # -- the heads --------------------------------------------------------------------------
+    def _head(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
+        frozen = self._encoder_for(config, split)
+        maps = self._maps(frozen)
+        summary = train_on_maps(config, run_dir, self.ds, split, self.inputs, frozen, maps, finetune=self.finetune)
+        return {**summary, "frozen_encoder": frozen.record(rows=False), "maps": dict(self._maps_log)}
