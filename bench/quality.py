@@ -121,7 +121,8 @@ def write_report(results: dict) -> None:
              "every method of a dataset (stratified for classification).",
              f"- Image size {s['image_size']} px, batch {s['batch_size']}, epochs {s['epochs']}, early-stopping "
              f"patience {s['patience']}, best-val_loss weights restored, log target chosen automatically, "
-             "library defaults for everything else (small CNN, width 64, dropout 0.2, L2 1e-4, augmentation on).",
+             "library defaults for everything else (small CNN, width 64, dropout and L2 from the data size, "
+             "augmentation on).",
              "- Every number is measured on the held-out fold. Early stopping and the best-weights choice use "
              "an inner validation split (20%) of the training folds, never the held-out fold; nothing was tuned "
              "on the held-out folds.",

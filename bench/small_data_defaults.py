@@ -1,7 +1,8 @@
 """Small-data training defaults, measured: the former fixed defaults against core/config.small_data_settings.
 
-    .venv/bin/python bench/small_data_defaults.py              # every arm, every dataset (~15 min, 2 cores)
-    .venv/bin/python bench/small_data_defaults.py --arms old,new --datasets skin_lesions_150
+    .venv/bin/python bench/small_data_defaults.py              # old vs new on every dataset (~15 min, 2 cores)
+    .venv/bin/python bench/small_data_defaults.py --arms batch,patience,regularise,schedule \
+        --datasets skin_lesions_150,house_prices_150               # one change at a time (~12 min)
     .venv/bin/python bench/small_data_defaults.py --report     # rewrite bench/SMALL_DATA.md from the JSON
 
 The proposed method (models/proposal.propose_method) of each sample, at 32 px, trained with repeated
@@ -12,10 +13,11 @@ held-out folds'. Arms:
 
 - old: the former fixed defaults (batch 32, patience 8, the 600-step epoch budget of
   config.auto_epochs, dropout 0.2, L2 1e-4);
-- new: batch size, patience and epochs left to the data (None), so training picks them with
-  config.small_data_settings, exactly as the app and the CLI do;
+- new: batch size, patience, epochs, dropout and L2 left to the data (None), so training picks them
+  with config.small_data_settings, exactly as the app and the CLI do;
 - batch / patience / regularise: one candidate change at a time on top of `old` (batch 16;
-  patience 15 with a 200-epoch budget; dropout 0.3 and L2 1e-3), to see which change earns its place.
+  patience 15 with a 200-epoch budget; dropout 0.3 and L2 1e-3), to see which change earns its place;
+  schedule: batch 16, patience and budget together; schedule_regularise: all four candidates.
 
 Verdicts: new (or an arm) minus old, per fold, with runs/verdicts.gain_verdict (corrected
 resampled t-interval). Results are appended to bench/small_data_results.json after every arm.
@@ -48,10 +50,12 @@ RESULTS = ROOT / "bench" / "small_data_results.json"
 REPORT = ROOT / "bench" / "SMALL_DATA.md"
 DATASETS = ("skin_lesions_150", "house_prices_150", "skin_lesions", "house_prices")
 SUBSAMPLE_ROWS = 150
-ARMS = ("old", "new", "batch", "patience", "regularise")
+ARMS = ("old", "new")
 OLD = {"batch_size": 32, "patience": 8, "dropout": 0.2, "l2": 1e-4}   # the defaults before small_data_settings
 CANDIDATES = {"batch": {"batch_size": 16}, "patience": {"patience": 15, "epochs": 200},
-              "regularise": {"dropout": 0.3, "l2": 1e-3}}
+              "regularise": {"dropout": 0.3, "l2": 1e-3},
+              "schedule": {"batch_size": 16, "patience": 15, "epochs": 200},
+              "schedule_regularise": {"batch_size": 16, "patience": 15, "epochs": 200, "dropout": 0.3, "l2": 1e-3}}
 MODEL_KEYS = ("dropout", "l2")
 
 
@@ -129,8 +133,8 @@ def write_report(results: dict) -> None:
              f"{s['machine']}; total {results.get('seconds', 0) / 60:.1f} min.", "",
              f"- **old**: batch {OLD['batch_size']}, patience {OLD['patience']}, epoch budget of about 600 steps "
              f"(`config.auto_epochs`), dropout {OLD['dropout']}, L2 {OLD['l2']:g}.",
-             "- **new**: batch size, patience and epochs left to `config.small_data_settings` (what the app and the "
-             "CLI now do).",
+             "- **new**: batch size, patience, epochs, dropout and L2 left to `config.small_data_settings` (what the "
+             "app and the CLI now do).",
              *(f"- **{arm}**: old with {', '.join(f'{k} {v:g}' for k, v in change.items())}."
                for arm, change in CANDIDATES.items()),
              "", "Differences are arm minus old, paired by fold, positive = better (`runs/verdicts.gain_verdict`: "

@@ -1,4 +1,4 @@
-"""`python -m multimodal samples|archs|train|predict|explain` (docs/ARCHITECTURE.md, "The command line").
+"""`python -m multimodal samples|archs|train|compare|predict|explain` (docs/ARCHITECTURE.md, "The command line").
 
 With --json the last stdout line is one JSON object. A user's mistake exits 2 with one
 `error: ...` line on stderr, never a traceback.
@@ -108,7 +108,7 @@ def train_config_from_args(args):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
     for flag, value in (("--modality-dropout", args.modality_dropout), ("--dropout", args.dropout)):
-        if not 0 <= value < 1:
+        if value is not None and not 0 <= value < 1:
             raise UsageError(f"{flag} must be in [0, 1), got {value}")
     if args.cv is not None and args.cv < 2:
         raise UsageError(f"--cv must be at least 2 folds, got {args.cv}")
@@ -199,6 +199,75 @@ def _train_cv(args, config, dataset, proposed: dict) -> None:
         else:
             lines.append(f"gain in {metric} over {gain['best_baseline']} (paired by fold, positive = better):")
             lines += [f"  {g['arch']:14} {g['sentence']}" for g in gain["methods"]]
+    _emit(payload, args.json, "\n".join(lines))
+
+
+def _compared_methods(text: str) -> list[str] | None:
+    """--methods: "all" (None: every method the data allows) or registry names, checked before any data is read."""
+    from multimodal.models.fusion import FUSION_METHODS
+    if text.strip() == "all":
+        return None
+    names = _columns(text)
+    unknown = [n for n in names if n not in FUSION_METHODS]
+    if unknown or not names:
+        raise UsageError(f"unknown --methods {', '.join(unknown) or repr(text)}; give 'all' or names among "
+                         f"{', '.join(FUSION_METHODS)}")
+    return names
+
+
+def cmd_compare(args) -> None:
+    """compare DATA: the baselines and every method (or --methods) on the same folds, in the fast mode
+    by default (train/stagewise.py); the same library call as the Compare page."""
+    import tempfile
+    import time
+
+    from multimodal.data.dataset import load_dataset
+    from multimodal.models.fusion import FUSION_METHODS, methods_for
+    from multimodal.models.proposal import propose_method
+    from multimodal.train.crossval import compare_with_baselines, comparison_summary, default_folds
+    from multimodal.train.feature_cache import default_feature_cache
+    from multimodal.train.stagewise import MODES
+    from multimodal.train.training import default_image_cache
+    started = time.perf_counter()
+    # Every setting compare does not take keeps the train command's default (their one home).
+    args = argparse.Namespace(**{**vars(build_parser().parse_args(["train", args.data])), **vars(args), "arch": None})
+    config = train_config_from_args(args)    # checks the flags, reads no data
+    chosen = _compared_methods(args.methods)
+    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir, _training_output():
+        ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
+                          overrides=config.overrides, ordered_images=config.ordered_images)
+        spec = ds.features
+        allowed = methods_for(bool(spec.image_cols), bool(spec.tabular_cols), len(spec.image_cols))
+        refused = [n for n in chosen or [] if n not in allowed]
+        if refused:
+            raise UsageError(f"this data cannot use {', '.join(refused)} (its branches: "
+                             f"{'; '.join('+'.join(FUSION_METHODS[n].branches) for n in refused)}); it allows "
+                             f"{', '.join(allowed)}")
+        methods = chosen or allowed
+        fusions = [n for n in methods if not FUSION_METHODS[n].is_baseline]
+        arch = propose_method(spec, encoder=config.model.encoder).arch if chosen is None else (fusions or methods)[0]
+        k = args.cv or default_folds(len(ds.frame))
+        result = compare_with_baselines(replace(config, model=replace(config.model, arch=arch)), k, args.repeats,
+                                        archs=methods, dataset=ds, workdir=Path(workdir), mode=args.mode,
+                                        finetune=args.finetune, image_cache=default_image_cache(),
+                                        cache_dir=default_feature_cache() if args.feature_cache else None)
+    rows = comparison_summary(result)
+    metric, gain = result["metric"], result["gain"]
+    payload = {"dataset": ds.name, "target": ds.target, "task": ds.task, "encoder": config.model.encoder,
+               "mode": result["mode"], "finetune": result["finetune"], "k": k, "repeats": args.repeats,
+               "metric": metric, "higher_is_better": result["higher_is_better"],
+               "methods": {r["arch"]: {"mean": r["mean"], "std": r["std"], "folds": r["folds"]} for r in rows},
+               "gain": gain, "seconds": round(time.perf_counter() - started, 3)}
+    lines = [f"{len(rows)} methods, {k}-fold x {args.repeats} on {ds.name}, mode {result['mode']} "
+             f"({MODES[result['mode']]}): {payload['seconds']:.0f} s",
+             f"held-out {metric} by method (mean +- std over folds), best first:"]
+    lines += [f"  {r['arch']:18} {r['mean']:.4g} +- {r['std']:.3g}   folds: {', '.join(f'{v:.4g}' for v in r['folds'])}"
+              for r in rows]
+    if gain is None:
+        lines.append("no baseline to compare with: the data allows none besides the methods compared")
+    else:
+        lines.append(f"gain in {metric} over {gain['best_baseline']} (paired by fold, positive = better):")
+        lines += [f"  {g['arch']:18} {g['sentence']}" for g in gain["methods"]]
     _emit(payload, args.json, "\n".join(lines))
 
 
@@ -321,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early-stopping patience (0 = off; default: from the number of training rows)")
     t.add_argument("--target-transform", default="auto", choices=["auto", "log", "none"])
     t.add_argument("--modality-dropout", type=float, default=0.0)
-    t.add_argument("--dropout", type=float, default=0.2, help="dropout in the fusion head")
+    t.add_argument("--dropout", type=float, default=None,
+                   help="dropout in the fusion head (default: from the number of training rows)")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random flips, rotations and zooms of the training images")
     t.add_argument("--devices", type=int, default=1,
@@ -351,6 +421,43 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs")
     t.add_argument("--json", action="store_true")
 
+    # Unset flags are left out (SUPPRESS), so cmd_compare fills them with the train command's defaults.
+    c = sub.add_parser("compare", argument_default=argparse.SUPPRESS,
+                       help="cross-validate every method and the baselines on the same folds (fast by default)")
+    c.add_argument("data", help="sample name, folder, .zip or .csv")
+    c.add_argument("--methods", default="all", help="all (default: every method the data allows) or a,b,...; "
+                                                    "the baselines are always included")
+    c.add_argument("--cv", type=int, help="folds (default: 3 below 400 rows, else 5)")
+    c.add_argument("--repeats", type=int, help="repeat k-fold with other shuffles (default 1)")
+    modes = c.add_mutually_exclusive_group()
+    modes.add_argument("--stagewise", dest="mode", action="store_const", const="stagewise",
+                       help="per fold, train image_only once, freeze its encoder, train every other head on its "
+                            "cached maps (the default for small_cnn)")
+    modes.add_argument("--frozen", dest="mode", action="store_const", const="frozen",
+                       help="freeze the pretrained encoder as it is; every head trains on its cached maps "
+                            "(the default for a pretrained encoder with its weights at hand)")
+    modes.add_argument("--end-to-end", dest="mode", action="store_const", const="end_to_end",
+                       help="every model trains its own image encoder (slowest)")
+    c.set_defaults(mode=None)
+    c.add_argument("--finetune", action="store_true", default=False,
+                   help="fast modes: train each head's whole model end to end afterwards (--finetune-epochs, "
+                        "--finetune-lr)")
+    c.add_argument("--feature-cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep the frozen encoders' maps between runs (in the image cache's features/ folder)")
+    c.add_argument("--encoder", help="image encoder, as for train (default small_cnn)")
+    c.add_argument("--encoder-weights", metavar="PATH")
+    c.add_argument("--on-missing-weights", choices=["random", "stop"])
+    for flag in ("--target", "--image-cols", "--numeric-cols", "--categorical-cols", "--ignore-cols", "--split-col",
+                 "--loss"):
+        c.add_argument(flag)
+    c.add_argument("--task", choices=["classification", "regression"])
+    c.add_argument("--ordered-images", action="store_true")
+    for flag in ("--epochs", "--batch-size", "--patience", "--image-size", "--seed", "--finetune-epochs"):
+        c.add_argument(flag, type=int)
+    for flag in ("--lr", "--val-fraction", "--finetune-lr"):
+        c.add_argument(flag, type=float)
+    c.add_argument("--json", action="store_true", default=False)
+
     for name, helptext in (("predict", "predict rows with a saved run"), ("explain", "explain one row")):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("run_dir")
@@ -375,15 +482,15 @@ def import_tensorflow_quietly() -> None:
         os.close(saved)
 
 
-COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "predict": cmd_predict,
-            "explain": cmd_explain}
+COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "compare": cmd_compare,
+            "predict": cmd_predict, "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
     try:
         args = build_parser().parse_args(argv)
-        if args.command in ("train", "predict", "explain"):
+        if args.command in ("train", "compare", "predict", "explain"):
             import_tensorflow_quietly()
         COMMANDS[args.command](args)
     except (UsageError, DataError) as exc:

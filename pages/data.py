@@ -3,6 +3,7 @@ import streamlit as st
 
 from multimodal.app import data_view as dv
 from multimodal.app import state
+from multimodal.app.row_ids import with_row_ids
 from multimodal.core import limits
 from multimodal.data.health import health_report
 from multimodal.data.roles import IMAGE_EXTENSIONS
@@ -74,7 +75,7 @@ dv.ordered_images_choice(ds)
 table, images, roles, report = st.tabs([":material/table_rows: Table", ":material/image: Images",
                                         ":material/tune: Roles", ":material/health_and_safety: Health"])
 with table:
-    st.dataframe(dv.with_row_ids(ds, ds.frame.head(500)), hide_index=True, width="stretch", height=360)
+    st.dataframe(with_row_ids(ds, ds.frame.head(500)), hide_index=True, width="stretch", height=360)
     st.caption(f"First {min(500, len(ds.frame))} of {len(ds.frame):,} rows.")
 with images:
     dv.image_grid(ds, 12)

@@ -3,6 +3,7 @@ import streamlit as st
 
 from multimodal.app import figures, model_service, run_picker, run_view, state
 from multimodal.core.errors import DataError
+from multimodal.data.cells import label_text
 from multimodal.explain.attributions import attention_routing
 from multimodal.models.fusion import FUSION_METHODS
 from multimodal.runs.run import run_inputs
@@ -37,7 +38,8 @@ except DataError as exc:
 unit = run_view.output_unit(run, expl.get("target"))
 
 m = st.columns(4)
-m[0].metric("True value", str(frame[run.config["target"]].iloc[0]))
+truth = frame[run.config["target"]].iloc[0]
+m[0].metric("True value", figures.fmt_number(float(truth)) if run.task == "regression" else label_text(truth))
 m[1].metric(f"Output f(x) ({unit})", figures.fmt_number(expl["output"], digits=4))
 if expl.get("probability") is not None:
     m[2].metric(f"Probability of {expl['target']}", f"{expl['probability']:.1%}")

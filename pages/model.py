@@ -3,6 +3,8 @@
 The setup lives in st.session_state ("model_config": ModelConfig, "train_settings": dict) and is
 mirrored in the URL's query parameters, so a shared link reproduces it.
 """
+import math
+
 import streamlit as st
 
 from multimodal.app import setup_query as sq
@@ -129,8 +131,8 @@ with train_col:
     patience = int(st.number_input("Early-stopping patience (0 = off)", 0, 50, step=1, key="m_patience"))
     seed = int(st.number_input("Seed", 0, 1_000_000, step=1, key="m_seed"))
     auto, auto_reason = small_data_settings(state.training_rows(ds, float(val_fraction), seed))
-    chosen = {"batch_size": batch_size, "patience": patience, "epochs": epochs}
-    changed = [name.replace("_", " ") for name, value in auto.items() if chosen[name] != value]
+    chosen = {"batch_size": batch_size, "patience": patience, "epochs": epochs, "dropout": dropout, "l2": l2}
+    changed = [name.replace("_", " ") for name, value in auto.items() if not math.isclose(chosen[name], value)]
     st.caption(f"{auto_reason}" + (f"; changed here: {', '.join(changed)}" if changed else "") + ".")
     regression = {}
     if ds.task == "regression":

@@ -2,8 +2,8 @@
 import streamlit as st
 
 from multimodal.app import figures, model_import, model_service, run_picker, run_view, state
-from multimodal.app.data_view import row_name, with_row_ids
 from multimodal.app.encoder_view import run_encoder_text
+from multimodal.app.row_ids import row_name, with_row_ids
 from multimodal.core.errors import DataError
 
 state.use_app_navigation()

@@ -249,7 +249,8 @@ def test_parameter_count_is_the_real_count(app_path):
     assert not at.exception, at.exception
     shown = next(m.value for m in at.metric if m.label == "Parameters")
     ds, cfg, train = (at.session_state[k] for k in ("dataset", "model_config", "train_settings"))
-    assert cfg == ModelConfig(arch="attention", width=32, params={"heads": 2})
+    assert cfg == ModelConfig(arch="attention", width=32, params={"heads": 2},
+                              dropout=data_sized_default(ds, "dropout"), l2=data_sized_default(ds, "l2"))
     # The model Train builds: tabular stats from the same training rows, then build_model.
     from multimodal.data.inputs import model_inputs
     from multimodal.data.splits import split_indices
@@ -310,6 +311,10 @@ def test_ordered_images_checkbox_drives_the_proposal_and_resets_with_the_dataset
     ordered_box(at)[0].check().run()
     assert not at.exception, at.exception
     assert at.session_state["dataset"].features.ordered_images
+    ds = at.session_state["dataset"]
+    at.selectbox(key=data_view.role_key(ds, "sex")).select("ignore")
+    at.button[[b.label for b in at.button].index("Apply roles")].click().run()
+    assert at.session_state["dataset"].features.ordered_images   # same image columns: the answer holds
     go(at, "pages/model.py")
     assert at.session_state["model_config"].arch == "cnn_lstm" and at.query_params["arch"] == "cnn_lstm"
     assert "**Proposed: cnn_lstm** - 4 image columns marked ordered" in proposed(at)
@@ -331,10 +336,10 @@ def test_model_page_shows_the_data_sized_training_defaults(app_path):
     at = open_page(app_path, "pages/model.py")
     ds = at.session_state["dataset"]
     rows = len(split_indices(ds, 0.2, 0)["train"])
-    note = f"{rows} training rows: batch 16, patience 15, up to 200 epochs - small-data defaults."
+    note = f"{rows} training rows: batch 32, patience 15, up to 200 epochs, dropout 0.3, L2 0.001 - small-data defaults."
     assert note in [c.value for c in at.caption]
-    train = at.session_state["train_settings"]
-    assert (train["batch_size"], train["patience"], train["epochs"]) == (16, 15, 200)
+    train, model = at.session_state["train_settings"], at.session_state["model_config"]
+    assert (train["batch_size"], train["patience"], train["epochs"], model.dropout, model.l2) == (32, 15, 200, 0.3, 1e-3)
     at.select_slider(key="m_batch_size").set_value(64).run()
     assert note[:-1] + "; changed here: batch size." in [c.value for c in at.caption]
 

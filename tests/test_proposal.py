@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from multimodal.cli import main
-from multimodal.core.config import SMALL_DATA_ROWS, TrainConfig, auto_epochs, small_data_settings, with_auto_settings
+from multimodal.core.config import SMALL_DATA_ROWS, ModelConfig, TrainConfig, auto_epochs, small_data_settings, with_auto_settings
 from multimodal.core.errors import DataError
 from multimodal.data.inputs import FeatureSpec
 from multimodal.models.fusion import FUSION_METHODS, methods_for
@@ -91,31 +91,38 @@ def test_cli_proposes_a_sequence_only_for_ordered_images(tiny_samples, tmp_path,
     config = json.loads((Path(ordered["run_dir"]) / "config.json").read_text())
     assert config["ordered_images"] is True and config["features"]["ordered_images"] is True
     # 40 rows: the data-sized settings training chose are the ones recorded; --epochs stays as given.
-    assert (config["batch_size"], config["patience"], config["epochs"]) == (16, 15, 1)
+    assert (config["batch_size"], config["patience"], config["epochs"]) == (32, 15, 1)
+    assert (config["model"]["dropout"], config["model"]["l2"]) == (0.3, 1e-3)
     chosen = train_json(capsys, data, "--ordered-images", "--arch", "gated", "--out", str(tmp_path / "c"))
     assert chosen["arch"] == "gated" and "proposal_reason" not in chosen
 
 
 # ---------------------------------------------------------------- data-sized training settings
 
+SMALL = {"batch_size": 32, "patience": 15, "epochs": 200, "dropout": 0.3, "l2": 1e-3}
+STANDARD = {"batch_size": 32, "patience": 8, "dropout": 0.2, "l2": 1e-4}
+
+
 @pytest.mark.parametrize("n_train, expected", [
-    (80, {"batch_size": 16, "patience": 15, "epochs": 200}),
-    (312, {"batch_size": 16, "patience": 15, "epochs": 200}),
-    (SMALL_DATA_ROWS - 1, {"batch_size": 16, "patience": 15, "epochs": 200}),
-    (SMALL_DATA_ROWS, {"batch_size": 32, "patience": 8, "epochs": auto_epochs(SMALL_DATA_ROWS, 32)}),
-    (100_000, {"batch_size": 32, "patience": 8, "epochs": 20}),
+    (80, SMALL), (312, SMALL), (SMALL_DATA_ROWS - 1, SMALL),
+    (SMALL_DATA_ROWS, {**STANDARD, "epochs": auto_epochs(SMALL_DATA_ROWS, 32)}),
+    (100_000, {**STANDARD, "epochs": 20}),
 ])
 def test_small_data_settings_by_training_rows(n_train, expected):
     settings, reason = small_data_settings(n_train)
     assert settings == expected
     kind = "small-data defaults" if n_train < SMALL_DATA_ROWS else "standard defaults"
     assert reason == (f"{n_train:,} training rows: batch {expected['batch_size']}, patience {expected['patience']}, "
-                      f"up to {expected['epochs']} epochs - {kind}")
+                      f"up to {expected['epochs']} epochs, dropout {expected['dropout']:g}, L2 {expected['l2']:g} - "
+                      f"{kind}")
+    assert small_data_settings(312)[1] == ("312 training rows: batch 32, patience 15, up to 200 epochs, dropout 0.3, "
+                                           "L2 0.001 - small-data defaults")
 
 
 def test_auto_settings_fill_only_what_the_user_left_open():
-    config = TrainConfig(data="x", batch_size=64)
-    assert (config.epochs, config.patience) == (None, None)       # None: chosen from the data
+    config = TrainConfig(data="x", batch_size=64, model=ModelConfig(dropout=0.0))
+    assert (config.epochs, config.patience, config.model.l2) == (None, None, None)   # None: chosen from the data
     filled = with_auto_settings(config, 312)
     assert (filled.batch_size, filled.patience, filled.epochs) == (64, 15, 200)
+    assert (filled.model.dropout, filled.model.l2) == (0.0, 1e-3)
     assert with_auto_settings(TrainConfig(data="x", patience=0, epochs=3), 5000).patience == 0

@@ -2,6 +2,8 @@
 
 It runs as a worker process through `jobs` (the config carries a "cv" entry, see
 `crossval.run_comparison`), in the session's `comparisons/` folder; the page polls its events.
+By default it runs fast (train/stagewise.py: one frozen encoder per fold, every head trained on its
+cached maps, kept in the session's `feature_cache/` folder); end to end stays one click away.
 The verdicts are runs/verdicts.py's: "better" or "worse" only when the interval excludes zero.
 """
 from __future__ import annotations
@@ -18,9 +20,20 @@ from multimodal.data.inputs import FeatureSpec
 from multimodal.models.fusion import FUSION_METHODS, methods_for
 from multimodal.runs.folders import reuse_config
 from multimodal.runs.verdicts import BETTER, WORSE, format_gain
-from multimodal.train.crossval import COMPARISON_FILE, comparison_archs, comparison_summary, load_comparisons
+from multimodal.train.crossval import (
+    COMPARISON_FILE,
+    comparison_archs,
+    comparison_summary,
+    default_folds,
+    load_comparisons,
+)
+from multimodal.train.stagewise import MODES, STAGE1_ARCH, default_mode
 
 FOLD_CHOICES = (3, 5, 10)
+MODE_TITLES = {"stagewise": "Fast, stage-wise", "frozen": "Fast, frozen pretrained encoder",
+               "end_to_end": "End to end"}
+FAST_NOTE = ("The heads read cached maps of the unchanged images, so they train without augmentation. "
+             "Each saved model is still whole (encoder + head).")
 
 
 def comparisons_dir() -> Path:
@@ -39,9 +52,16 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
         a, b, c = st.columns([2, 1, 1])
         chosen = a.multiselect("Fusion methods (the baselines are always included)", fusions,
                                default=[arch] if arch in fusions else fusions[:1])
-        k = b.selectbox("Folds (k)", FOLD_CHOICES, index=0 if rows < 400 else 1)
+        k = b.selectbox("Folds (k)", FOLD_CHOICES, index=FOLD_CHOICES.index(default_folds(rows)))
         repeats = c.number_input("Repeats", 1, 5, 1, help="Repeat k-fold with other shuffles: more rows "
                                  "in the mean and the interval, proportionally longer.")
+        fast = default_mode((ref_config.get("model") or {}).get("encoder", "small_cnn"))
+        mode = st.radio("Mode", [fast, "end_to_end"], format_func=MODE_TITLES.get, horizontal=True,
+                        help="Fast trains each image encoder once per fold (or uses the pretrained one) and only "
+                             "the fusion heads on its cached maps; end to end trains every model whole.")
+        fallback = " (stage-wise when the pretrained weights cannot be had)" if mode == "frozen" else ""
+        st.caption(f"**{MODE_TITLES[mode]}**{fallback}: {MODES[mode]}. " + (FAST_NOTE if mode != "end_to_end" else
+                   "Slowest: every image model learns its own encoder, with augmentation as the run had it."))
         # The job trains exactly crossval.comparison_archs: the caption counts the same list.
         trained = comparison_archs(FeatureSpec(**ref_config["features"]), chosen[0], chosen[1:]) if chosen else []
         if trained:
@@ -53,36 +73,51 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
         else:
             st.caption("Choose at least one fusion method to compare with the baselines.")
         if st.button("Run cross-validation", icon=":material/play_arrow:", disabled=not trained):
+            # Fast: mode None lets the worker choose (frozen needs the pretrained weights at hand).
             config = {**reuse_config(ref_config, chosen[0]),
-                      "cv": {"k": int(k), "repeats": int(repeats), "archs": chosen[1:]}}
+                      "cv": {"k": int(k), "repeats": int(repeats), "archs": chosen[1:],
+                             "mode": None if mode == fast else mode,
+                             "cache_dir": str(state.session_dir() / "feature_cache")}}
             session_jobs.start_comparison(config, comparisons_dir(), "cv-" + chosen[0])
             st.rerun()
 
 
-def _fold_progress(run_dir: Path) -> tuple[int, int, str]:
-    """(folds done, folds in all, the method now training) from the comparison's events."""
-    events, _ = read_events(run_dir)
+def method_progress(events: list[dict]) -> tuple[int, int, pd.DataFrame]:
+    """(folds done, folds in all, one row per method: folds done, held-out mean so far, seconds)
+    from a comparison's events."""
     start = next((e for e in events if e.get("type") == "start"), {})
     folds = [e for e in events if e.get("type") == "fold"]
-    total = int(start.get("folds", 0))
-    archs = start.get("archs", [])
+    archs, total = start.get("archs", []), int(start.get("folds", 0))
     per_arch = total // max(len(archs), 1)
-    current = archs[min(len(folds) // max(per_arch, 1), len(archs) - 1)] if archs else ""
-    return len(folds), total, current
+    rows = []
+    for arch in archs:
+        mine = [e for e in folds if e.get("arch") == arch]
+        values = [e["value"] for e in mine if e.get("value") is not None]
+        stage = " (stage 1: the encoder the heads share)" if start.get("mode") == "stagewise" and \
+            arch == STAGE1_ARCH else ""
+        rows.append({"method": arch + stage, "folds": f"{len(mine)} of {per_arch}",
+                     "mean so far": sum(values) / len(values) if values else None,
+                     "seconds": round(sum(e.get("seconds") or 0 for e in mine), 1)})
+    return len(folds), total, pd.DataFrame(rows)
 
 
 @st.fragment(run_every=2.0)
 def comparison_progress() -> None:
-    """Progress of this session's running comparisons, with a stop button each."""
+    """Progress of this session's running comparisons, per method, with a stop button each."""
     active = session_jobs.active(session_jobs.comparison_jobs().values())
     if not active:
         st.rerun()                                    # finished: show the result
     for job in active:
-        done, total, current = _fold_progress(job.run_dir)
+        events, _ = read_events(job.run_dir)
+        done, total, per_method = method_progress(events)
         if job.state == "queued" or not total:
             st.caption(f"{job.run_dir.name}: {job.status_text()}")
             continue
-        st.progress(done / total, text=f"Cross-validation: {done} of {total} folds trained; now {current}")
+        mode = next((e.get("mode") for e in events if e.get("type") == "start"), None)
+        st.progress(done / total, text=f"Cross-validation ({MODE_TITLES.get(mode, mode)}): {done} of {total} "
+                                       "folds trained")
+        st.dataframe(per_method, hide_index=True, width="stretch",
+                     column_config={"mean so far": st.column_config.NumberColumn(format="%.4f")})
         if st.button("Stop", key=f"stop_{job.run_dir}", icon=":material/stop:"):
             job.stop()
 
@@ -144,8 +179,11 @@ def show_comparison(result: dict) -> None:
                            f"({'higher' if higher else 'lower'} is better, so positive means fusion helps). The "
                            "interval is corrected for the overlap between folds (Nadeau & Bengio).")
             st.markdown(verdict_line(best, baseline))
+        mode = result.get("mode", "end_to_end")   # comparisons saved before the fast modes were end to end
         st.caption(f"{result['k']}-fold x {result['repeats']} on {result['dataset']} ({len(summary[0]['folds'])} "
-                   "folds per method). Best fusion method: the one with the best mean.")
+                   f"folds per method), {MODE_TITLES[mode].lower()}"
+                   + (f" in {result['seconds']:.0f} s" if "seconds" in result else "")
+                   + ". Best fusion method: the one with the best mean.")
     with right:
         figures.chart(figures.cv_bars(summary, metric))
     st.dataframe(gain_rows(result), hide_index=True, width="stretch",

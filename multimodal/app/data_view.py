@@ -22,6 +22,7 @@ import streamlit as st
 
 from multimodal.app import state
 from multimodal.app.figures import fmt_number
+from multimodal.app.row_ids import row_name
 from multimodal.core import limits
 from multimodal.core.errors import DataError
 from multimodal.core.tasks import TASKS
@@ -177,34 +178,6 @@ def show_error() -> None:
     if msg := st.session_state.get(ERROR_KEY):
         st.error(f"**Could not load the data:** {msg}. The previous dataset is still active.",
                  icon=":material/error:")
-
-
-# ---------------------------------------------------------------- row identifiers (every page)
-
-def id_column(ds: Dataset) -> str | None:
-    """The dataset's id column (the first column with the role 'id'), if it has one."""
-    return next((c for c in ds.frame.columns if ds.roles.get(c) == "id"), None)
-
-
-def row_name(ds: Dataset, row: int) -> str:
-    """How every page names a row: by its id ('id 543') when the dataset has an id column, else by
-    its 1-based position ('row 543', the data row of the CSV, as in data error messages).
-    row: the 0-based position in the dataset (the index a run's splits store)."""
-    column = id_column(ds)
-    return f"{column} {ds.frame[column].iloc[int(row)]}" if column else f"row {int(row) + 1}"
-
-
-def with_row_ids(ds: Dataset, table: pd.DataFrame, positions: str | None = None) -> pd.DataFrame:
-    """The table with the rows' identifier as its first column, as `row_name` names them: the id
-    column's values, else a 1-based 'row'. positions: the column holding 0-based dataset positions
-    (dropped; None: the table's own index is the position)."""
-    at = (table[positions] if positions else pd.Series(table.index, index=table.index)).astype(int)
-    out = table.drop(columns=[positions]) if positions else table.copy()
-    column = id_column(ds)
-    name, values = (column, ds.frame[column].to_numpy()[at.to_numpy()]) if column else ("row", at + 1)
-    out = out.drop(columns=[name], errors="ignore")
-    out.insert(0, name, values)
-    return out
 
 
 # ---------------------------------------------------------------- image grid

@@ -7,8 +7,6 @@ kept per encoder in the session's uploads folder (state.save_upload), never in t
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from multimodal.app import setup_query as sq
@@ -18,7 +16,7 @@ from multimodal.models.backbones import ENCODERS, build_backbone
 from multimodal.models.fusion import FUSION_METHODS
 from multimodal.models.weights import cached_weights, load_encoder_weights, resolve_weights
 
-UPLOADS = "encoder_weight_files"     # session state: {encoder: path of its uploaded weights file}
+UPLOADS = "encoder_weight_files"     # session state: {encoder: {"path", "sha256"} of its uploaded weights file}
 OFFLINE = {"random": "Train from random init (with a notice)", "stop": "Stop before training"}
 
 ENCODER_HELP = "\n\n".join(f"**{s.title}** (from {s.min_size} px): {s.description}" for s in ENCODERS.values()) + (
@@ -36,9 +34,9 @@ TWO_PHASE_HELP = (
     "pretrained weights (small CNN, or offline) training is one phase of the whole model.")
 
 
-def _checked_upload(encoder: str, data: bytes, name: str, image_size: int) -> Path:
-    """The uploaded weights saved in the session folder, once they are known to load into this
-    encoder's backbone; a DataError naming the file otherwise."""
+def _checked_upload(encoder: str, data: bytes, name: str, image_size: int) -> dict:
+    """{"path", "sha256"} of the uploaded weights saved in the session folder, once they are known to
+    load into this encoder's backbone; a DataError naming the file otherwise."""
     path = state.save_upload(data, name)
     weights = resolve_weights(encoder, path)      # an HDF5 weights file at all?
     checked = st.session_state.setdefault("_checked_weights", set())
@@ -48,10 +46,11 @@ def _checked_upload(encoder: str, data: bytes, name: str, image_size: int) -> Pa
         except DataError as err:
             raise DataError(str(err).replace(path.name, name)) from None
         checked.add((encoder, weights.sha256))
-    return path
+    return {"path": str(path), "sha256": weights.sha256}
 
 
-SOURCES = {"file": "a given file", "cache": "Keras' cache", "download": "a download through Keras"}
+SOURCES = {"file": "pretrained weights from a given file", "cache": "ImageNet weights from Keras' cache",
+           "download": "ImageNet weights downloaded through Keras"}
 
 
 def run_encoder_text(config: dict, summary: dict) -> str | None:
@@ -66,7 +65,7 @@ def run_encoder_text(config: dict, summary: dict) -> str | None:
     if record is None:
         weights = "weights not recorded (a run saved before they were)"
     elif record.get("source") in SOURCES:
-        weights = f"ImageNet weights from {SOURCES[record['source']]} (sha256 `{str(record.get('sha256'))[:12]}…`)"
+        weights = f"{SOURCES[record['source']]} (sha256 `{str(record.get('sha256'))[:12]}…`)"
     elif encoder in ENCODERS and ENCODERS[encoder].imagenet is None:
         weights = "random init (it has no pretrained weights)"
     else:
@@ -77,19 +76,27 @@ def run_encoder_text(config: dict, summary: dict) -> str | None:
     return f"Image encoder **{title}**: {weights}." + (f" Trained in two phases: {trained}." if trained else "")
 
 
-def weights_status(encoder: str, file: Path | None) -> str:
-    """Where training will take this encoder's weights from, in one sentence."""
+def weights_status(encoder: str, uploaded: dict | None) -> str:
+    """Where training will take this encoder's weights from, in one sentence ("" when they are not on
+    this machine: see `missing_weights_text`)."""
     spec = ENCODERS[encoder]
     if spec.imagenet is None:
         return (f"The {spec.title} has no pretrained weights: it always trains from random init, in one phase "
                 "(the run records weights source *none*).")
-    if file is not None:
-        return f"Weights: the uploaded file (sha256 `{resolve_weights(encoder, file).sha256[:12]}…`)."
+    if uploaded is not None:
+        return f"Weights: the uploaded file (sha256 `{uploaded['sha256'][:12]}…`)."
     cached = cached_weights(encoder)
     if cached is not None:
         return f"ImageNet weights found in Keras' cache (`{cached}`)."
-    return ("ImageNet weights are not on this machine yet: training downloads them through Keras into its cache "
-            "(progress on the Train page). Offline they cannot be had: choose below what happens then.")
+    return ""
+
+
+def missing_weights_text(encoder: str, on_missing: str) -> str:
+    """The plain notice for a pretrained encoder whose ImageNet weights are not on this machine."""
+    then = ("**offline: random initialisation**: it learns from scratch and slowly, the small CNN is quicker then"
+            if on_missing == "random" else "**offline: the run stops** before training, saying why")
+    return (f"{ENCODERS[encoder].title} ImageNet weights are not on this machine: training downloads them through "
+            f"Keras into its cache (progress on the Train page); {then}. Or upload a weights file.")
 
 
 def encoder_settings(uses_images: bool) -> tuple[str, str | None]:
@@ -106,19 +113,23 @@ def encoder_settings(uses_images: bool) -> tuple[str, str | None]:
                                   key=f"m_weights_upload_{encoder}",
                                   help=f"Keras' ImageNet file ({spec.imagenet.file}) or a .weights.h5 saved from "
                                        "this backbone. Without one, Keras' cache or a download is used.")
-        if upload is not None:
+        if upload is not None and uploads.get(encoder, {}).get("file_id") != upload.file_id:  # new: check once
             try:
-                uploads[encoder] = str(_checked_upload(encoder, upload.getvalue(), upload.name,
-                                                       int(st.session_state["m_image_size"])))
+                uploads[encoder] = {**_checked_upload(encoder, upload.getvalue(), upload.name,
+                                                      int(st.session_state["m_image_size"])), "file_id": upload.file_id}
             except DataError as err:
                 uploads.pop(encoder, None)
                 st.error(str(err), icon=":material/error:")
-        else:
+        elif upload is None:
             uploads.pop(encoder, None)
-    file = uploads.get(encoder) if uses_images else None
-    if uses_images:
-        st.caption(weights_status(encoder, Path(file) if file else None))
-    return encoder, file
+    uploaded = uploads.get(encoder) if uses_images else None
+    status = weights_status(encoder, uploaded) if uses_images else ""
+    if status:
+        st.caption(status)
+    elif uses_images:
+        st.warning(missing_weights_text(encoder, st.session_state.get("m_on_missing_weights", "random")),
+                   icon=":material/cloud_off:")
+    return encoder, uploaded["path"] if uploaded else None
 
 
 def pretrained_settings(encoder: str, uses_images: bool, has_file: bool) -> dict:

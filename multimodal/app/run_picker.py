@@ -11,8 +11,8 @@ from pathlib import Path
 import streamlit as st
 
 from multimodal.app import model_service, state
-from multimodal.app.data_view import row_name
 from multimodal.app.figures import fmt_number
+from multimodal.app.row_ids import row_name
 from multimodal.core.errors import DataError
 from multimodal.core.tasks import main_metric
 from multimodal.data.cells import label_text

@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 import weakref
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -217,18 +218,27 @@ def training_rows(ds: Dataset, val_fraction: float, seed: int) -> int:
     return len(split_indices(ds, val_fraction, seed)["train"])
 
 
+def data_sized_settings(ds: Dataset) -> dict:
+    """config.small_data_settings for the rows this dataset's default split trains on: the values
+    training would choose for the settings the user leaves open."""
+    defaults = train_defaults()
+    return small_data_settings(training_rows(ds, defaults["val_fraction"], defaults["seed"]))[0]
+
+
 def default_train_settings(ds: Dataset) -> dict:
     """The Model and Train pages' training settings before the user changes any: the library's
-    (config.train_defaults), with those it leaves to the data chosen for this dataset's training
-    rows (config.small_data_settings), as training would choose them."""
+    (config.train_defaults), with those it leaves to the data chosen for this dataset."""
     defaults = train_defaults()
-    chosen, _ = small_data_settings(training_rows(ds, defaults["val_fraction"], defaults["seed"]))
-    return {**defaults, **chosen}
+    return {**defaults, **{k: v for k, v in data_sized_settings(ds).items() if k in defaults}}
 
 
 def model_config(ds: Dataset) -> ModelConfig:
-    """The session's network: the Model page's choice, else the method proposed for the dataset."""
-    return st.session_state.get("model_config") or ModelConfig(arch=propose_method(ds.features).arch)
+    """The session's network: the Model page's choice, else the method proposed for the dataset
+    with the head's data-sized settings (dropout, L2)."""
+    if st.session_state.get("model_config"):
+        return st.session_state.model_config
+    proposed = ModelConfig(arch=propose_method(ds.features).arch)
+    return replace(proposed, **{k: v for k, v in data_sized_settings(ds).items() if hasattr(proposed, k)})
 
 
 def train_settings(ds: Dataset) -> dict:

@@ -46,8 +46,9 @@ def weights_view(p: Progress) -> None:
     elif w.get("notice"):
         st.warning(w["notice"], icon=":material/cloud_off:")
     elif w.get("source") in ("file", "cache", "download"):
-        where = {"file": "the given file", "cache": "Keras' cache", "download": "a download"}[w["source"]]
-        st.caption(f"{w.get('encoder')}: ImageNet weights from {where} (sha256 {str(w.get('sha256'))[:12]}…).")
+        where = {"file": "pretrained weights from the given file", "cache": "ImageNet weights from Keras' cache",
+                 "download": "ImageNet weights, downloaded"}[w["source"]]
+        st.caption(f"{w.get('encoder')}: {where} (sha256 {str(w.get('sha256'))[:12]}…).")
 
 
 def fine_tuning_start(p: Progress) -> float | None:

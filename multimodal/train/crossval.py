@@ -36,7 +36,7 @@ from multimodal.data.roles import checked_split_labels
 from multimodal.models.fusion import baseline_names, methods_for
 from multimodal.runs.verdicts import gain_verdict, paired_differences
 from multimodal.train.feature_cache import FeatureCache
-from multimodal.train.stagewise import STAGE1_ARCH, FastFolds, FoldTrainer, reads_images, resolve_mode
+from multimodal.train.stagewise import FastFolds, FoldTrainer, reads_images, resolve_mode
 from multimodal.train.training import train
 
 MIN_FOLD_ROWS = 2
@@ -283,7 +283,7 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
     """compare_with_baselines as a background job (the Compare page runs it in a worker process,
     its cache_dir inside the session's folder).
 
-    Progress goes to out_dir/events.jsonl: one "start" (the methods, how many folds will be trained),
+    Progress goes to out_dir/events.jsonl: one "start" (the methods, the mode, how many folds will be trained),
     a "fold" line after each trained fold (its method, held-out value and seconds), and an "end"
     line. The result is out_dir/comparison.json. A STOP file in out_dir ends it after the current
     fold (returns None; nothing is saved).
@@ -303,9 +303,8 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
     def progress(arch: str, fold: dict) -> None:
         nonlocal done
         done += 1
-        stage = {"stage": 1} if mode == "stagewise" and arch == STAGE1_ARCH else {}
         append_event(out_dir, {"type": "fold", "arch": arch, "done": done, "total": total,
-                               "value": fold["metrics"].get(metric), "seconds": fold["train_seconds"], **stage})
+                               "value": fold["metrics"].get(metric), "seconds": fold["train_seconds"]})
         if stop_requested(out_dir):
             raise ComparisonStopped
 

@@ -81,12 +81,13 @@ def head_inputs(model: keras.Model, inputs: dict, maps: np.ndarray, batch_size: 
 
 
 def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, inputs: dict,
-                  frozen: FrozenEncoder, maps: np.ndarray, *, finetune: bool = False) -> dict:
+                  frozen: FrozenEncoder, maps: np.ndarray, *, finetune: bool = False, save: bool = True) -> dict:
     """Train config's method on the frozen encoder's `maps` (every row of `inputs`, in order) and
     save the run folder; returns the summary `training.train` returns, plus "frozen_encoder".
 
     split: {"train", "val", "test"} row positions (cross-validation's). inputs: `model_inputs` of
-    the whole dataset."""
+    the whole dataset. save=False leaves the model unsaved (only the events are written): a
+    comparison keeps its folds' scores, not their models."""
     keras.backend.clear_session()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -148,10 +149,6 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     train_seconds = time.perf_counter() - started
     metrics = evaluate_splits(evaluate_on[0], splits, evaluate_on[1])
 
-    # As training.train saves a model: frozen, compiled afresh, no optimizer state.
-    model.trainable = False
-    compiler(model)(config.lr)
-    background_idx = background_rows(train_idx, config.seed)
     epochs = sum(p.epochs for p in plan)
     status = "stopped" if stopped else ("early_stopped" if epochs_run < epochs else "completed")
     summary = {
@@ -163,9 +160,14 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
         "replicas": 1, "devices": [], "mixed_precision": False, "streamed": False,
         "metrics": metrics, "history": history,
     }
-    save_run(run_dir, config={**config.to_dict(), "encoder_weights": frozen.source.record(),
-                              "frozen_encoder": frozen.record()},
-             dataset=ds, splits=splits, stats=stats, target_stats=t_stats, model=model, history=history,
-             metrics=metrics, summary=summary, background=take(raw, background_idx), background_rows=background_idx)
+    if save:   # as training.train saves a model: frozen, compiled afresh, no optimizer state
+        model.trainable = False
+        compiler(model)(config.lr)
+        background_idx = background_rows(train_idx, config.seed)
+        save_run(run_dir, config={**config.to_dict(), "encoder_weights": frozen.source.record(),
+                                  "frozen_encoder": frozen.record()},
+                 dataset=ds, splits=splits, stats=stats, target_stats=t_stats, model=model, history=history,
+                 metrics=metrics, summary=summary, background=take(raw, background_idx),
+                 background_rows=background_idx)
     append_event(run_dir, {"type": "end", "status": status, "metrics": metrics, "epochs_run": epochs_run})
     return summary

@@ -82,14 +82,16 @@ def resolve_mode(mode: str | None, config: TrainConfig, images: bool) -> tuple[s
 class FastFolds:
     """A fast-mode comparison's fold trainers (for crossval.cross_validate) and its frozen encoders.
 
-    inputs: `model_inputs` of the whole dataset; cache: where the maps go."""
+    inputs: `model_inputs` of the whole dataset; cache: where the maps go; save_heads: save each
+    head's whole model in its run folder (a comparison keeps only the scores)."""
 
     def __init__(self, mode: str, config: TrainConfig, ds: Dataset, inputs: dict, weights: WeightsSource,
-                 cache: FeatureCache, *, finetune: bool = False, workdir: Path | None = None):
+                 cache: FeatureCache, *, finetune: bool = False, workdir: Path | None = None,
+                 save_heads: bool = False):
         if mode not in ("stagewise", "frozen"):
             raise ValueError(f"FastFolds runs the fast modes, not {mode!r}")
         self.mode, self.config, self.ds, self.inputs, self.weights = mode, config, ds, inputs, weights
-        self.cache, self.finetune, self.workdir = cache, finetune, workdir
+        self.cache, self.finetune, self.workdir, self.save_heads = cache, finetune, workdir, save_heads
         self._encoders: dict[tuple[int, int], FrozenEncoder] = {}   # (repeat, fold) -> its encoder
         self._shared: FrozenEncoder | None = None                     # the frozen mode's one encoder
         self._maps_log: dict = {}                                     # the latest maps' counts and time
@@ -118,7 +120,7 @@ class FastFolds:
     def _encoder_for(self, config: TrainConfig, split: dict) -> FrozenEncoder:
         if self.mode == "frozen":
             if self._shared is None:
-                self._shared = self._pretrained(config)
+                self._shared = self._pretrained()
             return self._shared
         key = (split["repeat"], split["fold"])
         if key not in self._encoders:   # image_only not compared (or not yet): stage 1 all the same
@@ -126,8 +128,9 @@ class FastFolds:
                 self._stage1(replace(config, model=replace(config.model, arch=STAGE1_ARCH)), Path(folder), split)
         return self._encoders[key]
 
-    def _pretrained(self, config: TrainConfig) -> FrozenEncoder:
+    def _pretrained(self) -> FrozenEncoder:
         """The frozen mode's encoder: the resolved weights (or a seeded random init) as they are."""
+        config = self.config
         keras.utils.set_random_seed(config.model.seed)
         encoder = image_encoder(config.model.encoder, config.model.image_size, len(self.ds.features.image_cols),
                                 augment=False, seed=config.model.seed, weights=self.weights, trainable_backbone=False)
@@ -154,5 +157,6 @@ class FastFolds:
     def _head(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
         frozen = self._encoder_for(config, split)
         maps = self._maps(frozen)
-        summary = train_on_maps(config, run_dir, self.ds, split, self.inputs, frozen, maps, finetune=self.finetune)
+        summary = train_on_maps(config, run_dir, self.ds, split, self.inputs, frozen, maps, finetune=self.finetune,
+                                save=self.save_heads)
         return {**summary, "frozen_encoder": frozen.record(rows=False), "maps": dict(self._maps_log)}

@@ -78,8 +78,8 @@ def run_worker(config: dict, run_dir: str, dataset: Any, workdir: str | None, pa
         from multimodal.train.training import train
         settings = TrainConfig.from_dict({k: v for k, v in config.items() if k != "cv"})
         if "cv" in config:  # a cross-validated comparison (Compare page) instead of one run
-            run_comparison(settings, run, config["cv"]["k"], config["cv"]["repeats"],
-                           archs=config["cv"].get("archs"), dataset=dataset)
+            # cv: k, repeats and optionally archs, mode, finetune, cache_dir (run_comparison's own names)
+            run_comparison(settings, run, dataset=dataset, **config["cv"])
         else:
             train(settings, run, dataset=dataset, workdir=Path(workdir) if workdir else None)
     except DataError as exc:
