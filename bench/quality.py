@@ -121,8 +121,7 @@ def write_report(results: dict) -> None:
              "every method of a dataset (stratified for classification).",
              f"- Image size {s['image_size']} px, batch {s['batch_size']}, epochs {s['epochs']}, early-stopping "
              f"patience {s['patience']}, best-val_loss weights restored, log target chosen automatically, "
-             "library defaults for everything else (small CNN, width 64, dropout and L2 from the data size, "
-             "augmentation on).",
+             "library defaults for everything else (small CNN, width 64, augmentation on).",
              "- Every number is measured on the held-out fold. Early stopping and the best-weights choice use "
              "an inner validation split (20%) of the training folds, never the held-out fold; nothing was tuned "
              "on the held-out folds.",
@@ -135,7 +134,7 @@ def write_report(results: dict) -> None:
     verdicts = []
     for name, entry in results["datasets"].items():
         task = entry["task"]
-        default = entry.get("default") or s.get("default_arch", "late_concat")
+        default = entry["default"]
         metric, higher = ("val_accuracy", True) if task == "classification" else ("val_mae", False)
         extra = ["val_auc"] if task == "classification" else ["val_mape", "val_r2"]
         methods = entry["methods"]

@@ -1,6 +1,6 @@
 """Small-data training defaults, measured: the former fixed defaults against core/config.small_data_settings.
 
-    .venv/bin/python bench/small_data_defaults.py              # old vs new on every dataset (~15 min, 2 cores)
+    .venv/bin/python bench/small_data_defaults.py              # old vs new on every dataset (~17 min, 2 loaded cores)
     .venv/bin/python bench/small_data_defaults.py --arms batch,patience,regularise,schedule \
         --datasets skin_lesions_150,house_prices_150               # one change at a time (~12 min)
     .venv/bin/python bench/small_data_defaults.py --report     # rewrite bench/SMALL_DATA.md from the JSON
@@ -138,7 +138,8 @@ def write_report(results: dict) -> None:
              *(f"- **{arm}**: old with {', '.join(f'{k} {v:g}' for k, v in change.items())}."
                for arm, change in CANDIDATES.items()),
              "", "Differences are arm minus old, paired by fold, positive = better (`runs/verdicts.gain_verdict`: "
-             "95% corrected resampled t-interval).", ""]
+             "95% corrected resampled t-interval). The loss column is Keras' held-out loss, which includes the L2 "
+             "penalty: arms with a different L2 are not comparable on it.", ""]
     for name, entry in results["datasets"].items():
         metric, higher = f"val_{main_metric(entry['task'])[0]}", main_metric(entry["task"])[1]
         arms = entry["arms"]

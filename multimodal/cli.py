@@ -151,7 +151,7 @@ def cmd_train(args) -> None:
     from multimodal.train.training import default_image_cache, train
     config = train_config_from_args(args)          # flags are checked before any data is read
     # The workdir holds zip extractions and streamed images; the decoded-image cache outlives it.
-    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir, _training_output():
+    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
         ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
                           overrides=config.overrides, ordered_images=config.ordered_images)
         # No --arch: the method the app proposes for the same data (models/proposal.py).
@@ -162,8 +162,9 @@ def cmd_train(args) -> None:
         if args.cv or args.baselines:
             return _train_cv(args, config, ds, proposed)
         run_dir = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}"
-        summary = train(config, run_dir, dataset=ds, workdir=Path(workdir),
-                        image_cache=default_image_cache() if args.image_cache else None)
+        with _training_output():
+            summary = train(config, run_dir, dataset=ds, workdir=Path(workdir),
+                            image_cache=default_image_cache() if args.image_cache else None)
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items())
     because = f" (proposed: {proposal.reason})" if proposal else ""
     _emit({**summary, **proposed}, args.json, f"trained {summary['arch']}{because} for {summary['epochs_run']} "
@@ -178,14 +179,15 @@ def _train_cv(args, config, dataset, proposed: dict) -> None:
     from multimodal.train.crossval import compare_with_baselines, cross_validate
     k = args.cv or 5
     out = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}-cv{k}x{args.repeats}"
-    if args.baselines:
-        result = compare_with_baselines(config, k, args.repeats, dataset=dataset)
-        chosen = result["results"][config.model.arch]
-        payload = {**chosen, "baselines": {a: {"mean": r["mean"], "std": r["std"]}
-                                           for a, r in result["results"].items()},
-                   "metric": result["metric"], "fusion_gain": result["gain"]}
-    else:
-        payload = cross_validate(config, k, args.repeats, dataset=dataset, out_dir=out, keep_runs=True)
+    with _training_output():
+        if args.baselines:
+            result = compare_with_baselines(config, k, args.repeats, dataset=dataset)
+            chosen = result["results"][config.model.arch]
+            payload = {**chosen, "baselines": {a: {"mean": r["mean"], "std": r["std"]}
+                                               for a, r in result["results"].items()},
+                       "metric": result["metric"], "fusion_gain": result["gain"]}
+        else:
+            payload = cross_validate(config, k, args.repeats, dataset=dataset, out_dir=out, keep_runs=True)
     payload.update(proposed)
     lines = [f"{payload['arch']}: {payload['k']}-fold x {payload['repeats']} cross-validation (held-out folds)"]
     lines += [f"  (proposed: {proposed['proposal_reason']})"] if proposed else []
@@ -233,6 +235,8 @@ def cmd_compare(args) -> None:
     args = argparse.Namespace(**{**vars(build_parser().parse_args(["train", args.data])), **vars(args), "arch": None})
     config = train_config_from_args(args)    # checks the flags, reads no data
     chosen = _compared_methods(args.methods)
+    # One model per fold and method: TensorFlow's "retracing" warnings are expected, not the user's concern.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir, _training_output():
         ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
                           overrides=config.overrides, ordered_images=config.ordered_images)
@@ -260,13 +264,14 @@ def cmd_compare(args) -> None:
                "gain": gain, "seconds": round(time.perf_counter() - started, 3)}
     lines = [f"{len(rows)} methods, {k}-fold x {args.repeats} on {ds.name}, mode {result['mode']} "
              f"({MODES[result['mode']]}): {payload['seconds']:.0f} s",
-             f"held-out {metric} by method (mean +- std over folds), best first:"]
+             f"held-out {metric.removeprefix('val_')} by method (mean +- std over folds), best first:"]
     lines += [f"  {r['arch']:18} {r['mean']:.4g} +- {r['std']:.3g}   folds: {', '.join(f'{v:.4g}' for v in r['folds'])}"
               for r in rows]
     if gain is None:
         lines.append("no baseline to compare with: the data allows none besides the methods compared")
     else:
-        lines.append(f"gain in {metric} over {gain['best_baseline']} (paired by fold, positive = better):")
+        lines.append(f"gain in {metric.removeprefix('val_')} over {gain['best_baseline']} (paired by fold, "
+                     "positive = better):")
         lines += [f"  {g['arch']:18} {g['sentence']}" for g in gain["methods"]]
     _emit(payload, args.json, "\n".join(lines))
 

@@ -147,3 +147,77 @@ def test_caption_counts_the_models_the_comparison_trains(trained_run, tiny_sampl
     at.multiselect[0].set_value([]).run()
     assert not [c for c in at.caption if c.value.startswith("Trains ")]
     assert next(b for b in at.button if b.label == "Run cross-validation").disabled
+
+
+# ---------------------------------------------------------------- fast modes on the page and in the CLI
+
+def test_a_comparison_runs_fast_by_default_and_says_so(finished, trained_run, tiny_samples, tmp_path):
+    events, _ = read_events(finished)
+    assert events[0]["mode"] == "stagewise"
+    result = json.loads((finished / COMPARISON_FILE).read_text())
+    assert result["mode"] == "stagewise" and result["seconds"] > 0
+    # Stage 1 is the fold's image_only run; every fusion head read that fold's cached maps.
+    stage1 = result["results"]["image_only"]["folds"]
+    for fold, encoder_fold in zip(result["results"]["late_concat"]["folds"], stage1):
+        assert fold["encoder"]["weights_sha256"] == encoder_fold["encoder"]["weights_sha256"]
+        assert fold["maps"]["computed"] == 0
+    at = compare_page(tiny_samples["skin_lesions"], tmp_path / "s", trained_run, finished)
+    assert "fast, stage-wise" in page_text(at)                        # the stored result names its mode
+    mode = next(r for r in at.radio if r.label == "Mode")
+    assert mode.value == "stagewise" and mode.options == ["Fast, stage-wise", "End to end"]
+    assert "**Fast, stage-wise**" in page_text(at) and "without augmentation" in page_text(at)
+    mode.set_value("end_to_end").run()
+    assert "**End to end**" in page_text(at)
+
+
+def test_the_page_starts_the_mode_chosen(trained_run, tiny_samples, tmp_path, monkeypatch):
+    from multimodal.app import session_jobs
+    started = []
+    monkeypatch.setattr(session_jobs, "start_comparison", lambda config, folder, name: started.append(config))
+    at = compare_page(tiny_samples["skin_lesions"], tmp_path / "s", trained_run)
+    next(b for b in at.button if b.label == "Run cross-validation").click().run()
+    next(r for r in at.radio if r.label == "Mode").set_value("end_to_end").run()
+    next(b for b in at.button if b.label == "Run cross-validation").click().run()
+    fast, slow = (config["cv"] for config in started)
+    assert fast["mode"] is None and slow["mode"] == "end_to_end"   # None: the worker picks the fast default
+    assert fast["cache_dir"] == str(tmp_path / "s" / "feature_cache")
+
+
+def test_progress_is_shown_per_method():
+    from multimodal.app.comparison_view import method_progress
+    events = [{"type": "start", "archs": ["image_only", "tabular_only", "late_concat"], "folds": 6, "mode": "stagewise"},
+              {"type": "fold", "arch": "image_only", "value": 0.5, "seconds": 10.0},
+              {"type": "fold", "arch": "image_only", "value": 0.7, "seconds": 12.0},
+              {"type": "fold", "arch": "tabular_only", "value": 0.6, "seconds": 1.0}]
+    done, total, table = method_progress(events)
+    assert (done, total) == (3, 6)
+    rows = table.set_index("method")
+    assert rows.loc["image_only (stage 1: the encoder the heads share)", "folds"] == "2 of 2"
+    assert rows.loc["image_only (stage 1: the encoder the heads share)", "mean so far"] == pytest.approx(0.6)
+    assert rows.loc["tabular_only", "seconds"] == 1.0 and rows.loc["late_concat", "folds"] == "0 of 2"
+
+
+def test_cli_compare_prints_every_method_the_mode_the_gains_and_seconds(tiny_samples, tmp_path, monkeypatch, capsys):
+    from multimodal.cli import main
+    monkeypatch.setenv("MULTIMODAL_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["compare", str(tiny_samples["skin_lesions"]), "--methods", "late_concat", "--cv", "2",
+                 "--epochs", "1", "--image-size", "16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["mode"] == "stagewise" and out["k"] == 2 and out["repeats"] == 1 and out["seconds"] > 0
+    assert out["metric"] == "val_accuracy" and out["encoder"] == "small_cnn"
+    assert set(out["methods"]) == {"image_only", "tabular_only", "linear", "late_concat"}
+    for method in out["methods"].values():
+        assert len(method["folds"]) == 2 and method["mean"] == pytest.approx(sum(method["folds"]) / 2)
+    gains = out["gain"]["methods"]
+    assert [g["arch"] for g in gains] == ["late_concat"] and len(gains[0]["per_fold"]) == 2
+    assert gains[0]["sentence"].endswith(gains[0]["verdict"])
+    assert list((tmp_path / "cache" / "features").glob("small_cnn-16px-*")) # the maps outlive the command
+
+
+@pytest.mark.parametrize("argv", [["--methods", "nosuch"], ["--methods", "cnn_lstm"], ["--cv", "1"],
+                                  ["--stagewise", "--end-to-end"], ["--encoder", "resnet"]])
+def test_cli_compare_refuses_bad_input_with_one_error_line(tiny_samples, capsys, argv):
+    from multimodal.cli import main
+    assert main(["compare", str(tiny_samples["skin_lesions"]), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")

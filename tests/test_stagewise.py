@@ -107,7 +107,8 @@ def check_saved_model(run_dir: Path, summary: dict, fast: FastFolds, split: dict
                            weights_sha256=summary["frozen_encoder"]["weights_sha256"], compute=never)
     run = load_run(run_dir)                                # load_model_file: safe mode
     assert run.config["model"]["augment"] is False
-    assert weights_digest(encoders_of(run.model)["image"]) == summary["frozen_encoder"]["weights_sha256"]
+    image = next(e for b, e in encoders_of(run.model).items() if b in ("image", "sequence"))
+    assert weights_digest(image) == summary["frozen_encoder"]["weights_sha256"]
     raw = predict(run, inputs)                             # the whole model, from raw images
     embedded = {b: maps if b in ("image", "sequence") else
                 np.asarray(e.predict(make_dataset(select_inputs(e, inputs), None, 64), verbose=0))
@@ -118,7 +119,9 @@ def check_saved_model(run_dir: Path, summary: dict, fast: FastFolds, split: dict
     test = np.asarray(split["test"])
     named = {t.name: inputs[t.name] for t in run.model.inputs}
     loaded = run.model.evaluate(make_dataset(take(named, test), y[test], 16), verbose=0, return_dict=True)
-    assert loaded["loss"] == pytest.approx(summary["metrics"]["test_loss"], rel=1e-4, abs=1e-5)
+    # Not the loss: a frozen Keras 3 model adds no weight penalty to it, the training model did.
+    metrics = {f"test_{k}": v for k, v in loaded.items() if k != "loss"}
+    assert metrics and metrics == pytest.approx({k: summary["metrics"][k] for k in metrics}, rel=1e-4, abs=1e-5)
 
 
 def test_every_registered_image_method_trains_on_cached_maps(tiny_samples, tmp_path):
@@ -126,6 +129,7 @@ def test_every_registered_image_method_trains_on_cached_maps(tiny_samples, tmp_p
     assert {"image_only", "late_concat", "film", "cnn_lstm"} <= set(methods)
     by_data = {"skin_lesions": [m for m in methods if "sequence" not in FUSION_METHODS[m].branches],
                "growth_sequences": [m for m in methods if "sequence" in FUSION_METHODS[m].branches]}
+    checked = set()   # the saved model is checked once per set of branches (image, +tabular, +rows, sequence)
     for sample, names in by_data.items():
         fast, split = fast_folds(tiny_samples[sample], "frozen", tmp_path / sample)
         for i, name in enumerate(names):
@@ -137,7 +141,10 @@ def test_every_registered_image_method_trains_on_cached_maps(tiny_samples, tmp_p
             assert summary["maps"]["read"] == (0 if i == 0 else len(fast.ds.frame)), name
             assert summary["frozen_encoder"]["mode"] == "frozen" and summary["epochs_run"] == 1
             assert np.isfinite(summary["metrics"]["test_loss"]), name
-            check_saved_model(run_dir, summary, fast, split)
+            if FUSION_METHODS[name].branches not in checked:
+                checked.add(FUSION_METHODS[name].branches)
+                check_saved_model(run_dir, summary, fast, split)
+    assert len(checked) >= 4
 
 
 def test_stage_one_trains_on_the_folds_training_rows_and_the_heads_reuse_its_maps(tiny_samples, tmp_path):

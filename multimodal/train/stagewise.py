@@ -48,8 +48,8 @@ from multimodal.train.training import train
 MODES = {
     "stagewise": "image_only trains once per fold on the fold's training rows; its encoder is frozen and every "
                  "other method trains only its fusion head on the encoder's cached maps",
-    "frozen": "the pretrained encoder is frozen as it is; every image method trains only its head on its cached "
-              "maps, computed once",
+    "frozen": "the encoder is frozen as it is (its pretrained weights; a random-init one gives random features); "
+              "every image method trains only its head on its cached maps, computed once",
     "end_to_end": "every model trains its own image encoder from the pixels (slowest; augmentation as configured)",
 }
 STAGE1_ARCH = "image_only"
@@ -94,7 +94,6 @@ class FastFolds:
         self.cache, self.finetune, self.workdir, self.save_heads = cache, finetune, workdir, save_heads
         self._encoders: dict[tuple[int, int], FrozenEncoder] = {}   # (repeat, fold) -> its encoder
         self._shared: FrozenEncoder | None = None                     # the frozen mode's one encoder
-        self._maps_log: dict = {}                                     # the latest maps' counts and time
 
     def fold_trainer(self, arch: str) -> FoldTrainer | None:
         """How `arch` trains a fold: None for an ordinary run (no image branch)."""
@@ -114,8 +113,8 @@ class FastFolds:
                                image_backbones(encoder)[0].get_weights(), weights_digest(encoder),
                                trained_on={"train": used["train"], "val": used["val"]})
         self._encoders[(split["repeat"], split["fold"])] = frozen
-        self._maps(frozen, lambda images: predict_maps(encoder, images))
-        return {**summary, "frozen_encoder": frozen.record(), "maps": dict(self._maps_log)}
+        _, log = self._maps(frozen, lambda images: predict_maps(encoder, images))
+        return {**summary, "frozen_encoder": frozen.record(), "maps": log}
 
     def _encoder_for(self, config: TrainConfig, split: dict) -> FrozenEncoder:
         if self.mode == "frozen":
@@ -144,19 +143,19 @@ class FastFolds:
         frozen.load_into(encoder)
         return encoder
 
-    def _maps(self, frozen: FrozenEncoder, compute: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-        """Every row's maps by `frozen`, through the cache; notes how many were computed, and how long it took."""
+    def _maps(self, frozen: FrozenEncoder,
+              compute: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, dict]:
+        """Every row's maps by `frozen`, through the cache, and {"computed", "read", "seconds"}."""
         hits, misses, started = self.cache.hits, self.cache.misses, time.perf_counter()
         maps = self.cache.maps(self.inputs["images"], encoder_name=frozen.encoder, weights_sha256=frozen.sha256,
                                compute=compute or (lambda images: predict_maps(self._rebuilt(frozen), images)))
-        self._maps_log = {"computed": self.cache.misses - misses, "read": self.cache.hits - hits,
-                          "seconds": round(time.perf_counter() - started, 3)}
-        return maps
+        return maps, {"computed": self.cache.misses - misses, "read": self.cache.hits - hits,
+                      "seconds": round(time.perf_counter() - started, 3)}
 
     # -- the heads --------------------------------------------------------------------------
     def _head(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
         frozen = self._encoder_for(config, split)
-        maps = self._maps(frozen)
+        maps, log = self._maps(frozen)
         summary = train_on_maps(config, run_dir, self.ds, split, self.inputs, frozen, maps, finetune=self.finetune,
                                 save=self.save_heads)
-        return {**summary, "frozen_encoder": frozen.record(rows=False), "maps": dict(self._maps_log)}
+        return {**summary, "frozen_encoder": frozen.record(rows=False), "maps": log}
