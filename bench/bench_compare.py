@@ -40,10 +40,13 @@ TARGET_SECONDS = 60
 
 
 def trained(fold: dict) -> str:
-    """What a fold trained: the whole model, stage 1 (the whole image_only model), or a head on maps."""
-    encoder = fold.get("encoder")
-    if not encoder:
+    """What a fold trained: the whole model, stage 1 (the whole image_only model), or a head alone
+    (on the cached maps, or on the table's preprocessed vector)."""
+    if "encoder" not in fold:
         return "whole model"
+    encoder = fold["encoder"]
+    if encoder is None:
+        return "head on table vector"
     return "stage 1" if isinstance((encoder.get("trained_on") or {}).get("train"), list) else "head on maps"
 
 

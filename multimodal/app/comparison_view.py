@@ -32,8 +32,7 @@ from multimodal.train.stagewise import MODES, STAGE1_ARCH, default_mode
 FOLD_CHOICES = (3, 5, 10)
 MODE_TITLES = {"stagewise": "Fast, stage-wise", "frozen": "Fast, frozen pretrained encoder",
                "end_to_end": "End to end"}
-FAST_NOTE = ("The heads read cached maps of the unchanged images, so they train without augmentation. "
-             "Each saved model is still whole (encoder + head).")
+FAST_NOTE = "The heads read cached maps of the unchanged images, so they train without augmentation."
 
 
 def comparisons_dir() -> Path:

@@ -125,8 +125,9 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
     "mean": {...}, "std": {...}} (std over folds, ddof=1). Run folders go to out_dir (kept
     when keep_runs), else to a temporary folder that is removed. fit_fold(fold config, run folder,
     split) trains one fold (a fast mode's, stagewise.FastFolds); default `training.train`. A fold
-    trained on a frozen encoder also records "encoder" (its record; stage 1: the rows it trained on)
-    and "maps" (how many were computed or read from the cache, and the seconds).
+    trained in a fast mode also records "encoder" (the frozen image encoder's record, stage 1: the
+    rows it trained on; None for a method without images) and "maps" (how many were computed or
+    read from the cache, and the seconds; None without images).
     """
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
                                  overrides=config.overrides, ordered_images=config.ordered_images)
@@ -258,8 +259,8 @@ def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *,
     results = {}
     with contextlib.nullcontext(cache_dir) if cache_dir else \
             tempfile.TemporaryDirectory(prefix="multimodal-features-", dir=workdir) as cache_root:
-        fast = FastFolds(mode, config, ds, inputs, weights, FeatureCache(Path(cache_root)), finetune=finetune,
-                         workdir=workdir) if weights is not None else None
+        fast = None if mode == "end_to_end" else FastFolds(mode, config, ds, inputs, weights, FeatureCache(
+            Path(cache_root)), finetune=finetune, workdir=workdir)
         for arch in names:
             c = replace(config, model=replace(config.model, arch=arch))
             results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,

@@ -2,10 +2,10 @@
 
 With the encoder frozen, every fusion head reads the same last conv map of each image
 (models/branches.py: image encoder -> (N, T, h, w, c)), so a comparison computes it once and
-every head trains on the stored maps (train/stagewise.py; docs/ARCHITECTURE.md, "Comparing
-methods fast"). An entry is one `.npy` file per image, under a folder named by the encoder, the
-image size and the SHA-256 of the encoder's weights, and named by the SHA-256 of the decoded
-image's bytes (its uint8 frames at that size). A changed image, other weights (a retrained stage-1
+every head trains on the stored maps (train/stagewise.py; docs/ARCHITECTURE.md, "Training").
+An entry is one `.npy` file per image, under a folder named by the encoder, the image size and
+the SHA-256 of the encoder's weights, and named by the SHA-256 of the decoded image's bytes (its
+uint8 frames at that size). A changed image, other weights (a retrained stage-1
 encoder, another weights file) or another size is therefore a miss, never a stale hit. Entries are
 written atomically, so concurrent comparisons can share a folder; deleting it is always safe.
 

@@ -1,15 +1,16 @@
-"""One run whose image encoder is frozen: the fusion head trains on cached maps, the whole model is saved.
+"""One run whose encoders are fixed: the fusion head trains on cached maps, the whole model is saved.
 
-The comparison's fast modes (stagewise.py) train every image method this way. The model is built
-whole (`assembly.build_model`: encoders + head), the frozen encoder's weights are copied into every
-image backbone, and only the head (`assembly.head_of`) is fitted, on the encoder's cached maps
+The comparison's fast modes (stagewise.py) train every method this way. The model is built
+whole (`assembly.build_model`: encoders + head), the frozen image encoder's weights are copied into
+every image backbone, and only the head (`assembly.head_of`) is fitted, on the encoder's cached maps
 (feature_cache.py) and the other branches' embeddings computed once (the tabular and rows encoders
-have no trainable weights). The heads read the maps of the un-augmented images: augmentation is
-off in this mode (the saved config says augment false). The saved `.keras` file holds the whole
+have no trainable weights, so a table-only method trains exactly as it would whole, only faster).
+The heads read the maps of the un-augmented images: augmentation is off in this mode (the saved
+config says augment false). The saved `.keras` file holds the whole
 model, encoder included, so it loads in safe mode and predicts from raw inputs with no dependence
 on the cache, like any other run. With `finetune`, the whole model is then trained end to end
 from raw images (phase 2: `finetune_epochs` at `finetune_lr`), off by default. See
-docs/ARCHITECTURE.md, "Comparing methods fast".
+docs/ARCHITECTURE.md, "Training".
 """
 from __future__ import annotations
 
@@ -65,9 +66,10 @@ class FrozenEncoder:
                 "started_from": self.source.record(), "trained_on": trained_on}
 
 
-def head_inputs(model: keras.Model, inputs: dict, maps: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """The head's inputs for every row: the cached maps for the image branches, and the other
-    encoders' outputs computed once (they must have no trainable weights)."""
+def head_inputs(model: keras.Model, inputs: dict, maps: np.ndarray | None,
+                batch_size: int = 256) -> dict[str, np.ndarray]:
+    """The head's inputs for every row: the cached maps for the image branches (None: the model has
+    none), and the other encoders' outputs computed once (they must have no trainable weights)."""
     out = {}
     for branch, encoder in encoders_of(model).items():
         if branch in IMAGE_BRANCHES:
@@ -81,9 +83,11 @@ def head_inputs(model: keras.Model, inputs: dict, maps: np.ndarray, batch_size: 
 
 
 def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, inputs: dict,
-                  frozen: FrozenEncoder, maps: np.ndarray, *, finetune: bool = False, save: bool = True) -> dict:
+                  frozen: FrozenEncoder | None, maps: np.ndarray | None, *, finetune: bool = False,
+                  save: bool = True) -> dict:
     """Train config's method on the frozen encoder's `maps` (every row of `inputs`, in order) and
-    save the run folder; returns the summary `training.train` returns, plus "frozen_encoder".
+    save the run folder; returns the summary `training.train` returns, plus "frozen_encoder" (its
+    record; None, with no maps, for a method that reads no image).
 
     split: {"train", "val", "test"} row positions (cross-validation's). inputs: `model_inputs` of
     the whole dataset. save=False leaves the model unsaved (only the events are written): a
@@ -104,8 +108,11 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     config = replace(config, model=replace(config.model, augment=False))   # the maps are of un-augmented images
     keras.utils.set_random_seed(config.seed)
     # No weights file loaded here: the frozen encoder's weights are copied in right after.
-    model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats, WeightsSource(frozen.encoder, "none"))
-    frozen.load_into(model)
+    model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats,
+                        WeightsSource(config.model.encoder, "none"))
+    if frozen is not None:
+        frozen.load_into(model)
+    source = frozen.source if frozen is not None else WeightsSource(config.model.encoder, "none")
     head = head_of(model)
     raw = {t.name: inputs[t.name] for t in model.inputs}
     embedded = head_inputs(model, raw, maps)
@@ -120,12 +127,12 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
 
     steps = int(np.ceil(len(train_idx) / config.batch_size))
     plan = [Phase(1, config.epochs, config.lr, None)]
-    if finetune and config.finetune_epochs:
+    if finetune and config.finetune_epochs and frozen is not None:
         unfreeze = config.unfreeze if frozen.source.path is not None else "all"
         plan.append(Phase(2, config.finetune_epochs, config.finetune_lr, unfreeze))
     append_event(run_dir, {"type": "start", "epochs": sum(p.epochs for p in plan), "steps": steps,
                            "arch": config.model.arch, "rows": {k: len(v) for k, v in splits.items()},
-                           "frozen_encoder": frozen.mode,
+                           "frozen_encoder": frozen.mode if frozen else None,
                            "phases": [{"phase": p.number, "epochs": p.epochs, "backbone": p.backbone} for p in plan]})
     started = time.perf_counter()
     on_maps = batches_of(embedded)
@@ -154,7 +161,8 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     summary = {
         "run_dir": str(run_dir), "arch": config.model.arch, "task": ds.task, "status": status,
         "epochs_run": epochs_run, "epochs": epochs, "best_epoch": best_epoch, "phases": phases,
-        "encoder_weights": frozen.source.record(), "frozen_encoder": frozen.record(), "target_transform": transform,
+        "encoder_weights": source.record(), "frozen_encoder": frozen.record() if frozen else None,
+        "target_transform": transform,
         "train_seconds": round(train_seconds, 3),
         "samples_per_second": round(epochs_run * len(train_idx) / train_seconds, 1) if train_seconds else 0.0,
         "replicas": 1, "devices": [], "mixed_precision": False, "streamed": False,
@@ -164,8 +172,8 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
         model.trainable = False
         compiler(model)(config.lr)
         background_idx = background_rows(train_idx, config.seed)
-        save_run(run_dir, config={**config.to_dict(), "encoder_weights": frozen.source.record(),
-                                  "frozen_encoder": frozen.record()},
+        save_run(run_dir, config={**config.to_dict(), "encoder_weights": source.record(),
+                                  "frozen_encoder": summary["frozen_encoder"]},
                  dataset=ds, splits=splits, stats=stats, target_stats=t_stats, model=model, history=history,
                  metrics=metrics, summary=summary, background=take(raw, background_idx),
                  background_rows=background_idx)

@@ -4,7 +4,7 @@ A comparison trains every method on the same folds (crossval.compare_with_baseli
 every image model learns its own image encoder from raw pixels, and the encoder's forward and
 backward passes are nearly all of the time. The fast modes learn (or load) one encoder per fold,
 freeze it, cache its maps of every image once (feature_cache.py) and train only the heads on them
-(head_training.py); see docs/ARCHITECTURE.md, "Comparing methods fast":
+(head_training.py); see docs/ARCHITECTURE.md, "Training":
 
 - "stagewise" (the default for small_cnn): per fold, stage 1 trains image_only as an ordinary run
   on the fold's training rows only (its early-stopping rows are training rows too), so the
@@ -17,8 +17,9 @@ freeze it, cache its maps of every image once (feature_cache.py) and train only 
 
 The heads see the maps of the un-augmented images: augmentation is off for them (stage 1 trains
 as any run, augmented when the config says so). Methods without an image branch (tabular_only,
-linear) train as usual in every mode. `finetune` trains each head's whole model end to end
-afterwards (head_training.py), off by default.
+linear) train their head alone too, on the table's preprocessed vector computed once: the same
+model as end to end (the tabular encoder has no trainable weights), faster. `finetune` trains each
+image head's whole model end to end afterwards (head_training.py), off by default.
 """
 from __future__ import annotations
 
@@ -82,10 +83,11 @@ def resolve_mode(mode: str | None, config: TrainConfig, images: bool) -> tuple[s
 class FastFolds:
     """A fast-mode comparison's fold trainers (for crossval.cross_validate) and its frozen encoders.
 
-    inputs: `model_inputs` of the whole dataset; cache: where the maps go; save_heads: save each
+    weights: the image encoder's (resolve_mode; None when no method reads images). inputs:
+    `model_inputs` of the whole dataset; cache: where the maps go; save_heads: save each
     head's whole model in its run folder (a comparison keeps only the scores)."""
 
-    def __init__(self, mode: str, config: TrainConfig, ds: Dataset, inputs: dict, weights: WeightsSource,
+    def __init__(self, mode: str, config: TrainConfig, ds: Dataset, inputs: dict, weights: WeightsSource | None,
                  cache: FeatureCache, *, finetune: bool = False, workdir: Path | None = None,
                  save_heads: bool = False):
         if mode not in ("stagewise", "frozen"):
@@ -95,10 +97,8 @@ class FastFolds:
         self._encoders: dict[tuple[int, int], FrozenEncoder] = {}   # (repeat, fold) -> its encoder
         self._shared: FrozenEncoder | None = None                     # the frozen mode's one encoder
 
-    def fold_trainer(self, arch: str) -> FoldTrainer | None:
-        """How `arch` trains a fold: None for an ordinary run (no image branch)."""
-        if not reads_images(arch):
-            return None
+    def fold_trainer(self, arch: str) -> FoldTrainer:
+        """How `arch` trains a fold: stage 1 (stage-wise image_only) or its head alone."""
         return self._stage1 if self.mode == "stagewise" and arch == STAGE1_ARCH else self._head
 
     # -- the encoders -----------------------------------------------------------------------
@@ -154,6 +154,9 @@ class FastFolds:
 
     # -- the heads --------------------------------------------------------------------------
     def _head(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
+        if not reads_images(config.model.arch):
+            summary = train_on_maps(config, run_dir, self.ds, split, self.inputs, None, None, save=self.save_heads)
+            return {**summary, "maps": None}
         frozen = self._encoder_for(config, split)
         maps, log = self._maps(frozen)
         summary = train_on_maps(config, run_dir, self.ds, split, self.inputs, frozen, maps, finetune=self.finetune,

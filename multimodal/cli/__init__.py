@@ -1,0 +1,60 @@
+"""`python -m multimodal samples|archs|train|compare|predict|explain` (docs/ARCHITECTURE.md, "The command line").
+
+With --json the last stdout line is one JSON object. A user's mistake exits 2 with one
+`error: ...` line on stderr, never a traceback. One module per group of commands; the heavy
+library (TensorFlow) is imported only by the commands that need it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from multimodal.cli.common import UsageError
+from multimodal.cli.listing import cmd_archs, cmd_samples
+from multimodal.cli.parser import build_parser
+from multimodal.cli.predict import cmd_explain, cmd_predict
+from multimodal.cli.train import cmd_compare, cmd_train
+from multimodal.core.errors import DataError
+
+EXIT_USER_ERROR = 2
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up logging (which ignores TF_CPP_MIN_LOG_LEVEL in
+    2.21) sent to /dev/null, so stderr carries only our own messages."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401  # lazy: the point of this function
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "compare": cmd_compare,
+            "predict": cmd_predict, "explain": cmd_explain}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command in ("train", "compare", "predict", "explain"):
+            import_tensorflow_quietly()
+        COMMANDS[args.command](args)
+    except (UsageError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # e.g. an --out folder that cannot be written, a full disk
+        where = f" '{exc.filename}'" if exc.filename else ""
+        print(f"error: cannot access{where} ({exc.strerror or exc}); check the path and its permissions",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        print("error: out of memory; use a smaller --image-size or --batch-size, or fewer rows", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,207 @@
+"""`train` (one run, or cross-validation with --cv/--baselines) and `compare` (every method, fast mode)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from multimodal.cli.common import UsageError, columns, emit, training_output
+from multimodal.cli.parser import build_parser, unfreeze_arg
+from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.core.tasks import LOSSES
+from multimodal.data.dataset import load_dataset
+from multimodal.models.proposal import propose_method
+
+
+def train_config_from_args(args):
+    from multimodal.models.backbones import ENCODERS  # lazy: pulls Keras, so checked after parsing
+
+    # lazy: TensorFlow
+    from multimodal.models.fusion import FUSION_METHODS
+    if args.arch is not None and args.arch not in FUSION_METHODS:
+        raise UsageError(f"unknown --arch '{args.arch}'; choose one of {', '.join(FUSION_METHODS)}")
+    if args.encoder not in ENCODERS:
+        raise UsageError(f"unknown --encoder '{args.encoder}'; choose one of {', '.join(ENCODERS)}")
+    if args.finetune_lr is not None and not args.finetune_lr > 0:
+        raise UsageError(f"--finetune-lr must be above 0, got {args.finetune_lr}")
+    if args.loss and not any(args.loss in v for v in LOSSES.values()):
+        raise UsageError(f"unknown --loss '{args.loss}'; choose one of mse, mae, huber, mape, crossentropy")
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                             ("--image-size", args.image_size, 16), ("--patience", args.patience, 0),
+                             ("--devices", args.devices, 1), ("--freeze-epochs", args.freeze_epochs, 0),
+                             ("--finetune-epochs", args.finetune_epochs, 0)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} must be at least {low}, got {value}")
+    for flag, value in (("--modality-dropout", args.modality_dropout), ("--dropout", args.dropout)):
+        if value is not None and not 0 <= value < 1:
+            raise UsageError(f"{flag} must be in [0, 1), got {value}")
+    if args.cv is not None and args.cv < 2:
+        raise UsageError(f"--cv must be at least 2 folds, got {args.cv}")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    if not 0 < args.val_fraction < 1:
+        raise UsageError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+    overrides = {}
+    for role, flag in (("image", args.image_cols), ("numeric", args.numeric_cols),
+                       ("categorical", args.categorical_cols), ("ignore", args.ignore_cols)):
+        overrides.update({c: role for c in columns(flag)})
+    if args.split_col:
+        overrides[args.split_col] = "split"
+    # Without --arch, ModelConfig's default stands until cmd_train has the data to propose from.
+    return TrainConfig(data=args.data, target=args.target, task=args.task, overrides=overrides,
+                       ordered_images=args.ordered_images, val_fraction=args.val_fraction, seed=args.seed,
+                       epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, lr=args.lr,
+                       loss=args.loss, target_transform=args.target_transform, devices=args.devices,
+                       stream=args.stream, on_missing_weights=args.on_missing_weights,
+                       freeze_epochs=args.freeze_epochs,
+                       # the two-phase settings not given keep TrainConfig's defaults (their one home)
+                       **{name: value for name, value in (("finetune_epochs", args.finetune_epochs),
+                                                          ("finetune_lr", args.finetune_lr),
+                                                          ("unfreeze", args.unfreeze and unfreeze_arg(args.unfreeze)))
+                          if value is not None},
+                       model=ModelConfig(**({"arch": args.arch} if args.arch else {}), image_size=args.image_size,
+                                         seed=args.seed,
+                                         encoder=args.encoder, modality_dropout=args.modality_dropout,
+                                         dropout=args.dropout, augment=args.augment,
+                                         encoder_weights_file=str(Path(args.encoder_weights).resolve())
+                                         if args.encoder_weights else None))
+
+
+def cmd_train(args) -> None:
+
+    # lazy: TensorFlow
+    from multimodal.train.training import default_image_cache, train
+    config = train_config_from_args(args)          # flags are checked before any data is read
+    # The workdir holds zip extractions and streamed images; the decoded-image cache outlives it.
+    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
+        ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
+                          overrides=config.overrides, ordered_images=config.ordered_images)
+        # No --arch: the method the app proposes for the same data (models/proposal.py).
+        proposal = None if args.arch else propose_method(ds.features, encoder=config.model.encoder)
+        if proposal:
+            config = replace(config, model=replace(config.model, arch=proposal.arch))
+        proposed = {"proposal_reason": proposal.reason} if proposal else {}
+        if args.cv or args.baselines:
+            return _train_cv(args, config, ds, proposed)
+        run_dir = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}"
+        with training_output():
+            summary = train(config, run_dir, dataset=ds, workdir=Path(workdir),
+                            image_cache=default_image_cache() if args.image_cache else None)
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items())
+    because = f" (proposed: {proposal.reason})" if proposal else ""
+    emit({**summary, **proposed}, args.json, f"trained {summary['arch']}{because} for {summary['epochs_run']} "
+          f"epochs in {summary['train_seconds']:.1f}s -> {summary['run_dir']}\n{metrics}")
+
+
+def _train_cv(args, config, dataset, proposed: dict) -> None:
+    """--cv K [--repeats R] [--baselines]: repeated k-fold; val_* are held-out fold metrics.
+    dataset: the loaded data; proposed: {"proposal_reason"} when the method was proposed."""
+
+    # lazy: TensorFlow
+    from multimodal.train.crossval import compare_with_baselines, cross_validate
+    k = args.cv or 5
+    out = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}-cv{k}x{args.repeats}"
+    with training_output():
+        if args.baselines:
+            result = compare_with_baselines(config, k, args.repeats, dataset=dataset)
+            chosen = result["results"][config.model.arch]
+            payload = {**chosen, "baselines": {a: {"mean": r["mean"], "std": r["std"]}
+                                               for a, r in result["results"].items()},
+                       "metric": result["metric"], "fusion_gain": result["gain"]}
+        else:
+            payload = cross_validate(config, k, args.repeats, dataset=dataset, out_dir=out, keep_runs=True)
+    payload.update(proposed)
+    lines = [f"{payload['arch']}: {payload['k']}-fold x {payload['repeats']} cross-validation (held-out folds)"]
+    lines += [f"  (proposed: {proposed['proposal_reason']})"] if proposed else []
+    lines += [f"  {m:14} {payload['mean'][m]:.4g} +- {payload['std'][m]:.3g}" for m in payload["mean"]]
+    if args.baselines:
+        metric, gain = payload["metric"], payload["fusion_gain"]
+        lines.append(f"{metric} by method (mean +- std over folds):")
+        lines += [f"  {a:14} {r['mean'][metric]:.4g} +- {r['std'][metric]:.3g}" for a, r in payload["baselines"].items()]
+        if gain is None:
+            lines.append("no baseline to compare with: the data allows none besides this method")
+        else:
+            lines.append(f"gain in {metric} over {gain['best_baseline']} (paired by fold, positive = better):")
+            lines += [f"  {g['arch']:14} {g['sentence']}" for g in gain["methods"]]
+    emit(payload, args.json, "\n".join(lines))
+
+
+def _compared_methods(text: str) -> list[str] | None:
+    """--methods: "all" (None: every method the data allows) or registry names, checked before any data is read."""
+    from multimodal.models.fusion import FUSION_METHODS  # lazy: the registry imports Keras
+    if text.strip() == "all":
+        return None
+    names = columns(text)
+    unknown = [n for n in names if n not in FUSION_METHODS]
+    if unknown or not names:
+        raise UsageError(f"unknown --methods {', '.join(unknown) or repr(text)}; give 'all' or names among "
+                         f"{', '.join(FUSION_METHODS)}")
+    return names
+
+
+def cmd_compare(args) -> None:
+    """compare DATA: the baselines and every method (or --methods) on the same folds, in the fast mode
+    by default (train/stagewise.py); the same library call as the Compare page."""
+    # lazy: the training modules import TensorFlow, which `--help` and the light commands never load
+
+    # lazy: TensorFlow
+    from multimodal.models.fusion import FUSION_METHODS, methods_for
+
+    # lazy: TensorFlow
+    from multimodal.train.crossval import compare_with_baselines, comparison_summary, default_folds
+
+    # lazy: TensorFlow
+    from multimodal.train.feature_cache import default_feature_cache
+
+    # lazy: TensorFlow
+    from multimodal.train.stagewise import MODES
+
+    # lazy: TensorFlow
+    from multimodal.train.training import default_image_cache
+    started = time.perf_counter()
+    # Every setting compare does not take keeps the train command's default (their one home).
+    args = argparse.Namespace(**{**vars(build_parser().parse_args(["train", args.data])), **vars(args), "arch": None})
+    config = train_config_from_args(args)    # checks the flags, reads no data
+    chosen = _compared_methods(args.methods)
+    # One model per fold and method: TensorFlow's "retracing" warnings are expected, not the user's concern.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir, training_output():
+        ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
+                          overrides=config.overrides, ordered_images=config.ordered_images)
+        spec = ds.features
+        allowed = methods_for(bool(spec.image_cols), bool(spec.tabular_cols), len(spec.image_cols))
+        refused = [n for n in chosen or [] if n not in allowed]
+        if refused:
+            raise UsageError(f"this data cannot use {', '.join(refused)} (its branches: "
+                             f"{'; '.join('+'.join(FUSION_METHODS[n].branches) for n in refused)}); it allows "
+                             f"{', '.join(allowed)}")
+        methods = chosen or allowed
+        fusions = [n for n in methods if not FUSION_METHODS[n].is_baseline]
+        arch = propose_method(spec, encoder=config.model.encoder).arch if chosen is None else (fusions or methods)[0]
+        k = args.cv or default_folds(len(ds.frame))
+        result = compare_with_baselines(replace(config, model=replace(config.model, arch=arch)), k, args.repeats,
+                                        archs=methods, dataset=ds, workdir=Path(workdir), mode=args.mode,
+                                        finetune=args.finetune, image_cache=default_image_cache(),
+                                        cache_dir=default_feature_cache() if args.feature_cache else None)
+    rows = comparison_summary(result)
+    metric, gain = result["metric"], result["gain"]
+    payload = {"dataset": ds.name, "target": ds.target, "task": ds.task, "encoder": config.model.encoder,
+               "mode": result["mode"], "finetune": result["finetune"], "k": k, "repeats": args.repeats,
+               "metric": metric, "higher_is_better": result["higher_is_better"],
+               "methods": {r["arch"]: {"mean": r["mean"], "std": r["std"], "folds": r["folds"]} for r in rows},
+               "gain": gain, "seconds": round(time.perf_counter() - started, 3)}
+    lines = [f"{len(rows)} methods, {k}-fold x {args.repeats} on {ds.name}, mode {result['mode']} "
+             f"({MODES[result['mode']]}): {payload['seconds']:.0f} s",
+             f"held-out {metric.removeprefix('val_')} by method (mean +- std over folds), best first:"]
+    lines += [f"  {r['arch']:18} {r['mean']:.4g} +- {r['std']:.3g}   folds: {', '.join(f'{v:.4g}' for v in r['folds'])}"
+              for r in rows]
+    if gain is None:
+        lines.append("no baseline to compare with: the data allows none besides the methods compared")
+    else:
+        lines.append(f"gain in {metric.removeprefix('val_')} over {gain['best_baseline']} (paired by fold, "
+                     "positive = better):")
+        lines += [f"  {g['arch']:18} {g['sentence']}" for g in gain["methods"]]
+    emit(payload, args.json, "\n".join(lines))
