@@ -164,9 +164,13 @@ def import_model(path: Path, dataset: Dataset, run_root: Path, name: str | None 
         y = y.reshape(-1, 1)
         scale = _target_scale(model)     # the loss is computed on the head's own standardized target
         t_stats = {"mean": float(scale.mean), "std": float(scale.std), "log": bool(scale.log)}
+    # Keras counts the L2 penalty in the loss only for trainable weights: evaluated trainable, the
+    # loss is the one the trainer reported (its models are saved frozen); frozen again before saving.
+    model.trainable = True
     compile_model(model, ds.task, len(ds.classes), defaults.lr, None, t_stats)
     batch = small_data_settings(len(splits["train"]))[0]["batch_size"]   # as training would batch this data
     metrics = evaluate_splits(model, splits, lambda rows: make_dataset(take(inputs, rows), y[rows], batch))
+    model.trainable = False
     rows = background_rows(splits["train"], defaults.seed)
     run_dir = new_run_dir(run_root, f"imported_{arch}")
     summary = {"arch": arch, "task": ds.task, "status": "imported", "epochs_run": 0, "source_file": name,

@@ -248,14 +248,13 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
     train_seconds = time.perf_counter() - started
     history, epochs_run = fit.history, fit.epochs_run
 
+    metrics = evaluate_splits(model, splits, batches)
     # The saved model predicts and is explained, never trained further: frozen and compiled afresh it
     # carries no optimizer state, which would triple a backbone's file (Adam keeps two moments per
     # weight) and push Xception past the import limit. Frozen, its BatchNormalization runs in
-    # inference mode, as it does whenever the model predicts. Evaluated frozen, the reported loss is
-    # the data loss without the L2 penalty, the same number an import of the saved file measures.
+    # inference mode, as it does whenever the model predicts.
     model.trainable = False
     compile_for(config.lr)
-    metrics = evaluate_splits(model, splits, batches)
     background_idx = background_rows(train_idx, config.seed)
     background = take(inputs, background_idx)
     if store is not None:

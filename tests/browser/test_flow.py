@@ -246,9 +246,10 @@ def test_whatif_prediction_changes(flow: Studio):
 
 # Each Plotly chart's title, trace types and the number of values its traces draw.
 JS_PLOTLY_CHARTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => ({
-    title: ((el.layout || {}).title || {}).text || '',
+    title: (((el.layout || {}).title || {}).text || '').replace(/<[^>]*>/g, ''),
     types: (el.data || []).map(t => t.type || 'scatter'),
-    values: (el.data || []).reduce((n, t) => n + Math.max((t.x || []).length, (t.y || []).length), 0),
+    // _fullData holds the decoded arrays (data may carry Plotly's base64 'bdata' objects)
+    values: (el._fullData || el.data || []).reduce((n, t) => n + Math.max((t.x || []).length || 0, (t.y || []).length || 0), 0),
 }))"""
 
 
