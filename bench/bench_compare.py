@@ -67,6 +67,7 @@ def run_one(sample: str, mode: str | None, folds: int) -> dict:
         per_method[arch] = {"mean": r["mean"][metric], "std": r["std"][metric],
                             "folds": [f["metrics"][metric] for f in r["folds"]],
                             "seconds_per_epoch": float(np.median(epochs)),
+                            "train_seconds": float(sum(f["train_seconds"] for f in r["folds"])),
                             "epochs": [f["epochs_run"] for f in r["folds"]], "trained": trained(r["folds"][0])}
     return {"sample": sample, "mode": result["mode"], "default_method": default, "metric": metric,
             "higher_is_better": result["higher_is_better"], "seconds": result["seconds"],
@@ -75,10 +76,11 @@ def run_one(sample: str, mode: str | None, folds: int) -> dict:
 
 
 def report(runs: list[dict], args: argparse.Namespace, started: str) -> str:
+    sizes = ", ".join(f"{name} {SAMPLES[name].image_size} px" for name in dict.fromkeys(r["sample"] for r in runs))
     lines = ["# Comparing every method: end to end vs fast", "",
              f"`bench/bench_compare.py` ({started}; {platform.node()}, {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} cores, Python {platform.python_version()}); folds: {args.folds}, 1 repeat; "
-             "image size: each sample's (64 px); training settings left to the data (small-data defaults: batch 16, "
+             f"image size: each sample's ({sizes}); training settings left to the data (small-data defaults: batch 16, "
              "patience 15, up to 200 epochs); encoder small_cnn (random init: no pretrained weights on this machine). "
              "The machine is shared with other jobs: the load average (1, 5, 15 min) is recorded before and after "
              "each comparison, and wall times under load are longer than on an idle machine.", "",
@@ -93,6 +95,21 @@ def report(runs: list[dict], args: argparse.Namespace, started: str) -> str:
         meets = "" if r["mode"] == "end_to_end" else "yes" if r["seconds"] <= TARGET_SECONDS else "no"
         lines.append(f"| {r['sample']} | {r['mode']} | {models} | {r['seconds']:.0f} | {meets} "
                      f"| {r['load_before']} | {r['load_after']} |")
+    lines += ["", "## Where the time goes", "",
+              "Training seconds summed over the folds, by what was trained (the rest of the wall time: decoding "
+              "the images, building the models, computing the maps, evaluating). `~`: estimated as each method's "
+              "median seconds per epoch times its epochs (runs recorded before the sums were).", "",
+              "| sample | mode | stage 1 | heads on maps | heads on the table vector | whole models | rest |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        spent = {"stage 1": 0.0, "head on maps": 0.0, "head on table vector": 0.0, "whole model": 0.0}
+        estimated = False
+        for m in r["methods"].values():
+            estimated = estimated or "train_seconds" not in m
+            spent[m["trained"]] += m.get("train_seconds", m["seconds_per_epoch"] * sum(m["epochs"]))
+        mark = "~" if estimated else ""
+        lines.append(f"| {r['sample']} | {r['mode']} | " + " | ".join(f"{mark}{v:.0f}" for v in spent.values())
+                     + f" | {mark}{r['seconds'] - sum(spent.values()):.0f} |")
     by_sample: dict[str, dict[str, dict]] = {}
     for r in runs:
         by_sample.setdefault(r["sample"], {})[r["mode"]] = r
