@@ -1,8 +1,8 @@
 """Quality on small REAL datasets: does the library's default ever lose to a linear model?
 
-    .venv/bin/python bench/quality_real.py                 # 5 folds x 2 repeats, library epoch budget
-    .venv/bin/python bench/quality_real.py --quick         # 3 folds x 1, 3 epochs, <= 150 rows, 1 extra fusion: a smoke check
-    .venv/bin/python bench/quality_real.py --datasets wine,digits --fusions late_concat,film
+    .venv/bin/python -m bench.quality_real                 # 5 folds x 2 repeats, library epoch budget
+    .venv/bin/python -m bench.quality_real --quick         # 3 folds x 1, 3 epochs, <= 150 rows, 1 extra fusion: a smoke check
+    .venv/bin/python -m bench.quality_real --datasets wine,digits --fusions late_concat,film
 
 Datasets are the ones scikit-learn ships: breast_cancer and wine (classification, table only),
 diabetes (regression, table only) and digits (8x8 scans of handwritten digits saved as 16 px PNGs,
@@ -19,7 +19,14 @@ needs none and is fit on the whole training part of the fold (fit + early-stoppi
 metrics only. Verdicts: runs/verdicts.gain_verdict (corrected resampled t-interval) on the paired
 per-fold differences, default minus each reference.
 
-Writes bench/QUALITY_REAL.md and bench/quality_real.json (--quick: into --out, default a temp folder).
+The shipped samples (skin_lesions, house_prices, growth_sequences) run the same way, loaded with
+their intended roles and, for the frames, as an ordered sequence:
+
+    .venv/bin/python -m bench.quality_real --datasets skin_lesions,house_prices,growth_sequences \
+        --image-size 32 --fusions early_concat --report quality
+
+Writes bench/<REPORT>.md and bench/<report>.json, by default QUALITY_REAL.md and quality_real.json
+(--quick: into --out, default a temp folder).
 """
 from __future__ import annotations
 
@@ -37,6 +44,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from sklearn import datasets as sk_datasets
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, mean_absolute_error
 from sklearn.pipeline import make_pipeline
@@ -50,12 +58,15 @@ from multimodal.core.config import ModelConfig, TrainConfig  # noqa: E402
 from multimodal.core.tasks import main_metric  # noqa: E402
 from multimodal.data.dataset import Dataset, load_dataset  # noqa: E402
 from multimodal.data.inputs import model_inputs  # noqa: E402
+from multimodal.data.samples import SAMPLES  # noqa: E402
+from multimodal.data.sources import SAMPLE_ROOT  # noqa: E402
 from multimodal.models.fusion import FUSION_METHODS, methods_for  # noqa: E402
 from multimodal.models.proposal import propose_method  # noqa: E402
 from multimodal.runs.verdicts import gain_verdict, paired_differences  # noqa: E402
 from multimodal.train.crossval import cross_validate, cv_splits  # noqa: E402
 
 DATASETS = ("breast_cancer", "wine", "diabetes", "digits")
+SAMPLE_NAMES = tuple(SAMPLES)   # the shipped samples, loaded as the app loads them (roles, ordered frames)
 SKLEARN = "sklearn_linear"     # LogisticRegression or Ridge, labelled by task in the report
 REFERENCES = (SKLEARN, "tabular_only", "image_only")   # the default must hold its own against the best of these
 DIGITS_PX = 16
@@ -102,7 +113,30 @@ def write_dataset(name: str, root: Path, seed: int) -> tuple[Path, str, str]:
                          "mass_row": round(row + float(rng.normal(0, 0.5)), 3), "target": f"digit {label}"})
         return (_write_table(root / name, pd.DataFrame(rows)), "classification",
                 f"1 image column (8x8 scan upscaled to {DIGITS_PX} px) and 2 table columns: {DIGITS_TABLE}")
-    raise SystemExit(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    raise SystemExit(f"unknown dataset {name!r}; choose from {', '.join(DATASETS + SAMPLE_NAMES)}")
+
+
+def load_named(name: str, root: Path, seed: int, rows: int | None) -> tuple[Dataset, str]:
+    """(dataset, what the columns are): a scikit-learn dataset written as a folder, or a shipped sample
+    copied and loaded with its intended roles and, for frames, the user's word that they are ordered."""
+    if name in SAMPLES:
+        info = SAMPLES[name]
+        folder = root / name
+        shutil.copytree(SAMPLE_ROOT / name, folder, ignore=shutil.ignore_patterns("pretrained"))
+        if rows:
+            subsample(folder, rows, seed)
+        overrides = {c: r for c, r in info.column_roles.items() if r != "target"}
+        ds = load_dataset(folder, task=info.task, target=info.target, overrides=overrides,
+                          ordered_images=bool(info.image_sequence))
+        spec = ds.features
+        columns = (f"{len(spec.image_cols)} image column(s){' (ordered frames)' if spec.ordered_images else ''}, "
+                   f"{len(spec.numeric_cols)} numeric and {len(spec.categorical_cols)} categorical column(s); "
+                   f"generated sample, see sample_data/{name}/README.md")
+        return ds, columns
+    folder, task, columns = write_dataset(name, root, seed)
+    if rows:
+        subsample(folder, rows, seed)
+    return load_dataset(folder, task=task, target="target"), columns
 
 
 def subsample(folder: Path, rows: int, seed: int) -> None:
@@ -115,15 +149,16 @@ def subsample(folder: Path, rows: int, seed: int) -> None:
 # ---------------------------------------------------------------- methods
 
 def sklearn_folds(ds: Dataset, splits: list[dict], metric: str) -> dict:
-    """LogisticRegression / Ridge on the standardized table, fit on each fold's whole training part."""
+    """LogisticRegression / Ridge on the standardized table (gaps: the median plus a 'was missing' flag, as
+    the library does), fit on each fold's whole training part."""
     spec = ds.features
     x = pd.get_dummies(ds.frame[spec.tabular_cols], columns=spec.categorical_cols, dtype=float).to_numpy(float)
     y = ds.frame[ds.target].to_numpy()
     folds = []
     for s in splits:
         fit = np.concatenate([s["train"], s["val"]])
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000) if ds.task == "classification"
-                              else Ridge())
+        model = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler(),
+                              LogisticRegression(max_iter=5000) if ds.task == "classification" else Ridge())
         model.fit(x[fit], y[fit])
         predicted = model.predict(x[s["test"]])
         value = (accuracy_score(y[s["test"]], predicted) if ds.task == "classification"
@@ -174,19 +209,19 @@ def run(args) -> dict:
                 "linear_in_registry": "linear" in FUSION_METHODS}
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                f"{platform.platform(terse=True)}")
-    results = {"settings": settings, "machine": machine, "date": time.strftime("%Y-%m-%d %H:%M"), "datasets": {}}
+    results = {"report": args.report, "settings": settings, "machine": machine,
+               "date": time.strftime("%Y-%m-%d %H:%M"), "datasets": {}}
     workdir = Path(tempfile.mkdtemp(prefix="quality-real-"))
     started = time.perf_counter()
     try:
         for name in args.datasets.split(","):
-            folder, task, columns = write_dataset(name, workdir, args.seed)
-            if args.rows:
-                subsample(folder, args.rows, args.seed)
-            ds = load_dataset(folder, task=task, target="target")
+            ds, columns = load_named(name, workdir, args.seed, args.rows)
+            task, folder = ds.task, ds.root
             metric, higher = main_metric(ds.task)
             metric = f"val_{metric}"
             proposal = propose_method(ds.features)
-            base = TrainConfig(data=str(folder), target="target", task=task, epochs=args.epochs, seed=args.seed,
+            base = TrainConfig(data=str(folder), target=ds.target, task=task, epochs=args.epochs, seed=args.seed,
+                               ordered_images=ds.ordered_images,
                                model=ModelConfig(image_size=args.image_size, seed=args.seed))
             splits = cv_splits(ds, args.folds, args.repeats, args.seed, base.val_fraction)
             inputs = model_inputs(ds.frame, ds.root, ds.features, args.image_size)
@@ -247,10 +282,12 @@ def _label(method: str, classification: bool) -> str:
 
 def write(results: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "quality_real.json").write_text(json.dumps(results, indent=1))
+    (out / f"{results['report']}.json").write_text(json.dumps(results, indent=1))
     s = results["settings"]
-    lines = ["# Quality on small real datasets (scikit-learn's bundled data)", "",
-             "Produced by `bench/quality_real.py` (raw numbers: `quality_real.json` beside this file).", ""]
+    title = ("the shipped samples" if set(results["datasets"]) <= set(SAMPLE_NAMES)
+             else "small real datasets (scikit-learn's bundled data)")
+    lines = [f"# Quality on {title}", "",
+             f"Produced by `bench/quality_real.py` (raw numbers: `{results['report']}.json` beside this file).", ""]
     if s["quick"]:
         lines += ["**Quick mode: a smoke check of the script (few rows, few epochs), not a measurement.**", ""]
     lines += ["## Settings", "",
@@ -259,7 +296,8 @@ def write(results: dict, out: Path) -> None:
               f"{s['rows']}; image size {s['image_size']} px; epochs {s['epochs']}; batch {s['batch_size']}; "
               f"patience {s['patience']}; other settings are the library defaults.",
               "- `sklearn_linear`: scikit-learn LogisticRegression (classification) or Ridge (regression) on the "
-              "standardized table columns, default regularisation, fit on the fold's whole training part. The "
+              "standardized table columns (gaps filled with the median plus a 'was missing' flag), default "
+              "regularisation, fit on the fold's whole training part. The "
               "library's methods hold out an inner 20% of those rows for early stopping.",
               "- The default is `models/proposal.propose_method` on the data. Verdicts: default minus the "
               "reference per fold, 95% corrected resampled t-interval (Nadeau & Bengio 2003), "
@@ -292,7 +330,7 @@ def write(results: dict, out: Path) -> None:
                          f"{'yes' if c['within_one_std_of_best'] else 'NO'}; not below the linear model by more "
                          f"than one std: {'yes' if c['not_below_linear'] else 'NO'}.")
         lines.append("")
-    (out / "QUALITY_REAL.md").write_text("\n".join(lines))
+    (out / f"{results['report'].upper()}.md").write_text("\n".join(lines))
 
 
 def main() -> None:
@@ -306,6 +344,8 @@ def main() -> None:
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--fusions", default=None, help="fusion methods to try besides the default (default: all allowed)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: bench/, or a temp folder with --quick)")
+    p.add_argument("--report", default="quality_real",
+                   help="report name: <NAME>.json and <NAME upper>.md (the samples: --report quality)")
     p.add_argument("--quick", action="store_true",
                    help="3 folds x 1, 3 epochs, at most 150 rows, one extra fusion: checks the script")
     args = p.parse_args()
@@ -316,7 +356,7 @@ def main() -> None:
         args.fusions = args.fusions or "early_concat"
     args.out = args.out or (Path(tempfile.mkdtemp(prefix="quality-real-report-")) if args.quick else ROOT / "bench")
     run(args)
-    print(f"report: {args.out / 'QUALITY_REAL.md'}")
+    print(f"report: {args.out / (args.report.upper() + '.md')}")
 
 
 if __name__ == "__main__":

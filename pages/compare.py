@@ -55,19 +55,6 @@ with right:
     if not two_branches:
         st.caption("This run's data has only one branch, so there is no baseline to train.")
 
+comparison_view.trainings_section()
 st.divider()
 comparison_view.comparison_section(ref.config)
-
-
-@st.fragment(run_every=1.0)
-def active_trainings() -> None:
-    running = session_jobs.active(session_jobs.training_jobs().values())
-    if not running:
-        st.rerun()                                   # a job ended: refresh the table and the gain
-    for job in running:
-        st.caption(f"{job.arch} · {job.run_dir.name}: {job.status_text()}")
-    st.page_link("pages/train.py", label="Watch on the Train page", icon=":material/monitoring:")
-
-
-if session_jobs.active(session_jobs.training_jobs().values()):
-    active_trainings()

@@ -1,6 +1,6 @@
 """Train the small models shipped with the sample datasets, so Results and What-if work at once.
 
-For each sample: its default fusion method and the two single-branch baselines, at default
+For each sample: its default fusion method, the two single-branch baselines and `linear`, at default
 settings (seed 0), saved as run folders in `sample_data/<name>/pretrained/<arch>/`. The measured
 validation numbers are written into the "Measured with the app's models" section of the
 sample's README. Run with `make pretrained` (a few minutes on 2 CPU cores).
@@ -17,9 +17,9 @@ from multimodal.data.sources import SAMPLE_ROOT
 from multimodal.train.training import train
 
 SHIPPED = {
-    "skin_lesions": ("late_concat", "image_only", "tabular_only"),
-    "house_prices": ("late_concat", "image_only", "tabular_only"),
-    "growth_sequences": ("cnn_lstm", "image_only", "tabular_only"),
+    "skin_lesions": ("late_concat", "image_only", "tabular_only", "linear"),
+    "house_prices": ("late_concat", "image_only", "tabular_only", "linear"),
+    "growth_sequences": ("cnn_lstm", "image_only", "tabular_only", "linear"),
 }
 SECTION = "## Measured with the app's models"
 

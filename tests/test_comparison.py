@@ -221,3 +221,37 @@ def test_cli_compare_refuses_bad_input_with_one_error_line(tiny_samples, capsys,
     assert main(["compare", str(tiny_samples["skin_lesions"]), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
+
+
+# ---------------------------------------------------------------- the quick fusion gain (runs/gain.py)
+
+def saved_run(arch: str, accuracy: float, status: str) -> dict:
+    """A saved run as fusion_gain reads it; `status` is its summary's, as training writes it."""
+    return {"arch": arch, "task": "classification", "name": f"{arch}-{status}",
+            "metrics": {"val_accuracy": accuracy}, "summary": {"status": status}}
+
+
+def test_the_quick_gain_leaves_stopped_runs_out_and_says_so():
+    from multimodal.runs.gain import fusion_gain
+    runs = [saved_run("late_concat", 0.80, "completed"), saved_run("gated", 0.95, "stopped"),
+            saved_run("image_only", 0.70, "early_stopped"), saved_run("tabular_only", 0.90, "stopped")]
+    gain = fusion_gain(runs, baselines=["image_only", "tabular_only"])
+    # The stopped ones would win on both sides (0.95 - 0.90); the runs that ended on their own decide.
+    assert gain["fusion"]["name"] == "late_concat-completed" and gain["baseline"]["name"] == "image_only-early_stopped"
+    assert gain["gain"] == pytest.approx(0.10)
+    assert [d["name"] for d in gain["left_out"]] == ["gated-stopped", "tabular_only-stopped"]
+    assert gain["missing"] == ["tabular_only"]                      # a stopped baseline is not one trained
+    assert ("Left out of the gain: gated (run gated-stopped), tabular_only (run tabular_only-stopped), stopped "
+            "before their training ended: their metrics are partial.") in gain["note"]
+    every = fusion_gain([r for r in runs if r["summary"]["status"] != "stopped"], baselines=["image_only"])
+    assert every["left_out"] == [] and "Left out" not in every["note"]
+
+
+def test_a_stopped_run_alone_gives_no_gain():
+    from multimodal.runs.gain import fusion_gain
+    gain = fusion_gain([saved_run("late_concat", 0.80, "completed"), saved_run("image_only", 0.99, "stopped")],
+                       baselines=["image_only"])
+    assert gain["gain"] is None and gain["baseline"] is None
+    assert gain["note"] == ("No single-branch baseline yet: train image_only to measure the gain. Left out of "
+                            "the gain: image_only (run image_only-stopped), stopped before its training ended: "
+                            "its metrics are partial.")

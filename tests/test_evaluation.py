@@ -11,6 +11,7 @@ import pytest
 from multimodal.core.errors import DataError
 from multimodal.data.cells import MISSING_TOKEN
 from multimodal.data.dataset import load_dataset
+from multimodal.models.assembly import raw_input_names
 from multimodal.runs import evaluation as ev
 
 # ---------------------------------------------------------------- classification helpers
@@ -151,7 +152,7 @@ def test_evaluate_run_classification(classification_run):
     # (Keras' val_loss adds the L2 penalty, so log_loss is only checked for sanity.)
     assert 0 < result.metrics["log_loss"] < 10
     assert len(result.roc) == 1 and 0 <= result.roc[0].auc <= 1
-    assert set(result.inputs) == {t.name for t in run.model.inputs}
+    assert set(result.inputs) == set(raw_input_names(run.model)) and "col_age" in result.inputs
     assert len(result.inputs["images"]) == len(val)
     # Same predictions in one batch as in several.
     assert np.allclose(ev.evaluate_run(run, ds).outputs, result.outputs, atol=1e-5)

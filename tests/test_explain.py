@@ -28,7 +28,7 @@ from multimodal.explain.attributions import (
 )
 from multimodal.explain.report import explain_row, global_branch_importance, permutation_importance, to_json
 from multimodal.explain.shapley import exact_shapley, pairwise_interactions
-from multimodal.models.assembly import build_model, encode
+from multimodal.models.assembly import build_model, encode, raw_input_names, select_inputs
 from multimodal.models.branches import tabular_layout, tabular_stats
 from multimodal.models.fusion import FUSION_METHODS
 from multimodal.runs.run import Run
@@ -61,7 +61,7 @@ def tiny_model(arch: str, task: str = "classification", classes=("no", "yes"), s
     target = {"mean": 100.0, "std": 20.0, "log": False} if task == "regression" else None
     config = ModelConfig(arch=arch, image_size=SIZE, width=8, dropout=0.0, augment=False, seed=seed)
     model = build_model(config, spec, stats, task, list(classes), target)
-    inputs = {t.name: inputs[t.name] for t in model.inputs}
+    inputs = {k: inputs[k] for k in raw_input_names(model)}
     return model, spec, stats, inputs
 
 
@@ -153,7 +153,7 @@ def test_efficiency_and_feature_completeness_for_every_fusion_method(arch):
     c = branch_contributions(model, rows, bg, 0)
     total = sum(c["values"].values())
     np.testing.assert_allclose(total, c["output"] - c["base_value"], atol=1e-5)
-    np.testing.assert_allclose(c["output"], np.asarray(model(raw, training=False))[:, 0], atol=1e-4)
+    np.testing.assert_allclose(c["output"], np.asarray(model(select_inputs(model, raw), training=False))[:, 0], atol=1e-4)
     assert set(c["values"]) == set(FUSION_METHODS[arch].branches)
     if "tabular" in c["values"]:
         f = feature_attributions(model, rows, bg, tabular_layout(spec, stats), 0, steps=128,
@@ -169,7 +169,7 @@ def test_efficiency_and_feature_completeness_for_every_fusion_method(arch):
 def test_efficiency_multiclass_per_row_index_and_regression(task, classes):
     model, spec, stats, inputs = tiny_model("late_concat", task, classes)
     rows, bg, raw = split(model, inputs)
-    out = np.asarray(model(raw, training=False))
+    out = np.asarray(model(select_inputs(model, raw), training=False))
     index = out.argmax(axis=1)  # a different output per row, vectorised
     c = branch_contributions(model, rows, bg, index)
     np.testing.assert_allclose(c["output"], out[np.arange(len(out)), index], atol=1e-4)
@@ -350,7 +350,7 @@ def test_explain_row_json_efficiency_and_determinism(tmp_path):
     assert set(j) == {"output", "probability", "base_value", "branches", "interactions", "features",
                       "feature_residual", "baseline", "target"}
     assert sum(j["branches"].values()) == pytest.approx(j["output"] - j["base_value"], abs=1e-5)
-    assert j["output"] == pytest.approx(float(np.asarray(model(row, training=False))[0, 0]), abs=1e-4)
+    assert j["output"] == pytest.approx(float(np.asarray(model(select_inputs(model, row), training=False))[0, 0]), abs=1e-4)
     assert j["probability"] == pytest.approx(1 / (1 + math.exp(-j["output"])), abs=1e-5)
     assert sum(j["features"].values()) == pytest.approx(j["branches"]["tabular"], abs=1e-3)
     assert j["target"] == "yes" and f"{BACKGROUND} training rows" in j["baseline"]
@@ -362,7 +362,7 @@ def test_explain_row_multiclass_defaults_to_predicted_class(tmp_path):
     model, spec, stats, inputs = tiny_model("late_decision", classes=classes, seed=5)
     run = fake_run(tmp_path, model, spec, stats, inputs, classes=classes)
     row = {k: v[-1:] for k, v in inputs.items()}
-    logits = np.asarray(model(row, training=False))[0]
+    logits = np.asarray(model(select_inputs(model, row), training=False))[0]
     e = explain_row(run, row)
     assert e["target"] == classes[int(logits.argmax())]
     assert e["output"] == pytest.approx(float(logits.max()), abs=1e-4)
@@ -399,7 +399,7 @@ def test_global_views(tmp_path):
     run = fake_run(tmp_path, model, spec, stats, inputs)
     imp = global_branch_importance(run, inputs)
     assert set(imp) == {"image", "tabular"} and all(v >= 0 for v in imp.values())
-    y = (np.asarray(model(inputs, training=False))[:, 0] > 0).astype(int)  # the model is perfect on y
+    y = (np.asarray(model(select_inputs(model, inputs), training=False))[:, 0] > 0).astype(int)  # the model is perfect on y
     perm = permutation_importance(run, inputs, y, seed=1)
     assert set(perm) == set(spec.tabular_cols + spec.image_cols)
     assert all(v >= 0 for v in perm.values())  # nothing beats a perfect score

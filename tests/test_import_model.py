@@ -14,6 +14,7 @@ import pytest
 
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import load_dataset
+from multimodal.models.assembly import raw_input_names
 from multimodal.runs import importing
 from multimodal.runs import run as runs
 
@@ -65,7 +66,8 @@ def test_a_trained_model_becomes_a_run_with_metrics(trained, tmp_path):
         assert run.metrics[key] == pytest.approx(original.metrics[key], abs=1e-4), key
     assert json.loads((run.dir / "metrics.json").read_text()) == run.metrics
     background = run.background()
-    assert set(background) == {t.name for t in run.model.inputs}
+    assert set(background) == set(raw_input_names(run.model)) == \
+        {"images", "col_age", "col_site", "col_family_history", "col_sex"}
     assert len(background["images"]) == min(runs.BACKGROUND_ROWS, len(run.config["splits"]["train"]))
     # The copy predicts exactly like the original model.
     inputs = runs.run_inputs(run, ds.frame.iloc[:4], ds.root)
@@ -117,7 +119,7 @@ def test_a_model_for_other_columns_names_them(trained, tmp_path):
     other = csv.parent / "renamed.csv"
     frame.to_csv(other, index=False)
     message = refused(run_dir / runs.MODEL_FILE, load_dataset(other), tmp_path / "r")
-    assert "reads column(s) 'age', 'site'" in message and "does not have" in message
+    assert "reads column(s) " in message and "'age'" in message and "'site'" in message and "does not have" in message
 
 
 def test_a_model_for_another_task_is_refused(trained, tiny_samples, tmp_path):

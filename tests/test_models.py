@@ -269,11 +269,10 @@ def test_predict_traces_once_for_any_row_count_and_matches_the_eager_call(tiny_i
     model = build_model(ModelConfig(arch="late_concat", image_size=16, seed=1), ds.features, stats,
                         "classification", ["a", "b", "c"])
     run = Run(tmp_path, {}, {}, {}, pd.DataFrame(), _model=model)
-    x = select_inputs(model, inputs)
-    assert any(v.dtype.kind == "U" and v.ndim == 1 for v in x.values())   # the (N,) text case is covered
-    eager = np.asarray(model(x, training=False))
+    assert any(v.dtype.kind == "U" and v.ndim == 1 for v in inputs.values())   # the (N,) text case is covered
+    eager = np.asarray(model(select_inputs(model, inputs), training=False))
     for rows in (slice(0, 1), slice(0, 7), slice(None)):
-        part = {k: v[rows] for k, v in x.items()}
+        part = {k: v[rows] for k, v in inputs.items()}
         np.testing.assert_allclose(predict(run, part), eager[rows], atol=1e-5)
     compiled = predict.compiled[model]
     assert compiled.experimental_get_tracing_count() == 1

@@ -7,6 +7,7 @@ import pytest
 from multimodal.cli import main
 from multimodal.core.config import ModelConfig, TrainConfig, auto_epochs
 from multimodal.data.dataset import load_dataset
+from multimodal.models.assembly import select_inputs
 from multimodal.runs.run import load_model_file, load_run, run_inputs
 from multimodal.train.crossval import cross_validate, cv_splits, kfold_indices
 from multimodal.train.training import choose_transform, train
@@ -43,13 +44,13 @@ def test_log_model_answers_in_original_units_and_reloads_in_safe_mode(log_run, t
     assert run.config["target_stats"]["log"] is True
     ds = load_dataset(tiny_samples["house_prices"])
     inputs = run_inputs(run, ds.frame, ds.root)
-    pred = np.asarray(run.model(inputs, training=False))[:, 0]
+    pred = np.asarray(run.model(select_inputs(run.model, inputs), training=False))[:, 0]
     price = ds.frame[ds.target].to_numpy(float)
     assert np.all(pred > 0)
     ratio = np.median(pred) / np.median(price)
     assert 0.2 < ratio < 5, ratio                                  # dollars, not log-dollars or z-scores
     reloaded = load_model_file(run_dir / "model.keras")           # safe mode
-    np.testing.assert_allclose(np.asarray(reloaded(inputs, training=False))[:, 0], pred, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(reloaded(select_inputs(reloaded, inputs), training=False))[:, 0], pred, rtol=1e-5)
     assert summary["metrics"]["val_mae"] > 1000                   # metrics in dollars too
 
 
@@ -70,8 +71,8 @@ def test_modality_dropout_trains_saves_and_is_inactive_without_missing_inputs(ti
     assert has_modality_dropout(model)
     ds = load_dataset(tiny_samples["skin_lesions"])
     inputs = run_inputs(run, ds.frame.iloc[:8], ds.root)
-    plain = np.asarray(model(inputs, training=False))
-    np.testing.assert_allclose(np.asarray(run.model(inputs, training=False)), plain, atol=1e-5)
+    plain = np.asarray(model(select_inputs(model, inputs), training=False))
+    np.testing.assert_allclose(np.asarray(run.model(select_inputs(run.model, inputs), training=False)), plain, atol=1e-5)
     np.testing.assert_allclose(predict_with_missing(model, inputs, None), plain, atol=1e-5)
     none_missing = {"image": np.zeros(8, bool)}
     np.testing.assert_allclose(predict_with_missing(model, inputs, none_missing), plain, atol=1e-5)

@@ -117,7 +117,7 @@ def check_saved_model(run_dir: Path, summary: dict, fast: FastFolds, split: dict
     y = encode_target(ds.frame[ds.target], ds.task, ds.classes)
     y = y.reshape(-1, 1) if ds.task == "regression" else y
     test = np.asarray(split["test"])
-    named = {t.name: inputs[t.name] for t in run.model.inputs}
+    named = select_inputs(run.model, inputs)
     loaded = run.model.evaluate(make_dataset(take(named, test), y[test], 16), verbose=0, return_dict=True)
     # Not the loss: a frozen Keras 3 model adds no weight penalty to it, the training model did.
     metrics = {f"test_{k}": v for k, v in loaded.items() if k != "loss"}

@@ -5,16 +5,19 @@ It runs as a worker process through `jobs` (the config carries a "cv" entry, see
 By default it runs fast (train/stagewise.py: one frozen encoder per fold, every head trained on its
 cached maps, kept in the session's `feature_cache/` folder); end to end stays one click away.
 The verdicts are runs/verdicts.py's: "better" or "worse" only when the interval excludes zero.
+Above that section, the trainings the page's "Train baselines" button queued (one ordinary training
+job per baseline, session_jobs.start_baselines) are drawn live as one group.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from multimodal.app import figures, session_jobs, state
+from multimodal.app import figures, session_jobs, state, training_view
 from multimodal.core.events import read_events
 from multimodal.data.inputs import FeatureSpec
 from multimodal.models.fusion import FUSION_METHODS, methods_for
@@ -33,6 +36,35 @@ FOLD_CHOICES = (3, 5, 10)
 MODE_TITLES = {"stagewise": "Fast, stage-wise", "frozen": "Fast, frozen pretrained encoder",
                "end_to_end": "End to end"}
 FAST_NOTE = "The heads read cached maps of the unchanged images, so they train without augmentation."
+FORM_KEY = "cv_form"   # the form's choices by widget key, under a plain key (see remembered)
+
+
+def trainings_section() -> None:
+    """This session's trainings, live while any is queued or running; then the baselines that failed."""
+    running = session_jobs.active(session_jobs.training_jobs().values())
+    if running:
+        trainings_progress([str(job.run_dir) for job in running])
+    for job in session_jobs.baseline_jobs():
+        if job.state == "failed":
+            st.error(f"Baseline {job.arch} failed: {job.error}", icon=":material/error:")
+
+
+@st.fragment(run_every=1.0)
+def trainings_progress(watched: list[str]) -> None:
+    """The last "Train baselines" group (which model of how many, a bar each, one Stop) and any other
+    training in a line; once one of the `watched` trainings ends the whole page reruns, so the
+    runs table and the fusion gain take its run."""
+    trainings = session_jobs.training_jobs()
+    running = session_jobs.active(trainings.values())
+    if any(trainings[run_dir] not in running for run_dir in watched):
+        st.rerun()
+    group = session_jobs.baseline_jobs()
+    if session_jobs.active(group):
+        training_view.group_progress(group, "baselines")
+    for job in running:
+        if job not in group:
+            st.caption(f"{job.arch} · {job.run_dir.name}: {job.status_text()}")
+    st.page_link("pages/train.py", label="Watch on the Train page", icon=":material/monitoring:")
 
 
 def comparisons_dir() -> Path:
@@ -41,23 +73,47 @@ def comparisons_dir() -> Path:
     return path
 
 
+def remembered(name: str, scope: object, default: Any, fits: Callable[[Any], bool]) -> str:
+    """The key of the form's widget `name`, its state set to the user's last choice (else `default`)
+    when Streamlit dropped it or it does not fit the reference run's options.
+
+    Streamlit discards a widget's state in every run that does not draw it: while a comparison runs
+    the form is not drawn (nor when the user is on another page), so it came back with the defaults
+    (k=5 after a k=3 comparison). The choices live on under FORM_KEY, a plain key it never drops.
+    `scope` is what the default depends on (None: nothing), in the key as it is in Streamlit's own
+    identity of a keyless widget: a reference run with other defaults starts from its own, and each
+    keeps the choices made on it."""
+    key = f"cv_{name}" if scope is None else f"cv_{name}_{scope}"
+    if not fits(st.session_state.get(key)):
+        saved = st.session_state.get(FORM_KEY, {}).get(key)
+        st.session_state[key] = saved if fits(saved) else default
+    return key
+
+
 def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
     """K, repeats and methods; starting queues one worker that trains every fold of every method.
 
-    Plain widgets, not a form: the caption's model count follows every change before starting."""
+    Plain widgets, not a form: the caption's model count follows every change before starting.
+    Each keeps the user's choice through a comparison (`remembered`)."""
     with st.container(border=True):
         arch = ref_config["model"]["arch"]
         fusions = [m for m in methods if not FUSION_METHODS[m].is_baseline]
         a, b, c = st.columns([2, 1, 1])
-        chosen = a.multiselect("Fusion methods (the baselines are always included)", fusions,
-                               default=[arch] if arch in fusions else fusions[:1])
-        k = b.selectbox("Folds (k)", FOLD_CHOICES, index=FOLD_CHOICES.index(default_folds(rows)))
-        repeats = c.number_input("Repeats", 1, 5, 1, help="Repeat k-fold with other shuffles: more rows "
-                                 "in the mean and the interval, proportionally longer.")
+        methods_key = remembered("methods", arch, [arch] if arch in fusions else fusions[:1],
+                                 lambda v: isinstance(v, list) and set(v) <= set(fusions))
+        chosen = a.multiselect("Fusion methods (the baselines are always included)", fusions, key=methods_key)
+        k_key = remembered("k", default_folds(rows), default_folds(rows), lambda v: v in FOLD_CHOICES)
+        k = b.selectbox("Folds (k)", FOLD_CHOICES, key=k_key)
+        repeats_key = remembered("repeats", None, 1, lambda v: isinstance(v, int) and 1 <= v <= 5)
+        repeats = c.number_input("Repeats", 1, 5, key=repeats_key, help="Repeat k-fold with other shuffles: more "
+                                 "rows in the mean and the interval, proportionally longer.")
         fast = default_mode((ref_config.get("model") or {}).get("encoder", "small_cnn"))
-        mode = st.radio("Mode", [fast, "end_to_end"], format_func=MODE_TITLES.get, horizontal=True,
+        mode_key = remembered("mode", fast, fast, lambda v: v in (fast, "end_to_end"))
+        mode = st.radio("Mode", [fast, "end_to_end"], key=mode_key, format_func=MODE_TITLES.get, horizontal=True,
                         help="Fast trains each image encoder once per fold (or uses the pretrained one) and only "
                              "the fusion heads on its cached maps; end to end trains every model whole.")
+        st.session_state.setdefault(FORM_KEY, {}).update(
+            {methods_key: chosen, k_key: k, repeats_key: repeats, mode_key: mode})
         fallback = " (stage-wise when the pretrained weights cannot be had)" if mode == "frozen" else ""
         st.caption(f"**{MODE_TITLES[mode]}**{fallback}: {MODES[mode]}. " + (FAST_NOTE if mode != "end_to_end" else
                    "Slowest: every image model learns its own encoder, with augmentation as the run had it."))

@@ -3,7 +3,8 @@
 Every job is owned by the session that started it (`owner_alive`), so the job manager stops a
 worker whose tab was closed (after jobs.ORPHAN_SECONDS). Trainings get a fresh folder in the
 session's runs folder and are listed under st.session_state["jobs"], the Train page showing the
-one in "train_focus"; comparisons are listed under "cv_jobs".
+one in "train_focus" (the Compare page's baselines, started together, also under
+"baseline_jobs"); comparisons are listed under "cv_jobs".
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from multimodal.runs.folders import new_run_dir, reuse_config
 from multimodal.train.jobs import ACTIVE, Job, start_job
 
 FOCUS_KEY = "train_focus"    # the run folder the Train page shows
+BASELINES_KEY = "baseline_jobs"   # the run folders of the last "Train baselines" click
 
 
 def session_alive_check() -> Callable[[], bool] | None:
@@ -91,8 +93,16 @@ def baselines_training() -> bool:
 
 def start_baselines(run_config: Mapping, baselines: Iterable[str]) -> list[Job]:
     """Train `baselines` (the Compare page passes every one the run's data allows) with the
-    settings of a saved run (its config.json)."""
-    return [start_training(reuse_config(run_config, arch), keep_watched=True) for arch in baselines]
+    settings of a saved run (its config.json): one training job each, remembered as one group."""
+    started = [start_training(reuse_config(run_config, arch), keep_watched=True) for arch in baselines]
+    st.session_state[BASELINES_KEY] = [str(job.run_dir) for job in started]
+    return started
+
+
+def baseline_jobs() -> list[Job]:
+    """The trainings the last "Train baselines" click started, in the order they were queued."""
+    trainings = training_jobs()
+    return [trainings[run_dir] for run_dir in st.session_state.get(BASELINES_KEY, []) if run_dir in trainings]
 
 
 # ---------------------------------------------------------------- cross-validated comparisons

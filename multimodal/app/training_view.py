@@ -1,9 +1,11 @@
 """How the Train page shows one training: its status, progress bar and live curves, and once it
-has ended its validation metrics and the files to download."""
+has ended its validation metrics and the files to download; and how the Compare page shows a
+group of trainings started together (its baselines), a bar each."""
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 
 import streamlit as st
 
@@ -56,6 +58,13 @@ def fine_tuning_start(p: Progress) -> float | None:
     return next((float(e["epoch"]) for e in p.phase_starts if e.get("phase") == 2), None)
 
 
+def position_text(p: Progress) -> str:
+    """Where a training that has begun its batches is: phase, epoch and step, and the time left."""
+    phase = f"phase {p.phase_starts[-1]['phase']} ({p.phase_starts[-1]['backbone']}) · " if p.phase_starts else ""
+    return (f"{phase}epoch {min(p.epoch + 1, p.epochs)} of {p.epochs} · step {p.step} of {p.steps} · "
+            f"{eta_text(p.eta_seconds)}")
+
+
 def progress_view(job: Job, task: str) -> None:
     """Status line (once ended), error, progress bar (while active) and the loss and metric curves."""
     p = job.progress()
@@ -67,10 +76,7 @@ def progress_view(job: Job, task: str) -> None:
     if job.state == "failed":
         st.error(job.error or "Training failed.", icon=":material/error:")
     elif job.active:
-        phase = f"phase {p.phase_starts[-1]['phase']} ({p.phase_starts[-1]['backbone']}) · " if p.phase_starts else ""
-        where = (f"{phase}epoch {min(p.epoch + 1, p.epochs)} of {p.epochs} · step {p.step} of {p.steps} · "
-                 f"{eta_text(p.eta_seconds)}" if p.batch_points else "waiting for the first batch")
-        st.progress(p.fraction, text=where)
+        st.progress(p.fraction, text=position_text(p) if p.batch_points else "waiting for the first batch")
     weights_view(p)
     # Streamlit 1.67 remounts a Plotly chart whenever its figure changes, so the curves take new
     # points at most once a second (the progress bar still moves every 0.5 s).
@@ -81,6 +87,38 @@ def progress_view(job: Job, task: str) -> None:
     if snap[1] or snap[2]:
         figures.chart(figures.training_curves(p.batch_points[:snap[1]], p.epoch_points[:snap[2]], metric, loss,
                                               curve_epochs(p), fine_tuning_start(p)), key=f"curves_{job.run_dir.name}")
+
+
+def group_status(jobs: Sequence[Job]) -> tuple[str, float, list[tuple[float, str]]]:
+    """Trainings started together (the Compare page's baselines), as polled by the caller: a headline
+    (how many of how many have ended, how many run and wait), the group's fraction, and per training
+    in queue order its fraction and a line saying which of how many it is and where it stands. An
+    ended training counts as whole: early stopping ends it before its epoch budget."""
+    rows = []
+    for i, job in enumerate(jobs, 1):
+        p = job.progress()
+        where = position_text(p) if job.state == "running" and p.batch_points else job.status_text()
+        rows.append((p.fraction if job.active else 1.0, f"{i} of {len(jobs)} · **{job.arch}** · {where}"))
+    states = [job.state for job in jobs]
+    ended = sum(not job.active for job in jobs)
+    headline = (f"{ended} of {len(jobs)} done · {states.count('running') + states.count('stopping')} running · "
+                f"{states.count('queued')} queued")
+    return headline, sum(f for f, _ in rows) / max(len(jobs), 1), rows
+
+
+def group_progress(jobs: Sequence[Job], what: str) -> None:
+    """A group's headline and bar, one Stop for every training of it still to end, and one bar per
+    training (as the Train page's bar: epoch, step and time left once its batches have begun)."""
+    text, stop = st.columns([3, 1], vertical_alignment="center")
+    if any(job.state in ("queued", "running") for job in jobs) and stop.button(
+            f"Stop {what}", icon=":material/stop:", key=f"stop_group_{what}"):
+        for job in jobs:
+            job.stop()                               # queued ones are dropped, running ones end after a batch
+    headline, fraction, rows = group_status(jobs)
+    text.markdown(f"**Training {what}: {headline}**")
+    st.progress(fraction)
+    for part, line in rows:
+        st.progress(part, text=line)
 
 
 def outcome_view(job: Job) -> None:

@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--devices", type=int, default=1,
                    help="train data-parallel on N devices: GPUs if TensorFlow sees any (mixed precision), "
                         "else N logical CPU devices")
+    t.add_argument("--multi-worker", action="store_true",
+                   help="train as one worker of a cluster described by the TF_CONFIG environment variable "
+                        "(MultiWorkerMirroredStrategy: start the same command on every worker; only the chief "
+                        "writes the run folder; see the README, 'Training on a cluster')")
+    t.add_argument("--worker-timeout", type=float, default=None, metavar="SECONDS",
+                   help="--multi-worker: seconds a worker waits for the others to join, and at any step, before "
+                        "it stops with an error (default 120)")
     t.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="read decoded images from a file in the work folder per batch instead of RAM "
                         "(default: when they exceed 512 MB)")

@@ -44,6 +44,7 @@ def train_config_from_args(args):
         raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
     if not 0 < args.val_fraction < 1:
         raise UsageError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+    _check_multi_worker(args)
     overrides = {}
     for role, flag in (("image", args.image_cols), ("numeric", args.numeric_cols),
                        ("categorical", args.categorical_cols), ("ignore", args.ignore_cols)):
@@ -55,6 +56,7 @@ def train_config_from_args(args):
                        ordered_images=args.ordered_images, val_fraction=args.val_fraction, seed=args.seed,
                        epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, lr=args.lr,
                        loss=args.loss, target_transform=args.target_transform, devices=args.devices,
+                       multi_worker=getattr(args, "multi_worker", False),
                        stream=args.stream, on_missing_weights=args.on_missing_weights,
                        freeze_epochs=args.freeze_epochs,
                        # the two-phase settings not given keep TrainConfig's defaults (their one home)
@@ -70,11 +72,28 @@ def train_config_from_args(args):
                                          if args.encoder_weights else None))
 
 
+def _check_multi_worker(args) -> None:
+    """--multi-worker trains one model on every device of every worker; it does not combine with
+    the options that pick devices or train many models."""
+    if not getattr(args, "multi_worker", False):
+        if getattr(args, "worker_timeout", None) is not None:
+            raise UsageError("--worker-timeout applies to --multi-worker training only")
+        return
+    if args.devices != 1:
+        raise UsageError("--multi-worker trains on every GPU of each worker (else its CPU); leave out --devices")
+    if args.cv or args.baselines:
+        raise UsageError("--multi-worker trains one model; --cv and --baselines are not available with it")
+    if args.worker_timeout is not None and not args.worker_timeout > 0:
+        raise UsageError(f"--worker-timeout must be above 0 seconds, got {args.worker_timeout:g}")
+
+
 def cmd_train(args) -> None:
 
     # lazy: TensorFlow
     from multimodal.train.training import default_image_cache, train
     config = train_config_from_args(args)          # flags are checked before any data is read
+    if config.multi_worker:
+        return _train_on_cluster(args, config)
     # The workdir holds zip extractions and streamed images; the decoded-image cache outlives it.
     with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
         ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
@@ -94,6 +113,43 @@ def cmd_train(args) -> None:
     because = f" (proposed: {proposal.reason})" if proposal else ""
     emit({**summary, **proposed}, args.json, f"trained {summary['arch']}{because} for {summary['epochs_run']} "
           f"epochs in {summary['train_seconds']:.1f}s -> {summary['run_dir']}\n{metrics}")
+
+
+def _train_on_cluster(args, config) -> None:
+    """train --multi-worker: this process is one worker of the cluster in TF_CONFIG; every worker
+    runs the same command. Only the chief writes the run folder (under --out); the others write
+    theirs, and their decoded images, inside their temporary work folder, removed at the end."""
+
+    # lazy: TensorFlow
+    from multimodal.train.devices import WORKER_TIMEOUT, join_cluster
+
+    # lazy: TensorFlow
+    from multimodal.train.multiworker import lost_worker
+
+    # lazy: TensorFlow
+    from multimodal.train.training import default_image_cache, train
+    timeout = args.worker_timeout or WORKER_TIMEOUT
+    cluster = join_cluster(timeout)   # first: TensorFlow takes a cluster only before its first op
+    with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
+        ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
+                          overrides=config.overrides, ordered_images=config.ordered_images)
+        proposal = None if args.arch else propose_method(ds.features, encoder=config.model.encoder)
+        if proposal:
+            config = replace(config, model=replace(config.model, arch=proposal.arch))
+        run_dir = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}" if cluster.is_chief \
+            else Path(workdir) / "worker-run"
+        cache = default_image_cache() if args.image_cache and cluster.is_chief else None
+        with training_output(), lost_worker(cluster.name, timeout):
+            summary = train(config, run_dir, dataset=ds, workdir=Path(workdir), image_cache=cache)
+    place = {"worker": cluster.name, "chief": cluster.is_chief, "workers": cluster.workers}
+    if proposal:
+        place["proposal_reason"] = proposal.reason
+    if not cluster.is_chief:
+        summary = {**summary, "run_dir": None}
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items())
+    where = f"-> {summary['run_dir']}" if cluster.is_chief else "(the chief wrote the run folder)"
+    emit({**summary, **place}, args.json, f"{cluster.name} of {cluster.workers} workers trained {summary['arch']} "
+          f"for {summary['epochs_run']} epochs in {summary['train_seconds']:.1f}s {where}\n{metrics}")
 
 
 def _train_cv(args, config, dataset, proposed: dict) -> None:

@@ -58,6 +58,7 @@ class TrainConfig:
     target_transform: str = "auto"                  # regression: auto | log | none (see training.choose_transform)
     restore_best: bool = True                       # the saved model has the best-val_loss weights
     devices: int = 1                                # >1: data-parallel over that many GPUs / logical CPUs
+    multi_worker: bool = False                      # one of a cluster of workers (TF_CONFIG; train/devices.py)
     stream: bool | None = None                      # images from disk per batch; None: when they are big
     # A pretrained encoder whose weights cannot be had (offline): "random" init (with a notice) or "stop".
     on_missing_weights: str = "random"

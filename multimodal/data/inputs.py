@@ -33,6 +33,22 @@ class FeatureSpec:
         return self.numeric_cols + self.categorical_cols
 
 
+# The tabular encoder's model inputs: all numeric columns as one (N, k) float matrix, all categorical
+# ones as one (N, k) string matrix (models/branches.py). Raw inputs stay one array per column
+# (`model_inputs`); `stack_columns` builds a group at the model's door (models/assembly.select_inputs).
+TABULAR_NUMERIC = "tabular_numeric"
+TABULAR_CATEGORICAL = "tabular_categorical"
+
+
+def stack_columns(inputs: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
+    """The per-column arrays `names` of raw inputs as one (N, len(names)) matrix, in that order."""
+    absent = [n for n in names if n not in inputs]
+    if absent:
+        raise DataError(f"the model reads column(s) {', '.join(n.removeprefix('col_') for n in absent[:5])} "
+                        "that these inputs do not have; give every column the model was trained on")
+    return np.stack([np.asarray(inputs[n]).reshape(-1) for n in names], axis=1)
+
+
 def input_name(column: str) -> str:
     """Keras-safe input name for a column."""
     return "col_" + re.sub(r"\W+", "_", str(column)).strip("_").lower()

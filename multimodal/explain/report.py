@@ -21,7 +21,7 @@ from multimodal.explain.attributions import (
     feature_attributions,
     grad_cam,
 )
-from multimodal.models.assembly import encoders_of, select_inputs
+from multimodal.models.assembly import encoders_of, raw_input_names, select_inputs
 from multimodal.models.branches import tabular_layout
 
 
@@ -115,15 +115,16 @@ def permutation_importance(run, inputs: dict, y: np.ndarray, metric: Callable | 
     model, spec = run.model, run.spec
     metric = metric or default_metric(run.task)
     fns, encoders = compiled(model), encoders_of(model)
-    inputs = select_inputs(model, inputs)
-    emb = fns["encode"](inputs)
+    # Raw inputs, one array per column: each column is shuffled on its own, then regrouped.
+    inputs = {k: inputs[k] for k in raw_input_names(model)}
+    emb = fns["encode"](select_inputs(model, inputs))
     base = metric(y, fns["head"](emb).numpy())
     targets = [(c, input_name(c), None) for c in spec.tabular_cols]
     targets += [(c, "images", t) for t, c in enumerate(spec.image_cols)]
     rng = np.random.default_rng(seed)
     drops = {}
     for column, key, frame in targets:
-        readers = [b for b, e in encoders.items() if key in [t.name for t in e.inputs]]
+        readers = [b for b, e in encoders.items() if key in raw_input_names(e)]
         if not readers:
             continue  # a baseline model that does not read this input
         scores = []

@@ -6,15 +6,17 @@ saves as one `.keras` file, and the explanations can run the head alone on cache
 """
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 
 from multimodal.core.config import ModelConfig
 from multimodal.core.errors import DataError
-from multimodal.data.inputs import FeatureSpec
+from multimodal.data.inputs import TABULAR_CATEGORICAL, TABULAR_NUMERIC, FeatureSpec, stack_columns
 from multimodal.models.branches import image_encoder, rows_encoder, tabular_encoder
 from multimodal.models.fusion import FUSION_METHODS, HeadSettings
-from multimodal.models.layers import ModalityDropout, TargetScale
+from multimodal.models.layers import CategoricalOneHot, ImputeColumns, ModalityDropout, TargetScale
 from multimodal.models.weights import WeightsSource
 
 
@@ -87,9 +89,48 @@ def head_of(model: keras.Model) -> keras.Model:
     return model.get_layer("head")
 
 
+def grouped_columns(model: keras.Model) -> dict[str, list[str]]:
+    """{grouped model input: the per-column input names it stacks, in order}, read from the tabular
+    encoder's own layers (so a saved model says it itself); empty for models saved before inputs
+    were grouped and for imported models, which read one input per column."""
+    found = _GROUPS.get(model)
+    if found is None:
+        found = {}
+        for layer in _all_layers(model):
+            if isinstance(layer, ImputeColumns):
+                found[TABULAR_NUMERIC] = layer.columns
+            elif isinstance(layer, CategoricalOneHot):
+                found[TABULAR_CATEGORICAL] = layer.columns
+        _GROUPS[model] = found
+    return found
+
+
+_GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> grouped_columns(model)
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        inner = layer.layer if isinstance(layer, keras.layers.TimeDistributed) else layer
+        if hasattr(inner, "layers"):
+            out += _all_layers(inner)
+    return out
+
+
+def raw_input_names(model: keras.Model) -> list[str]:
+    """The raw inputs (`data.inputs.model_inputs` keys: 'images' and one per column) the model reads."""
+    groups = grouped_columns(model)
+    return [n for t in model.inputs for n in groups.get(t.name, [t.name])]
+
+
 def select_inputs(model: keras.Model, inputs: dict) -> dict:
-    """The entries of a full input dict that this model (or encoder) reads; all take dicts."""
-    return {t.name: inputs[t.name] for t in model.inputs}
+    """What this model (or encoder) takes, from raw inputs (one array per column): its own entries,
+    with the tabular columns stacked into the grouped inputs it reads. Entries already grouped pass
+    through."""
+    groups = grouped_columns(model)
+    return {t.name: inputs[t.name] if t.name in inputs or t.name not in groups
+            else stack_columns(inputs, groups[t.name]) for t in model.inputs}
 
 
 def encode(model: keras.Model, inputs: dict) -> dict:

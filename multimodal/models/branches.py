@@ -8,9 +8,10 @@ Contract (the explanations rely on it):
 - rows encoder: the same uint8 images -> grayscale pixel rows (N, S, S) in [-1, 1] (the mean of
   R, G, B, frames averaged), for a head that reads the image row by row (fusion.cnn_rnn_classifier).
   No weights: the reading is the head's, so the explanations treat it as a branch of its own.
-- tabular encoder: one raw input per column -> preprocessed feature vector (N, d): numeric
-  columns imputed (+ 'was missing' flag) and normalized, categoricals one-hot. Which slice of
-  the vector belongs to which column is in `tabular_layout`.
+- tabular encoder: the numeric columns as one matrix and the categorical ones as another ->
+  preprocessed feature vector (N, d): numeric columns imputed (+ 'was missing' flag) and
+  normalized, categoricals one-hot. Which slice of the vector belongs to which column is in
+  `tabular_layout`; which raw column feeds which position the layers' `columns` say.
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ import keras
 import numpy as np
 
 from multimodal.data.cells import MISSING_TOKEN
-from multimodal.data.inputs import FeatureSpec, input_name
+from multimodal.data.inputs import TABULAR_CATEGORICAL, TABULAR_NUMERIC, FeatureSpec, input_name
 from multimodal.models.backbones import build_backbone, encoder_spec, set_blocks_trainable
-from multimodal.models.layers import FrameMean, ImputeMissing
+from multimodal.models.layers import CategoricalOneHot, FrameMean, ImputeColumns
 from multimodal.models.weights import WeightsSource, load_encoder_weights, resolve_weights
 
 
@@ -66,30 +67,37 @@ def tabular_layout(spec: FeatureSpec, stats: dict) -> list[tuple[str, int, int]]
 
 
 def tabular_inputs(spec: FeatureSpec) -> dict[str, keras.KerasTensor]:
-    inputs = {input_name(c): keras.Input(shape=(1,), dtype="float32", name=input_name(c))
-              for c in spec.numeric_cols}
-    inputs.update({input_name(c): keras.Input(shape=(1,), dtype="string", name=input_name(c))
-                   for c in spec.categorical_cols})
+    """One model input per kind of column, whatever the table's width: the numeric columns as one
+    float matrix, the categorical ones as one string matrix (data/inputs.py, `group_inputs`)."""
+    inputs = {}
+    if spec.numeric_cols:
+        inputs[TABULAR_NUMERIC] = keras.Input(shape=(len(spec.numeric_cols),), dtype="float32", name=TABULAR_NUMERIC)
+    if spec.categorical_cols:
+        inputs[TABULAR_CATEGORICAL] = keras.Input(shape=(len(spec.categorical_cols),), dtype="string",
+                                                  name=TABULAR_CATEGORICAL)
     return inputs
 
 
 def tabular_encoder(spec: FeatureSpec, stats: dict) -> keras.Model:
-    """Raw column values -> one preprocessed feature vector (preprocessing inside the model)."""
+    """Raw column values -> one preprocessed feature vector (preprocessing inside the model).
+
+    Three layers whatever the width (docs/ARCHITECTURE.md, "Tabular branch"): imputation with
+    'was missing' flags and one Normalization over all numeric columns, one lookup table for all
+    categorical ones; the vector's layout is `tabular_layout`'s."""
     inputs = tabular_inputs(spec)
     parts = []
-    for col in spec.numeric_cols:
-        s = stats["numeric"][col]
-        name = input_name(col)
-        x = ImputeMissing(s["fill"], s["indicator"], name=f"impute_{name}")(inputs[name])
-        # The flag column passes through unchanged (mean 0, variance 1).
-        mean = [s["mean"], 0.0] if s["indicator"] else [s["mean"]]
-        variance = [s["variance"], 1.0] if s["indicator"] else [s["variance"]]
-        parts.append(keras.layers.Normalization(mean=mean, variance=variance, name=f"norm_{name}")(x))
-    for col in spec.categorical_cols:
-        name = input_name(col)
-        lookup = keras.layers.StringLookup(vocabulary=stats["categorical"][col], output_mode="one_hot",
-                                           name=f"lookup_{name}")
-        parts.append(lookup(inputs[name]))
+    if spec.numeric_cols:
+        s = [stats["numeric"][c] for c in spec.numeric_cols]
+        x = ImputeColumns([input_name(c) for c in spec.numeric_cols], [c["fill"] for c in s],
+                          [c["indicator"] for c in s], name="impute")(inputs[TABULAR_NUMERIC])
+        # The flag columns pass through unchanged (mean 0, variance 1).
+        mean = [v for c in s for v in ([c["mean"], 0.0] if c["indicator"] else [c["mean"]])]
+        variance = [v for c in s for v in ([c["variance"], 1.0] if c["indicator"] else [c["variance"]])]
+        parts.append(keras.layers.Normalization(mean=mean, variance=variance, name="normalize")(x))
+    if spec.categorical_cols:
+        parts.append(CategoricalOneHot([input_name(c) for c in spec.categorical_cols],
+                                       [stats["categorical"][c] for c in spec.categorical_cols],
+                                       name="one_hot")(inputs[TABULAR_CATEGORICAL]))
     features = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="features")(parts)
     return keras.Model(inputs, features, name="tabular_encoder")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 PACKAGE = "multimodal"
@@ -24,7 +25,8 @@ def _require(ok: bool, layer: str, expected: str, **received) -> None:
 class ImputeMissing(keras.layers.Layer):
     """Replace NaN by a fill value (the training median); optionally append a 'was missing' flag.
 
-    Input (N, 1) float; output (N, 1) or (N, 2) = [value, flag].
+    Input (N, 1) float; output (N, 1) or (N, 2) = [value, flag]. New models use ImputeColumns (one
+    layer for all columns); this one stays registered so runs saved before that still load.
     """
 
     def __init__(self, fill_value: float = 0.0, add_indicator: bool = False, **kwargs):
@@ -49,6 +51,93 @@ class ImputeMissing(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class ImputeColumns(keras.layers.Layer):
+    """ImputeMissing for all numeric columns at once: one layer whatever the table's width.
+
+    Input (N, k) float, column j = `columns[j]` (their input names, so the model says which raw
+    column feeds which position). Output: per column its value with NaN replaced by `fills[j]`,
+    followed by a 0/1 'was missing' flag when `indicators[j]`; the order of `branches.tabular_layout`.
+    """
+
+    def __init__(self, columns: list[str], fills: list[float], indicators: list[bool], **kwargs):
+        super().__init__(**kwargs)
+        _require(len(columns) == len(fills) == len(indicators) >= 1, "ImputeColumns",
+                 "one fill value and one indicator per column (at least one column)",
+                 columns=len(columns), fills=len(fills), indicators=len(indicators))
+        _require(all(math.isfinite(f) for f in fills), "ImputeColumns", "finite fill values",
+                 fills=[f for f in fills if not math.isfinite(f)][:3])
+        self.columns, self.fills = [str(c) for c in columns], [float(f) for f in fills]
+        self.indicators = [bool(b) for b in indicators]
+        flagged = [j for j, b in enumerate(self.indicators) if b]
+        # Values first, flags after them, then one gather puts each flag right after its value.
+        rank = {j: len(self.columns) + r for r, j in enumerate(flagged)}
+        self._flagged = flagged
+        self._order = [p for j in range(len(self.columns)) for p in ([j, rank[j]] if j in rank else [j])]
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        missing = ops.isnan(x)
+        filled = ops.where(missing, ops.convert_to_tensor(self.fills, "float32"), x)
+        if not self._flagged:
+            return filled
+        flags = ops.take(ops.cast(missing, "float32"), self._flagged, axis=1)
+        return ops.take(ops.concatenate([filled, flags], axis=1), self._order, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self._order))
+
+    def get_config(self):
+        return {**super().get_config(), "columns": self.columns, "fills": self.fills, "indicators": self.indicators}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CategoricalOneHot(keras.layers.Layer):
+    """One-hot encode all categorical columns with one lookup table, whatever the table's width.
+
+    Input (N, k) strings, column j = `columns[j]` (input names). Output: per column a block of
+    1 + len(vocabularies[j]) slots, [out-of-vocabulary, vocabulary...], exactly as a StringLookup
+    per column with one OOV index would give (the order of `branches.tabular_layout`). One hash
+    table keyed "j<sep>value" replaces k StringLookup layers: the model's size and tracing time no
+    longer grow with a layer per column.
+    """
+
+    SEPARATOR = "\x1f"   # ASCII unit separator: cannot be confused with a value's own characters
+
+    def __init__(self, columns: list[str], vocabularies: list[list[str]], **kwargs):
+        super().__init__(**kwargs)
+        _require(len(columns) == len(vocabularies) >= 1, "CategoricalOneHot",
+                 "one vocabulary per column (at least one column)", columns=len(columns),
+                 vocabularies=len(vocabularies))
+        self.columns = [str(c) for c in columns]
+        self.vocabularies = [[str(v) for v in vocab] for vocab in vocabularies]
+        starts, keys, positions, start = [], [], [], 0
+        for j, vocab in enumerate(self.vocabularies):
+            starts.append(start)
+            keys += [f"{j}{self.SEPARATOR}{v}" for v in vocab]
+            positions += range(start + 1, start + 1 + len(vocab))
+            start += 1 + len(vocab)
+        self.width = start
+        self._oov = tf.constant(starts, dtype="int64")
+        self._prefix = tf.constant([f"{j}{self.SEPARATOR}" for j in range(len(self.columns))])
+        self._table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(keys, dtype="string"),
+                                                tf.constant(positions, dtype="int64")), default_value=-1)
+
+    def call(self, inputs):
+        keys = tf.strings.join([tf.broadcast_to(self._prefix, tf.shape(inputs)), inputs])
+        found = self._table.lookup(keys)
+        positions = tf.where(found < 0, self._oov[None, :], found)
+        hot = tf.math.bincount(positions, minlength=self.width, maxlength=self.width, binary_output=True, axis=-1)
+        return tf.cast(hot, "float32")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.width)
+
+    def get_config(self):
+        return {**super().get_config(), "columns": self.columns, "vocabularies": self.vocabularies}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class FrameMean(keras.layers.Layer):
     """Average over the frame axis (axis 1): several images of one row become one feature map."""
 
@@ -61,9 +150,15 @@ class FrameMean(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class TargetScale(keras.layers.Layer):
-    """Map a standardized prediction back to the target's unit: y = z * std + mean (exp'd if log)."""
+    """Map a standardized prediction back to the target's unit: y = z * std + mean (exp'd if log).
+
+    Always computes in float32, under a mixed_float16 policy too (GPU training): the target's unit
+    may exceed float16's 65504 (a price, or any exp of a log target), so the model's output stays
+    float32 whatever the policy of the layers before it."""
 
     def __init__(self, mean: float = 0.0, std: float = 1.0, log: bool = False, **kwargs):
+        if kwargs.get("dtype") is None:
+            kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         _require(math.isfinite(mean) and math.isfinite(std) and std > 0, "TargetScale",
                  "a finite mean and a finite std > 0", mean=mean, std=std)

@@ -15,9 +15,9 @@ from multimodal.core import limits
 from multimodal.core.config import TrainConfig, small_data_settings
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import Dataset
-from multimodal.data.inputs import encode_target, input_name, model_inputs
+from multimodal.data.inputs import TABULAR_CATEGORICAL, encode_target, input_name, model_inputs
 from multimodal.data.splits import split_indices
-from multimodal.models.assembly import output_units, select_inputs
+from multimodal.models.assembly import grouped_columns, output_units, raw_input_names, select_inputs
 from multimodal.models.batches import make_dataset, take
 from multimodal.models.branches import tabular_stats
 from multimodal.models.compile import compile_model
@@ -96,15 +96,21 @@ def _imported_dataset(model: keras.Model, dataset: Dataset, name: str) -> Datase
     """The dataset with its roles narrowed to the columns the model reads (numeric or categorical as
     the model's input types say), after checking that the dataset can feed the model."""
     inputs = {t.name: t for t in model.inputs}
+    groups = grouped_columns(model)   # a model made here reads its columns stacked, by kind
+    kinds = {}
+    for n, tensor in inputs.items():
+        if n in groups:
+            kinds.update({c: "categorical" if n == TABULAR_CATEGORICAL else "numeric" for c in groups[n]})
+        elif n != "images":
+            kinds[n] = "categorical" if "string" in str(tensor.dtype) else "numeric"
     by_input = {input_name(c): c for c in dataset.frame.columns if c != dataset.target}
-    absent = [n.removeprefix("col_") for n in inputs if n != "images" and n not in by_input]
+    absent = [n.removeprefix("col_") for n in kinds if n not in by_input]
     if absent:
         raise DataError(f"model file '{name}' reads column(s) {', '.join(map(repr, absent))}, which dataset "
                         f"'{dataset.name}' does not have; load the dataset the model was trained on")
     roles = {c: ("ignore" if r in ("image", "numeric", "categorical") else r) for c, r in dataset.roles.items()}
-    for n, tensor in inputs.items():
-        if n != "images":
-            roles[by_input[n]] = "categorical" if "string" in str(tensor.dtype) else "numeric"
+    for n, kind in kinds.items():
+        roles[by_input[n]] = kind
     image_cols = dataset.features.image_cols
     if "images" in inputs:
         shape = tuple(inputs["images"].shape[1:])
@@ -157,7 +163,9 @@ def import_model(path: Path, dataset: Dataset, run_root: Path, name: str | None 
     config = {**config_dict(ds, {"arch": arch, "image_size": image_size}, {}), "imported": True,
               "source_file": name}
     splits = split_indices(ds, defaults.val_fraction, defaults.seed)
-    inputs = select_inputs(model, model_inputs(ds.frame, ds.root, ds.features, image_size))
+    inputs = {k: v for k, v in model_inputs(ds.frame, ds.root, ds.features, image_size).items()
+              if k in raw_input_names(model)}     # raw, one array per column (background, stats)
+    feed = select_inputs(model, inputs)
     y = encode_target(ds.frame[ds.target], ds.task, ds.classes)
     t_stats = None
     if ds.task == "regression":
@@ -169,7 +177,7 @@ def import_model(path: Path, dataset: Dataset, run_root: Path, name: str | None 
     model.trainable = True
     compile_model(model, ds.task, len(ds.classes), defaults.lr, None, t_stats)
     batch = small_data_settings(len(splits["train"]))[0]["batch_size"]   # as training would batch this data
-    metrics = evaluate_splits(model, splits, lambda rows: make_dataset(take(inputs, rows), y[rows], batch))
+    metrics = evaluate_splits(model, splits, lambda rows: make_dataset(take(feed, rows), y[rows], batch))
     model.trainable = False
     rows = background_rows(splits["train"], defaults.seed)
     run_dir = new_run_dir(run_root, f"imported_{arch}")

@@ -56,7 +56,9 @@ class Run:
     @property
     def input_spec(self) -> FeatureSpec:
         """The columns the model actually reads (image_only / tabular_only ignore the rest)."""
-        names = {t.name for t in self.model.inputs}
+        # lazy: listing and reading run folders must not import TensorFlow (the model loads it anyway)
+        from multimodal.models.assembly import raw_input_names
+        names = set(raw_input_names(self.model))
         spec = self.spec
         return FeatureSpec(spec.image_cols if "images" in names else [],
                            [c for c in spec.numeric_cols if input_name(c) in names],
@@ -176,9 +178,10 @@ def predict(run: Run, inputs: dict[str, np.ndarray]) -> np.ndarray:
         model_ref = weakref.ref(model)
         compiled = tf.function(lambda batch: model_ref()(batch, training=False), input_signature=[specs])
         cache[model] = compiled
-    batch = {}
+    from multimodal.models.assembly import select_inputs  # lazy: as above
+    fed, batch = select_inputs(model, inputs), {}
     for name, spec in specs.items():
-        values = np.asarray(inputs[name])
+        values = np.asarray(fed[name])
         if values.ndim == len(spec.shape) - 1:
             values = values[..., None]   # categorical columns arrive as (N,), the model reads (N, 1)
         batch[name] = tf.constant(values.astype(str) if spec.dtype == tf.string else values, dtype=spec.dtype)

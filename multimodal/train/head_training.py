@@ -25,7 +25,7 @@ from multimodal.core.config import TrainConfig, with_auto_settings
 from multimodal.core.events import append_event
 from multimodal.data.dataset import Dataset
 from multimodal.data.inputs import encode_target
-from multimodal.models.assembly import build_model, encoders_of, head_of, select_inputs
+from multimodal.models.assembly import build_model, encoders_of, head_of, raw_input_names, select_inputs
 from multimodal.models.batches import make_dataset, take
 from multimodal.models.branches import image_backbones, set_backbone_trainable, tabular_stats
 from multimodal.models.compile import compile_model
@@ -114,8 +114,9 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
         frozen.load_into(model)
     source = frozen.source if frozen is not None else WeightsSource(config.model.encoder, "none")
     head = head_of(model)
-    raw = {t.name: inputs[t.name] for t in model.inputs}
-    embedded = head_inputs(model, raw, maps)
+    raw = {k: inputs[k] for k in raw_input_names(model)}   # one array per column (the background)
+    fed = select_inputs(model, raw)                         # the model's own inputs, columns stacked
+    embedded = head_inputs(model, fed, maps)
     weights = class_weights(y[train_idx], len(ds.classes)) if ds.task == "classification" and config.class_weight \
         else None
 
@@ -142,7 +143,7 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     history, epochs_run, phases, stopped, best_epoch = fit.history, fit.epochs_run, fit.phases, fit.stopped, fit.best_epoch
     evaluate_on = (head, on_maps)
     if len(plan) > 1 and not stopped:   # phase 2: the whole model from raw images, encoder unfrozen
-        on_raw = batches_of(raw)
+        on_raw = batches_of(fed)
         tune = fit_phases(model, plan[1:], compiler(model), run_dir=run_dir, steps=steps, patience=config.patience,
                           restore_best=config.restore_best, x=on_raw(train_idx, config.seed),
                           validation_data=on_raw(val_idx), class_weight=weights)

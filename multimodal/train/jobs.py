@@ -103,10 +103,13 @@ class Job:
             where = f"position {pos[0]} of {pos[1]}" if pos else "waiting"
             return f"queued: {where}, waiting for a free slot ({MAX_CONCURRENT_JOBS} trainings run at a time)"
         if self.state == "running":
+            # The worker's start-up (TensorFlow's import, the data, the first batch's tracing) can
+            # take a minute on a busy machine: the seconds show it is alive.
+            alive = f" ({time.time() - (self.started or time.time()):.0f} s so far)"
             if not p.started:
-                return "running: loading the data and building the model"
+                return "running: loading the data and building the model" + alive
             if not p.batch_points:
-                return "running: compiling the model (the first batch takes the longest)"
+                return "running: compiling the model (the first batch takes the longest)" + alive
             return f"running: epoch {min(p.epoch + 1, p.epochs)} of {p.epochs}, step {p.step} of {p.steps}"
         if self.state == "stopping":
             return "stopping after the current batch"

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from multimodal.core.config import TrainConfig, with_auto_settings
 from multimodal.core.errors import DataError
@@ -24,7 +23,7 @@ from multimodal.core.tasks import TARGET_TRANSFORMS
 from multimodal.data.dataset import Dataset, load_dataset
 from multimodal.data.inputs import FeatureSpec, encode_target, model_inputs
 from multimodal.data.splits import split_indices
-from multimodal.models.assembly import build_model
+from multimodal.models.assembly import build_model, raw_input_names, select_inputs
 from multimodal.models.batches import make_dataset, take
 from multimodal.models.branches import tabular_stats
 from multimodal.models.compile import compile_model
@@ -33,6 +32,8 @@ from multimodal.models.weights import WeightsSource, resolve_weights
 from multimodal.runs.evaluation import evaluate_splits
 from multimodal.runs.run import background_rows, save_run
 from multimodal.train import streaming
+from multimodal.train.devices import configure_devices, distribution
+from multimodal.train.multiworker import logs_as_vectors
 from multimodal.train.phases import fit_phases, plan_phases
 
 
@@ -47,39 +48,6 @@ def default_image_cache() -> Path:
     return base / "multimodal" / "images"
 
 
-def configure_devices(devices: int) -> None:
-    """On a CPU-only machine, split the CPU into `devices` logical devices for MirroredStrategy.
-
-    TensorFlow accepts this only before its runtime initialises (importing it is fine; the first
-    op or device listing is too late), so train() calls it before anything else touches TF."""
-    cpus = tf.config.list_physical_devices("CPU")
-    if devices <= 1 or tf.config.list_physical_devices("GPU") or not cpus:
-        return
-    try:
-        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * devices)
-    except RuntimeError:
-        # Already initialised: fine if an earlier call (an earlier run in this process) split it.
-        if len(tf.config.list_logical_devices("CPU")) >= devices:
-            return
-        raise DataError(f"training on {devices} devices needs a fresh process (TensorFlow has already "
-                        "started with one CPU device); run it from the command line with --devices") from None
-
-
-def distribution(devices: int) -> tuple[tf.distribute.Strategy | None, list[str], bool]:
-    """(strategy or None, replica device names, mixed precision?) for `devices` devices.
-
-    GPUs when TensorFlow sees any (mixed float16 compute there), else the logical CPUs from
-    configure_devices. One CPU device needs no strategy: plain fit() is what runs."""
-    gpus = tf.config.list_logical_devices("GPU")
-    pool = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
-    if devices > len(pool):
-        raise DataError(f"{devices} devices requested but TensorFlow sees {len(pool)} "
-                        f"({', '.join(pool) or 'none'}); lower --devices")
-    if devices == 1 and not gpus:
-        return None, pool[:1], False
-    return tf.distribute.MirroredStrategy(pool[:devices]), pool[:devices], bool(gpus)
-
-
 def _build_for_strategy(model, strategy, dataset) -> None:
     """Work around Keras 3.15 under a tf.distribute strategy: fit() and evaluate() first average
     one batch across the replicas to build the metrics (TF trainer `_maybe_symbolic_build`), and
@@ -88,6 +56,7 @@ def _build_for_strategy(model, strategy, dataset) -> None:
     with strategy.scope():
         model._symbolic_build(data_batch=dataset.element_spec)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    logs_as_vectors(model, strategy)
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -144,7 +113,7 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
     per-image decode cache (the CLI passes `default_image_cache()`); None decodes every image.
     When the images stream (streaming.py), their decoded file lives in a temporary folder inside
     `workdir` (else the system temp dir) and is deleted when training ends."""
-    configure_devices(config.devices)
+    configure_devices(config.devices, config.multi_worker)
     # Drop the models, layer names and graphs of earlier trainings in this process (cross-validation,
     # the quality bench). TensorFlow still keeps a few MB per run (tests/test_memory.py bounds it);
     # the app trains each run in a process of its own.
@@ -209,9 +178,9 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
     phases = plan_phases(config, pretrained=weights.path is not None)
     epochs = sum(phase.epochs for phase in phases)
 
-    strategy, devices, mixed = distribution(config.devices)
-    # Float16 stops at 65504: a log-target regression's TargetScale (exp) would overflow there.
-    mixed = mixed and ds.task == "classification"
+    # Mixed precision (GPUs) for both tasks: a regression's TargetScale computes in float32
+    # (models/layers.py), so its exp of a log target cannot overflow float16's 65504.
+    strategy, devices, mixed = distribution(config.devices, config.multi_worker)
     keras.utils.set_random_seed(config.seed)
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -220,13 +189,17 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
             model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats, weights)
     finally:
         keras.mixed_precision.set_global_policy("float32")  # layers keep the policy they were built with
-    names = {t.name for t in model.inputs}
-    inputs = {k: v for k, v in inputs.items() if k in names}
+    # Raw inputs (one array per column) are kept for the saved background rows the explanations
+    # perturb; the model is fed its own inputs (tabular columns stacked once, models/assembly.py).
+    inputs = {k: inputs[k] for k in raw_input_names(model) if k in inputs}
+    # Streamed images are not in memory ("images": None here): the store reads them per batch.
+    feed = select_inputs(model, {"images": None, **inputs})
 
     def batches(idx: np.ndarray, shuffle_seed: int | None = None):
         if store is not None:
-            return streaming.make_streaming_dataset(store, inputs, y, idx, config.batch_size, shuffle_seed)
-        return make_dataset(take(inputs, idx), y[idx], config.batch_size, shuffle_seed)
+            tabular = {k: v for k, v in feed.items() if k != "images"}
+            return streaming.make_streaming_dataset(store, tabular, y, idx, config.batch_size, shuffle_seed)
+        return make_dataset(take(feed, idx), y[idx], config.batch_size, shuffle_seed)
 
     steps = int(np.ceil(len(train_idx) / config.batch_size))
     append_event(run_dir, {"type": "start", "epochs": epochs, "steps": steps, "arch": config.model.arch,
