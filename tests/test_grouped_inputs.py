@@ -2,6 +2,7 @@
 raw values go in one array per column, runs saved with one input per column still work, and a
 table of 5,000 columns builds and trains as a handful of layers."""
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -177,3 +178,24 @@ def test_five_thousand_columns_build_in_seconds_and_train(tmp_path):
     assert len(run.input_spec.tabular_cols) == 5000
     out = predict(run, {k: v[:3] for k, v in run.background().items()})
     assert out.shape == (3, 1) and np.isfinite(out).all()
+
+
+def test_a_shipped_run_from_before_the_grouping_loads_predicts_and_explains():
+    """A real run folder saved by the previous release (skin_lesions tabular_only, one Keras input
+    per column), kept as a fixture: it loads in safe mode, reads the same columns, predicts the
+    sample's rows and is explained with one attribution per column."""
+    from multimodal.data.dataset import load_dataset
+    from multimodal.data.sources import SAMPLE_ROOT
+    from multimodal.runs.run import run_inputs
+    run = load_run(Path(__file__).parent / "fixtures" / "run_before_grouped_inputs")
+    assert grouped_columns(run.model) == {}
+    assert run.input_spec.tabular_cols == ["age", "sex", "site", "family_history"]
+    ds = load_dataset(SAMPLE_ROOT / "skin_lesions")
+    inputs = run_inputs(run, ds.frame.iloc[:50], ds.root)
+    probabilities = 1 / (1 + np.exp(-predict(run, inputs)[:, 0]))
+    assert probabilities.shape == (50,) and np.all((probabilities > 0) & (probabilities < 1))
+    # It learned something: its accuracy on these rows is well above always answering one class.
+    labels = (ds.frame[ds.target].iloc[:50] == ds.classes[1]).to_numpy()
+    assert np.mean((probabilities > 0.5) == labels) > max(labels.mean(), 1 - labels.mean()) - 0.02
+    report = explain_row(run, {k: v[:1] for k, v in inputs.items()})
+    assert set(report["features"]) == {"age", "sex", "site", "family_history"}
