@@ -22,7 +22,6 @@ from multimodal.data.dataset import load_dataset
 from multimodal.data.health import health_report
 from multimodal.data.inputs import FeatureSpec, encode_target, input_name, model_inputs
 from multimodal.data.roles import detect_roles, detect_task
-from multimodal.data.sources import SAMPLE_ROOT
 from multimodal.data.splits import split_indices
 from multimodal.runs.run import load_run
 
@@ -105,10 +104,10 @@ def test_runs_and_configs_without_the_ordered_flag_load_as_unordered():
     config = TrainConfig.from_dict(old)
     assert config.ordered_images is False and (config.epochs, config.batch_size, config.patience) == (40, 32, 8)
     assert TrainConfig(data="x").ordered_images is False
-    shipped = SAMPLE_ROOT / "growth_sequences" / "pretrained" / "cnn_lstm"   # written before the flag existed
-    assert "ordered_images" not in json.loads((shipped / "config.json").read_text())["features"]
-    spec = load_run(shipped).spec
-    assert len(spec.image_cols) == 4 and spec.ordered_images is False
+    saved = Path(__file__).parent / "fixtures" / "run_before_grouped_inputs"   # written before the flag existed
+    assert "ordered_images" not in json.loads((saved / "config.json").read_text())["features"]
+    spec = load_run(saved).spec
+    assert spec.image_cols == ["image"] and spec.ordered_images is False
 
 
 # ---------------------------------------------------------------- sources and zips

@@ -39,6 +39,27 @@ def is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip()) or (not isinstance(v, str) and bool(pd.isna(v)))
 
 
+def missing_mask(s: pd.Series) -> np.ndarray:
+    """`is_missing` of every cell of a column, vectorised (a wide table has millions of cells)."""
+    missing = s.isna().to_numpy(dtype=bool)
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return missing
+    blank = s.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool) \
+        if pd.api.types.infer_dtype(s, skipna=True) != "string" else s.str.strip().eq("").to_numpy(dtype=bool,
+                                                                                              na_value=False)
+    return missing | blank
+
+
+def label_column(s: pd.Series) -> np.ndarray:
+    """`label_text` of every cell of a column, as str; vectorised for text and integer columns."""
+    if pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return s.astype(str).to_numpy(dtype=str)
+    if pd.api.types.infer_dtype(s, skipna=True) == "string":
+        text = s.str.strip()
+        return text.where(~missing_mask(s), MISSING_TOKEN).to_numpy(dtype=str)
+    return np.array([label_text(v) for v in s], dtype=str).reshape(len(s))
+
+
 def label_text(v: Any) -> str:
     """Category/label text: integral floats lose '.0' (an int column with gaps reads as float)."""
     if is_missing(v):
@@ -52,8 +73,12 @@ def label_text(v: Any) -> str:
 
 def numeric_column(s: pd.Series, column: str, frame: pd.DataFrame) -> np.ndarray:
     """float64 values with NaN for gaps; text or inf -> DataError naming column and rows."""
-    num = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
-    bad = np.isnan(num) & ~s.map(is_missing).to_numpy(dtype=bool)
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        num = s.to_numpy(dtype="float64")      # already numbers: a NaN is a gap, never bad text
+        bad = np.zeros(len(num), dtype=bool)
+    else:
+        num = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
+        bad = np.isnan(num) & ~missing_mask(s)
     if bad.any():
         example = s[bad].iloc[0]
         raise DataError(f"column '{column}', {rows_text(row_numbers(frame, bad))}: '{example}' is not a number; "

@@ -15,7 +15,7 @@ import pandas as pd
 
 from multimodal.core.errors import DataError
 from multimodal.core.tasks import TASKS
-from multimodal.data.cells import is_missing, label_text, numeric_column, resolve_image_path, row_numbers, rows_text
+from multimodal.data.cells import is_missing, label_text, missing_mask, numeric_column, resolve_image_path, row_numbers, rows_text
 from multimodal.data.images import image_size
 from multimodal.data.inputs import FeatureSpec, input_name
 from multimodal.data.roles import ROLES, checked_split_labels, detect_roles, detect_task, feature_role
@@ -86,7 +86,7 @@ def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str
     if len([c for c in cols if roles[c] == "split"]) > 1:
         raise DataError("several split columns; keep one and set the others to ignore")
 
-    missing = frame[tgt].map(is_missing).to_numpy(dtype=bool)
+    missing = missing_mask(frame[tgt])
     if missing.all():
         raise DataError(f"target column '{tgt}' is empty in every row; fill it in or choose another target")
     if missing.any():
@@ -106,7 +106,7 @@ def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str
             raise DataError(f"target '{tgt}' is true/false; use task classification")
         numeric_column(frame[tgt], tgt, frame)
     for c in cols:
-        if roles[c] in ("numeric", "categorical") and frame[c].map(is_missing).all():
+        if roles[c] in ("numeric", "categorical") and missing_mask(frame[c]).all():
             # Only reachable by a user's override: detection already ignores empty columns.
             raise DataError(f"column '{c}' is empty in every row, so it cannot be a feature; "
                             "set its role to ignore or fill it in")

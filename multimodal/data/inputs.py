@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from multimodal.core.errors import DataError
-from multimodal.data.cells import is_missing, label_text, numeric_column, resolve_image_path, row_numbers, rows_text
+from multimodal.data.cells import is_missing, label_column, label_text, numeric_column, resolve_image_path, row_numbers, rows_text
 from multimodal.data.images import load_images
 
 
@@ -85,7 +85,7 @@ def model_inputs(frame: pd.DataFrame, root: Path, spec: FeatureSpec, image_size:
     for c in spec.numeric_cols:
         out[input_name(c)] = numeric_column(frame[c], c, frame).astype(np.float32)
     for c in spec.categorical_cols:
-        out[input_name(c)] = np.array([label_text(v) for v in frame[c]], dtype=str).reshape(n)
+        out[input_name(c)] = label_column(frame[c])
     return out
 
 

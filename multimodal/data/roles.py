@@ -27,9 +27,9 @@ def _is_stringish(s: pd.Series) -> bool:
 
 def _integral(s: pd.Series) -> bool:
     """Numeric column whose values are all whole numbers (ints, or ints read as float due to NaN)."""
-    v = s.dropna()
     if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
         return False
+    v = s.dropna().to_numpy(dtype="float64")    # numpy, not pandas ops: wide tables call this per column
     return pd.api.types.is_integer_dtype(s) or bool(np.all(np.isfinite(v) & (v == np.round(v))))
 
 
@@ -55,12 +55,13 @@ def feature_role(s: pd.Series) -> str:
     an all-empty or constant column -> ignore (it carries no information).
     """
     v = s.dropna()
-    if v.nunique() <= 1:
+    distinct = v.nunique()
+    if distinct <= 1:
         return "ignore"
     if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
         n = v.astype(str).nunique()
         return "ignore" if n > 50 and n > 0.5 * len(v) else "categorical"
-    return "categorical" if _integral(s) and v.nunique() <= MAX_CATEGORICAL_INTS else "numeric"
+    return "categorical" if distinct <= MAX_CATEGORICAL_INTS and _integral(s) else "numeric"
 
 
 def _is_id(name: str, s: pd.Series) -> bool:
