@@ -205,7 +205,8 @@ def run(args) -> dict:
     fusions = args.fusions.split(",") if args.fusions else None
     settings = {"folds": args.folds, "repeats": args.repeats, "seed": args.seed, "image_size": args.image_size,
                 "epochs": args.epochs or "auto (library budget)", "rows": args.rows or "all", "quick": args.quick,
-                "batch_size": TrainConfig(data="").batch_size, "patience": TrainConfig(data="").patience,
+                "batch_size": TrainConfig(data="").batch_size or "auto (small_data_settings)",
+                "patience": TrainConfig(data="").patience or "auto (small_data_settings)",
                 "linear_in_registry": "linear" in FUSION_METHODS}
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                f"{platform.platform(terse=True)}")
@@ -273,7 +274,9 @@ def done_check(entry: dict, metric: str, higher: bool) -> dict:
 # ---------------------------------------------------------------- report
 
 def _fmt(value: float, metric: str) -> str:
-    return f"{value:.3f}" if metric == "val_accuracy" else f"{value:.1f}"
+    if metric == "val_accuracy":
+        return f"{value:.3f}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.1f}"
 
 
 def _label(method: str, classification: bool) -> str:
