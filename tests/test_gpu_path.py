@@ -3,6 +3,7 @@
 - Mixed precision (what `train` uses when TensorFlow sees a GPU) now serves regression too: the
   model computes in float16 but TargetScale, its output layer, in float32, so target values past
   float16's 65504 (house prices) come out finite.
+- Classification logits leave the model through a float32 layer under mixed precision only.
 - The GPU install (`make run GPU=1`, `make test GPU=1`) pins TensorFlow's CUDA build at the
   version of tensorflow-cpu, with every other pin the same, in a venv of its own.
 """
@@ -16,6 +17,9 @@ import pytest
 
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.data.dataset import load_dataset
+from multimodal.data.inputs import model_inputs
+from multimodal.models.assembly import build_model, head_of
+from multimodal.models.branches import tabular_stats
 from multimodal.models.layers import TargetScale
 from multimodal.runs.run import load_model_file, load_run, predict, run_inputs
 from multimodal.train import training
@@ -63,6 +67,22 @@ def test_regression_trains_with_mixed_precision_and_predicts_past_float16(tiny_s
     run = load_run(tmp_path / "run")
     prices = predict(run, run_inputs(run, ds.frame, ds.root))
     assert np.isfinite(prices).all() and prices.min() > 0 and np.median(prices) > FLOAT16_MAX
+    keras.backend.clear_session()
+
+
+def test_classification_logits_leave_in_float32_under_mixed_precision_only(tiny_samples):
+    ds = load_dataset(tiny_samples["skin_lesions"])
+    stats = tabular_stats(model_inputs(ds.frame, ds.root, ds.features, 16), ds.features)
+    config = ModelConfig(arch="late_concat", image_size=16)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = build_model(config, ds.features, stats, ds.task, ds.classes)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    plain = build_model(config, ds.features, stats, ds.task, ds.classes)
+    assert mixed.outputs[0].dtype == "float32"
+    assert head_of(mixed).get_layer("logits_float32").dtype_policy.name == "float32"
+    assert "logits_float32" not in [layer.name for layer in head_of(plain).layers]   # CPU path unchanged
     keras.backend.clear_session()
 
 

@@ -67,6 +67,10 @@ def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, 
     if task == "regression":
         t = target_stats or {"mean": 0.0, "std": 1.0, "log": False}
         out = TargetScale(t["mean"], t["std"], t.get("log", False), name="target_scale")(out)
+    elif keras.mixed_precision.global_policy().compute_dtype == "float16":
+        # Mixed precision (a GPU): the logits leave the model in float32, as Keras' guide advises;
+        # under the default float32 policy nothing is added, so CPU models are unchanged.
+        out = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(out)
     head = keras.Model(embeddings, out, name="head")
 
     inputs = {}
