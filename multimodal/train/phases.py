@@ -11,7 +11,6 @@ saved model is the best of both (docs/ARCHITECTURE.md, "Training").
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,30 +50,15 @@ def plan_phases(config: TrainConfig, pretrained: bool) -> list[Phase]:
 
 
 class LiveEvents(keras.callbacks.Callback):
-    """Appends per-batch and per-epoch events (with the phase), and ends training when STOP appears.
-
-    Async-safe: Keras then runs the batch hook in a thread pool, so the training loop goes on to
-    the next step instead of waiting for this step's logs to reach Python (a device sync per step;
-    bench/RESULTS.md). Keras waits for every pending hook before an epoch ends. Two hooks may run
-    out of order: the lock and the step check keep the file's batch events in order.
-    """
-
-    async_safe = True
+    """Appends per-batch and per-epoch events (with the phase), and ends training when STOP appears."""
 
     def __init__(self, run_dir: Path, steps: int):
         super().__init__()
         self.run_dir, self.steps, self.epoch, self.phase, self.stopped = run_dir, steps, 0, 1, False
-        self._lock, self._written = threading.Lock(), (0, 0, -1)
 
     def on_train_batch_end(self, batch, logs=None):
-        floats = _floats(logs)     # waits for this step's results, outside the lock
-        with self._lock:
-            key = (self.phase, self.epoch, batch)
-            if key <= self._written:
-                return                 # a later step's event is already written
-            self._written = key
-            append_event(self.run_dir, {"type": "batch", "epoch": self.epoch, "step": batch + 1,
-                                        "steps": self.steps, "phase": self.phase, "logs": floats})
+        append_event(self.run_dir, {"type": "batch", "epoch": self.epoch, "step": batch + 1, "steps": self.steps,
+                                    "phase": self.phase, "logs": _floats(logs)})
         if stop_requested(self.run_dir):
             self.model.stop_training = True
             self.stopped = True
