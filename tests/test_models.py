@@ -185,12 +185,20 @@ def test_configs_saved_before_wide_existed_keep_their_model():
     assert TrainConfig.from_dict(TrainConfig(data="x").to_dict()).model.wide
 
 
-@pytest.mark.parametrize("run_dir", sorted(SAMPLE_DATA.glob("*/pretrained/*")), ids=lambda p: f"{p.parts[-3]}-{p.name}")
-def test_pretrained_sample_models_load_and_reproduce_their_metrics(run_dir):
-    """Saved before the linear term existed: they load, have none, and score as when they were saved."""
+SAVED_BEFORE = Path(__file__).resolve().parent / "fixtures" / "run_before_grouped_inputs"   # no wide term either
+
+
+@pytest.mark.parametrize("run_dir", sorted(SAMPLE_DATA.glob("*/pretrained/*")) + [SAVED_BEFORE],
+                         ids=lambda p: p.name if p == SAVED_BEFORE else f"{p.parts[-3]}-{p.name}")
+def test_saved_runs_load_and_reproduce_their_metrics(run_dir):
+    """The shipped models and a run saved two releases ago (before the linear term and the grouped
+    inputs) load, have the linear term exactly when their config asks for it, and score on their
+    validation rows as when they were saved."""
     run = load_run(run_dir)
-    assert "wide" not in [layer.name for layer in head_of(run.model).layers]
-    ds = load_dataset(run_dir.parents[1] / "data.csv")
+    has_wide = "wide" in [layer.name for layer in head_of(run.model).layers]
+    assert has_wide == (run.config["model"].get("wide", False) and FUSION_METHODS[run.arch].takes_wide)
+    assert has_wide == (run_dir != SAVED_BEFORE and FUSION_METHODS[run.arch].takes_wide)
+    ds = load_dataset(SAMPLE_DATA / run.config["dataset_name"] / "data.csv")
     rows = ds.frame.iloc[run.config["splits"]["val"]]
     outputs = predict(run, run_inputs(run, rows, ds.root))
     if run.task == "classification":
