@@ -230,7 +230,7 @@ def throughput(photos: Path, sizes: Sizes, log: list[str]) -> dict:
     runs: dict[str, list[dict]] = {"project": [], "reference": []}
     for i in range(sizes.repeats):
         for side in runs:
-            runs[side].append(run_process([PYTHON, str(Path(__file__).resolve()), "--throughput-run", side,
+            runs[side].append(run_process([PYTHON, "-m", "bench.bench_vs_keras", "--throughput-run", side,
                                            "--photos", str(photos), "--epochs", str(sizes.epochs)])["json"])
         p, r = runs["project"][-1], runs["reference"][-1]
         log.append(f"throughput {i + 1}: steady project {p['steady']:.0f} / reference {r['steady']:.0f} samples/s, "
@@ -285,13 +285,15 @@ def whatif(run_dir: Path, photos: Path, sizes: Sizes) -> dict:
     """3. One row through the What-if path (inputs from a 1-row frame + the decoded image, then
     predict), timed per call in ms; eager model(...) and model.predict for comparison."""
     from multimodal.data.dataset import load_dataset
+    from multimodal.models.assembly import select_inputs
     from multimodal.runs.run import load_run, predict, run_inputs
 
     run = load_run(run_dir)
     ds = load_dataset(photos / "data.csv")
     row = ds.frame.iloc[[3]]
     image = run_inputs(run, row, ds.root)["images"]
-    prepared = run_inputs(run, row, ds.root, images=image)
+    # The model's own inputs (tabular columns stacked as it reads them) for the eager and predict calls.
+    prepared = select_inputs(run.model, run_inputs(run, row, ds.root, images=image))
     # model.predict's data adapter takes text as Python objects, not numpy unicode arrays.
     as_objects = {k: v.astype(object) if v.dtype.kind == "U" else v for k, v in prepared.items()}
 
