@@ -285,6 +285,8 @@ def whatif(run_dir: Path, photos: Path, sizes: Sizes) -> dict:
     """3. One row through the What-if path (inputs from a 1-row frame + the decoded image, then
     predict), timed per call in ms; eager model(...) and model.predict for comparison."""
     from multimodal.data.dataset import load_dataset
+    import tensorflow as tf
+
     from multimodal.models.assembly import select_inputs
     from multimodal.runs.run import load_run, predict, run_inputs
 
@@ -294,8 +296,8 @@ def whatif(run_dir: Path, photos: Path, sizes: Sizes) -> dict:
     image = run_inputs(run, row, ds.root)["images"]
     # The model's own inputs (tabular columns stacked as it reads them) for the eager and predict calls.
     prepared = select_inputs(run.model, run_inputs(run, row, ds.root, images=image))
-    # model.predict's data adapter takes text as Python objects, not numpy unicode arrays.
-    as_objects = {k: v.astype(object) if v.dtype.kind == "U" else v for k, v in prepared.items()}
+    # model.predict's data adapter takes text as tensors, not numpy unicode or object arrays.
+    as_objects = {k: tf.constant(v.astype(str)) if v.dtype.kind in "OU" else v for k, v in prepared.items()}
 
     def timed(fn, calls: int) -> list[float]:
         for _ in range(5):
