@@ -284,9 +284,9 @@ def decoding(photos: Path, sizes: Sizes, log: list[str]) -> dict:
 def whatif(run_dir: Path, photos: Path, sizes: Sizes) -> dict:
     """3. One row through the What-if path (inputs from a 1-row frame + the decoded image, then
     predict), timed per call in ms; eager model(...) and model.predict for comparison."""
-    from multimodal.data.dataset import load_dataset
     import tensorflow as tf
 
+    from multimodal.data.dataset import load_dataset
     from multimodal.models.assembly import select_inputs
     from multimodal.runs.run import load_run, predict, run_inputs
 
