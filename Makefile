@@ -42,7 +42,11 @@ test: $(VENV)/.installed-dev
 # Benchmarks write their results into bench/*.md (vs plain Keras ~10 min; the quality runs about 3 hours on 2 cores).
 # bench/ and scripts/ run as modules from the repository root, so they import each other and the
 # browser-test harness (tests.browser.harness) as packages, without sys.path edits.
+# requirements-bench.txt: xprof, the TensorFlow profiler's reader (bench/profile_step.py), without
+# its web-server dependencies (--no-deps): only its converter is used.
 bench: $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet --no-deps -r requirements-bench.txt
+	$(BIN)/python -m bench.profile_step
 	$(BIN)/python -m bench.bench_vs_keras
 	$(BIN)/python -m bench.bench_explain
 	$(BIN)/python -m bench.bench_app_training

@@ -14,6 +14,7 @@ import pytest
 
 from multimodal.data.dataset import load_dataset
 from multimodal.runs.run import load_run, predict, run_inputs
+from multimodal.train.precision import image_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ def test_two_devices_are_recorded(runs):
     one, two = runs[1], runs[2]
     assert one["replicas"] == 1 and one["devices"] == ["/device:CPU:0"]
     assert two["replicas"] == 2 and two["devices"] == ["/device:CPU:0", "/device:CPU:1"]
-    assert two["mixed_precision"] is False       # CPU: float32 throughout
+    assert two["precision"] == one["precision"] == image_policy("auto", on_gpu=False)   # this CPU's choice
     saved = json.loads((Path(two["run_dir"]) / "summary.json").read_text())
     assert saved["replicas"] == 2
 

@@ -1,9 +1,9 @@
 """The GPU code path, checked on this CPU-only machine where it can be.
 
-- Mixed precision (what `train` uses when TensorFlow sees a GPU) now serves regression too: the
-  model computes in float16 but TargetScale, its output layer, in float32, so target values past
-  float16's 65504 (house prices) come out finite.
-- Classification logits leave the model through a float32 layer under mixed precision only.
+- Mixed precision (what `train` uses when TensorFlow sees a GPU) serves regression too: the image
+  encoder computes in float16, the head and TargetScale, its output layer, in float32, so target
+  values past float16's 65504 (house prices) come out finite; the saved model is float32 throughout
+  (the bfloat16 CPU path is tests/test_precision.py).
 - The GPU install (`make run GPU=1`, `make test GPU=1`) pins TensorFlow's CUDA build at the
   version of tensorflow-cpu, with every other pin the same, in a venv of its own.
 """
@@ -18,7 +18,7 @@ import pytest
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.data.dataset import load_dataset
 from multimodal.data.inputs import model_inputs
-from multimodal.models.assembly import build_model, head_of
+from multimodal.models.assembly import all_layers, build_model, head_of
 from multimodal.models.branches import tabular_stats
 from multimodal.models.layers import TargetScale
 from multimodal.runs.run import load_model_file, load_run, predict, run_inputs
@@ -47,42 +47,47 @@ def test_target_scale_answers_in_float32_under_mixed_precision():
 
 
 def test_regression_trains_with_mixed_precision_and_predicts_past_float16(tiny_samples, tmp_path, monkeypatch):
-    """train() as on a GPU machine (distribution() says mixed precision) but on the CPU: the model is
-    built under mixed_float16 and still predicts prices (about 370,000) in float32."""
+    """train() as on a GPU machine (distribution() says a GPU) but on the CPU: the image encoder
+    trains under mixed_float16, and the saved model computes in float32 and predicts prices
+    (about 370,000)."""
     real = training.distribution
     monkeypatch.setattr(training, "distribution",
                         lambda devices, multi_worker=False: (*real(devices, multi_worker)[:2], True))
+    trained_in = set()
+
+    def build(*args, **kwargs):   # what the image encoder computes in while it trains
+        model = build_model(*args, **kwargs)
+        trained_in.update(layer.dtype_policy.name for layer in all_layers(model.get_layer("image_encoder"))
+                          if layer.weights)
+        return model
+    monkeypatch.setattr(training, "build_model", build)
     data = tiny_samples["house_prices"]
     config = TrainConfig(data=str(data), epochs=1, batch_size=16, target_transform="log",
                          model=ModelConfig(arch="late_concat", image_size=16, augment=False))
     summary = training.train(config, tmp_path / "run")
-    assert summary["mixed_precision"] is True and summary["task"] == "regression"
+    assert summary["precision"] == "mixed_float16" and summary["task"] == "regression"
     assert np.isfinite(list(summary["metrics"].values())).all()
     model = load_model_file(tmp_path / "run" / "model.keras")
-    head = model.get_layer("head")
-    assert {layer.dtype_policy.name for layer in head.layers if layer.weights} == {"mixed_float16"}
-    assert head.get_layer("target_scale").dtype_policy.name == "float32"
+    assert {layer.dtype_policy.name for layer in all_layers(model)} == {"float32"}
     assert model.outputs[0].dtype == "float32"
     ds = load_dataset(data)
     run = load_run(tmp_path / "run")
     prices = predict(run, run_inputs(run, ds.frame, ds.root))
     assert np.isfinite(prices).all() and prices.min() > 0 and np.median(prices) > FLOAT16_MAX
+    assert trained_in == {"mixed_float16"}
     keras.backend.clear_session()
 
 
-def test_classification_logits_leave_in_float32_under_mixed_precision_only(tiny_samples):
+def test_the_head_stays_float32_when_the_image_encoder_is_mixed(tiny_samples):
     ds = load_dataset(tiny_samples["skin_lesions"])
     stats = tabular_stats(model_inputs(ds.frame, ds.root, ds.features, 16), ds.features)
-    config = ModelConfig(arch="late_concat", image_size=16)
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        mixed = build_model(config, ds.features, stats, ds.task, ds.classes)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    plain = build_model(config, ds.features, stats, ds.task, ds.classes)
+    mixed = build_model(ModelConfig(arch="late_concat", image_size=16), ds.features, stats, ds.task, ds.classes,
+                        image_policy="mixed_float16")
+    encoder = mixed.get_layer("image_encoder")
+    assert {layer.dtype_policy.name for layer in all_layers(encoder) if layer.weights} == {"mixed_float16"}
+    assert {layer.dtype_policy.name for layer in all_layers(head_of(mixed))} == {"float32"}
     assert mixed.outputs[0].dtype == "float32"
-    assert head_of(mixed).get_layer("logits_float32").dtype_policy.name == "float32"
-    assert "logits_float32" not in [layer.name for layer in head_of(plain).layers]   # CPU path unchanged
+    assert keras.mixed_precision.global_policy().name == "float32"   # the build leaves the global policy alone
     keras.backend.clear_session()
 
 

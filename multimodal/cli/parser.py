@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from multimodal.cli.common import Parser, UsageError
+from multimodal.train.precision import PRECISIONS
 
 
 def unfreeze_arg(text: str) -> int | str:
@@ -55,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random flips, rotations and zooms of the training images")
     t.add_argument("--devices", type=int, default=1,
-                   help="train data-parallel on N devices: GPUs if TensorFlow sees any (mixed precision), "
-                        "else N logical CPU devices")
+                   help="train data-parallel on N devices: GPUs if TensorFlow sees any, else N logical CPU devices")
+    t.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="the image encoder's arithmetic while training: auto = mixed precision where the hardware "
+                        "has it (float16 on a GPU, bfloat16 on a CPU with AVX-512 BF16 / AMX), else float32; "
+                        "the saved model computes in float32 either way")
     t.add_argument("--multi-worker", action="store_true",
                    help="train as one worker of a cluster described by the TF_CONFIG environment variable "
                         "(MultiWorkerMirroredStrategy: start the same command on every worker; only the chief "

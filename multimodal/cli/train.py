@@ -56,6 +56,7 @@ def train_config_from_args(args):
                        ordered_images=args.ordered_images, val_fraction=args.val_fraction, seed=args.seed,
                        epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, lr=args.lr,
                        loss=args.loss, target_transform=args.target_transform, devices=args.devices,
+                       precision=args.precision,
                        multi_worker=getattr(args, "multi_worker", False),
                        stream=args.stream, on_missing_weights=args.on_missing_weights,
                        freeze_epochs=args.freeze_epochs,

@@ -60,6 +60,10 @@ class TrainConfig:
     devices: int = 1                                # >1: data-parallel over that many GPUs / logical CPUs
     multi_worker: bool = False                      # one of a cluster of workers (TF_CONFIG; train/devices.py)
     stream: bool | None = None                      # images from disk per batch; None: when they are big
+    # The image encoder's arithmetic while training: "auto" = mixed precision where the hardware
+    # computes it natively (float16 on a GPU, bfloat16 on a CPU with AVX-512 BF16 / AMX), else
+    # float32; "float32" always. The saved model computes in float32 (train/precision.py).
+    precision: str = "auto"
     # A pretrained encoder whose weights cannot be had (offline): "random" init (with a notice) or "stop".
     on_missing_weights: str = "random"
     # Two phases when the encoder's pretrained weights are loaded (train/training.py): the head on the

@@ -6,6 +6,7 @@ saves as one `.keras` file, and the explanations can run the head alone on cache
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 import keras
@@ -25,13 +26,17 @@ def output_units(task: str, classes: list[str]) -> int:
 
 
 def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, classes: list[str],
-                target_stats: dict | None = None, weights: WeightsSource | None = None) -> keras.Model:
+                target_stats: dict | None = None, weights: WeightsSource | None = None,
+                image_policy: str = "float32") -> keras.Model:
     """Build the full model for `config.arch` on the columns of `spec`.
 
     stats: from `branches.tabular_stats` on the training rows. target_stats: {"mean", "std",
     "log"} for regression, so the head predicts a standardized value and the model answers in
     the target's own unit. weights: the image encoder's, from `weights.resolve_weights` (training
     resolves them once, first); None looks in Keras' cache only (see `branches.image_encoder`).
+    image_policy: the Keras dtype policy the image encoders compute in ("mixed_bfloat16" /
+    "mixed_float16" while training on hardware that has it, train/precision.py); the tabular
+    branch, the head and the output are float32 whatever it is.
     """
     if config.arch not in FUSION_METHODS:
         raise DataError(f"unknown architecture '{config.arch}'; choose one of {', '.join(FUSION_METHODS)}")
@@ -44,8 +49,10 @@ def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, 
             raise DataError(f"'{config.arch}' needs an image column and this dataset has none; "
                             "pick tabular_only or mark a column as image")
         if branch in ("image", "sequence"):
-            encoders[branch] = image_encoder(config.encoder, config.image_size, len(spec.image_cols),
-                                             config.augment, config.seed, name=f"{branch}_encoder", weights=weights)
+            with global_policy(image_policy):
+                encoders[branch] = image_encoder(config.encoder, config.image_size, len(spec.image_cols),
+                                                 config.augment, config.seed, name=f"{branch}_encoder",
+                                                 weights=weights)
         elif branch == "rows":
             encoders[branch] = rows_encoder(config.image_size, len(spec.image_cols), config.augment, config.seed)
         else:
@@ -67,10 +74,6 @@ def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, 
     if task == "regression":
         t = target_stats or {"mean": 0.0, "std": 1.0, "log": False}
         out = TargetScale(t["mean"], t["std"], t.get("log", False), name="target_scale")(out)
-    elif keras.mixed_precision.global_policy().compute_dtype == "float16":
-        # Mixed precision (a GPU): the logits leave the model in float32, as Keras' guide advises;
-        # under the default float32 policy nothing is added, so CPU models are unchanged.
-        out = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(out)
     head = keras.Model(embeddings, out, name="head")
 
     inputs = {}
@@ -78,6 +81,27 @@ def build_model(config: ModelConfig, spec: FeatureSpec, stats: dict, task: str, 
         inputs.update({t.name: t for t in encoder.inputs})
     encoded = {b: e(select_inputs(e, inputs)) for b, e in encoders.items()}
     return keras.Model(inputs, head(encoded), name=config.arch)
+
+
+@contextlib.contextmanager
+def global_policy(name: str):
+    """Layers created inside take the dtype policy `name` (Keras reads the global policy when a
+    layer is created); the previous policy is back afterwards."""
+    saved = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(saved)
+
+
+def compute_in_float32(model: keras.Model) -> None:
+    """Switch every layer of `model` (nested models and wrapped layers too) to the float32 policy,
+    in place. Under a mixed policy the weights are float32 already, so nothing is lost: the model
+    just computes in full precision from its next call (recompile it to drop traced steps)."""
+    for layer in [model, *all_layers(model)]:
+        if layer.dtype_policy.name != "float32":
+            layer.dtype_policy = "float32"
 
 
 def branch_names(model: keras.Model) -> list[str]:
@@ -100,7 +124,7 @@ def grouped_columns(model: keras.Model) -> dict[str, list[str]]:
     found = _GROUPS.get(model)
     if found is None:
         found = {}
-        for layer in _all_layers(model):
+        for layer in all_layers(model):
             if isinstance(layer, ImputeColumns):
                 found[TABULAR_NUMERIC] = layer.columns
             elif isinstance(layer, CategoricalOneHot):
@@ -112,13 +136,18 @@ def grouped_columns(model: keras.Model) -> dict[str, list[str]]:
 _GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> grouped_columns(model)
 
 
-def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer inside `model`, depth first: nested models, wrappers (TimeDistributed) and what
+    they wrap, and their layers."""
     out = []
     for layer in model.layers:
         out.append(layer)
-        inner = layer.layer if isinstance(layer, keras.layers.TimeDistributed) else layer
-        if hasattr(inner, "layers"):
-            out += _all_layers(inner)
+        inner = getattr(layer, "layer", None)   # a wrapper's layer
+        if inner is not None:
+            out.append(inner)
+        for nested in (layer, inner):
+            if hasattr(nested, "layers"):
+                out += all_layers(nested)
     return out
 
 
@@ -128,13 +157,13 @@ def raw_input_names(model: keras.Model) -> list[str]:
     return [n for t in model.inputs for n in groups.get(t.name, [t.name])]
 
 
-def select_inputs(model: keras.Model, inputs: dict) -> dict:
+def select_inputs(model: keras.Model, inputs: dict, skip: tuple[str, ...] = ()) -> dict:
     """What this model (or encoder) takes, from raw inputs (one array per column): its own entries,
     with the tabular columns stacked into the grouped inputs it reads. Entries already grouped pass
-    through."""
+    through; the model inputs named in `skip` are left out (streamed images, fed per batch)."""
     groups = grouped_columns(model)
     return {t.name: inputs[t.name] if t.name in inputs or t.name not in groups
-            else stack_columns(inputs, groups[t.name]) for t in model.inputs}
+            else stack_columns(inputs, groups[t.name]) for t in model.inputs if t.name not in skip}
 
 
 def encode(model: keras.Model, inputs: dict) -> dict:

@@ -20,6 +20,7 @@ import numpy as np
 
 from multimodal.data.cells import MISSING_TOKEN
 from multimodal.data.inputs import TABULAR_CATEGORICAL, TABULAR_NUMERIC, FeatureSpec, input_name
+from multimodal.models.augment import RandomFlipRotateZoom
 from multimodal.models.backbones import build_backbone, encoder_spec, set_blocks_trainable
 from multimodal.models.layers import CategoricalOneHot, FrameMean, ImputeColumns
 from multimodal.models.weights import WeightsSource, load_encoder_weights, resolve_weights
@@ -103,10 +104,10 @@ def tabular_encoder(spec: FeatureSpec, stats: dict) -> keras.Model:
 
 
 def augmentation(seed: int) -> list[keras.layers.Layer]:
-    """Small, label-preserving changes; active in training only."""
-    return [keras.layers.RandomFlip("horizontal", seed=seed, name="flip"),
-            keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed, name="rotate"),
-            keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed, name="zoom")]
+    """Small, label-preserving changes, active in training only: a left-right flip, up to 5% of a
+    turn of rotation and 10% of zoom, in one resampling (models/augment.py). Runs saved before
+    keep the three stock layers they were built with (flip, rotate, zoom)."""
+    return [RandomFlipRotateZoom(rotation=0.05, zoom=0.1, fill_mode="reflect", seed=seed, name="augment")]
 
 
 def image_encoder(encoder: str, image_size: int, frames: int, augment: bool, seed: int = 0,

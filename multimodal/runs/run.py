@@ -105,7 +105,8 @@ def load_model_file(path: Path):
     # lazy: listing and reading run folders (Home, Compare) must not import TensorFlow
     import keras
 
-    import multimodal.models.layers  # noqa: F401  (registers the custom layers)
+    import multimodal.models.augment  # noqa: F401  (registers the custom layers)
+    import multimodal.models.layers  # noqa: F401
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types here; the user needs one clear message.

@@ -166,7 +166,7 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
         "target_transform": transform,
         "train_seconds": round(train_seconds, 3),
         "samples_per_second": round(epochs_run * len(train_idx) / train_seconds, 1) if train_seconds else 0.0,
-        "replicas": 1, "devices": [], "mixed_precision": False, "streamed": False,
+        "replicas": 1, "devices": [], "precision": "float32", "streamed": False,
         "metrics": metrics, "history": history,
     }
     if save:   # as training.train saves a model: frozen, compiled afresh, no optimizer state

@@ -23,7 +23,7 @@ from multimodal.core.tasks import TARGET_TRANSFORMS
 from multimodal.data.dataset import Dataset, load_dataset
 from multimodal.data.inputs import FeatureSpec, encode_target, model_inputs
 from multimodal.data.splits import split_indices
-from multimodal.models.assembly import build_model, raw_input_names, select_inputs
+from multimodal.models.assembly import build_model, compute_in_float32, raw_input_names, select_inputs
 from multimodal.models.batches import make_dataset, take
 from multimodal.models.branches import tabular_stats
 from multimodal.models.compile import compile_model
@@ -35,6 +35,7 @@ from multimodal.train import streaming
 from multimodal.train.devices import configure_devices, distribution
 from multimodal.train.multiworker import logs_as_vectors
 from multimodal.train.phases import fit_phases, plan_phases
+from multimodal.train.precision import image_policy
 
 
 def default_image_cache() -> Path:
@@ -178,27 +179,22 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
     phases = plan_phases(config, pretrained=weights.path is not None)
     epochs = sum(phase.epochs for phase in phases)
 
-    # Mixed precision (GPUs) for both tasks: a regression's TargetScale computes in float32
-    # (models/layers.py), so its exp of a log target cannot overflow float16's 65504.
-    strategy, devices, mixed = distribution(config.devices, config.multi_worker)
+    # The image encoder trains in mixed precision where the hardware computes it natively; the
+    # rest of the model, and the whole saved model, in float32 (train/precision.py).
+    strategy, devices, on_gpu = distribution(config.devices, config.multi_worker)
+    policy = image_policy(config.precision, on_gpu)
     keras.utils.set_random_seed(config.seed)
-    if mixed:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats, weights)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")  # layers keep the policy they were built with
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats, weights, image_policy=policy)
     # Raw inputs (one array per column) are kept for the saved background rows the explanations
     # perturb; the model is fed its own inputs (tabular columns stacked once, models/assembly.py).
     inputs = {k: inputs[k] for k in raw_input_names(model) if k in inputs}
-    # Streamed images are not in memory ("images": None here): the store reads them per batch.
-    feed = select_inputs(model, {"images": None, **inputs})
+    # Streamed images are not in memory: the store reads them per batch.
+    feed = select_inputs(model, inputs, skip=("images",) if store is not None else ())
 
     def batches(idx: np.ndarray, shuffle_seed: int | None = None):
         if store is not None:
-            tabular = {k: v for k, v in feed.items() if k != "images"}
-            return streaming.make_streaming_dataset(store, tabular, y, idx, config.batch_size, shuffle_seed)
+            return streaming.make_streaming_dataset(store, feed, y, idx, config.batch_size, shuffle_seed)
         return make_dataset(take(feed, idx), y[idx], config.batch_size, shuffle_seed)
 
     steps = int(np.ceil(len(train_idx) / config.batch_size))
@@ -221,11 +217,16 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
     train_seconds = time.perf_counter() - started
     history, epochs_run = fit.history, fit.epochs_run
 
+    # The saved model computes in float32, and its metrics are those of the model as saved (the
+    # loss with its L2 terms, as in training: evaluated before freezing, which drops them).
+    if policy != "float32":
+        compute_in_float32(model)
+        compile_for(config.lr)   # drops the steps traced in the mixed policy
     metrics = evaluate_splits(model, splits, batches)
-    # The saved model predicts and is explained, never trained further: frozen and compiled afresh it
-    # carries no optimizer state, which would triple a backbone's file (Adam keeps two moments per
-    # weight) and push Xception past the import limit. Frozen, its BatchNormalization runs in
-    # inference mode, as it does whenever the model predicts.
+    # It predicts and is explained, never trained further: frozen and compiled afresh it carries no
+    # optimizer state, which would triple a backbone's file (Adam keeps two moments per weight) and
+    # push Xception past the import limit. Frozen, its BatchNormalization runs in inference mode,
+    # as it does whenever the model predicts.
     model.trainable = False
     compile_for(config.lr)
     background_idx = background_rows(train_idx, config.seed)
@@ -238,7 +239,7 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
         "epochs_run": epochs_run, "epochs": epochs, "best_epoch": fit.best_epoch, "phases": fit.phases,
         "encoder_weights": weights.record(), "target_transform": transform, "train_seconds": round(train_seconds, 3),
         "samples_per_second": round(epochs_run * len(train_idx) / train_seconds, 1) if train_seconds else 0.0,
-        "replicas": len(devices), "devices": devices, "mixed_precision": mixed, "streamed": store is not None,
+        "replicas": len(devices), "devices": devices, "precision": policy, "streamed": store is not None,
         "metrics": metrics, "history": history,
     }
     save_run(run_dir, config={**config.to_dict(), "encoder_weights": weights.record()}, dataset=ds, splits=splits,
