@@ -111,6 +111,17 @@ def run_project(csv: str, case: dict) -> dict:
             "steady": steady, "whole": whole, "total_seconds": time.time() - t0}
 
 
+def reference_model(x_train: np.ndarray):
+    """The plain-Keras reference on a float32 matrix: Normalization, Dense 64 relu, Dropout, logit."""
+    import keras
+    norm = keras.layers.Normalization()
+    norm.adapt(x_train)
+    model = keras.Sequential([keras.Input((x_train.shape[1],)), norm, keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dropout(0.2), keras.layers.Dense(1)])
+    model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
 def run_reference(csv: str, case: dict) -> dict:
     """Plain Keras on a float32 matrix of the same number of columns (what a practitioner writes)."""
     import keras
@@ -120,11 +131,7 @@ def run_reference(csv: str, case: dict) -> dict:
     x = np.random.default_rng(0).normal(size=(len(frame), case["cols"])).astype("float32")
     y = (frame["outcome"] == "case").to_numpy("float32")
     t0 = time.perf_counter()
-    norm = keras.layers.Normalization()
-    norm.adapt(x[n_val:])
-    model = keras.Sequential([keras.Input((case["cols"],)), norm, keras.layers.Dense(64, activation="relu"),
-                              keras.layers.Dropout(0.2), keras.layers.Dense(1)])
-    model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
+    model = reference_model(x[n_val:])
     build_seconds = time.perf_counter() - t0
     ends: list[float] = []
     callback = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: ends.append(time.time()))

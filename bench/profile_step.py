@@ -11,6 +11,8 @@ own `train_function` on the variant's tf.data pipeline (fit() minus its Python l
 
 Then the TensorFlow profiler records 20 steps of the reference and of two project variants, and
 each op's self time (all threads) is summed by kind: that is the profile behind the step times.
+The same for two of bench_wide's tables (tabular_only against plain Keras on a numeric matrix of
+as many columns): 5,000 numeric columns, and 500 integer-coded ones (one-hot, 14 slots each).
 Reading the profile needs xprof (`make bench` installs it from requirements-bench.txt); without it
 the step times are still recorded.
 """
@@ -33,6 +35,7 @@ import tensorflow as tf
 
 from bench import reference_keras as ref
 from bench.bench_vs_keras import machine_lines, photo_dataset
+from bench.bench_wide import reference_model, write_case
 from multimodal.core.config import ModelConfig
 from multimodal.data.dataset import load_dataset
 from multimodal.data.inputs import encode_target, model_inputs
@@ -126,19 +129,17 @@ def step_times(found: dict, steps: int, rounds: int) -> dict[str, list[float]]:
 
 
 def op_kind(row: dict) -> str:
-    op = row["operation"]
-    if row["type"] == "Dataset":
-        return "tf.data pipeline"
-    if re.search(r"random_|/augment/|/flip|/rotate|/zoom", op):
-        return "augmentation"
-    kind = row["type"].replace("_MklNative", "").replace("_Mkl", "")
-    if kind.startswith("Conv2D") or kind.endswith("Conv2D"):
-        return "convolution " + ("gradients" if "gradient_tape" in op else "forward")
-    if "Pool" in kind:
-        return "pooling"
-    if kind == "Cast":
-        return "casts (uint8 / bfloat16)"
-    return "other ops"
+    op, kind = row["operation"], row["type"].replace("_MklNative", "").replace("_Mkl", "")
+    rules = [(row["type"] == "Dataset", "tf.data pipeline"),
+             (re.search(r"random_|/augment(_\d+)?/|/flip|/rotate|/zoom", op), "augmentation"),
+             ("/one_hot" in op, "categorical one-hot (keys, hash lookup, bincount)"),
+             ("tabular_encoder" in op or "/normalization" in op, "numeric impute + normalise"),
+             ("/adam" in op, "optimizer update (Adam)"),
+             ("Conv2D" in kind, "convolution " + ("gradients" if "gradient_tape" in op else "forward")),
+             ("MatMul" in kind, "dense layers (matmul)"),
+             ("Pool" in kind, "pooling"),
+             (kind == "Cast", "casts (uint8 / bfloat16)")]
+    return next((name for hit, name in rules if hit), "other ops")
 
 
 def profile(found: dict, names: list[str], folder: Path, steps: int = 20) -> dict[str, dict[str, float]]:
@@ -166,33 +167,53 @@ def profile(found: dict, names: list[str], folder: Path, steps: int = 20) -> dic
     return out
 
 
-def write(times: dict, kinds: dict | None, args, started: float) -> None:
-    names = list(times)
-    base = statistics.median(times[names[0]])
-    lines = ["# Profile of a training step: project vs plain Keras", "",
-             f"Recorded {datetime.now():%Y-%m-%d %H:%M} by `.venv/bin/python -m bench.profile_step` "
-             f"({time.time() - started:.0f} s). " + __doc__.split("\n\n")[2].replace("\n", " "), "",
-             *machine_lines(), "",
-             f"## Step time ({args.rounds} rounds x {args.steps} steps, in turns, one process)", "",
-             "| variant | ms / step, median | min - max of the rounds | throughput vs reference |",
-             "|---|---|---|---|"]
-    for name in names:
-        t = times[name]
+WIDE_CASES = ({"rows": 1000, "cols": 5000, "kind": "numeric"}, {"rows": 1000, "cols": 500, "kind": "integer"})
+
+
+def wide_variants(case: dict, folder: Path) -> dict:
+    """bench_wide's case: the project's tabular_only model on the CSV's columns, and the reference
+    (plain Keras on a float32 matrix of as many columns)."""
+    csv = write_case(folder, {**case, "image": False})
+    overrides = {f"m{j}": "categorical" for j in range(case["cols"])} if case["kind"] == "integer" else None
+    ds = load_dataset(csv, target="outcome", overrides=overrides)
+    inputs = model_inputs(ds.frame, ds.root, ds.features, SIZE)
+    y = encode_target(ds.frame[ds.target], ds.task, ds.classes)
+    model = build_model(ModelConfig(arch="tabular_only"), ds.features, branches.tabular_stats(inputs, ds.features),
+                        ds.task, ds.classes)
+    compile_model(model, ds.task, len(ds.classes), 1e-3, None, None)
+    x = np.random.default_rng(0).normal(size=(len(y), case["cols"])).astype("float32")
+    matrix = tf.data.Dataset.from_tensor_slices((x, y.astype("float32"))).shuffle(len(y), seed=0).batch(BATCH)
+    return {"reference (plain Keras, numeric matrix)": (reference_model(x), matrix.prefetch(2)),
+            "project": (model, make_dataset(select_inputs(model, inputs), y, BATCH, shuffle_seed=0))}
+
+
+def step_table(times: dict) -> list[str]:
+    base = statistics.median(next(iter(times.values())))
+    lines = ["| variant | ms / step, median | min - max of the rounds | throughput vs reference |", "|---|---|---|---|"]
+    for name, t in times.items():
         lines.append(f"| {name} | {statistics.median(t):.2f} | {min(t):.2f} - {max(t):.2f} | "
                      f"**{base / statistics.median(t):.2f}x** |")
-    lines += ["", "Throughput vs reference = the reference's median step time / the variant's."]
-    if kinds:
-        order = sorted({k for v in kinds.values() for k in v}, key=lambda k: -max(v.get(k, 0) for v in kinds.values()))
-        lines += ["", "## Where the time goes (TensorFlow profiler, op self time per step, all threads)", "",
-                  "| kind | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
-        for kind in order:
-            lines.append(f"| {kind} | " + " | ".join(
-                f"{v.get(kind, 0):.2f} ms ({100 * v.get(kind, 0) / sum(v.values()):.0f}%)" for v in kinds.values()) + " |")
-        lines.append("| **total** | " + " | ".join(f"**{sum(v.values()):.1f} ms**" for v in kinds.values()) + " |")
-    else:
-        lines += ["", "The op profile was not recorded: xprof is not installed (`make bench` installs it)."]
-    OUT.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return lines
+
+
+def kinds_table(kinds: dict | None) -> list[str]:
+    if not kinds:
+        return ["The op profile was not recorded: xprof is not installed (`make bench` installs it)."]
+    order = sorted({k for v in kinds.values() for k in v}, key=lambda k: -max(v.get(k, 0) for v in kinds.values()))
+    lines = ["| kind | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for kind in order:
+        lines.append(f"| {kind} | " + " | ".join(
+            f"{v.get(kind, 0):.2f} ms ({100 * v.get(kind, 0) / sum(v.values()):.0f}%)" for v in kinds.values()) + " |")
+    return lines + ["| **total** | " + " | ".join(f"**{sum(v.values()):.1f} ms**" for v in kinds.values()) + " |"]
+
+
+def measure(found: dict, names: list[str], args) -> tuple[dict, dict | None]:
+    times = step_times(found, args.steps, args.rounds)
+    try:
+        with tempfile.TemporaryDirectory(prefix="profile-step-") as folder:
+            return times, profile(found, names, Path(folder))
+    except ImportError:
+        return times, None
 
 
 def main() -> int:
@@ -202,14 +223,24 @@ def main() -> int:
     args = p.parse_args()
     started = time.time()
     found = variants(Data(photo_dataset(1000)))
-    times = step_times(found, args.steps, args.rounds)
-    try:
-        names = list(found)[:2] + [n for n in found if n.startswith("project default")]
-        with tempfile.TemporaryDirectory(prefix="profile-step-") as folder:
-            kinds = profile(found, names, Path(folder))
-    except ImportError:
-        kinds = None
-    write(times, kinds, args, started)
+    times, kinds = measure(found, list(found)[:2] + [n for n in found if n.startswith("project default")], args)
+    lines = ["# Profile of a training step: project vs plain Keras", "",
+             f"Recorded {datetime.now():%Y-%m-%d %H:%M} by `.venv/bin/python -m bench.profile_step`. "
+             + __doc__.split("\n\n")[2].replace("\n", " "), "", *machine_lines(), "",
+             f"## Image + table step ({args.rounds} rounds x {args.steps} steps, in turns, one process)", "",
+             *step_table(times), "", "Throughput vs reference = the reference's median step time / the variant's.",
+             "", "Where the time goes (TensorFlow profiler, op self time per step, all threads):", "",
+             *kinds_table(kinds)]
+    for case in WIDE_CASES:
+        with tempfile.TemporaryDirectory(prefix="profile-wide-") as folder:
+            found = wide_variants(case, Path(folder))
+            times, kinds = measure(found, list(found), args)
+        lines += ["", f"## Wide table: {case['rows']:,} rows x {case['cols']:,} {case['kind']} columns, tabular_only",
+                  "", *step_table(times), "", *kinds_table(kinds)]
+        keras.backend.clear_session()
+    lines += ["", f"Total time {time.time() - started:.0f} s."]
+    OUT.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 
