@@ -12,7 +12,8 @@ own `train_function` on the variant's tf.data pipeline (fit() minus its Python l
 Then the TensorFlow profiler records 20 steps of the reference and of two project variants, and
 each op's self time (all threads) is summed by kind: that is the profile behind the step times.
 The same for two of bench_wide's tables (tabular_only against plain Keras on a numeric matrix of
-as many columns): 5,000 numeric columns, and 500 integer-coded ones (one-hot, 14 slots each).
+as many columns): 5,000 numeric columns, and 500 integer-coded ones (one-hot in the model, 14 slots
+each), where plain Keras on the one-hot matrix it would need is timed too.
 Reading the profile needs xprof (`make bench` installs it from requirements-bench.txt); without it
 the step times are still recorded.
 """
@@ -45,7 +46,7 @@ from multimodal.models.batches import make_dataset, take
 from multimodal.models.compile import compile_model
 from multimodal.models.weights import WeightsSource
 from multimodal.train.precision import image_policy
-from multimodal.train.training import class_weights
+from multimodal.train.training import row_weights
 
 OUT = Path(__file__).resolve().parent / "PROFILE_step.md"
 SIZE, BATCH = 64, 32
@@ -81,7 +82,7 @@ def reference(data: Data, policy: str = "float32"):
 
 def project(data: Data, policy: str = "float32", stock: bool = False):
     """The library's model and pipeline as train() makes them: uint8 images cast in the graph, raw
-    columns grouped at the model's door, the wide term, class weights as per-row weights."""
+    columns grouped at the model's door, the wide term, class weights batched with the rows."""
     ds = data.ds
     saved = branches.augmentation
     if stock:
@@ -94,10 +95,9 @@ def project(data: Data, policy: str = "float32", stock: bool = False):
         branches.augmentation = saved
     compile_model(model, ds.task, len(ds.classes), 1e-3, None, None)
     feed = select_inputs(model, data.inputs)
-    weights = class_weights(data.y[data.train], len(ds.classes))
-    table = tf.constant([weights[c] for c in range(len(ds.classes))], "float32")
-    batches = make_dataset(take(feed, data.train), data.y[data.train], BATCH, shuffle_seed=0)
-    return model, batches.map(lambda x, y: (x, y, tf.gather(table, tf.cast(tf.reshape(y, [-1]), tf.int32))))
+    weights = row_weights(data.y, data.train, len(ds.classes))
+    return model, make_dataset(take(feed, data.train), data.y[data.train], BATCH, shuffle_seed=0,
+                               sample_weight=weights[data.train])
 
 
 def variants(data: Data) -> dict:
@@ -181,10 +181,17 @@ def wide_variants(case: dict, folder: Path) -> dict:
     model = build_model(ModelConfig(arch="tabular_only"), ds.features, branches.tabular_stats(inputs, ds.features),
                         ds.task, ds.classes)
     compile_model(model, ds.task, len(ds.classes), 1e-3, None, None)
-    x = np.random.default_rng(0).normal(size=(len(y), case["cols"])).astype("float32")
-    matrix = tf.data.Dataset.from_tensor_slices((x, y.astype("float32"))).shuffle(len(y), seed=0).batch(BATCH)
-    return {"reference (plain Keras, numeric matrix)": (reference_model(x), matrix.prefetch(2)),
-            "project": (model, make_dataset(select_inputs(model, inputs), y, BATCH, shuffle_seed=0))}
+    def matrix(x: np.ndarray):
+        rows = tf.data.Dataset.from_tensor_slices((x, y.astype("float32"))).shuffle(len(y), seed=0)
+        return reference_model(x), rows.batch(BATCH).prefetch(2)
+    found = {"reference (plain Keras, numeric matrix)": matrix(
+        np.random.default_rng(0).normal(size=(len(y), case["cols"])).astype("float32"))}
+    if ds.features.categorical_cols:   # what plain Keras needs for these columns: one-hot them first
+        codes = ds.frame[ds.features.categorical_cols].astype(str).to_numpy()
+        hot = np.concatenate([(column[:, None] == np.unique(column)[None, :]) for column in codes.T], axis=1)
+        found[f"reference on the one-hot matrix ({hot.shape[1]:,} columns)"] = matrix(hot.astype("float32"))
+    found["project"] = (model, make_dataset(select_inputs(model, inputs), y, BATCH, shuffle_seed=0))
+    return found
 
 
 def step_table(times: dict) -> list[str]:

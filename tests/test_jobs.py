@@ -9,15 +9,17 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from multimodal.core.config import TRAIN_SETTINGS, TrainConfig, train_defaults
-from multimodal.core.events import EVENTS_FILE
+from multimodal.core.events import EVENTS_FILE, STOP_FILE, read_events
 from multimodal.runs.folders import config_dict, new_run_dir, reuse_config
 from multimodal.runs.gain import fusion_gain
 from multimodal.runs.verdicts import split_caveat
-from multimodal.train import jobs
+from multimodal.train import jobs, phases
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -73,7 +75,9 @@ def test_job_trains_in_a_process_and_saves_the_run(tiny_csv, tmp_path):
     assert job.state == "finished", job.error
     assert len(set(seen)) > 1, "events should grow while training"        # read incrementally
     assert p.epoch == 2 and p.epochs == 2 and len(p.epoch_points) == 2
-    assert len(p.batch_points) == 2 * p.steps and p.fraction == 1.0
+    # Each epoch's first and last batch at least (fast batches are thinned out, train/phases.py).
+    assert 2 * 2 <= len(p.batch_points) <= 2 * p.steps and p.fraction == 1.0
+    assert [point["x"] for point in p.batch_points if point["x"] == int(point["x"])] == [1.0, 2.0]
     assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(p.epoch_points[-1])
     assert p.end["status"] == "completed" and "val_accuracy" in p.end["metrics"]
     for name in ("model.keras", "history.csv", "metrics.json", "config.json", "events.jsonl"):
@@ -196,6 +200,35 @@ def test_progress_reads_incrementally_and_estimates_eta(tmp_path):
     assert len(p.batch_points) == 3 and p.epoch == 1 and p.epoch_points == [{"x": 1, "loss": 0.3, "val_loss": 0.4}]
     write_events(tmp_path, [{"type": "error", "time": 15.0, "message": "bad things"}])
     assert job.progress().error == "bad things" == job.error
+
+
+def test_eta_is_per_batch_when_batch_events_are_thinned_out(tmp_path):
+    """Events for steps 1, 4 and 10 of 10 (0.5 s per batch): the time per batch, not per event."""
+    job = jobs.Job({"epochs": 1}, tmp_path)
+    write_events(tmp_path, [{"type": "start", "time": 0.0, "epochs": 1, "steps": 10, "rows": {"train": 320}}]
+                 + [{"type": "batch", "time": 10.0 + 0.5 * (step - 1), "epoch": 0, "step": step, "steps": 10,
+                     "logs": {}} for step in (1, 4)])
+    assert job.progress().eta_seconds == pytest.approx(0.5 * 6)    # 6 batches left
+
+
+def test_live_events_write_first_last_and_at_most_one_batch_per_interval(tmp_path, monkeypatch):
+    clock = iter(np.arange(200) * 0.03)            # a batch every 30 ms: about one in four is written
+    monkeypatch.setattr(phases.time, "monotonic", lambda: float(next(clock)))
+    live = phases.LiveEvents(tmp_path, steps=50)
+    live.set_model(SimpleNamespace(stop_training=False))
+    for epoch in range(2):
+        live.on_epoch_begin(epoch)
+        for batch in range(50):
+            live.on_train_batch_end(batch, {"loss": 1.0})
+    written = [(e["epoch"], e["step"]) for e in read_events(tmp_path)[0]]
+    for epoch in range(2):
+        steps = [step for e, step in written if e == epoch]
+        assert steps[0] == 1 and steps[-1] == 50 and 12 <= len(steps) <= 16
+        times = [0.03 * (epoch * 50 + step - 1) for step in steps[1:-1]]
+        assert min(np.diff(times)) >= phases.LiveEvents.BATCH_EVENT_SECONDS - 1e-9
+    (tmp_path / STOP_FILE).touch()                 # STOP is still seen after the very next batch
+    live.on_train_batch_end(7, {"loss": 1.0})
+    assert live.stopped
 
 
 def run(arch, value, task="classification", name=None):

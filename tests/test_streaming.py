@@ -21,8 +21,8 @@ def lesions(tiny_samples):
 
 
 def _as_numpy(batch) -> dict:
-    features, y = batch
-    return {**{k: v.numpy() for k, v in features.items()}, "y": y.numpy()}
+    features, y, *weights = batch
+    return {**{k: v.numpy() for k, v in features.items()}, "y": y.numpy(), **{"w": w.numpy() for w in weights}}
 
 
 def test_streamed_batches_equal_in_memory_batches(lesions, tmp_path):
@@ -33,9 +33,11 @@ def test_streamed_batches_equal_in_memory_batches(lesions, tmp_path):
     store = streaming.decode_to_disk(ds.frame, ds.root, ds.features, SIZE, tmp_path / "work")
 
     tabular = {k: v for k, v in inputs.items() if k != "images"}
-    for seed in (None, 7):
-        memory = make_dataset(take(inputs, rows), y[rows], 4, shuffle_seed=seed)
-        streamed = streaming.make_streaming_dataset(store, tabular, y, rows, 4, shuffle_seed=seed)
+    weights = (np.arange(len(ds.frame)) % 3 + 1).astype("float32")   # class weights travel with their rows
+    for seed, w in ((None, None), (7, None), (7, weights)):
+        memory = make_dataset(take(inputs, rows), y[rows], 4, shuffle_seed=seed,
+                              sample_weight=None if w is None else w[rows])
+        streamed = streaming.make_streaming_dataset(store, tabular, y, rows, 4, shuffle_seed=seed, sample_weight=w)
         for _epoch in range(2):      # reshuffled each epoch, the same way in both
             a = [_as_numpy(b) for b in memory]
             b = [_as_numpy(b) for b in streamed]
@@ -45,6 +47,9 @@ def test_streamed_batches_equal_in_memory_batches(lesions, tmp_path):
                 assert left.keys() == right.keys()
                 for key in left:
                     np.testing.assert_array_equal(left[key], right[key], err_msg=key)
+            assert ("w" in a[0]) == (w is not None)
+            if w is not None:
+                np.testing.assert_array_equal(np.concatenate([x["w"] for x in b]), w[np.concatenate([x["y"] for x in b])])
             order = np.concatenate([x["y"] for x in b]).tolist()
             assert sorted(order) == sorted(rows.tolist())
             assert (order == rows.tolist()) == (seed is None)

@@ -3,8 +3,8 @@
 Keras' RandomFlip, RandomRotation and RandomZoom in a row resample each image twice (rotation,
 then zoom) and compute the flipped copy of the whole batch before choosing per image; the step
 profile showed the three taking a quarter of a small CNN's training step (bench/PROFILE_step.md).
-Composing the three maps and resampling once gives the same distribution of images at about a
-third of the cost, and one interpolation blurs less than two (docs/ARCHITECTURE.md, "Speed of a step").
+Composing the three maps and resampling once gives the same distribution of images at less than
+half the cost, and one interpolation blurs less than two (docs/ARCHITECTURE.md, "Speed of a step").
 Active in training only; the identity when the model predicts.
 """
 from __future__ import annotations

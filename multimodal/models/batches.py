@@ -14,9 +14,11 @@ def take(inputs: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarra
 
 
 def make_dataset(inputs: dict[str, np.ndarray], y: np.ndarray | None, batch_size: int,
-                 shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """tf.data pipeline over in-memory arrays (uint8 images stay uint8 until the model casts)."""
-    ds = tf.data.Dataset.from_tensor_slices(inputs if y is None else (inputs, y))
+                 shuffle_seed: int | None = None, sample_weight: np.ndarray | None = None) -> tf.data.Dataset:
+    """tf.data pipeline over in-memory arrays (uint8 images stay uint8 until the model casts).
+    sample_weight: one loss weight per row (class weights), batched with the rows."""
+    parts = inputs if y is None else (inputs, y) if sample_weight is None else (inputs, y, sample_weight)
+    ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(next(iter(inputs.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

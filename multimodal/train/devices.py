@@ -175,11 +175,11 @@ def _coordinate(cluster: Cluster, timeout: float) -> None:
 
 
 def distribution(devices: int, multi_worker: bool = False) -> tuple[tf.distribute.Strategy | None, list[str], bool]:
-    """(strategy or None, replica device names, mixed precision?) for `devices` devices, or for
-    every device of every worker of the cluster (multi_worker).
+    """(strategy or None, replica device names, GPUs?) for `devices` devices, or for every device
+    of every worker of the cluster (multi_worker).
 
-    GPUs when TensorFlow sees any (mixed float16 compute there), else the logical CPUs from
-    configure_devices. One CPU device needs no strategy: plain fit() is what runs."""
+    GPUs when TensorFlow sees any (train/precision.py picks their mixed float16), else the logical
+    CPUs from configure_devices. One CPU device needs no strategy: plain fit() is what runs."""
     if multi_worker:
         join_cluster()   # before the device listing below, which starts TensorFlow's runtime
     gpus = tf.config.list_logical_devices("GPU")

@@ -33,7 +33,7 @@ from multimodal.models.weights import WeightsSource
 from multimodal.runs.evaluation import evaluate_splits
 from multimodal.runs.run import background_rows, save_run
 from multimodal.train.phases import Phase, fit_phases
-from multimodal.train.training import choose_transform, class_weights, target_stats
+from multimodal.train.training import choose_transform, row_weights, target_stats
 
 IMAGE_BRANCHES = ("image", "sequence")   # the branches whose embedding is the image encoder's map
 
@@ -117,14 +117,17 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     raw = {k: inputs[k] for k in raw_input_names(model)}   # one array per column (the background)
     fed = select_inputs(model, raw)                         # the model's own inputs, columns stacked
     embedded = head_inputs(model, fed, maps)
-    weights = class_weights(y[train_idx], len(ds.classes)) if ds.task == "classification" and config.class_weight \
-        else None
+    loss_weights = row_weights(y, train_idx, len(ds.classes)) \
+        if ds.task == "classification" and config.class_weight else None
 
     def compiler(target: keras.Model):
         return lambda lr: compile_model(target, ds.task, len(ds.classes), lr, config.loss, t_stats)
 
     def batches_of(values: dict):
-        return lambda idx, shuffle_seed=None: make_dataset(take(values, idx), y[idx], config.batch_size, shuffle_seed)
+        def batches(idx: np.ndarray, shuffle_seed: int | None = None, weighted: bool = False):
+            w = loss_weights[idx] if weighted and loss_weights is not None else None
+            return make_dataset(take(values, idx), y[idx], config.batch_size, shuffle_seed, w)
+        return batches
 
     steps = int(np.ceil(len(train_idx) / config.batch_size))
     plan = [Phase(1, config.epochs, config.lr, None)]
@@ -138,15 +141,15 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     started = time.perf_counter()
     on_maps = batches_of(embedded)
     fit = fit_phases(head, plan[:1], compiler(head), run_dir=run_dir, steps=steps, patience=config.patience,
-                     restore_best=config.restore_best, x=on_maps(train_idx, config.seed),
-                     validation_data=on_maps(val_idx), class_weight=weights)
+                     restore_best=config.restore_best, x=on_maps(train_idx, config.seed, weighted=True),
+                     validation_data=on_maps(val_idx))
     history, epochs_run, phases, stopped, best_epoch = fit.history, fit.epochs_run, fit.phases, fit.stopped, fit.best_epoch
     evaluate_on = (head, on_maps)
     if len(plan) > 1 and not stopped:   # phase 2: the whole model from raw images, encoder unfrozen
         on_raw = batches_of(fed)
         tune = fit_phases(model, plan[1:], compiler(model), run_dir=run_dir, steps=steps, patience=config.patience,
-                          restore_best=config.restore_best, x=on_raw(train_idx, config.seed),
-                          validation_data=on_raw(val_idx), class_weight=weights)
+                          restore_best=config.restore_best, x=on_raw(train_idx, config.seed, weighted=True),
+                          validation_data=on_raw(val_idx))
         for key in set(history) | set(tune.history):
             history[key] = history.get(key, [float("nan")] * epochs_run) + \
                 tune.history.get(key, [float("nan")] * tune.epochs_run)

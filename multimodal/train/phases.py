@@ -11,6 +11,7 @@ saved model is the best of both (docs/ARCHITECTURE.md, "Training").
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,15 +51,25 @@ def plan_phases(config: TrainConfig, pretrained: bool) -> list[Phase]:
 
 
 class LiveEvents(keras.callbacks.Callback):
-    """Appends per-batch and per-epoch events (with the phase), and ends training when STOP appears."""
+    """Appends batch and epoch events (with the phase), and ends training when STOP appears.
+
+    A batch event is written for an epoch's first and last batch and otherwise at most every
+    BATCH_EVENT_SECONDS: the Train page redraws twice a second, and an event per batch cost a tenth
+    of a small table's step (0.15 of 1.4 ms). STOP is checked after every batch."""
+
+    BATCH_EVENT_SECONDS = 0.1
 
     def __init__(self, run_dir: Path, steps: int):
         super().__init__()
         self.run_dir, self.steps, self.epoch, self.phase, self.stopped = run_dir, steps, 0, 1, False
+        self.written = 0.0   # time.monotonic() of the latest batch event
 
     def on_train_batch_end(self, batch, logs=None):
-        append_event(self.run_dir, {"type": "batch", "epoch": self.epoch, "step": batch + 1, "steps": self.steps,
-                                    "phase": self.phase, "logs": _floats(logs)})
+        now = time.monotonic()
+        if batch == 0 or batch + 1 >= self.steps or now - self.written >= self.BATCH_EVENT_SECONDS:
+            self.written = now
+            append_event(self.run_dir, {"type": "batch", "epoch": self.epoch, "step": batch + 1,
+                                        "steps": self.steps, "phase": self.phase, "logs": _floats(logs)})
         if stop_requested(self.run_dir):
             self.model.stop_training = True
             self.stopped = True

@@ -44,7 +44,7 @@ class ProgressReader:
         self.run_dir = Path(run_dir)
         self.progress = Progress(epochs=epochs)
         self._offset = 0
-        self._last_batch: tuple[float, int] | None = None   # (time, epoch) of the latest batch event
+        self._last_batch: tuple[float, int, int] | None = None   # (time, epoch, step) of the latest batch event
         self._batch_seconds, self._batches_timed = 0.0, 0
         self._epoch_ends: list[float] = []       # seconds from an epoch's last batch to its epoch event
         self._epoch_times: list[float] = []      # times of the epoch events
@@ -66,9 +66,10 @@ class ProgressReader:
             done = int(e["epoch"]) * max(p.steps, 1) + p.step
             p.batch_points.append({"x": int(e["epoch"]) + p.step / max(p.steps, 1), **p.logs})
             if self._last_batch is not None and int(e["epoch"]) == self._last_batch[1]:
+                # Batch events are thinned out on fast runs (train/phases.py): time per batch, not per event.
                 self._batch_seconds += e["time"] - self._last_batch[0]
-                self._batches_timed += 1
-            self._last_batch = (e["time"], int(e["epoch"]))
+                self._batches_timed += p.step - self._last_batch[2]
+            self._last_batch = (e["time"], int(e["epoch"]), p.step)
             p.fraction = min(done / max(p.epochs * p.steps, 1), 1.0)
             p.eta_seconds = self._eta(done)
         elif kind == "weights":

@@ -92,10 +92,12 @@ def decode_to_disk(frame: pd.DataFrame, root: Path, spec: FeatureSpec, image_siz
 
 
 def make_streaming_dataset(store: ImageStore, tabular: dict[str, np.ndarray], y: np.ndarray | None,
-                           rows: np.ndarray, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
+                           rows: np.ndarray, batch_size: int, shuffle_seed: int | None = None,
+                           sample_weight: np.ndarray | None = None) -> tf.data.Dataset:
     """tf.data over dataset rows `rows`: images read from `store` per batch, other inputs in memory.
 
-    Yields exactly what `models.batches.make_dataset(take(inputs, rows), y[rows], ...)` yields: the row
+    Yields exactly what `models.batches.make_dataset(take(inputs, rows), y[rows], ...)` yields (with
+    `sample_weight[rows]` when given, per row of the whole dataset like `y`): the row
     order is shuffled the same way (a shuffle's permutation depends only on its seed and size, so
     shuffling row numbers equals shuffling the rows), then each batch gathers its rows.
     """
@@ -105,13 +107,17 @@ def make_streaming_dataset(store: ImageStore, tabular: dict[str, np.ndarray], y:
         order = order.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
     columns = {name: tf.constant(values[rows]) for name, values in tabular.items()}
     targets = None if y is None else tf.constant(y[rows])
+    weights = None if sample_weight is None else tf.constant(sample_weight[rows])
     positions = tf.constant(rows)
 
     def read(batch):
         images = tf.numpy_function(store.rows, [tf.gather(positions, batch)], tf.uint8, stateful=False)
         images.set_shape((None, *store.shape[1:]))
         features = {"images": images, **{name: tf.gather(c, batch) for name, c in columns.items()}}
-        return features if targets is None else (features, tf.gather(targets, batch))
+        if targets is None:
+            return features
+        return (features, tf.gather(targets, batch)) if weights is None else \
+            (features, tf.gather(targets, batch), tf.gather(weights, batch))
 
     return (order.batch(batch_size)
             .map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
