@@ -364,25 +364,17 @@ def scale(sizes: Sizes, log: list[str]) -> dict:
 # ------------------------------------------------------------------------------ report
 
 GAPS = {
-    "throughput": "Not yet attributed. Same layers, rows, batch size, optimizer, loss and metrics; what the "
-                  "project does in addition per step: the tabular preprocessing inside the graph (imputation, "
-                  "Normalization, StringLookup one-hot on string tensors: the reference did it once in numpy, so "
-                  "its saved model cannot take raw values), uint8 -> float cast in the graph, class weights, and "
-                  "its callbacks. Ruled out by measurement: the live-events line (about 70 us per batch, under "
-                  "0.3% of a step). Single runs on this shared machine vary by 10% or more. Next steps: profile a "
-                  "step with the TensorFlow profiler; if the string lookups dominate, feed training from a tf.data "
-                  "cache of the preprocessed tabular matrix (the saved model keeps its preprocessing layers).",
-    "e2e": "See 'Inside those runs': fit() costs about the same in both (same layers and epochs; the project's is "
-           "slower by the throughput gap) and Python + TensorFlow start-up is the same, so only decoding (about "
-           "5 s, under a third of the reference's wall time with these ~200 KB/MP photos) can shrink: the first "
-           "run saves about 3 s of it, the second (cache) about 5 s, while the project pays about 1.2 s the "
-           "reference does not (dataset checks, a final evaluation, the run folder; profiled). 0.65x would need "
-           "about 6 s, more than all "
-           "of the reference's decoding, so training itself must get faster than the reference's. Tried and "
-           "measured without gain: drafting JPEGs straight to the target size instead of 2x it (entropy decoding, "
-           "not the IDCT, dominates for these files). What would close it: the throughput gap (about 0.8 s), "
-           "and a smaller fixed cost per run (the first epoch's tracing of the train and test steps is several "
-           "seconds of every fit, paid by both).",
+    "throughput": "The step itself is not what misses: bench/PROFILE_step.md times both compiled steps in turns "
+                  "in one process and profiles them op by op; the project's own work per step (the uint8 cast, "
+                  "the grouped tabular preprocessing, the wide term) is about 2% of it, and its augmentation in "
+                  "one resampling and bfloat16 image encoder (on CPUs that have it) make it 1.2-1.5x the "
+                  "reference's. Separate processes on this shared VM differ by 10-30% run to run.",
+    "e2e": "Both pay the same fixed costs: Python + TensorFlow start-up (about 4 s) and the first epoch's "
+           "tracing of the train and test steps (about 2 s). The project saves the reference's decoding (about "
+           "4 s of load_img; 1.4 s with its own decoder, near 0 from its cache) and trains faster, but pays about "
+           "1 s the reference does not: the dataset checks (every image path resolved and its header read), "
+           "the final evaluation of the float32 model (its test step traced again), the run folder (background "
+           "rows, history, metrics). What remains is start-up and tracing, which no training code can remove.",
     "decode": "Decoding runs in 2 threads; with other work on the machine fewer cores are free, and entropy "
               "decoding (proportional to file size) is not shrunk by draft mode.",
     "whatif": "Per-call cost is the model's graph execution plus Python input preparation; a busy machine adds "
