@@ -3,10 +3,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from multimodal.core.quiet import quiet_tensorflow
+
 PAGES = Path(__file__).parent / "pages"
 
 
 def run() -> None:
+    quiet_tensorflow()   # TensorFlow, imported later by the pages that need it, keeps the log clean
     # An emoji tab icon is drawn by the browser; a ":material/..." one is fetched from a font server
     # (fails offline). The sidebar's material icons use the font bundled with Streamlit.
     st.set_page_config(page_title="Multimodal Studio", page_icon="🧩", layout="wide")

@@ -6,7 +6,6 @@ library (TensorFlow) is imported only by the commands that need it.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 from multimodal.cli.common import UsageError
@@ -15,21 +14,9 @@ from multimodal.cli.parser import build_parser
 from multimodal.cli.predict import cmd_explain, cmd_predict
 from multimodal.cli.train import cmd_compare, cmd_train
 from multimodal.core.errors import DataError
+from multimodal.core.quiet import quiet_tensorflow
 
 EXIT_USER_ERROR = 2
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up logging (which ignores TF_CPP_MIN_LOG_LEVEL in
-    2.21) sent to /dev/null, so stderr carries only our own messages."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401  # lazy: the point of this function
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "compare": cmd_compare,
@@ -37,11 +24,11 @@ COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "com
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
+    quiet_tensorflow()   # TensorFlow's start-up chatter stays off stderr (core/quiet.py)
     try:
         args = build_parser().parse_args(argv)
         if args.command in ("train", "compare", "predict", "explain"):
-            import_tensorflow_quietly()
+            import tensorflow  # noqa: F401  # lazy: only the commands that train or predict load it
         COMMANDS[args.command](args)
     except (UsageError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ from typing import Any
 from multimodal.core.config import TrainConfig
 from multimodal.core.errors import DataError
 from multimodal.core.events import append_event, request_stop
+from multimodal.core.quiet import quiet_tensorflow
 
 LOG_FILE = "worker.log"
 WORKER_PREFIX = "mmstudio-train-"  # name of the worker processes
@@ -63,7 +64,7 @@ def run_worker(config: dict, run_dir: str, dataset: Any, workdir: str | None, pa
 
     `config` is a TrainConfig.to_dict(), plus {"cv": {"k", "repeats", "archs"}} for a comparison."""
     name_process(WORKER_PREFIX)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()   # its start-up chatter stays out of the app's log (core/quiet.py)
     run = Path(run_dir)
     threading.Thread(target=_watch_parent, args=(parent_pid, run), daemon=True).start()
     # lazy: the app server imports this module; pandas and TensorFlow load in the worker only
