@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from multimodal.app import figures, session_jobs, state, training_view
+from multimodal.app import figures, navigation, session_jobs, state, training_view
 from multimodal.core.events import read_events
 from multimodal.data.inputs import FeatureSpec
 from multimodal.models.fusion import FUSION_METHODS, methods_for
@@ -64,7 +64,7 @@ def trainings_progress(watched: list[str]) -> None:
     for job in running:
         if job not in group:
             st.caption(f"{job.arch} · {job.run_dir.name}: {job.status_text()}")
-    st.page_link("pages/train.py", label="Watch on the Train page", icon=":material/monitoring:")
+    navigation.link("train", "Watch on the Train page")
 
 
 def comparisons_dir() -> Path:

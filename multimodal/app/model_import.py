@@ -8,7 +8,7 @@ import streamlit as st
 
 from multimodal.app import model_service, state
 from multimodal.core.errors import DataError
-from multimodal.runs.importing import MAX_MODEL_BYTES, import_model
+from multimodal.runs.importing import import_model, max_model_bytes
 
 OUTCOMES_KEY = "_imported_models"   # (saved upload, dataset) -> ("ok", run folder) or ("error", message)
 
@@ -20,7 +20,8 @@ def import_model_uploader(key: str = "import_model") -> None:
     ds = state.dataset()
     if ds is None:
         return
-    limit_mb = max(1, MAX_MODEL_BYTES // 2**20)
+    max_bytes = max_model_bytes()
+    limit_mb = max(1, max_bytes // 2**20)
     upload = st.file_uploader("Import a model (.keras)", type=["keras"], key=key, max_upload_size=limit_mb,
                               help=f"A model downloaded from the Train page, for the loaded dataset's columns "
                                    f"(up to {limit_mb} MB). It is loaded with Keras safe mode: Lambda layers "
@@ -28,7 +29,7 @@ def import_model_uploader(key: str = "import_model") -> None:
     if upload is None:
         return
     data = upload.getvalue()
-    if len(data) > MAX_MODEL_BYTES:   # the browser enforces the limit too; a script must not rely on it
+    if len(data) > max_bytes:   # the browser enforces the limit too; a script must not rely on it
         st.error(f"model file '{upload.name}' is {len(data) / 2**20:.0f} MB (limit {limit_mb} MB); "
                  "upload a smaller model", icon=":material/error:")
         return

@@ -14,6 +14,7 @@ from multimodal.app import model_service, state
 from multimodal.app.figures import fmt_number
 from multimodal.app.row_ids import row_name
 from multimodal.core.errors import DataError
+from multimodal.core.events import Status
 from multimodal.core.tasks import main_metric
 from multimodal.data.cells import label_text
 from multimodal.data.dataset import Dataset
@@ -85,7 +86,7 @@ def current_run(key: str = "run_picker") -> tuple[Dataset, Path, Run] | None:
 
 def default_note(run: Run) -> str:
     """Why the page shows this run when nobody chose one (state.default_run_dir)."""
-    if run.summary.get("status") == "stopped":
+    if run.summary.get("status") == Status.STOPPED:
         return ("Shown by default, though it is partial (its training was stopped): no completed run fits this "
                 "dataset. Train one to completion on the **Train** page.")
     return "Shown by default: the best completed run on this dataset. Pick another run above."

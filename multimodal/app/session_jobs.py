@@ -1,7 +1,7 @@
 """This browser session's workers: starting a training or a comparison, and the jobs it started.
 
 Every job is owned by the session that started it (`owner_alive`), so the job manager stops a
-worker whose tab was closed (after jobs.ORPHAN_SECONDS). Trainings get a fresh folder in the
+worker whose tab was closed (after MMSTUDIO_ORPHAN_SECONDS). Trainings get a fresh folder in the
 session's runs folder and are listed under st.session_state["jobs"], the Train page showing the
 one in "train_focus" (the Compare page's baselines, started together, also under
 "baseline_jobs"); comparisons are listed under "cv_jobs".

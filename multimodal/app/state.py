@@ -15,10 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
+from multimodal.app import navigation
 from multimodal.core.config import ModelConfig, small_data_settings, train_defaults
 from multimodal.core.errors import DataError
+from multimodal.core.events import Status
 from multimodal.core.tasks import main_metric
 from multimodal.data.dataset import Dataset, load_dataset
 from multimodal.data.sources import SAMPLE_ROOT, resolve_source
@@ -41,22 +42,6 @@ class _SessionFolder:
     def __init__(self):
         self.path = Path(tempfile.mkdtemp(prefix="mmstudio-session-"))
         weakref.finalize(self, shutil.rmtree, self.path, True)
-
-
-def use_app_navigation() -> None:
-    """Make sure app.py's st.navigation is in charge, even when a page is opened by its URL.
-
-    The one home of Streamlit's legacy `pages/` workaround; every page calls this first. Streamlit
-    still honours the legacy `pages/` folder: until some run calls st.navigation, a fresh server
-    that first receives /results runs pages/results.py on its own, with an auto-generated sidebar
-    and without app.py's page config. This switches the legacy mode off and, on a session's first
-    run (no click can be lost then), reruns so that app.py routes the same URL.
-    """
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if not st.session_state.get("_navigation_checked"):
-            st.session_state["_navigation_checked"] = True
-            st.rerun()
 
 
 def session_dir() -> Path:
@@ -111,7 +96,7 @@ def require_dataset() -> Dataset:
     ds = dataset()
     if ds is None:
         st.warning("Load a dataset first.")
-        st.page_link("pages/data.py", label="Open Data", icon=":material/table:")
+        navigation.link("data", "Open Data")
         st.stop()
     return ds
 
@@ -193,7 +178,7 @@ def default_run_dir(dirs: list[Path], ds: Dataset | None) -> Path | None:
         metric, higher_is_better = main_metric(run.task)
         value = run.metrics.get(f"val_{metric}")
         score = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-        return (not _fits(run, ds), run.summary.get("status") == "stopped", run.arch in baselines,
+        return (not _fits(run, ds), run.summary.get("status") == Status.STOPPED, run.arch in baselines,
                 math.inf if score is None else -score if higher_is_better else score)
     return min(dirs, key=rank, default=None)
 

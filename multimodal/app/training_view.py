@@ -9,11 +9,11 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from multimodal.app import figures
+from multimodal.app import figures, navigation
 from multimodal.core.tasks import main_metric
 from multimodal.runs.run import MODEL_FILE
 from multimodal.runs.verdicts import split_caveat
-from multimodal.train.jobs import Job
+from multimodal.train.jobs import Job, JobState
 from multimodal.train.progress import Progress
 
 CHART_SECONDS = 1.0          # the curves take new points at most this often (see progress_view)
@@ -73,7 +73,7 @@ def progress_view(job: Job, task: str) -> None:
     loss = "cross-entropy" if task == "classification" else (job.config.get("loss") or "mse").upper()
     if not job.active:
         st.markdown(f"**{job.arch}** · `{job.run_dir.name}` · {job.status_text()}")
-    if job.state == "failed":
+    if job.state == JobState.FAILED:
         st.error(job.error or "Training failed.", icon=":material/error:")
     elif job.active:
         st.progress(p.fraction, text=position_text(p) if p.batch_points else "waiting for the first batch")
@@ -97,7 +97,7 @@ def group_status(jobs: Sequence[Job]) -> tuple[str, float, list[tuple[float, str
     rows = []
     for i, job in enumerate(jobs, 1):
         p = job.progress()
-        where = position_text(p) if job.state == "running" and p.batch_points else job.status_text()
+        where = position_text(p) if job.state == JobState.RUNNING and p.batch_points else job.status_text()
         rows.append((p.fraction if job.active else 1.0, f"{i} of {len(jobs)} · **{job.arch}** · {where}"))
     states = [job.state for job in jobs]
     ended = sum(not job.active for job in jobs)
@@ -110,7 +110,7 @@ def group_progress(jobs: Sequence[Job], what: str) -> None:
     """A group's headline and bar, one Stop for every training of it still to end, and one bar per
     training (as the Train page's bar: epoch, step and time left once its batches have begun)."""
     text, stop = st.columns([3, 1], vertical_alignment="center")
-    if any(job.state in ("queued", "running") for job in jobs) and stop.button(
+    if any(job.state in (JobState.QUEUED, JobState.RUNNING) for job in jobs) and stop.button(
             f"Stop {what}", icon=":material/stop:", key=f"stop_group_{what}"):
         for job in jobs:
             job.stop()                               # queued ones are dropped, running ones end after a batch
@@ -131,7 +131,7 @@ def outcome_view(job: Job) -> None:
     val_rows = job.progress().rows.get("val")
     if metrics and val_rows:
         st.caption(f":material/warning: Validation metrics on {split_caveat(val_rows)}.")
-    st.page_link("pages/results.py", label="See the results", icon=":material/analytics:")
+    navigation.link("results", "See the results")
     cols = st.columns(len(DOWNLOADS))
     for col, (name, label, mime) in zip(cols, DOWNLOADS):
         path = job.run_dir / name

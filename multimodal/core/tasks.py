@@ -8,6 +8,10 @@ from __future__ import annotations
 TASKS = ("classification", "regression")
 LOSSES = {"classification": ("crossentropy",), "regression": ("mse", "mae", "huber", "mape")}
 TARGET_TRANSFORMS = ("auto", "log", "none")
+# MAPE is the mean of |error / target| * 100 over the rows whose |target| exceeds this: a zero target
+# has no relative error. The Keras metric (models/layers.NonzeroMAPE) and numpy
+# (runs/evaluation.regression_metrics) both use it, so metrics.json and the Results page agree.
+MAPE_MIN_TARGET = 1e-12
 
 
 def main_metric(task: str) -> tuple[str, bool]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 
 from multimodal.core.tasks import top_k, top_k_metric
-from multimodal.models.layers import TransformedLoss
+from multimodal.models.layers import NonzeroMAPE, TransformedLoss
 
 
 def compile_model(model: keras.Model, task: str, n_classes: int, lr: float, loss: str | None,
@@ -34,5 +34,5 @@ def compile_model(model: keras.Model, task: str, n_classes: int, lr: float, loss
             t = target_stats or {"mean": 0.0, "std": 1.0, "log": False}
             loss_fn = TransformedLoss(loss, t["mean"], t["std"], t.get("log", False))
         metrics = [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse"),
-                   keras.metrics.MeanAbsolutePercentageError(name="mape"), keras.metrics.R2Score(name="r2")]
+                   NonzeroMAPE(), keras.metrics.R2Score(name="r2")]
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_fn, metrics=metrics)

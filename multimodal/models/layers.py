@@ -11,6 +11,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from multimodal.core.tasks import MAPE_MIN_TARGET
+
 PACKAGE = "multimodal"
 
 
@@ -338,3 +340,31 @@ class TransformedLoss(keras.losses.Loss):
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction, "base": self.base, "mean": self.mean,
                 "std": self.std, "log": self.log}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class NonzeroMAPE(keras.metrics.Metric):
+    """Mean absolute percentage error over the rows with a non-zero target (core/tasks.MAPE_MIN_TARGET).
+
+    Keras' own MeanAbsolutePercentageError divides by max(|y|, epsilon), so one zero target turns
+    it into a huge number; this is the definition the numpy evaluation uses."""
+
+    def __init__(self, name: str = "mape", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y = ops.reshape(ops.cast(y_true, "float32"), (-1,))
+        p = ops.reshape(ops.cast(y_pred, "float32"), (-1,))
+        kept = ops.cast(ops.abs(y) > MAPE_MIN_TARGET, "float32")
+        ratio = ops.abs(p - y) / ops.where(kept > 0, ops.abs(y), 1.0)
+        self.total.assign_add(ops.sum(ratio * kept) * 100.0)
+        self.count.assign_add(ops.sum(kept))
+
+    def result(self):
+        return ops.where(self.count > 0, self.total / ops.maximum(self.count, 1.0), float("nan"))
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from multimodal.core.errors import DataError
-from multimodal.core.tasks import top_k, top_k_metric
+from multimodal.core.tasks import MAPE_MIN_TARGET, top_k, top_k_metric
 from multimodal.data.cells import MISSING_TOKEN
 from multimodal.data.dataset import Dataset
 from multimodal.data.inputs import encode_target
@@ -134,7 +134,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     if not y.size:
         return {"mae": float("nan"), "rmse": float("nan"), "mape": float("nan"), "r2": float("nan")}
     err = p - y
-    nonzero = np.abs(y) > EPS
+    nonzero = np.abs(y) > MAPE_MIN_TARGET
     ss_tot = float(((y - y.mean()) ** 2).sum())
     return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
             "mape": float(np.mean(np.abs(err[nonzero] / y[nonzero])) * 100) if nonzero.any() else float("nan"),

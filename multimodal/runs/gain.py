@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from multimodal.core.events import Status
 from multimodal.core.tasks import main_metric
 from multimodal.models.fusion import baseline_names
 from multimodal.runs.verdicts import split_caveat
-
-STOPPED = "stopped"   # summary.json's status of a training the user stopped (train/training.py)
 
 
 def _field(run: Any, key: str) -> Any:
@@ -27,7 +26,7 @@ def _stopped(run: Any) -> bool:
 
     Completed and early-stopped runs ended as their training meant to; imported models and runs
     without a status (mappings, older folders) have nothing saying they were cut short, so they count."""
-    return (_field(run, "summary") or {}).get("status") == STOPPED
+    return (_field(run, "summary") or {}).get("status") == Status.STOPPED
 
 
 def _left_out_note(left_out: list[dict]) -> str:

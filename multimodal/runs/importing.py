@@ -27,9 +27,12 @@ from multimodal.runs.evaluation import evaluate_splits
 from multimodal.runs.folders import config_dict, new_run_dir
 from multimodal.runs.run import Run, background_rows, load_model_file, load_run, save_run
 
-# An uploaded model bigger than this is refused before it is read (the shipped ones are < 2 MB).
-MAX_MODEL_BYTES = limits.MAX_MODEL_MB.get() * 2**20
 KERAS_MEMBERS = ("config.json", "model.weights.h5")   # what every Keras 3 .keras archive holds
+
+
+def max_model_bytes() -> int:
+    """An uploaded model bigger than this is refused before it is read (the shipped ones are < 2 MB)."""
+    return limits.MAX_MODEL_MB.get() * 2**20
 
 
 def _layers_of_class(config, class_name: str) -> list[str]:
@@ -52,9 +55,9 @@ def check_model_archive(path: Path, name: str | None = None) -> None:
     `name` is the file name the user knows (an upload is stored under a hashed name)."""
     path, name = Path(path), name or Path(path).name
     upload = "Upload the model.keras downloaded from the Train page"
-    size = path.stat().st_size
-    if size > MAX_MODEL_BYTES:
-        raise DataError(f"model file '{name}' is {size / 2**20:.0f} MB (limit {MAX_MODEL_BYTES // 2**20} MB); "
+    size, max_bytes = path.stat().st_size, max_model_bytes()
+    if size > max_bytes:
+        raise DataError(f"model file '{name}' is {size / 2**20:.0f} MB (limit {max_bytes // 2**20} MB); "
                         "upload a smaller model")
     with open(path, "rb") as f:
         head = f.read(8)
@@ -73,9 +76,9 @@ def check_model_archive(path: Path, name: str | None = None) -> None:
                 raise DataError(f"model file '{name}' is a zip archive but not a Keras model (no "
                                 f"{' or '.join(missing)} inside). {upload}.")
             unpacked = sum(i.file_size for i in members.values())
-            if unpacked > MAX_MODEL_BYTES:
+            if unpacked > max_bytes:
                 raise DataError(f"model file '{name}' unpacks to {unpacked / 2**20:.0f} MB (limit "
-                                f"{MAX_MODEL_BYTES // 2**20} MB); upload a smaller model")
+                                f"{max_bytes // 2**20} MB); upload a smaller model")
             damaged = archive.testzip()     # CRC of every member: catches bytes cut or changed inside
             if damaged:
                 raise DataError(f"model file '{name}' is damaged ('{damaged}' fails its checksum); download it "

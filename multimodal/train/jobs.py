@@ -11,7 +11,7 @@ every rerun, and a thread would share the server's GIL (docs/ARCHITECTURE.md, "W
 
 A job may have an owner: `owner_alive()` says whether the browser session that started it is still
 connected. The manager's monitor thread asks every second; once the owner has been gone for
-ORPHAN_SECONDS the job is stopped like a Stop click (a queued one is dropped), so a closed tab
+limits.ORPHAN_SECONDS the job is stopped like a Stop click (a queued one is dropped), so a closed tab
 leaves no worker behind, while a reconnect within the timeout keeps the job.
 
 The worker process itself is worker.py; turning its events into progress is progress.py.
@@ -25,20 +25,29 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from multimodal.core import limits
 from multimodal.core.config import ModelConfig, TrainConfig
-from multimodal.core.events import request_stop
+from multimodal.core.events import Event, Status, request_stop
 from multimodal.train.progress import Progress, ProgressReader
 from multimodal.train.worker import GRACE_SECONDS, WORKER_PREFIX, run_worker, skip_main_module_in_workers
 
-# A job whose owner (browser session) has been gone this long is stopped; long enough that a page
-# reconnect (network blip, laptop lid) does not kill the training.
-ORPHAN_SECONDS = float(limits.ORPHAN_SECONDS.get())
-MAX_CONCURRENT_JOBS = limits.MAX_JOBS.get()   # read at start-up: the queue is server-wide
-ACTIVE = ("queued", "running", "stopping")
+
+class JobState(StrEnum):
+    """Where a job of the queue is; FINISHED and STOPPED read the worker's end event."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    STOPPING = "stopping"   # STOP requested; the worker ends after its current batch or fold
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+ACTIVE = (JobState.QUEUED, JobState.RUNNING, JobState.STOPPING)
 
 
 class Job:
@@ -54,7 +63,7 @@ class Job:
         self.workdir = workdir
         self.owner_alive = owner_alive         # None: nobody to watch (CLI, tests); never orphaned
         self.owner_gone_since: float | None = None
-        self.state = "queued"
+        self.state = JobState.QUEUED
         self.created = time.time()
         self.started: float | None = None      # when the process started
         self.ended: float | None = None
@@ -98,11 +107,11 @@ class Job:
     def status_text(self) -> str:
         """One line for the page: queue position, stage, or how it ended."""
         p = self.progress()
-        if self.state == "queued":
+        if self.state == JobState.QUEUED:
             pos = self.queue_position()
             where = f"position {pos[0]} of {pos[1]}" if pos else "waiting"
-            return f"queued: {where}, waiting for a free slot ({MAX_CONCURRENT_JOBS} trainings run at a time)"
-        if self.state == "running":
+            return f"queued: {where}, waiting for a free slot ({MANAGER.limit} trainings run at a time)"
+        if self.state == JobState.RUNNING:
             # The worker's start-up (TensorFlow's import, the data, the first batch's tracing) can
             # take a minute on a busy machine: the seconds show it is alive.
             alive = f" ({time.time() - (self.started or time.time()):.0f} s so far)"
@@ -111,12 +120,12 @@ class Job:
             if not p.batch_points:
                 return "running: compiling the model (the first batch takes the longest)" + alive
             return f"running: epoch {min(p.epoch + 1, p.epochs)} of {p.epochs}, step {p.step} of {p.steps}"
-        if self.state == "stopping":
+        if self.state == JobState.STOPPING:
             return "stopping after the current batch"
-        if self.state == "finished":
+        if self.state == JobState.FINISHED:
             early = p.end and p.end.get("status") == "early_stopped"
             return f"finished: {p.epoch} epochs" + (" (early stopping: validation loss stopped improving)" if early else "")
-        if self.state == "stopped":
+        if self.state == JobState.STOPPED:
             if p.end:
                 return f"stopped after {p.epoch} of {p.epochs} epochs; the partial model was saved"
             return "stopped before training began" if not p.started else "stopped (the worker was terminated)"
@@ -126,14 +135,15 @@ class Job:
         """Read events appended since the last call and return the accumulated progress."""
         with self._lock:
             for event in self._reader.read():
-                if event.get("type") == "error":
+                if event.get("type") == Event.ERROR:
                     self.error = self._reader.progress.error
             return self._reader.progress
 
     # -- internals -------------------------------------------------------------------------
     def _orphaned(self, now: float) -> bool:
-        """True once the owner has been gone for ORPHAN_SECONDS (the monitor calls this every second)."""
-        if self.owner_alive is None or self.state not in ("queued", "running"):
+        """True once the owner has been gone for limits.ORPHAN_SECONDS (the monitor calls this every
+        second); long enough that a page reconnect (network blip, laptop lid) does not kill the training."""
+        if self.owner_alive is None or self.state not in (JobState.QUEUED, JobState.RUNNING):
             return False
         try:
             alive = bool(self.owner_alive())
@@ -144,7 +154,7 @@ class Job:
             return False
         if self.owner_gone_since is None:
             self.owner_gone_since = now
-        return now - self.owner_gone_since >= ORPHAN_SECONDS
+        return now - self.owner_gone_since >= limits.ORPHAN_SECONDS.get()
 
     def _launch(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -154,7 +164,7 @@ class Job:
             target=run_worker, name=WORKER_PREFIX + self.run_dir.name, daemon=True,
             args=(self.config, str(self.run_dir), self.dataset, str(self.workdir) if self.workdir else None, os.getpid()))
         self._process.start()
-        self.pid, self.started, self.state = self._process.pid, time.time(), "running"
+        self.pid, self.started, self.state = self._process.pid, time.time(), JobState.RUNNING
         self.dataset = None  # the worker has its copy; do not keep a second one alive here
 
     def _check(self, now: float) -> bool:
@@ -173,13 +183,13 @@ class Job:
         self.exitcode, self.ended = proc.exitcode, time.time()
         p = self.progress()
         if p.error:
-            self.state = "failed"
+            self.state = JobState.FAILED
         elif p.end:
-            self.state = "stopped" if p.end.get("status") == "stopped" else "finished"
+            self.state = JobState.STOPPED if p.end.get("status") == Status.STOPPED else JobState.FINISHED
         elif self.stop_requested:
-            self.state = "stopped"
+            self.state = JobState.STOPPED
         else:
-            self.state = "failed"
+            self.state = JobState.FAILED
             self.error = f"the training process ended unexpectedly (exit code {self.exitcode})"
         return True
 
@@ -199,7 +209,7 @@ class _Manager:
 
     @property
     def limit(self) -> int:
-        return max(1, self._limit if self._limit is not None else MAX_CONCURRENT_JOBS)
+        return max(1, self._limit if self._limit is not None else limits.MAX_JOBS.get())
 
     @limit.setter
     def limit(self, value: int | None) -> None:
@@ -221,12 +231,12 @@ class _Manager:
             while self.queue and len(self.running) < self.limit:
                 job = self.queue.popleft()
                 if not job.run_dir.parent.exists():   # its session was closed meanwhile
-                    job.state, job.error, job.ended = "stopped", "its session ended", now
+                    job.state, job.error, job.ended = JobState.STOPPED, "its session ended", now
                     continue
                 try:
                     job._launch()
                 except Exception as exc:  # noqa: BLE001  (e.g. out of processes): tell the page
-                    job.state, job.error, job.ended = "failed", f"could not start the worker ({exc})", now
+                    job.state, job.error, job.ended = JobState.FAILED, f"could not start the worker ({exc})", now
                     continue
                 self.running.append(job)
 
@@ -238,12 +248,12 @@ class _Manager:
         with self.lock:
             if job in self.queue:
                 self.queue.remove(job)
-                job.state, job.ended = "stopped", time.time()
-            elif job.state == "running":
+                job.state, job.ended = JobState.STOPPED, time.time()
+            elif job.state == JobState.RUNNING:
                 job.stop_requested = time.time()
                 job.run_dir.mkdir(parents=True, exist_ok=True)
                 request_stop(job.run_dir)
-                job.state = "stopping"
+                job.state = JobState.STOPPING
 
     def active_jobs(self) -> list[Job]:
         with self.lock:

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from multimodal.core.config import TrainConfig
-from multimodal.core.events import append_event, stop_requested
+from multimodal.core.events import Event, append_event, event, stop_requested
 from multimodal.models.branches import set_backbone_trainable
 
 
@@ -39,6 +39,10 @@ class Phase:
         if self.unfreeze == 0:
             return "frozen"
         return "all blocks fine-tuned" if self.unfreeze == "all" else f"top {self.unfreeze} blocks fine-tuned"
+
+    def record(self) -> dict:
+        """The phase as the start event lists it."""
+        return {"phase": self.number, "epochs": self.epochs, "backbone": self.backbone}
 
 
 def plan_phases(config: TrainConfig, pretrained: bool) -> list[Phase]:
@@ -68,8 +72,8 @@ class LiveEvents(keras.callbacks.Callback):
         now = time.monotonic()
         if batch == 0 or batch + 1 >= self.steps or now - self.written >= self.BATCH_EVENT_SECONDS:
             self.written = now
-            append_event(self.run_dir, {"type": "batch", "epoch": self.epoch, "step": batch + 1,
-                                        "steps": self.steps, "phase": self.phase, "logs": _floats(logs)})
+            append_event(self.run_dir, event(Event.BATCH, epoch=self.epoch, step=batch + 1, steps=self.steps,
+                                             phase=self.phase, logs=_floats(logs)))
         if stop_requested(self.run_dir):
             self.model.stop_training = True
             self.stopped = True
@@ -78,7 +82,7 @@ class LiveEvents(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        append_event(self.run_dir, {"type": "epoch", "epoch": epoch + 1, "phase": self.phase, "logs": _floats(logs)})
+        append_event(self.run_dir, event(Event.EPOCH, epoch=epoch + 1, phase=self.phase, logs=_floats(logs)))
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -138,8 +142,8 @@ def fit_phases(model: keras.Model, phases: list[Phase], compile_for: Callable[[f
                 set_backbone_trainable(model, phase.unfreeze)
             compile_for(phase.lr)
             if len(phases) > 1:
-                append_event(run_dir, {"type": "phase", "phase": phase.number, "epoch": done,
-                                       "backbone": phase.backbone, "lr": phase.lr})
+                append_event(run_dir, event(Event.PHASE, phase=phase.number, epoch=done,
+                                            backbone=phase.backbone, lr=phase.lr))
             live.phase = phase.number
             fit = model.fit(initial_epoch=done, epochs=done + phase.epochs, verbose=0, shuffle=False,
                             callbacks=[live, *([best] if best else []), *_stopping(patience)], **fit_kwargs)

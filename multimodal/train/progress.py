@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multimodal.core.events import read_events
+from multimodal.core.events import Event, Status, read_events
 
 
 @dataclass
@@ -58,9 +58,9 @@ class ProgressReader:
 
     def _apply(self, e: dict) -> None:
         p, kind = self.progress, e.get("type")
-        if kind == "start":
+        if kind == Event.START:
             p.started, p.epochs, p.steps, p.rows = True, int(e.get("epochs", p.epochs)), int(e.get("steps", 0)), e.get("rows", {})
-        elif kind == "batch":
+        elif kind == Event.BATCH:
             p.step, p.steps = int(e["step"]), int(e.get("steps") or p.steps)
             p.logs = e.get("logs", {})
             done = int(e["epoch"]) * max(p.steps, 1) + p.step
@@ -72,11 +72,11 @@ class ProgressReader:
             self._last_batch = (e["time"], int(e["epoch"]), p.step)
             p.fraction = min(done / max(p.epochs * p.steps, 1), 1.0)
             p.eta_seconds = self._eta(done)
-        elif kind == "weights":
+        elif kind == Event.WEIGHTS:
             p.weights = e
-        elif kind == "phase":
+        elif kind == Event.PHASE:
             p.phase_starts.append(e)
-        elif kind == "epoch":
+        elif kind == Event.EPOCH:
             p.epoch, p.epoch_logs = int(e["epoch"]), e.get("logs", {})
             p.epoch_points.append({"x": p.epoch, **p.epoch_logs})
             p.step = 0
@@ -84,10 +84,10 @@ class ProgressReader:
                 self._epoch_ends.append(e["time"] - self._last_batch[0])
                 self._epoch_times.append(e["time"])
             p.eta_seconds = self._eta(p.epoch * max(p.steps, 1))
-        elif kind == "end":
+        elif kind == Event.END:
             p.end, p.eta_seconds = e, 0.0
-            p.fraction = 1.0 if e.get("status") != "stopped" else p.fraction
-        elif kind == "error":
+            p.fraction = 1.0 if e.get("status") != Status.STOPPED else p.fraction
+        elif kind == Event.ERROR:
             p.error = e.get("message", "training failed")
 
     def _eta(self, done: int) -> float | None:

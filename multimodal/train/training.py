@@ -18,7 +18,7 @@ import numpy as np
 
 from multimodal.core.config import TrainConfig, with_auto_settings
 from multimodal.core.errors import DataError
-from multimodal.core.events import append_event
+from multimodal.core.events import Event, append_event, end_event, event, start_event, training_status
 from multimodal.core.tasks import TARGET_TRANSFORMS
 from multimodal.data.dataset import Dataset, load_dataset
 from multimodal.data.inputs import FeatureSpec, encode_target, model_inputs
@@ -137,8 +137,8 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
         any(b in ("image", "sequence") for b in method.branches)
     weights = run_weights(config, run_dir, reads_images)   # before decoding: "stop" ends it at once
     run_dir.mkdir(parents=True, exist_ok=True)   # only once the data is good: no empty run folders
-    append_event(run_dir, {"type": "weights", "encoder": config.model.encoder, **weights.record(),
-                           "notice": weights.notice})
+    append_event(run_dir, event(Event.WEIGHTS, encoder=config.model.encoder, **weights.record(),
+                                notice=weights.notice))
     stream = inputs is None and reads_images and \
         streaming.should_stream(config.stream, len(ds.frame), len(spec.image_cols), size)
     with tempfile.TemporaryDirectory(prefix="multimodal-stream-", dir=workdir) if stream \
@@ -163,7 +163,7 @@ def run_weights(config: TrainConfig, run_dir: Path, reads_images: bool) -> Weigh
 
     def downloading(done: int) -> None:
         if run_dir.is_dir():
-            append_event(run_dir, {"type": "weights", "encoder": encoder, "status": "downloading", "bytes": done})
+            append_event(run_dir, event(Event.WEIGHTS, encoder=encoder, status="downloading", bytes=done))
     return resolve_weights(encoder, config.model.encoder_weights_file, on_missing=config.on_missing_weights,
                            on_progress=downloading)
 
@@ -212,9 +212,9 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
                             None if w is None else w[idx])
 
     steps = int(np.ceil(len(train_idx) / config.batch_size))
-    append_event(run_dir, {"type": "start", "epochs": epochs, "steps": steps, "arch": config.model.arch,
-                           "rows": {k: len(v) for k, v in splits.items()},
-                           "phases": [{"phase": p.number, "epochs": p.epochs, "backbone": p.backbone} for p in phases]})
+    append_event(run_dir, start_event(epochs=epochs, steps=steps, arch=config.model.arch,
+                                      rows={k: len(v) for k, v in splits.items()},
+                                      phases=[p.record() for p in phases]))
     train_batches = batches(train_idx, config.seed, weighted=True)
 
     def compile_for(lr: float) -> None:
@@ -245,7 +245,7 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
     background = take(inputs, background_idx)
     if store is not None:
         background["images"] = store.rows(background_idx)
-    status = "stopped" if fit.stopped else ("early_stopped" if epochs_run < epochs else "completed")
+    status = training_status(fit.stopped, epochs_run, epochs)
     summary = {
         "run_dir": str(run_dir), "arch": config.model.arch, "task": ds.task, "status": status,
         "epochs_run": epochs_run, "epochs": epochs, "best_epoch": fit.best_epoch, "phases": fit.phases,
@@ -258,5 +258,5 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
              stats=stats, target_stats=t_stats,
              model=model, history=history, metrics=metrics, summary=summary,
              background=background, background_rows=background_idx)
-    append_event(run_dir, {"type": "end", "status": status, "metrics": metrics, "epochs_run": epochs_run})
+    append_event(run_dir, end_event(status, metrics=metrics, epochs_run=epochs_run))
     return summary

@@ -22,7 +22,7 @@ from typing import Any
 
 from multimodal.core.config import TrainConfig
 from multimodal.core.errors import DataError
-from multimodal.core.events import append_event, request_stop
+from multimodal.core.events import append_event, error_event, request_stop
 from multimodal.core.quiet import quiet_tensorflow
 
 LOG_FILE = "worker.log"
@@ -45,7 +45,7 @@ def _watch_parent(parent_pid: int, run_dir: Path) -> None:
 
 def _append_error(run_dir: Path, kind: str, message: str) -> None:
     try:
-        append_event(run_dir, {"type": "error", "kind": kind, "message": message})
+        append_event(run_dir, error_event(kind, message))
     except OSError:  # the run folder is gone (its session was closed): nobody is listening
         pass
 
