@@ -1,20 +1,22 @@
 """Compare: this session's runs (and the samples' pretrained ones) side by side, their validation
 curves overlaid, and the fusion gain over the best single-branch baseline."""
+from multimodal.app.navigation import enter_through_app
+
+enter_through_app()   # first: a deep link on a fresh server reruns through app.py before any heavy import
+
 import streamlit as st
 
-from multimodal.app import comparison_view, figures, run_table, session_jobs, state
+from multimodal.app import comparison_view, figures, navigation, run_table, session_jobs, state
 from multimodal.core.tasks import main_metric
 from multimodal.runs.gain import fusion_gain
 from multimodal.runs.verdicts import cross_validation_advice
 from multimodal.train.crossval import allowed_baselines
 
-state.use_app_navigation()
-
 st.title(":material/compare_arrows: Compare")
 runs = state.runs()
 if not runs:
     st.info("No runs yet: train one on the Train page.")
-    st.page_link("pages/train.py", label="Open Train", icon=":material/monitoring:")
+    navigation.link("train", "Open Train")
     st.stop()
 run_table.runs_table(runs)
 

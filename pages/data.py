@@ -1,16 +1,18 @@
 """Data: choose a sample or upload your own; check the table, images, column roles and health."""
+from multimodal.app.navigation import enter_through_app
+
+enter_through_app()   # first: a deep link on a fresh server reruns through app.py before any heavy import
+
 import streamlit as st
 
 from multimodal.app import data_view as dv
-from multimodal.app import state
+from multimodal.app import navigation, state
 from multimodal.app.row_ids import with_row_ids
 from multimodal.core import limits
 from multimodal.data.health import health_report
 from multimodal.data.roles import IMAGE_EXTENSIONS
 from multimodal.data.samples import SAMPLES
 from multimodal.data.sources import list_samples
-
-state.use_app_navigation()
 
 MODES = ("Sample dataset", "Upload your own")
 
@@ -87,4 +89,4 @@ with roles:
 with report:
     dv.health(ds, health_report(ds))
 
-st.page_link("pages/model.py", label="Next: choose a fusion model", icon=":material/arrow_forward:")
+navigation.link("model", "Next: choose a fusion model", icon=":material/arrow_forward:")

@@ -1,14 +1,16 @@
 """Explain: one validation row in depth: branches, interactions, features, image regions, routing."""
+from multimodal.app.navigation import enter_through_app
+
+enter_through_app()   # first: a deep link on a fresh server reruns through app.py before any heavy import
+
 import streamlit as st
 
-from multimodal.app import figures, model_service, run_picker, run_view, state
+from multimodal.app import figures, model_service, run_picker, run_view
 from multimodal.core.errors import DataError
 from multimodal.data.cells import label_text
 from multimodal.explain.attributions import attention_routing
 from multimodal.models.fusion import FUSION_METHODS
 from multimodal.runs.run import run_inputs
-
-state.use_app_navigation()
 
 st.title("Explain a prediction")
 st.caption("Exact Shapley values over the model's branches, Integrated Gradients over the tabular columns and "

@@ -1,10 +1,12 @@
 """Home: what Multimodal Studio does, why fusion helps, and a three-step quick start."""
+from multimodal.app.navigation import enter_through_app
+
+enter_through_app()   # first: a deep link on a fresh server reruns through app.py before any heavy import
+
 import streamlit as st
 
-from multimodal.app import state
+from multimodal.app import navigation, state
 from multimodal.data.samples import SAMPLES
-
-state.use_app_navigation()
 
 st.title(":material/join: Multimodal Studio")
 st.markdown(
@@ -41,24 +43,24 @@ loaded = (f"**{SAMPLES[ds.name].title if ds.name in SAMPLES else ds.name}** is l
 steps = st.columns(3, gap="medium")
 with steps[0].container(border=True):
     st.markdown(f"#### 1 · Data\n{loaded}. Keep it, switch to another sample, or upload a CSV with images.")
-    st.page_link("pages/data.py", label="Open Data", icon=":material/table:")
+    navigation.link("data", "Open Data")
 with steps[1].container(border=True):
     st.markdown("#### 2 · Model\nPick a fusion method (start with *Late concatenation*) and see its "
                 "diagram. The defaults train in well under a minute on a CPU.")
-    st.page_link("pages/model.py", label="Open Model", icon=":material/account_tree:")
+    navigation.link("model", "Open Model")
 with steps[2].container(border=True):
     st.markdown("#### 3 · Train\nPress **Start** and watch the loss and accuracy curves move. "
                 "Stop any time; the partial model is kept.")
-    st.page_link("pages/train.py", label="Open Train", icon=":material/monitoring:")
+    navigation.link("train", "Open Train")
 
 st.markdown("**Then** read the metrics and the worst errors on **Results**, ask *what if this patient were "
             "20 years older?* on **What-if**, and measure the fusion gain over the single-branch baselines "
             "on **Compare**.")
 links = st.columns(4)
-links[0].page_link("pages/results.py", label="Results", icon=":material/analytics:")
-links[1].page_link("pages/explain.py", label="Explain", icon=":material/psychology:")
-links[2].page_link("pages/whatif.py", label="What-if", icon=":material/tune:")
-links[3].page_link("pages/compare.py", label="Compare", icon=":material/compare_arrows:")
+navigation.link("results", container=links[0])
+navigation.link("explain", container=links[1])
+navigation.link("whatif", container=links[2])
+navigation.link("compare", container=links[3])
 
 with st.expander("The sample datasets"):
     for sample in SAMPLES.values():

@@ -3,12 +3,16 @@
 The setup lives in st.session_state ("model_config": ModelConfig, "train_settings": dict) and is
 mirrored in the URL's query parameters, so a shared link reproduces it.
 """
+from multimodal.app.navigation import enter_through_app
+
+enter_through_app()   # first: a deep link on a fresh server reruns through app.py before any heavy import
+
 import math
 
 import streamlit as st
 
+from multimodal.app import navigation, state
 from multimodal.app import setup_query as sq
-from multimodal.app import state
 from multimodal.app.diagram import fusion_dot
 from multimodal.app.encoder_view import OFFLINE, encoder_settings, pretrained_settings
 from multimodal.app.param_count import count_key, param_count
@@ -19,8 +23,6 @@ from multimodal.models.backbones import ENCODERS
 from multimodal.models.fusion import FUSION_METHODS, Param, methods_for
 from multimodal.models.proposal import propose_method
 from multimodal.train.training import choose_transform
-
-state.use_app_navigation()
 
 ss = st.session_state
 
@@ -168,4 +170,4 @@ if key in counts:
     count_slot.metric("Parameters", f"{counts[key]:,}", help="Weights of the full model Train will build "
                       "(encoders + fusion head), counted on a real build of this setup.")
 st.markdown("The setup is saved for this session and in the page's link: share the URL to reproduce it.")
-st.page_link("pages/train.py", label="Next: train this model", icon=":material/arrow_forward:")
+navigation.link("train", "Next: train this model", icon=":material/arrow_forward:")

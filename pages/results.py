@@ -1,12 +1,14 @@
 """Results: how good is the model on its validation rows, where does it fail, and for whom."""
+from multimodal.app.navigation import enter_through_app
+
+enter_through_app()   # first: a deep link on a fresh server reruns through app.py before any heavy import
+
 import streamlit as st
 
-from multimodal.app import figures, model_import, model_service, run_picker, run_view, state
+from multimodal.app import figures, model_import, model_service, run_picker, run_view
 from multimodal.app.encoder_view import run_encoder_text
 from multimodal.app.row_ids import row_name, with_row_ids
 from multimodal.core.errors import DataError
-
-state.use_app_navigation()
 
 st.title("Results")
 st.caption("Every number here is computed on the run's validation rows, which the model never trained on.")

@@ -3,14 +3,17 @@
 The job lives in its own process (multimodal.train.jobs); this page only reads its events file, so
 switching pages or clicking widgets never stops or corrupts it.
 """
+from multimodal.app.navigation import enter_through_app
+
+enter_through_app()   # first: a deep link on a fresh server reruns through app.py before any heavy import
+
 import streamlit as st
 
-from multimodal.app import session_jobs, state, training_view
+from multimodal.app import navigation, session_jobs, state, training_view
+from multimodal.core.events import Status
 from multimodal.runs.folders import config_dict
 from multimodal.runs.verdicts import cross_validation_advice
-from multimodal.train.jobs import ACTIVE, Job
-
-state.use_app_navigation()
+from multimodal.train.jobs import ACTIVE, Job, JobState
 
 st.title(":material/monitoring: Train")
 ds = state.require_dataset()
@@ -23,11 +26,11 @@ model_col.markdown(f"**Model**  \n{m['arch']} · {m['encoder']}  \nimages {m['im
 train_col.markdown(f"**Training**  \nup to {config['epochs']} epochs · batch {config['batch_size']}  \n"
                    f"learning rate {config['lr']:g} · validation {config['val_fraction']:.0%} · "
                    f"patience {config['patience'] or 'off'}")
-st.page_link("pages/model.py", label="Change the model or training settings", icon=":material/tune:")
+navigation.link("model", "Change the model or training settings", icon=":material/tune:")
 if advice := cross_validation_advice(len(ds.frame)):
     st.info(f"{advice} Train once, then run the cross-validated comparison on the Compare page.",
             icon=":material/info:")
-    st.page_link("pages/compare.py", label="Cross-validate on Compare", icon=":material/compare_arrows:")
+    navigation.link("compare", "Cross-validate on Compare")
 
 if st.button("Start training", type="primary", icon=":material/play_arrow:"):
     session_jobs.start_training(config, dataset=ds)
@@ -50,7 +53,7 @@ def live(job: Job) -> None:
     if job.poll() not in ACTIVE:
         st.rerun()                                   # redraw once as finished, without the timer
     text, stop = st.columns([5, 1], vertical_alignment="center")
-    if job.state in ("queued", "running") and stop.button("Stop", icon=":material/stop:",
+    if job.state in (JobState.QUEUED, JobState.RUNNING) and stop.button("Stop", icon=":material/stop:",
                                                           key=f"stop_{job.run_dir.name}"):
         job.stop()
     text.markdown(f"**{job.arch}** · `{job.run_dir.name}` · {job.status_text()}")
@@ -62,6 +65,6 @@ if job.poll() in ACTIVE:
 else:
     training_view.progress_view(job, ds.task)
     if job.progress().end:
-        if job.progress().end.get("status") != "stopped":   # a stopped run is partial: not shown by default
+        if job.progress().end.get("status") != Status.STOPPED:   # a stopped run is partial: not shown by default
             state.select_run(job.run_dir)            # Results / Explain / What-if show this run
         training_view.outcome_view(job)

@@ -1,12 +1,14 @@
 """What-if: change a row's features (or its image) and watch the prediction and its explanation move."""
+from multimodal.app.navigation import enter_through_app
+
+enter_through_app()   # first: a deep link on a fresh server reruns through app.py before any heavy import
+
 import numpy as np
 import streamlit as st
 
-from multimodal.app import figures, model_service, run_picker, run_view, state, whatif
+from multimodal.app import figures, model_service, run_picker, run_view, whatif
 from multimodal.core.errors import DataError
 from multimodal.runs.run import probabilities, run_inputs
-
-state.use_app_navigation()
 
 st.title("What-if")
 st.caption("Start from a validation row, edit its features or upload another image: the prediction and "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -30,26 +29,11 @@ from multimodal.core.errors import DataError  # noqa: E402
 from multimodal.data.splits import split_indices  # noqa: E402
 
 TIMEOUT = 60
-OURS = ("home.py", "data.py", "model.py")
 
 
 @pytest.fixture(scope="module")
-def app_path(tmp_path_factory) -> Path:
-    """app.py, or a copy whose missing pages are stubs (other pages are written concurrently)."""
-    app = ROOT / "app.py"
-    text = app.read_text()
-    pages = [line.split('"')[1] for line in text.splitlines() if 'PAGES / "' in line]
-    if all((ROOT / "pages" / p).is_file() for p in pages):
-        return app
-    tmp = tmp_path_factory.mktemp("app")
-    (tmp / "pages").mkdir()
-    shutil.copy(app, tmp / "app.py")
-    for p in pages:
-        if p in OURS:
-            shutil.copy(ROOT / "pages" / p, tmp / "pages" / p)
-        else:
-            (tmp / "pages" / p).write_text(f"import streamlit as st\nst.write('stub for {p}')\n")
-    return tmp / "app.py"
+def app_path() -> Path:
+    return ROOT / "app.py"
 
 
 def open_page(app_path: Path, page: str | None = None, query: dict | None = None) -> AppTest:

@@ -176,3 +176,20 @@ def test_evaluate_run_refuses_a_dataset_without_its_columns(classification_run, 
     run, _ = classification_run
     with pytest.raises(DataError, match="load the dataset it was trained on"):
         ev.evaluate_run(run, regression_run[1])
+
+
+def test_mape_is_one_definition_in_keras_and_numpy():
+    """metrics.json (Keras, during training) and the Results page (numpy) report the same MAPE,
+    zero targets included: both skip them (Keras' stock metric would divide by its epsilon)."""
+    from multimodal.models.layers import NonzeroMAPE
+    y = np.array([0.0, 2.0, -4.0, 10.0, 0.0])
+    p = np.array([5.0, 1.0, -5.0, 12.0, -1.0])
+    metric = NonzeroMAPE()
+    metric.update_state(y[:3], p[:3])
+    metric.update_state(y[3:], p[3:])          # batches accumulate like one pass
+    expected = np.mean([0.5, 0.25, 0.2]) * 100
+    assert float(metric.result()) == pytest.approx(expected, rel=1e-6)
+    assert ev.regression_metrics(y, p)["mape"] == pytest.approx(expected, rel=1e-12)
+    metric.reset_state()
+    metric.update_state(np.zeros(3), np.ones(3))
+    assert np.isnan(float(metric.result())) and np.isnan(ev.regression_metrics(np.zeros(3), np.ones(3))["mape"])

@@ -108,7 +108,7 @@ def test_files_that_are_not_models_are_refused(trained, tmp_path):
 
 def test_size_limit(trained, tmp_path, monkeypatch):
     csv, run_dir = trained
-    monkeypatch.setattr(importing, "MAX_MODEL_BYTES", 1000)
+    monkeypatch.setattr(importing, "max_model_bytes", lambda: 1000)
     assert "(limit 0 MB)" in refused(run_dir / runs.MODEL_FILE, load_dataset(csv), tmp_path / "r", name="big.keras")
 
 

@@ -299,8 +299,8 @@ def test_new_run_dir_is_unique(tmp_path):
 
 
 def test_owner_must_be_gone_for_the_whole_timeout(tmp_path, monkeypatch):
-    """A reconnect within ORPHAN_SECONDS resets the clock; a failing check counts as alive."""
-    monkeypatch.setattr(jobs, "ORPHAN_SECONDS", 10.0)
+    """A reconnect within MMSTUDIO_ORPHAN_SECONDS resets the clock; a failing check counts as alive."""
+    monkeypatch.setenv("MMSTUDIO_ORPHAN_SECONDS", "10")
     alive = [False]
     job = jobs.Job({"epochs": 1}, tmp_path, owner_alive=lambda: alive[0])
     job.state = "running"

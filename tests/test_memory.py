@@ -71,10 +71,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def test_a_job_whose_owner_is_gone_is_stopped_and_its_process_ends(tiny_csv, tmp_path, monkeypatch):
-    """Owner gone (the callable returns False): after ORPHAN_SECONDS the running job gets the STOP
+    """Owner gone (the callable returns False): after MMSTUDIO_ORPHAN_SECONDS the running job gets the STOP
     flag and its worker exits (terminated after the grace at worst); the queued one is dropped."""
     from multimodal.core.config import ModelConfig, TrainConfig
-    monkeypatch.setattr(jobs, "ORPHAN_SECONDS", 2.0)
+    monkeypatch.setenv("MMSTUDIO_ORPHAN_SECONDS", "2")
+    orphan_seconds = 2
     jobs.MANAGER.limit = 1
     try:
         config = TrainConfig(data=str(tiny_csv), epochs=500, batch_size=8, patience=0,
@@ -91,12 +92,12 @@ def test_a_job_whose_owner_is_gone_is_stopped_and_its_process_ends(tiny_csv, tmp
         owner["alive"] = False                 # the browser tab closes; nobody polls the job any more
         gone_at = time.monotonic()
         # Only the manager's monitor thread runs now (no poll() from a page).
-        limit = jobs.ORPHAN_SECONDS + jobs.GRACE_SECONDS + 30
+        limit = orphan_seconds + jobs.GRACE_SECONDS + 30
         while _pid_alive(pid) and time.monotonic() - gone_at < limit:
             time.sleep(0.2)
         stopped_after = time.monotonic() - gone_at
         assert not _pid_alive(pid), f"worker {pid} still alive {limit:.0f} s after its owner left"
-        assert stopped_after >= jobs.ORPHAN_SECONDS, "stopped before the owner was gone for the timeout"
+        assert stopped_after >= orphan_seconds, "stopped before the owner was gone for the timeout"
         deadline = time.monotonic() + 10
         while running.state in jobs.ACTIVE and time.monotonic() < deadline:
             time.sleep(0.2)                    # the monitor reaps it within a second

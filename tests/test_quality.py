@@ -92,7 +92,8 @@ def test_modality_dropout_layer_replaces_rows_in_training_only():
     np.testing.assert_allclose(np.asarray(layer(x, training=True)), np.zeros_like(x))  # learned, zero-init
     x[2] = np.nan
     out = np.asarray(layer(x, training=False))
-    np.testing.assert_allclose(out[2], 0.0) and np.testing.assert_allclose(out[[0, 1, 3, 4]], x[[0, 1, 3, 4]])
+    np.testing.assert_allclose(out[2], 0.0)
+    np.testing.assert_allclose(out[[0, 1, 3, 4]], x[[0, 1, 3, 4]])
 
 
 def test_kfold_splits_are_disjoint_covering_stratified_and_seeded():

@@ -45,7 +45,7 @@ def training_status(stopped: bool, epochs_run: int, epochs: int) -> Status:
     return Status.EARLY_STOPPED if epochs_run < epochs else Status.COMPLETED
 
 
-def event(kind: Event, **fields) -> dict:
+def event(kind: Event, /, **fields) -> dict:
     """One event of `kind` (`append_event` stamps the time)."""
     return {"type": Event(kind).value, **fields}
 
