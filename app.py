@@ -2,6 +2,7 @@
 import streamlit as st
 
 from multimodal.app.navigation import run_app
+from multimodal.app.warmup import import_in_background
 from multimodal.core.quiet import quiet_tensorflow
 
 
@@ -10,6 +11,7 @@ def run() -> None:
     # An emoji tab icon is drawn by the browser; a ":material/..." one is fetched from a font server
     # (fails offline). The sidebar's material icons use the font bundled with Streamlit.
     st.set_page_config(page_title="Multimodal Studio", page_icon="🧩", layout="wide")
+    import_in_background()   # TensorFlow loads while the first pages render (multimodal/app/warmup.py)
     run_app()
 
 

@@ -8,7 +8,6 @@ import streamlit as st
 from multimodal.app import figures, model_service, run_picker, run_view
 from multimodal.core.errors import DataError
 from multimodal.data.cells import label_text
-from multimodal.explain.attributions import attention_routing
 from multimodal.models.fusion import FUSION_METHODS
 from multimodal.runs.run import run_inputs
 
@@ -83,7 +82,6 @@ if method is not None and method.shows_routing:
     st.warning("Routing shows where the attention head looked, not how much each branch changed the output: "
                "use the branch contributions above for that.", icon=":material/alt_route:")
     try:
-        weights = attention_routing(run.model, inputs)
-        figures.chart(figures.routing_figure({b: float(v[0]) for b, v in weights.items()}), key="explain_routing")
+        figures.chart(figures.routing_figure(model_service.routing(run_dir, inputs)), key="explain_routing")
     except ValueError as exc:
         st.info(str(exc))

@@ -19,10 +19,10 @@ from multimodal.app.param_count import count_key, param_count
 from multimodal.core.config import ModelConfig, small_data_settings
 from multimodal.core.errors import DataError
 from multimodal.core.tasks import LOSSES, TARGET_TRANSFORMS
+from multimodal.data.targets import choose_transform
 from multimodal.models.backbones import ENCODERS
 from multimodal.models.fusion import FUSION_METHODS, Param, methods_for
 from multimodal.models.proposal import propose_method
-from multimodal.train.training import choose_transform
 
 ss = st.session_state
 

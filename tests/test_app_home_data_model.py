@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -356,9 +358,25 @@ if {page!r} != "home.py":
 heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
 print(json.dumps({{"exception": [str(e.value) for e in at.exception], "heavy": heavy}}))
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    # The server's background import (app/warmup.py) is off: this checks what the page itself imports.
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env={**os.environ, "MMSTUDIO_PRELOAD": "0"})
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"exception": [], "heavy": []}, out.stderr[-2000:]
+
+
+def test_the_model_page_imports_no_tensorflow_before_it_renders():
+    """Everything pages/model.py imports, the fusion registry and the encoder catalog included,
+    loads without TensorFlow: the page draws its setup at once and only its last step (the
+    parameter count, filled into a slot at the top) builds a model."""
+    page = (ROOT / "pages" / "model.py").read_text()
+    modules = re.findall(r"^from (multimodal[\w.]*) import", page, re.M)
+    assert "multimodal.models.fusion" in modules and "multimodal.app.param_count" in modules
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr[-2000:]
 
 
 def test_mobilenet_choice_says_offline_when_weights_are_missing(app_path):

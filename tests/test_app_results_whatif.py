@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from multimodal.app import keras_guard
 from multimodal.data.dataset import load_dataset
 from multimodal.runs.run import load_run, predict, run_inputs
 
@@ -49,9 +50,8 @@ def test_streamlit_cleanup_hook_is_still_the_one_we_neutralise():
     multimodal/app/model_service.py (docs/ARCHITECTURE.md, "The app") before upgrading."""
     from streamlit.runtime.scriptrunner import script_runner
 
-    from multimodal.app import model_service
 
-    original = model_service.original_hook()
+    original = keras_guard.original_hook()
     assert original is not None, "streamlit no longer has script_runner._clean_problem_modules"
     source = inspect.getsource(original)
     assert "clear_session" in source, "Streamlit's hook no longer calls keras clear_session"
@@ -65,10 +65,9 @@ def test_guard_is_installed_once_and_keeps_keras_state():
     import keras
     from streamlit.runtime.scriptrunner import script_runner
 
-    from multimodal.app import model_service
 
-    assert model_service.install_keras_guard() and model_service.install_keras_guard()
-    assert script_runner._clean_problem_modules is model_service._clean_problem_modules_keep_keras
+    assert keras_guard.install_keras_guard() and keras_guard.install_keras_guard()
+    assert script_runner._clean_problem_modules is keras_guard._clean_problem_modules_keep_keras
     uid = keras.backend.get_uid("model_service_probe")
     script_runner._clean_problem_modules()           # what Streamlit runs after each rerun
     assert keras.backend.get_uid("model_service_probe") == uid + 1   # clear_session would reset it to 1

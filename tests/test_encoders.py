@@ -219,7 +219,8 @@ def test_keras_efficientnet_file_gives_the_model_keras_builds_with_it(monkeypatc
     save_like_keras(source, path)
     spec = ENCODERS["efficientnet_b0"]
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
-    release = dataclasses.replace(spec, imagenet=dataclasses.replace(spec.imagenet, md5=md5))
+    origin = spec.imagenet.origin
+    release = dataclasses.replace(spec, imagenet=dataclasses.replace(spec.imagenet, source=lambda: (origin, md5)))
     monkeypatch.setitem(backbones.ENCODERS, "efficientnet_b0", release)
     monkeypatch.setattr(keras_efficientnet.file_utils, "get_file", lambda *args, **kwargs: str(path))
     reference = keras.applications.EfficientNetB0(include_top=False, weights="imagenet", input_shape=(32, 32, 3))
@@ -284,3 +285,13 @@ def test_frozen_backbone_then_top_blocks_unfrozen_with_batch_norm_in_inference_m
     for bad in (-1, "top", 1.5, True):
         with pytest.raises(ValueError, match="unfreeze"):
             set_backbone_trainable(model, bad)
+
+
+def test_the_catalog_names_the_files_keras_downloads():
+    """ENCODERS writes Xception's file name out (the catalog imports without Keras); it must stay
+    the end of the address Keras downloads from, and every origin must end with its file."""
+    from keras.src.applications import xception
+    assert xception.WEIGHTS_PATH_NO_TOP.endswith("/" + ENCODERS["xception"].imagenet.file)
+    for name, spec in ENCODERS.items():
+        if spec.imagenet is not None:
+            assert spec.imagenet.origin.endswith(spec.imagenet.file), name

@@ -7,10 +7,11 @@ import pytest
 from multimodal.cli import main
 from multimodal.core.config import ModelConfig, TrainConfig, auto_epochs
 from multimodal.data.dataset import load_dataset
+from multimodal.data.targets import choose_transform
 from multimodal.models.assembly import select_inputs
 from multimodal.runs.run import load_model_file, load_run, run_inputs
 from multimodal.train.crossval import cross_validate, cv_splits, kfold_indices
-from multimodal.train.training import choose_transform, train
+from multimodal.train.training import train
 
 
 def test_log_transform_chosen_for_skewed_positive_target_only():

@@ -57,7 +57,7 @@ def run_encoder_text(config: dict, summary: dict) -> str | None:
     """A saved run's image encoder, where its weights came from (config.json's "encoder_weights")
     and its phases, in one line; None for a model that reads no image."""
     method = FUSION_METHODS.get((config.get("model") or {}).get("arch"))
-    if method is not None and not {"image", "sequence"} & set(method.branches):
+    if method is not None and not method.reads_images:
         return None
     encoder = (config.get("model") or {}).get("encoder", "small_cnn")
     title = ENCODERS[encoder].title if encoder in ENCODERS else encoder

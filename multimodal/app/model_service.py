@@ -2,7 +2,7 @@
 
 Three things make a model call on the What-if / Explain / Results pages fast:
 
-1. **The clear_session hook is neutralised.** After every script run and every fragment rerun,
+1. **The clear_session hook is neutralised** (`app/keras_guard.py`). After every script run and every fragment rerun,
    Streamlit 1.67 calls `streamlit.runtime.scriptrunner.script_runner._clean_problem_modules()`,
    which runs `keras.backend.clear_session()` (plus a full garbage collection) whenever `keras`
    is imported, and closes all matplotlib figures. Clearing Keras' global state after every
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import sys
 import time
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -46,9 +45,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
-from streamlit.runtime.scriptrunner import script_runner
 
+from multimodal.app.keras_guard import install_keras_guard
 from multimodal.data.dataset import Dataset
+from multimodal.explain.attributions import attention_routing
 from multimodal.explain.report import explain_row, global_branch_importance, permutation_importance
 from multimodal.runs.evaluation import Evaluation, evaluate_run
 from multimodal.runs.run import MODEL_FILE, Run, load_run, predict
@@ -60,38 +60,6 @@ MAX_SHARED_RESULTS = 512      # explanations and What-if predictions: a few KB e
 MAX_EVALUATIONS = 4
 DATASET_KEY = "_model_service_dataset_key"
 GLOBAL_VIEWS_KEY = "_model_service_global_views"
-GUARD_FLAG = "_multimodal_keeps_keras"
-
-_original_hook = getattr(script_runner, "_clean_problem_modules", None)
-
-
-def _clean_problem_modules_keep_keras() -> None:
-    """Streamlit's post-run cleanup without `keras.backend.clear_session()` (see module docstring)."""
-    if "matplotlib.pyplot" in sys.modules:
-        try:
-            sys.modules["matplotlib.pyplot"].close("all")
-        except Exception:  # noqa: BLE001, S110 - like Streamlit: cleanup must never break the app
-            pass
-
-
-setattr(_clean_problem_modules_keep_keras, GUARD_FLAG, True)
-
-
-def install_keras_guard() -> bool:
-    """Replace Streamlit's cleanup hook once; True when the guard is (now or already) in place."""
-    current = getattr(script_runner, "_clean_problem_modules", None)
-    if current is None:
-        return False   # Streamlit changed: the hook test flags it, nothing to patch here
-    if not getattr(current, GUARD_FLAG, False):
-        script_runner._clean_problem_modules = _clean_problem_modules_keep_keras
-    return True
-
-
-def original_hook() -> Callable[[], None] | None:
-    """Streamlit's own hook, as it was before the guard (for the tests)."""
-    return _original_hook
-
-
 install_keras_guard()
 # Move everything alive now (TensorFlow, Keras, Plotly, pandas: modules that stay for the process's
 # life) out of the garbage collector's sight, so Python's own full collections stay cheap (see
@@ -160,6 +128,14 @@ def explanation(run_dir: Path, inputs: dict[str, np.ndarray], output_index: int 
     run = get_run(run_dir)
     return shared_result("explanation", run_dir, (inputs_key(inputs), output_index),
                          lambda: explain_row(run, inputs, output_index=output_index))
+
+
+def routing(run_dir: Path, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """Where an attention head looked for one row (branch -> weight), computed once per model and
+    inputs. ValueError when the model has no attention layer to read."""
+    run = get_run(run_dir)
+    weights = shared_result("routing", run_dir, inputs_key(inputs), lambda: attention_routing(run.model, inputs))
+    return {branch: float(values[0]) for branch, values in weights.items()}
 
 
 def dataset_key(dataset: Dataset) -> str:

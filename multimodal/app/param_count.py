@@ -11,8 +11,6 @@ from multimodal.core.config import ModelConfig
 from multimodal.data.dataset import Dataset
 from multimodal.data.inputs import FeatureSpec, model_inputs
 from multimodal.data.splits import split_indices
-from multimodal.models.assembly import build_model
-from multimodal.models.branches import tabular_stats
 
 
 def count_key(ds: Dataset, config: ModelConfig, train: Mapping) -> str:
@@ -23,6 +21,9 @@ def count_key(ds: Dataset, config: ModelConfig, train: Mapping) -> str:
 
 def param_count(ds: Dataset, config: ModelConfig, val_fraction: float = 0.2, seed: int = 0) -> int:
     """Parameters of the model Train would build: tabular stats from the same training rows."""
+    # lazy: the Model page renders first and fills the count in when Keras has loaded
+    from multimodal.models.assembly import build_model
+    from multimodal.models.branches import tabular_stats
     spec = ds.features
     train_rows = split_indices(ds, val_fraction, seed)["train"]
     tabular = FeatureSpec([], spec.numeric_cols, spec.categorical_cols)

@@ -23,11 +23,11 @@ from PIL import Image
 
 from multimodal.explain.shapley import coalition_masks, interaction_values, shapley_values, shapley_weight
 from multimodal.models.assembly import encoders_of, head_of, select_inputs
+from multimodal.models.fusion import IMAGE_BRANCHES
 from multimodal.models.layers import BranchAttention
 
 EPS = 1e-12          # Grad-CAM: a per-frame max below this counts as a vanished map
 MAX_BATCH = 4096     # head rows per call; bounds memory for large images and many rows
-IMAGE_BRANCHES = ("image", "sequence")
 
 
 # Compiled head calls, cached per model ------------------------------------------------------

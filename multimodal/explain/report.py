@@ -12,7 +12,6 @@ import tensorflow as tf
 
 from multimodal.data.inputs import input_name
 from multimodal.explain.attributions import (
-    IMAGE_BRANCHES,
     as_embeddings,
     branch_contributions,
     branch_names,
@@ -23,6 +22,7 @@ from multimodal.explain.attributions import (
 )
 from multimodal.models.assembly import encoders_of, raw_input_names, select_inputs
 from multimodal.models.branches import tabular_layout
+from multimodal.models.fusion import IMAGE_BRANCHES
 
 
 def background_embeddings(run) -> dict[str, tf.Tensor]:

@@ -4,6 +4,9 @@ A backbone maps one preprocessed frame (S, S, 3) to its last conv map (h, w, c).
 keras.applications ones are built with `weights=None` (no network at build time, the same
 architecture whatever the weights' source); their ImageNet weights are found and loaded by
 `weights.py`. `ENCODERS` is the one home of what each encoder is, needs and is good for.
+
+Importing this catalog does not import Keras (LazyModules, core/lazy.py): the Model page and the
+CLI's argument handling read it before any model exists.
 """
 from __future__ import annotations
 
@@ -11,22 +14,34 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 
-# Keras keeps its weights' addresses and hashes as module constants of these (private) modules:
-# reuse them so the file names and hashes stay exactly those Keras downloads and caches.
-from keras.src.applications import efficientnet, mobilenet_v2, xception
-
 from multimodal.core.errors import DataError
+from multimodal.core.lazy import LazyModule
+
+keras = LazyModule("keras")
+# Keras keeps its weights' addresses and hashes as module constants of these (private) modules:
+# reuse them so the addresses and hashes stay exactly those Keras downloads and caches.
+efficientnet = LazyModule("keras.src.applications.efficientnet")
+mobilenet_v2 = LazyModule("keras.src.applications.mobilenet_v2")
+xception = LazyModule("keras.src.applications.xception")
 
 
 @dataclass(frozen=True)
 class KerasWeights:
     """Keras' ImageNet no-top weights for a backbone, as `keras.utils.get_file` fetches them."""
     file: str              # name in Keras' cache: $KERAS_HOME/models/<file>
-    origin: str            # URL Keras downloads it from
-    md5: str | None        # hash Keras checks the download against (None: Keras publishes none)
+    # () -> (the URL Keras downloads it from, the md5 Keras checks the download against or None
+    # where Keras publishes none), read from Keras' modules when first needed (a download).
+    source: Callable[[], tuple[str, str | None]]
+
+    @property
+    def origin(self) -> str:
+        return self.source()[0]
+
+    @property
+    def md5(self) -> str | None:
+        return self.source()[1]
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,7 @@ def _efficientnet_imagenet_scale(backbone: keras.Model) -> None:
 
 # MobileNetV2: Keras has a file per input size (96-224 px); the 224 px one serves every size here.
 _MOBILENET_V2_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
-_XCEPTION_FILE = xception.WEIGHTS_PATH_NO_TOP.rsplit("/", 1)[1]
+_XCEPTION_FILE = "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"   # the end of xception.WEIGHTS_PATH_NO_TOP
 _EFFICIENTNET_B0_FILE = "efficientnetb0_notop.h5"
 _TF_MODE = (1.0 / 127.5, -1.0)  # preprocess_input(mode="tf"): [0, 255] -> [-1, 1]
 
@@ -95,14 +110,14 @@ ENCODERS: dict[str, EncoderSpec] = {
         "on a CPU. It pays off with its ImageNet weights; from random init it learns slowly on a few hundred "
         "rows. Images of 32 px and up (96 px and more work better).",
         rescale=_TF_MODE,
-        imagenet=KerasWeights(_MOBILENET_V2_FILE, mobilenet_v2.BASE_WEIGHT_PATH + _MOBILENET_V2_FILE, None)),
+        imagenet=KerasWeights(_MOBILENET_V2_FILE, lambda: (mobilenet_v2.BASE_WEIGHT_PATH + _MOBILENET_V2_FILE, None))),
     "efficientnet_b0": EncoderSpec(
         "EfficientNetB0", _efficientnet_b0, 32,
         "ImageNet-pretrained, 4.0M parameters. More accurate than MobileNetV2 on ImageNet for about twice the "
         "compute: for real photos when a few more seconds per epoch are fine. Images of 32 px and up.",
         rescale=None,  # the network rescales and normalizes 0-255 pixels itself
-        imagenet=KerasWeights(_EFFICIENTNET_B0_FILE, efficientnet.BASE_WEIGHTS_PATH + _EFFICIENTNET_B0_FILE,
-                              efficientnet.WEIGHTS_HASHES["b0"][1]),
+        imagenet=KerasWeights(_EFFICIENTNET_B0_FILE, lambda: (efficientnet.BASE_WEIGHTS_PATH + _EFFICIENTNET_B0_FILE,
+                                                              efficientnet.WEIGHTS_HASHES["b0"][1])),
         after_imagenet_load=_efficientnet_imagenet_scale),
     "xception": EncoderSpec(
         "Xception", _xception, 71,
@@ -111,7 +126,7 @@ ENCODERS: dict[str, EncoderSpec] = {
         "Needs images of at least 71 px.",
         rescale=_TF_MODE,
         # Keras writes this hash inline in xception.py (not a constant), so it is repeated here.
-        imagenet=KerasWeights(_XCEPTION_FILE, xception.WEIGHTS_PATH_NO_TOP, "b0042744bf5b25fce3cb969f33bebb97")),
+        imagenet=KerasWeights(_XCEPTION_FILE, lambda: (xception.WEIGHTS_PATH_NO_TOP, "b0042744bf5b25fce3cb969f33bebb97"))),
 }
 
 

@@ -5,6 +5,10 @@ the output logits (classification) or the standardized prediction (regression). 
 method: write one function decorated with `@register(...)` (its docstring is the teaching text
 shown in the app, its `Param`s become the Model page's widgets, `merge` labels the diagram) and
 add one test. Nothing else reads method names.
+
+Importing the registry does not import Keras (`keras` and the custom layers are LazyModules,
+loaded when the first model is built), so light pages, the CLI's argument handling and
+`models/proposal.py` read it directly. See docs/ARCHITECTURE.md, "Fusion methods".
 """
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import keras
+from multimodal.core.lazy import LazyModule
 
-from multimodal.models.layers import BranchAttention, FeatureModulation, FrameMean, GatedMix, WeightedAverage
+keras = LazyModule("keras")
+custom = LazyModule("multimodal.models.layers")   # the project's layers (models/layers.py)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,11 @@ class FusionMethod:
     def is_baseline(self) -> bool:
         return len(self.branches) == 1
 
+    @property
+    def reads_images(self) -> bool:
+        """Whether the method runs the image encoder (an image or sequence branch)."""
+        return any(b in IMAGE_BRANCHES for b in self.branches)
+
     def resolve(self, values: Mapping) -> dict:
         """Every declared parameter's value: those in `values` checked, defaults for the rest.
 
@@ -130,6 +140,9 @@ class FusionMethod:
 
 
 FUSION_METHODS: dict[str, FusionMethod] = {}
+# The branches whose embedding is the image encoder's conv map (the others: "tabular", and "rows",
+# which reads raw pixel rows without the encoder).
+IMAGE_BRANCHES = ("image", "sequence")
 # How a method's diagram joins the branches (app/diagram.py draws each shape).
 DIAGRAMS = {
     "merge": "the branch embeddings meet in one merge step",
@@ -197,7 +210,7 @@ def wide_term(tabular, s: HeadSettings):
 
 def pooled_image(maps, name: str = "image"):
     """(N, T, h, w, c) conv maps -> (N, c): average the frames, then the positions."""
-    x = FrameMean(name=f"{name}_frame_mean")(maps)
+    x = custom.FrameMean(name=f"{name}_frame_mean")(maps)
     return keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
 
 
@@ -246,7 +259,7 @@ def early_concat(emb, s):
     learn dense layers on the joint vector. Simple and strong when both inputs are informative,
     but the many image features can drown out a few tabular columns."""
     image = keras.layers.Flatten(name="image_flat")(
-        keras.layers.MaxPooling2D(name="image_shrink")(FrameMean(name="image_frame_mean")(emb["image"])))
+        keras.layers.MaxPooling2D(name="image_shrink")(custom.FrameMean(name="image_frame_mean")(emb["image"])))
     joint = keras.layers.Concatenate(name="joint")([image, emb["tabular"]])
     return output(dense_stack(joint, s, "joint"), s)
 
@@ -298,7 +311,7 @@ def gated(emb, s):
     image, tabular = branch_vectors(emb, s)
     both = keras.layers.Concatenate(name="gate_input")([image, tabular])
     gate = dense(both, s.width, s, "gate", activation="sigmoid")
-    return output(GatedMix(name="gated_mix")([image, tabular, gate]), s)
+    return output(custom.GatedMix(name="gated_mix")([image, tabular, gate]), s)
 
 
 @register("Attention over branches", "Transformer-style token fusion", ("image", "tabular"),
@@ -313,7 +326,7 @@ def attention(emb, s):
     tokens = [keras.layers.Reshape((1, s.width), name=f"{n}_token")(v)
               for n, v in zip(emb, branch_vectors(emb, s))]
     stacked = keras.layers.Concatenate(axis=1, name="tokens")(tokens)
-    attended = BranchAttention(s.width, s.params["heads"], name="branch_attention")(stacked)
+    attended = custom.BranchAttention(s.width, s.params["heads"], name="branch_attention")(stacked)
     return output(dense_stack(attended, s, "joint"), s)
 
 
@@ -324,12 +337,12 @@ def film(emb, s):
     """The tabular features produce a scale (gamma) and shift (beta) for every channel of the CNN
     feature map, so age or sex changes WHAT the network looks for in the image, not just the
     final score."""
-    maps = FrameMean(name="image_frame_mean")(emb["image"])
+    maps = custom.FrameMean(name="image_frame_mean")(emb["image"])
     channels = maps.shape[-1]
     conditioning = dense_stack(emb["tabular"], s, "film")
     gamma = dense(conditioning, channels, s, "film_gamma", activation=None)
     beta = dense(conditioning, channels, s, "film_beta", activation=None)
-    x = FeatureModulation(name="modulation")([maps, gamma, beta])
+    x = custom.FeatureModulation(name="modulation")([maps, gamma, beta])
     x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name="film_conv")(x)
     x = keras.layers.GlobalAveragePooling2D(name="film_pool")(x)
     return output(dense_stack(x, s, "joint"), s)
@@ -344,7 +357,7 @@ def late_decision(emb, s):
     (weights learned, or equal). Robust and easy to read, but it cannot learn interactions
     between the image and the features."""
     logits = [output(v, s, f"{n}_logits") for n, v in zip(emb, branch_vectors(emb, s))]
-    return WeightedAverage(s.params["learned_weights"], name="decision_average")(logits)
+    return custom.WeightedAverage(s.params["learned_weights"], name="decision_average")(logits)
 
 
 @register("CNN + LSTM over a sequence", "Recurrent fusion of ordered images", ("sequence", "tabular"),

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Literal
 
 import h5py
-import keras
 
 from multimodal.core.errors import DataError
+from multimodal.core.lazy import LazyModule
 from multimodal.models.backbones import EncoderSpec, encoder_spec
+
+keras = LazyModule("keras")   # only a download needs it: the Model page reads the cache state without TensorFlow
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from multimodal.core.config import TrainConfig, with_auto_settings
 from multimodal.core.events import append_event
 from multimodal.data.dataset import Dataset
 from multimodal.data.inputs import encode_target
+from multimodal.data.targets import choose_transform, target_stats
 from multimodal.models.assembly import build_model, encoders_of, head_of, raw_input_names, select_inputs
 from multimodal.models.batches import make_dataset, take
 from multimodal.models.branches import image_backbones, set_backbone_trainable, tabular_stats
@@ -33,7 +34,7 @@ from multimodal.models.weights import WeightsSource
 from multimodal.runs.evaluation import evaluate_splits
 from multimodal.runs.run import background_rows, save_run
 from multimodal.train.phases import Phase, fit_phases
-from multimodal.train.training import choose_transform, row_weights, target_stats
+from multimodal.train.training import row_weights
 
 IMAGE_BRANCHES = ("image", "sequence")   # the branches whose embedding is the image encoder's map
 

@@ -19,10 +19,10 @@ import numpy as np
 from multimodal.core.config import TrainConfig, with_auto_settings
 from multimodal.core.errors import DataError
 from multimodal.core.events import Event, append_event, end_event, event, start_event, training_status
-from multimodal.core.tasks import TARGET_TRANSFORMS
 from multimodal.data.dataset import Dataset, load_dataset
 from multimodal.data.inputs import FeatureSpec, encode_target, model_inputs
 from multimodal.data.splits import split_indices
+from multimodal.data.targets import choose_transform, target_stats
 from multimodal.models.assembly import build_model, compute_in_float32, raw_input_names, select_inputs
 from multimodal.models.batches import make_dataset, take
 from multimodal.models.branches import tabular_stats
@@ -73,34 +73,6 @@ def row_weights(y: np.ndarray, train_rows: np.ndarray, n_classes: int) -> np.nda
     return np.array([per_class[c] for c in range(n_classes)], dtype="float32")[np.asarray(y, dtype=int).ravel()]
 
 
-def skewness(y: np.ndarray) -> float:
-    y = np.asarray(y, dtype="float64").ravel()
-    sd = y.std()
-    return float(((y - y.mean()) ** 3).mean() / sd ** 3) if sd > 0 else 0.0
-
-
-def choose_transform(y: np.ndarray, requested: str = "auto") -> str:
-    """"log" or "none" for a regression target (training rows). auto: log when every value is
-    positive and the distribution is right-skewed (skewness > 1), as prices and counts often are."""
-    if requested not in TARGET_TRANSFORMS:
-        raise DataError(f"unknown target transform '{requested}'; use auto, log or none")
-    y = np.asarray(y, dtype="float64")
-    if requested == "log":
-        if (y <= 0).any():
-            raise DataError(f"the log transform needs a positive target; its minimum is {y.min():g}. "
-                            "Use target transform 'none'")
-        return "log"
-    if requested == "none":
-        return "none"
-    return "log" if y.min() > 0 and skewness(y) > 1.0 else "none"
-
-
-def target_stats(y: np.ndarray, log: bool = False) -> dict:
-    """Mean and std of the (log) target on the training rows: the head predicts the standardized value."""
-    z = np.log(np.asarray(y, dtype="float64")) if log else np.asarray(y, dtype="float64")
-    return {"mean": float(z.mean()), "std": float(z.std() or 1.0), "log": bool(log)}
-
-
 def _check_split(split: dict, n: int) -> dict[str, np.ndarray]:
     out = {k: np.sort(np.asarray(split.get(k, []), dtype=np.int64)) for k in ("train", "val", "test")}
     if not len(out["train"]) or not len(out["val"]):
@@ -133,8 +105,7 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
     spec, size = ds.features, config.model.image_size
     tabular_spec = FeatureSpec([], spec.numeric_cols, spec.categorical_cols)
     method = FUSION_METHODS.get(config.model.arch)  # unknown: build_model reports it, nothing decoded
-    reads_images = bool(spec.image_cols) and method is not None and \
-        any(b in ("image", "sequence") for b in method.branches)
+    reads_images = bool(spec.image_cols) and method is not None and method.reads_images
     weights = run_weights(config, run_dir, reads_images)   # before decoding: "stop" ends it at once
     run_dir.mkdir(parents=True, exist_ok=True)   # only once the data is good: no empty run folders
     append_event(run_dir, event(Event.WEIGHTS, encoder=config.model.encoder, **weights.record(),

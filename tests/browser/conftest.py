@@ -23,10 +23,13 @@ from harness import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
+    ORPHAN_SECONDS,
     SCREENSHOTS,
+    SESSION_TTL,
     PageError,
     Studio,
     close_studio,
+    first_visit,
     open_studio,
     start_server,
     stop_server,
@@ -66,16 +69,28 @@ def browser(playwright_api):
     b.close()
 
 
+FIRST_VISIT = "model?arch=multiply"     # a shared link, opened as the fresh server's first visit
+
+
 @pytest.fixture(scope="session")
 def server(browser, tmp_path_factory):
-    """Depends on `browser` so a missing browser skips/fails before a server is started."""
+    """Depends on `browser` so a missing browser skips/fails before a server is started. Its first
+    visit is a deep link (`server.first_visit`, checked by test_newcomer). The one server of the
+    whole browser suite, started as `make run` starts it, with short orphan and session timeouts."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for old in SCREENSHOTS.glob("*.png"):   # this run's evidence only
         old.unlink()
     try:
-        srv = start_server(tmp_path_factory.mktemp("streamlit-tmp"), ARTIFACTS / "streamlit.log")
+        srv = start_server(tmp_path_factory.mktemp("streamlit-tmp"), ARTIFACTS / "streamlit.log",
+                           extra_env={"MMSTUDIO_ORPHAN_SECONDS": str(ORPHAN_SECONDS),
+                                      "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(SESSION_TTL)})
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
+    try:
+        srv.first_visit = first_visit(browser, srv, FIRST_VISIT)
+    except Exception:
+        stop_server(srv)
+        raise
     yield srv
     stop_server(srv)
 

@@ -26,6 +26,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1280, "height": 900}
 HEALTH_TIMEOUT = 60.0
+# The suite's server: a closed session's training stops 5 s after it disconnects and Streamlit
+# forgets the session 5 s later (defaults 30 s and 120 s), so test_load can check that nothing
+# outlives a closed tab without waiting minutes.
+ORPHAN_SECONDS = 5
+SESSION_TTL = 5
 RUN_TIMEOUT_MS = 60_000          # one Streamlit script run (a page switch, a click)
 
 # Page titles in app.py -> the URL path Streamlit gives them (the file's stem; Home is the default).
@@ -48,6 +53,7 @@ class Server:
     tmpdir: Path              # the server's TMPDIR: session folders are created here
     log: Path
     proc: subprocess.Popen
+    first_visit: dict = field(default_factory=dict)   # what the server's first visit saw (first_visit())
 
     def session_dirs(self) -> list[Path]:
         return sorted(self.tmpdir.glob("mmstudio-session-*"), key=lambda p: p.stat().st_mtime)
@@ -78,21 +84,19 @@ class Server:
 
 
 def start_server(tmpdir: Path, log: Path, extra_env: dict | None = None) -> Server:
-    """Start `streamlit run app.py` on a free port and wait for its health check (shared with bench/scripts)."""
+    """Start the app exactly as `make run` does (Makefile: `streamlit run app.py --server.port $(PORT)`;
+    .streamlit/config.toml decides the rest) on a free port, and wait for its health check (shared
+    with bench/ and scripts/). Only the environment differs: a private TMPDIR, unbuffered output."""
     streamlit = REPO / ".venv" / "bin" / "streamlit"
     if not streamlit.exists():
         streamlit = Path(shutil.which("streamlit") or Path(sys.executable).with_name("streamlit"))
     port = _free_port()
     tmpdir.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MMSTUDIO_MAX_JOBS": "2", "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1",
-           **(extra_env or {})}
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     logf = open(log, "wb")
     proc = subprocess.Popen(
-        [str(streamlit), "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         # No reloads when files change under a running suite; plain tracebacks in the log.
-         "--server.fileWatcherType", "none", "--logger.enableRich", "false"],
+        [str(streamlit), "run", "app.py", "--server.port", str(port)],
         cwd=REPO, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True)
     logf.close()
@@ -356,6 +360,36 @@ def close_studio(studio: Studio, ctx) -> None:
     if studio in _OPEN_STUDIOS:
         _OPEN_STUDIOS.remove(studio)
     ctx.close()
+
+
+def first_visit(browser, server: Server, path: str, timeout_s: float = 60.0) -> dict:
+    """Open `path` (a shared link) as the server's very first visit and watch it settle: every
+    distinct sidebar text seen (with the second it was first seen), when the page's title showed,
+    and the final title. Must run before any other session connects (the `server` fixture calls it)."""
+    ctx = browser.new_context(viewport=VIEWPORT)
+    page = ctx.new_page()
+    navs: dict[str, float] = {}
+    title, title_at = "", None
+    started = time.monotonic()
+    try:
+        page.goto(f"{server.url}/{path}", wait_until="domcontentloaded")
+        while time.monotonic() - started < timeout_s:
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            text = " ".join(nav.first.inner_text().split()) if nav.count() else ""
+            navs.setdefault(text, round(time.monotonic() - started, 2))
+            heading = page.locator("h1")
+            title = heading.first.inner_text() if heading.count() else ""
+            if title and title_at is None:
+                title_at = round(time.monotonic() - started, 2)
+            if title and text and page.locator('[data-testid="stStatusWidget"]').count() == 0:
+                break
+            page.wait_for_timeout(100)
+        page.screenshot(path=str(SCREENSHOTS / "first-visit-deep-link.png"))
+        radio = page.locator('[data-testid="stRadio"] input:checked')
+        checked = radio.first.evaluate("e => e.closest('label').innerText") if radio.count() else ""
+    finally:
+        ctx.close()
+    return {"path": path, "navs": navs, "title": title, "title_seconds": title_at, "checked": checked}
 
 
 

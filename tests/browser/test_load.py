@@ -1,4 +1,4 @@
-"""Many users at once, for a fixed time, on a server of its own.
+"""Many users at once, for a fixed time, on the suite's server.
 
 8 browser contexts (separate Streamlit sessions) open What-if on the shipped pretrained skin_lesions
 model and keep changing a feature and waiting for the prediction to move, while 2 other contexts
@@ -18,10 +18,10 @@ import os
 import re
 import time
 
-import pytest
 from harness import (
-    ARTIFACTS,
     FINISHED,
+    ORPHAN_SECONDS,
+    SESSION_TTL,
     Studio,
     all_runs,
     close_studio,
@@ -29,36 +29,19 @@ from harness import (
     new_runs,
     open_studio,
     process_rss_mb,
-    start_server,
     start_training,
-    stop_server,
     wait_for_text,
     worker_pids,
 )
 
 PREDICTORS, TRAINERS = 8, 2
-LOAD_SECONDS = float(os.environ.get("MMSTUDIO_LOAD_SECONDS", "45"))
-ORPHAN_SECONDS = 5          # the test server stops a job 5 s after its session disconnects
-SESSION_TTL = 5             # ...and forgets a disconnected session after 5 s (Streamlit's default: 120)
+LOAD_SECONDS = float(os.environ.get("MMSTUDIO_LOAD_SECONDS", "20"))
 AGES = (5, 95, 30, 70)      # What-if edits: far apart, so the predicted probability always moves
 # Bound on server memory growth from the post-warm-up baseline to after all sessions are gone.
 # Each What-if session holds its own loaded model (model_service caches per session, never shared),
 # ~15-25 MB with its traced explanation graphs, ~50 MB at first use; 8 of them plus 2 trainers add
 # ~450 MB at the peak. The bound is what a few leaked sessions would cost; 10 leaked ones fail it.
 RSS_BOUND_MB = 120.0
-
-
-@pytest.fixture(scope="module")
-def load_server(browser, tmp_path_factory):
-    """Own server: short orphan timeout and disconnected-session TTL, 2 training slots."""
-    try:
-        srv = start_server(tmp_path_factory.mktemp("load-tmp"), ARTIFACTS / "streamlit-load.log",
-                           extra_env={"MMSTUDIO_ORPHAN_SECONDS": str(ORPHAN_SECONDS), "MMSTUDIO_MAX_JOBS": "2",
-                                      "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(SESSION_TTL)})
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield srv
-    stop_server(srv)
 
 
 def prediction(s: Studio) -> str:
@@ -147,8 +130,7 @@ class Trainer:
         self.phase = "long"
 
 
-def test_many_sessions_predict_while_two_train(browser, load_server):
-    server = load_server
+def test_many_sessions_predict_while_two_train(browser, server):
     # Warm-up: as many What-if sessions as the load below, then closed. The first imports TensorFlow;
     # together they take the allocator to its working size, which it keeps and reuses rather than
     # returning to the OS (measured: 8 sessions, closed, then 8 new ones: +7 MB). The baseline is
