@@ -373,6 +373,7 @@ def first_visit(browser, server: Server, path: str, timeout_s: float = 60.0) -> 
     started = time.monotonic()
     try:
         page.goto(f"{server.url}/{path}", wait_until="domcontentloaded")
+        idle = '[data-testid="stApp"][data-test-script-state="notRunning"]'
         while time.monotonic() - started < timeout_s:
             nav = page.locator('[data-testid="stSidebarNav"]')
             text = " ".join(nav.first.inner_text().split()) if nav.count() else ""
@@ -381,12 +382,13 @@ def first_visit(browser, server: Server, path: str, timeout_s: float = 60.0) -> 
             title = heading.first.inner_text() if heading.count() else ""
             if title and title_at is None:
                 title_at = round(time.monotonic() - started, 2)
-            if title and text and page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            if title and text and page.locator(idle).count():
                 break
             page.wait_for_timeout(100)
+        page.wait_for_selector(idle, state="attached", timeout=RUN_TIMEOUT_MS)
         page.screenshot(path=str(SCREENSHOTS / "first-visit-deep-link.png"))
-        radio = page.locator('[data-testid="stRadio"] input:checked')
-        checked = radio.first.evaluate("e => e.closest('label').innerText") if radio.count() else ""
+        checked = page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid="stRadio"] input:checked'))
+            .map(e => e.closest('label').innerText).join(' | ')""")
     finally:
         ctx.close()
     return {"path": path, "navs": navs, "title": title, "title_seconds": title_at, "checked": checked}
