@@ -63,6 +63,7 @@ class ExportResult:
 class VerificationRows:
     inputs: dict[str, np.ndarray]    # raw inputs, one array per column
     description: str
+    dataset: Dataset | None = None   # the run's dataset, when it could be read
 
 
 def verification_rows(run: Run, dataset: Dataset | None = None) -> VerificationRows:
@@ -81,7 +82,7 @@ def verification_rows(run: Run, dataset: Dataset | None = None) -> VerificationR
         check_compatible(run, dataset)
         split, rows = evaluation_rows(run, dataset)
         inputs = run_inputs(run, dataset.frame.iloc[rows], dataset.root)
-        return VerificationRows(inputs, f"{len(rows)} {split} rows of '{dataset.name}'")
+        return VerificationRows(inputs, f"{len(rows)} {split} rows of '{dataset.name}'", dataset)
     background = run.background()
     n = len(next(iter(background.values())))
     return VerificationRows(background, f"{n} background (training) rows saved in the run folder, because its "
@@ -148,14 +149,20 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def export_run(run: Run, format_name: str, out: Path, *, rows: VerificationRows, force: bool = False,
-               extra_files: dict[str, str] | None = None) -> ExportResult:
-    """Write, verify and keep (or refuse) one export of `run` into the folder `out`."""
-    fmt = export_format(format_name)
+def checked_format(name: str) -> ExportFormat:
+    """The format, refused when unknown or when a package it needs (its converter or runtime) is missing."""
+    fmt = export_format(name)
     absent = missing_packages(fmt)
     if absent:
         raise DataError(f"the {fmt.name} export needs the Python package(s) {', '.join(absent)}, which are not "
                         f"installed; install them (pip install {' '.join(absent)}) or choose another format")
+    return fmt
+
+
+def export_run(run: Run, format_name: str, out: Path, *, rows: VerificationRows, force: bool = False,
+               extra_files: dict[str, str] | None = None) -> ExportResult:
+    """Write, verify and keep (or refuse) one export of `run` into the folder `out`."""
+    fmt = checked_format(format_name)
     out = Path(out)
     check_output_folder(out, force, run.dir)
     model = run.model
