@@ -179,8 +179,11 @@ def export_run(run: Run, format_name: str, out: Path, *, rows: VerificationRows,
         try:
             outputs = load_exported(fmt, staging / fmt.file)(feed)
         except Exception as exc:  # noqa: BLE001 - a file its runtime cannot run is refused, with the reason
-            raise DataError(f"the {fmt.name} export was written but {fmt.runtime} could not run it "
-                            f"({str(exc).splitlines()[0][:300]}); the export is refused") from None
+            flex = flex_ops(staging / fmt.file) if fmt.name == "tflite" else []
+            reason = (f"it needs the Select TF ops {', '.join(flex)}, which this interpreter does not link" if flex
+                      else str(exc).splitlines()[0][:300])
+            raise DataError(f"the {fmt.name} export was written but {fmt.runtime} could not run it ({reason}); "
+                            "the export is refused") from None
         gap, measure = difference(run, outputs, predict(run, rows.inputs))
         n = len(next(iter(feed.values())))
         if not gap <= TOLERANCE:

@@ -192,8 +192,17 @@ def write_model(fmt: ExportFormat, model: keras.Model, path: Path) -> None:
     if fmt.name == "tflite":
         # Keras' LiteRT export (TFLite builtins, Select TF ops allowed where nothing else converts).
         specs = {t.name: tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=t.name) for t in model.inputs}
-        export_litert(_InferenceModel(model, codes_input=False, name="tflite_model"), str(path),
-                      input_signature=[specs], verbose=False)
+        # A recurrent layer's loop over frames converts to TensorList ops (Select TF ops); over a fixed,
+        # small number of frames it is unrolled into builtin ops instead, for the conversion only.
+        loops = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.RNN) and not layer.unroll]
+        try:
+            for layer in loops:
+                layer.unroll = True
+            export_litert(_InferenceModel(model, codes_input=False, name="tflite_model"), str(path),
+                          input_signature=[specs], verbose=False)
+        finally:
+            for layer in loops:
+                layer.unroll = False
         return
     # Keras' `model.export(format="tf_saved_model")` serves `model.__call__` with no training flag,
     # and random augmentation layers default to training=True: the SavedModel would augment every
