@@ -74,8 +74,18 @@ def write_markdown(results: list[dict], load_before: tuple, load_after: tuple, r
              "the .keras model's predictions, in class probability (classification) or relative (regression); "
              "above 1e-4 it would be refused. Latency: one row, median of the repeats, the export in its runtime "
              "against the .keras model's compiled predict measured in the same process just before.", "",
-             "| run | format | rows | max diff | size (KB) | .keras (KB) | export + verify (s) | 1-row ms | .keras 1-row ms | ratio |",
+             "| run | format | rows | max diff | size (KB) | .keras (KB) | export + verify (s) | 1-row ms "
+             "| .keras 1-row ms | ratio |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    done = [r for r in results if "refused" not in r]
+    summary = [f"{len(done)} of {len(results)} exports verified; largest difference "
+               f"{max((r['diff'] for r in done), default=float('nan')):.1e}. Single-row latency against the .keras "
+               "model (median ratio over the runs, min to max):"]
+    for name in FORMATS:
+        ratios = sorted(r["ms"] / r["keras_ms"] for r in done if r["format"] == name)
+        if ratios:
+            summary.append(f"- {name}: {float(np.median(ratios)):.2f}x ({ratios[0]:.2f}x to {ratios[-1]:.2f}x)")
+    lines[6:6] = [*summary, ""]
     for r in results:
         if "refused" in r:
             lines.append(f"| {r['run']} | {r['format']} | refused: {r['refused']} |||||||| ")

@@ -107,8 +107,9 @@ def test_readme_example_runs_as_written_and_gives_the_models_answer(trained, exp
 def test_a_failed_verification_is_refused_and_leaves_no_files(trained, tmp_path, monkeypatch):
     run = load_run(trained)
     rows = export_lib.verification_rows(run)
-    honest = export_formats.load_exported
-    monkeypatch.setattr(export_lib, "load_exported", lambda fmt, path: (lambda feed: honest(fmt, path)(feed) + 0.5))
+    # A stand-in file whose "runtime" answers 0.5 off in logit: the refusal path, without a conversion.
+    monkeypatch.setattr(export_lib, "write_model", lambda fmt, model, path: Path(path).mkdir())
+    monkeypatch.setattr(export_lib, "load_exported", lambda fmt, path: (lambda feed: predict(run, rows.inputs) + 0.5))
     with pytest.raises(DataError, match=r"predicts differently from the \.keras model: largest difference .* above 0\.0001"):
         export_lib.export_run(run, "saved_model", tmp_path / "new", rows=rows)
     assert list(tmp_path.iterdir()) == []      # neither the folder nor its staging copy

@@ -29,7 +29,7 @@ def card_text(run: Run, rows) -> str:
 
 def cmd_export(args) -> None:
     # lazy: TensorFlow
-    from multimodal.runs.export import export_run, checked_format, verification_rows
+    from multimodal.runs.export import checked_format, export_run, verification_rows
     checked_format(args.format)     # an unknown format or a missing runtime fails before loading
     run = checked_run(args.run_dir)
     with training_output():                   # the converters' chatter goes to stderr

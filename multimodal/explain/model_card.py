@@ -82,7 +82,8 @@ def _method_section(run: Run) -> list[str]:
                 "batch size": run.config.get("batch_size"), "learning rate": run.config.get("lr"),
                 "early-stopping patience": run.config.get("patience"), "dropout": model.get("dropout"),
                 "L2": model.get("l2"), "augmentation": model.get("augment"),
-                "modality dropout": model.get("modality_dropout"), "class weights": run.config.get("class_weight") if run.task == "classification" else None,
+                "modality dropout": model.get("modality_dropout"),
+                "class weights": run.config.get("class_weight") if run.task == "classification" else None,
                 "target transform": summary.get("target_transform"), "seed": run.config.get("seed"),
                 "training seconds": summary.get("train_seconds")}
     return lines + [f"- {k}: {_fmt(v)}" for k, v in settings.items() if v is not None] + [""]

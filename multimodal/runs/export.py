@@ -25,7 +25,6 @@ from multimodal.models.assembly import grouped_columns
 from multimodal.runs.evaluation import check_compatible, evaluation_rows
 from multimodal.runs.export_formats import (
     CODES_INPUT,
-    FORMATS,
     ExportFormat,
     export_feed,
     export_format,

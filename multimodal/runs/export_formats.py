@@ -27,7 +27,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-
 from keras.src.export.litert import export_litert
 
 from multimodal.core.errors import DataError
@@ -44,17 +43,16 @@ class ExportFormat:
     name: str                      # the CLI's --format value
     title: str
     file: str                      # the model's file or folder inside the export folder
-    keras_format: str              # what `model.export` calls it
     packages: tuple[str, ...]      # Python packages (import names) it needs to be written and verified
     runtime: str                   # how it is loaded again
 
 
 FORMATS = {
-    "saved_model": ExportFormat("saved_model", "TensorFlow SavedModel", "saved_model", "tf_saved_model",
-                                ("tensorflow",), "tf.saved_model.load (TensorFlow)"),
-    "tflite": ExportFormat("tflite", "TensorFlow Lite (LiteRT)", "model.tflite", "litert", ("tensorflow",),
+    "saved_model": ExportFormat("saved_model", "TensorFlow SavedModel", "saved_model", ("tensorflow",),
+                                "tf.saved_model.load (TensorFlow)"),
+    "tflite": ExportFormat("tflite", "TensorFlow Lite (LiteRT)", "model.tflite", ("tensorflow",),
                            "tf.lite.Interpreter (TensorFlow)"),
-    "onnx": ExportFormat("onnx", "ONNX", "model.onnx", "onnx", ("tf2onnx", "onnx", "onnxruntime"),
+    "onnx": ExportFormat("onnx", "ONNX", "model.onnx", ("tf2onnx", "onnx", "onnxruntime"),
                          "onnxruntime.InferenceSession"),
 }
 
@@ -168,13 +166,17 @@ class _InferenceModel(keras.layers.Layer):
                                              else inputs[t.name] for t in self.model.inputs])
 
 
+def input_specs(model: keras.Model) -> dict[str, tf.TensorSpec]:
+    """The model's inputs as TensorSpecs with any batch size: what an export is traced with."""
+    return {t.name: tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=t.name) for t in model.inputs}
+
+
 def onnx_specs(model: keras.Model) -> dict[str, tf.TensorSpec]:
-    specs = {}
-    for t in model.inputs:
-        if t.name == TABULAR_CATEGORICAL and one_hot_layer(model) is not None:
-            specs[CODES_INPUT] = tf.TensorSpec((None, t.shape[1]), tf.int64, name=CODES_INPUT)
-        else:
-            specs[t.name] = tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=t.name)
+    """input_specs with the categorical matrix as int64 codes."""
+    specs = input_specs(model)
+    if TABULAR_CATEGORICAL in specs and one_hot_layer(model) is not None:
+        width = specs.pop(TABULAR_CATEGORICAL).shape[1]
+        specs[CODES_INPUT] = tf.TensorSpec((None, width), tf.int64, name=CODES_INPUT)
     return specs
 
 
@@ -191,7 +193,7 @@ def write_model(fmt: ExportFormat, model: keras.Model, path: Path) -> None:
         return
     if fmt.name == "tflite":
         # Keras' LiteRT export (TFLite builtins, Select TF ops allowed where nothing else converts).
-        specs = {t.name: tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=t.name) for t in model.inputs}
+        specs = input_specs(model)
         # A recurrent layer's loop over frames converts to TensorList ops (Select TF ops); over a fixed,
         # small number of frames it is unrolled into builtin ops instead, for the conversion only.
         loops = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.RNN) and not layer.unroll]
@@ -209,7 +211,7 @@ def write_model(fmt: ExportFormat, model: keras.Model, path: Path) -> None:
     # image it predicts. Its own ExportArchive with the call in inference mode, as its LiteRT export does.
     archive = keras.export.ExportArchive()
     archive.track(model)
-    specs = {t.name: tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=t.name) for t in model.inputs}
+    specs = input_specs(model)
     archive.add_endpoint("serve", functools.partial(model.__call__, training=False), input_signature=[specs])
     archive.write_out(str(path), verbose=False)
 
