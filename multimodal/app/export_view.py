@@ -17,7 +17,7 @@ from multimodal.app import state
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import Dataset
 from multimodal.explain.model_card import CARD_FILE, latest_comparison, model_card
-from multimodal.runs.export import checked_format, export_run, verification_rows
+from multimodal.runs.export import VerificationRows, checked_format, export_run, verification_rows
 from multimodal.runs.export_formats import FORMATS
 from multimodal.runs.run import MODEL_FILE, Run
 
@@ -33,8 +33,8 @@ def _zip(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
-def card_for(run: Run, dataset: Dataset) -> str:
-    rows = verification_rows(run, dataset)
+def card_for(run: Run, dataset: Dataset, rows: VerificationRows | None = None) -> str:
+    rows = rows or verification_rows(run, dataset)
     return model_card(run, dataset, rows.inputs, rows.description,
                       latest_comparison(run, [state.session_dir() / "comparisons", run.dir.parent]))
 
@@ -55,8 +55,9 @@ def export_section(run_dir: Path, run: Run, dataset: Dataset) -> None:
         try:
             checked_format(fmt)
             with st.spinner(f"Exporting as {FORMATS[fmt].title} and verifying…"):
-                result = export_run(run, fmt, out, rows=verification_rows(run, dataset), force=True,
-                                    extra_files={CARD_FILE: card_for(run, dataset)})
+                rows = verification_rows(run, dataset)
+                result = export_run(run, fmt, out, rows=rows, force=True,
+                                    extra_files={CARD_FILE: card_for(run, dataset, rows)})
             store[key] = (result, _zip(out))
         except DataError as exc:
             st.error(str(exc), icon=":material/error:")

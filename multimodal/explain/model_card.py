@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from multimodal.core.config import SMALL_DATA_ROWS
+from multimodal.data.cells import label_text
 from multimodal.data.dataset import Dataset
 from multimodal.explain.report import global_branch_importance
 from multimodal.models.fusion import FUSION_METHODS
@@ -57,7 +58,7 @@ def _data_section(run: Run, dataset: Dataset | None) -> list[str]:
         roles.setdefault(role, []).append(column)
     lines += [f"- {role} column(s): {', '.join(cols)}" for role, cols in roles.items()]
     if run.task == "classification" and dataset is not None and cfg.get("target") in dataset.frame:
-        labels = dataset.frame[cfg["target"]].astype(str).to_numpy()
+        labels = np.array([label_text(v) for v in dataset.frame[cfg["target"]]], dtype=str)   # as the classes are
         train = labels[np.asarray(splits.get("train", []), dtype=int)]
         lines.append("- Class balance (all rows / training rows): " + ", ".join(
             f"{c} {int((labels == c).sum())} / {int((train == c).sum())}" for c in run.classes))
