@@ -163,8 +163,8 @@ def test_an_imported_model_exports_like_any_other_run(trained, tiny_samples, tmp
     from multimodal.runs.importing import import_model
     ds = load_dataset(tiny_samples["skin_lesions"])
     run = import_model(trained / "model.keras", ds, tmp_path / "runs", name="theirs.keras")
-    result = export_lib.export_run(run, "tflite", tmp_path / "out", rows=export_lib.verification_rows(run, ds))
-    assert result.max_difference <= 1e-4 and (tmp_path / "out" / "model.tflite").is_file()
+    result = export_lib.export_run(run, "onnx", tmp_path / "out", rows=export_lib.verification_rows(run, ds))
+    assert result.max_difference <= 1e-4 and (tmp_path / "out" / "model.onnx").is_file()
 
 
 def test_the_card_reads_its_numbers_from_the_run_files(trained, tmp_path, capsys, tiny_samples):
