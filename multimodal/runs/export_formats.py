@@ -16,8 +16,10 @@ take the model) and loaded back with each format's own runtime to be verified
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import logging
 import re
 import warnings
 from collections.abc import Callable
@@ -182,8 +184,30 @@ def onnx_specs(model: keras.Model) -> dict[str, tf.TensorSpec]:
 
 # ---------------------------------------------------------------- writing, feeding, loading
 
+@contextlib.contextmanager
+def _quiet_converters():
+    """The converters' warnings (tf2onnx's numpy notice, TensorFlow's "table_initializer" collection
+    warning, tf2onnx's per-op notes) are theirs, not the user's: a refusal says what went wrong."""
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "tf2onnx")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
 def write_model(fmt: ExportFormat, model: keras.Model, path: Path) -> None:
     """Write the model in this format to `path` (a folder for saved_model, else a file)."""
+    with _quiet_converters():
+        _write_model(fmt, model, path)
+
+
+def _write_model(fmt: ExportFormat, model: keras.Model, path: Path) -> None:
     if fmt.name == "onnx":
         # lazy: onnx is an optional runtime; this module must import without it
         from keras.src.export.onnx import export_onnx
