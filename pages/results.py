@@ -7,6 +7,7 @@ import streamlit as st
 
 from multimodal.app import figures, model_import, model_service, run_picker, run_view
 from multimodal.app.encoder_view import run_encoder_text
+from multimodal.app.export_view import export_section
 from multimodal.app.row_ids import row_name, with_row_ids
 from multimodal.core.errors import DataError
 
@@ -105,3 +106,5 @@ with st.expander("All validation predictions"):
     st.dataframe(predictions, hide_index=True, width="stretch")
     st.download_button("Download predictions (CSV)", predictions.to_csv(index=False), f"{run.name}_predictions.csv",
                        "text/csv", key="results_download")
+
+export_section(run_dir, run, ds)

@@ -137,4 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "predict":
             rows.add_argument("--csv", help="a CSV of rows (image paths relative to it)")
         c.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("export", help="export a run's model (saved_model, tflite or onnx), verified, with a model card")
+    c.add_argument("run_dir")
+    c.add_argument("--format", required=True, help="saved_model, tflite or onnx")
+    c.add_argument("--out", required=True, help="the export folder (new, or empty; --force replaces it)")
+    c.add_argument("--force", action="store_true", help="replace an output folder that holds files")
+    c.add_argument("--json", action="store_true")
+    c = sub.add_parser("card", help="write a run's model card (markdown)")
+    c.add_argument("run_dir")
+    c.add_argument("--out", help="file to write (default: print it)")
+    c.add_argument("--json", action="store_true")
     return p

@@ -179,14 +179,22 @@ def predict(run: Run, inputs: dict[str, np.ndarray]) -> np.ndarray:
         model_ref = weakref.ref(model)
         compiled = tf.function(lambda batch: model_ref()(batch, training=False), input_signature=[specs])
         cache[model] = compiled
-    from multimodal.models.assembly import select_inputs  # lazy: as above
-    fed, batch = select_inputs(model, inputs), {}
-    for name, spec in specs.items():
-        values = np.asarray(fed[name])
-        if values.ndim == len(spec.shape) - 1:
-            values = values[..., None]   # categorical columns arrive as (N,), the model reads (N, 1)
-        batch[name] = tf.constant(values.astype(str) if spec.dtype == tf.string else values, dtype=spec.dtype)
+    batch = {name: tf.constant(values, dtype=specs[name].dtype) for name, values in model_feed(model, inputs).items()}
     return np.asarray(compiled(batch))
+
+
+def model_feed(model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays a saved model's own inputs take, from raw inputs (one array per column): grouped
+    (`select_inputs`), with the rank and dtype of each input (strings as str). An exported model
+    takes the same arrays (runs/export.py)."""
+    from multimodal.models.assembly import select_inputs  # lazy: listing and reading run folders stay Keras-free
+    fed, out = select_inputs(model, inputs), {}
+    for t in model.inputs:
+        values = np.asarray(fed[t.name])
+        if values.ndim == len(t.shape) - 1:
+            values = values[..., None]   # categorical columns arrive as (N,), the model reads (N, 1)
+        out[t.name] = values.astype(str) if "string" in str(t.dtype) else values.astype(t.dtype)
+    return out
 
 
 def probabilities(outputs: np.ndarray, n_classes: int) -> np.ndarray:
