@@ -14,34 +14,19 @@ import streamlit as st
 from multimodal.app import navigation, state
 from multimodal.app import setup_query as sq
 from multimodal.app.diagram import fusion_dot
-from multimodal.app.encoder_view import OFFLINE, encoder_settings, pretrained_settings
+from multimodal.app.encoder_view import encoder_settings, pretrained_settings
+from multimodal.app.model_setup import fill_widget_state
 from multimodal.app.param_count import count_key, param_count
+from multimodal.app.setting_widgets import param_widget, setting_number, setting_slider
 from multimodal.core.config import ModelConfig, small_data_settings
 from multimodal.core.errors import DataError
 from multimodal.core.tasks import LOSSES, TARGET_TRANSFORMS
 from multimodal.data.targets import choose_transform
 from multimodal.models.backbones import ENCODERS
-from multimodal.models.fusion import FUSION_METHODS, Param, methods_for
+from multimodal.models.fusion import FUSION_METHODS, methods_for
 from multimodal.models.proposal import propose_method
 
 ss = st.session_state
-
-
-def param_widget(name: str, param: Param, value, key: str):
-    """One widget for a method's hyperparameter, from its declaration alone (kind, range, meaning)."""
-    label = name.replace("_", " ").capitalize()
-    if param.kind == "bool":
-        return st.toggle(label, value=value, key=key, help=param.description)
-    if param.kind == "choice":
-        return st.selectbox(label, param.choices, index=param.choices.index(value), key=key, help=param.description)
-    if param.kind == "int":
-        low, high = int(param.low), int(param.high)
-        if high - low <= 32:
-            return st.slider(label, low, high, int(value), step=1, key=key, help=param.description)
-        return int(st.number_input(label, low, high, int(value), step=1, key=key, help=param.description))
-    return float(st.number_input(label, float(param.low), float(param.high), float(value),
-                                 step=param.step or (param.high - param.low) / 100, format="%g", key=key,
-                                 help=param.description))
 
 
 st.title(":material/account_tree: Model")
@@ -52,26 +37,8 @@ if not archs:
     st.error("No fusion method fits this dataset's columns; give some columns a feature role on the Data page.")
     st.stop()
 
-# Widget state: from the stored setup, then from the URL when it differs from what we last wrote.
-config = state.model_config(ds)
-current = {**config.to_dict(), **state.default_train_settings(ds), **ss.get("train_settings", {}),
-           "seed": config.seed}
-proposal = propose_method(spec, encoder=ss.get("m_encoder", config.encoder))
-if current["arch"] not in archs:
-    current["arch"] = proposal.arch
-current["loss"] = current.get("loss") or "mse"
-for name in sq.QUERY_FIELDS:
-    if f"m_{name}" not in ss or (name == "arch" and ss.m_arch not in archs):
-        ss[f"m_{name}"] = current[name]
-query = st.query_params.to_dict()
-if query != ss.get("_model_query_written"):
-    values, ss["_model_query_warnings"] = sq.setup_from_query(
-        query, {"arch": archs, "encoder": list(ENCODERS), "loss": LOSSES["regression"],
-                "target_transform": TARGET_TRANSFORMS, "on_missing_weights": list(OFFLINE)})
-    for name, value in values.items():
-        ss[f"m_{name}"] = value
-if ss.get("_model_query_warnings"):
-    st.warning("Ignored invalid link settings: " + "; ".join(ss["_model_query_warnings"]), icon=":material/link_off:")
+proposal = propose_method(spec, encoder=ss.get("m_encoder", state.model_config(ds).encoder))
+config = fill_widget_state(ds, archs, proposal.arch)
 
 st.caption(f"Dataset **{ds.name}**: {len(spec.image_cols)} image column(s), {len(spec.tabular_cols)} table "
            f"column(s), target **{ds.target}** ({ds.task}). Only methods that fit these columns are listed.")
@@ -86,7 +53,7 @@ with pick:
                                                                      else ""))
     count_slot = st.empty()
 method = FUSION_METHODS[arch]
-uses_images = any(b in ("image", "sequence") for b in method.branches)
+uses_images = method.reads_images
 with show:
     st.subheader(method.title)
     st.caption(f"Origin: {method.origin}")
@@ -100,16 +67,16 @@ img_col, net_col, train_col = st.columns(3, gap="large")
 with img_col:
     st.markdown("**Image branch**" + ("" if uses_images else " (not used by this method)"))
     encoder, weights_file = encoder_settings(uses_images)
-    image_size = st.select_slider("Image size (pixels)", [s for s in sq.IMAGE_SIZES if s >= ENCODERS[encoder].min_size],
-                                  key="m_image_size", disabled=not uses_images,
+    image_size = setting_slider("image_size", "Image size (pixels)", at_least=ENCODERS[encoder].min_size,
+                                disabled=not uses_images,
                                   help=f"{ENCODERS[encoder].title} needs at least {ENCODERS[encoder].min_size} px.")
     augment = st.toggle("Augmentation (flip, rotate, zoom)", key="m_augment", disabled=not uses_images)
     pretrained = pretrained_settings(encoder, uses_images, weights_file is not None)
 with net_col:
     st.markdown("**Fusion head**")
-    width = st.select_slider("Width (units per dense layer)", sq.WIDTHS, key="m_width")
-    dropout = st.slider("Dropout", 0.0, 0.7, step=0.05, key="m_dropout")
-    l2 = st.select_slider("Weight decay (L2)", sq.L2S, key="m_l2", format_func=lambda v: f"{v:g}")
+    width = setting_slider("width", "Width (units per dense layer)")
+    dropout = setting_slider("dropout", "Dropout")
+    l2 = setting_slider("l2", "Weight decay (L2)")
     stored = method.resolve(config.params if config.arch == arch else {})
     params = {name: param_widget(name, param, stored[name], f"mp_{arch}_{name}")
               for name, param in method.params.items()}
@@ -117,21 +84,21 @@ with net_col:
                      help="Wide & Deep: add a linear model of the preprocessed table features to the output, so "
                           "simple straight-line effects need not be learned by the network. It belongs to the "
                           "table branch in the explanations.")
-    modality_dropout = st.slider(
-        "Modality dropout", 0.0, 0.5, step=0.05, key="m_modality_dropout", disabled=method.is_baseline,
+    modality_dropout = setting_slider(
+        "modality_dropout", "Modality dropout", disabled=method.is_baseline,
         help="While training, hide a branch for this fraction of rows (a learned 'missing' embedding takes its "
              "place). The model then leans less on one branch and can still predict when an image or the "
              "table values are missing (What-if offers it).")
 with train_col:
     st.markdown("**Training**")
-    epochs = int(st.number_input("Epochs (maximum)", 1, 500, step=1, key="m_epochs", help=(
+    epochs = int(setting_number("epochs", "Epochs (maximum)", help=(
         "The default comes from the number of training rows (see the note below); early stopping usually ends "
         "sooner.")))
-    batch_size = st.select_slider("Batch size", sq.BATCH_SIZES, key="m_batch_size")
-    lr = st.select_slider("Learning rate", sq.LRS, key="m_lr", format_func=lambda v: f"{v:g}")
-    val_fraction = st.slider("Validation fraction", 0.05, 0.5, step=0.05, key="m_val_fraction")
-    patience = int(st.number_input("Early-stopping patience (0 = off)", 0, 50, step=1, key="m_patience"))
-    seed = int(st.number_input("Seed", 0, 1_000_000, step=1, key="m_seed"))
+    batch_size = setting_slider("batch_size", "Batch size")
+    lr = setting_slider("lr", "Learning rate")
+    val_fraction = setting_slider("val_fraction", "Validation fraction")
+    patience = int(setting_number("patience", "Early-stopping patience (0 = off)"))
+    seed = int(setting_number("seed", "Seed"))
     auto, auto_reason = small_data_settings(state.training_rows(ds, float(val_fraction), seed))
     chosen = {"batch_size": batch_size, "patience": patience, "epochs": epochs, "dropout": dropout, "l2": l2}
     changed = [name.replace("_", " ") for name, value in auto.items() if not math.isclose(chosen[name], value)]

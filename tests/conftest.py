@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny copies of the sample datasets (16 px, few rows) made once per test session."""
+"""Shared fixtures: tiny copies of the sample datasets (16 px, few rows) made once per test session.
+
+The suite runs on two processes (pytest-xdist, `make test`): each test module stays on one process
+(its module-scoped trained runs are built once), and every browser test on one process, which
+starts the one Streamlit server they share (tests/browser/conftest.py).
+"""
 import os
 from pathlib import Path
 
@@ -13,3 +18,10 @@ def tiny_samples(tmp_path_factory) -> dict[str, Path]:
     from multimodal.data.samples import SAMPLES, generate
     root = tmp_path_factory.mktemp("tiny_samples")
     return {name: generate(name, root / name, rows=40, image_size=16) for name in SAMPLES}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group the tests for `--dist loadgroup`: a test module per group, the browser tests as one."""
+    for item in items:
+        browser = "browser" in item.path.parts
+        item.add_marker(pytest.mark.xdist_group("browser" if browser else item.path.stem))

@@ -217,7 +217,7 @@ def test_query_params_on_load_set_the_config(app_path):
 
 
 def test_invalid_query_params_are_ignored_with_a_warning(app_path):
-    query = {"arch": "cnn_lstm", "image_size": "50", "epochs": "lots", "lr": "nan", "dropout": "0.25",
+    query = {"arch": "cnn_lstm", "image_size": "5000", "epochs": "lots", "lr": "nan", "dropout": "0.25",
              "other": "kept-out"}
     at = open_page(app_path, "pages/model.py", query)  # skin_lesions has one image column: no cnn_lstm
     assert not at.exception, at.exception

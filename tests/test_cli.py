@@ -132,7 +132,7 @@ def bad_zip(tmp_path: Path) -> Path:
     ("unknown target", ["train", "skin_lesions", "--target", "nope"], "nope"),
     ("bad flag", ["train", "skin_lesions", "--frobnicate"], "frobnicate"),
     ("bad devices", ["train", "skin_lesions", "--devices", "0"], "--devices must be at least 1"),
-    ("bad dropout", ["train", "skin_lesions", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
+    ("bad dropout", ["train", "skin_lesions", "--dropout", "1.5"], "--dropout: 1.5 is outside 0..0.9"),
     ("not a run", ["predict", ".", "--row", "{}"], "not a run folder"),
 ])
 def test_user_mistakes_exit_2_with_one_error_line(case, args, needle, tmp_path, capsys):

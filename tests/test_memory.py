@@ -11,6 +11,8 @@ import pytest
 from multimodal.core.events import STOP_FILE
 from multimodal.train import jobs
 
+from support import stub_worker
+
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
 RUNS = 20
@@ -72,7 +74,9 @@ def _pid_alive(pid: int) -> bool:
 
 def test_a_job_whose_owner_is_gone_is_stopped_and_its_process_ends(tiny_csv, tmp_path, monkeypatch):
     """Owner gone (the callable returns False): after MMSTUDIO_ORPHAN_SECONDS the running job gets the STOP
-    flag and its worker exits (terminated after the grace at worst); the queued one is dropped."""
+    flag and its worker exits (terminated after the grace at worst); the queued one is dropped.
+    The worker is a stand-in (tests/support/stub_worker.py): the queue's logic is what is tested;
+    test_jobs stops a real training."""
     from multimodal.core.config import ModelConfig, TrainConfig
     monkeypatch.setenv("MMSTUDIO_ORPHAN_SECONDS", "2")
     orphan_seconds = 2
@@ -81,11 +85,13 @@ def test_a_job_whose_owner_is_gone_is_stopped_and_its_process_ends(tiny_csv, tmp
         config = TrainConfig(data=str(tiny_csv), epochs=500, batch_size=8, patience=0,
                              model=ModelConfig(image_size=16))
         owner = {"alive": True}
-        running = jobs.start_job(config, tmp_path / "running", owner_alive=lambda: owner["alive"])
-        queued = jobs.start_job(config, tmp_path / "queued", owner_alive=lambda: owner["alive"])
+        running = jobs.start_job(config, tmp_path / "running", owner_alive=lambda: owner["alive"],
+                                 target=stub_worker.training_until_stopped)
+        queued = jobs.start_job(config, tmp_path / "queued", owner_alive=lambda: owner["alive"],
+                                target=stub_worker.training_until_stopped)
         assert running.state == "running" and queued.state == "queued"
         pid = running.pid
-        deadline = time.monotonic() + 120      # let it reach training, so the stop is a real one
+        deadline = time.monotonic() + 60       # let it reach "training", so the stop is a real one
         while not running.progress().batch_points and time.monotonic() < deadline:
             time.sleep(0.2)
         assert running.progress().batch_points, "the worker never started training"

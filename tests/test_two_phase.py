@@ -195,8 +195,8 @@ def test_cli_offline_stops_or_says_so(tiny_samples, tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("error: No ImageNet weights for efficientnet_b0: not in ")
     assert "and no network" in lines[0]
     for bad, message in ((["--encoder", "resnet"], "unknown --encoder 'resnet'"),
-                         (["--unfreeze", "top"], "--unfreeze must be 'all' or a number"),
-                         (["--finetune-lr", "0"], "--finetune-lr must be above 0")):
+                         (["--unfreeze", "top"], "--unfreeze: 'top' is not a number in 0..1000 or all"),
+                         (["--finetune-lr", "0"], "--finetune-lr: 0 is outside 1e-07..1")):
         assert main(train_args(tiny_samples["skin_lesions"], tmp_path, *bad)) == 2
         assert message in capsys.readouterr().err
 

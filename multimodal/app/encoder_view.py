@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from multimodal.app import setup_query as sq
 from multimodal.app import state
+from multimodal.app.setting_widgets import setting_number, setting_slider
 from multimodal.core.errors import DataError
+from multimodal.core.settings import SETTINGS
 from multimodal.models.backbones import ENCODERS, build_backbone
 from multimodal.models.fusion import FUSION_METHODS
 from multimodal.models.weights import cached_weights, load_encoder_weights, resolve_weights
@@ -105,7 +106,7 @@ def encoder_settings(uses_images: bool) -> tuple[str, str | None]:
     encoder = st.selectbox("Image encoder", list(ENCODERS), key="m_encoder", disabled=not uses_images,
                            format_func=lambda k: ENCODERS[k].title, help=ENCODER_HELP)
     spec, uploads = ENCODERS[encoder], st.session_state.setdefault(UPLOADS, {})
-    sizes = [s for s in sq.IMAGE_SIZES if s >= spec.min_size]
+    sizes = [s for s in SETTINGS["image_size"].options(st.session_state.get("m_image_size")) if s >= spec.min_size]
     if st.session_state.get("m_image_size") not in sizes:
         st.session_state["m_image_size"] = min(sizes, key=lambda s: abs(s - st.session_state.get("m_image_size", 0)))
     if uses_images and spec.imagenet is not None:
@@ -143,17 +144,14 @@ def pretrained_settings(encoder: str, uses_images: bool, has_file: bool) -> dict
     with st.expander("Two-phase fine-tuning (pretrained encoders)", expanded=False):
         st.caption(TWO_PHASE_HELP)
         # No default of its own (value=None): empty means "as Epochs", and a cleared input stays empty.
-        freeze = st.number_input("Phase 1 epochs, backbone frozen (empty: the epochs under Training)", 0, 500,
-                                 value=None, step=1, key="m_freeze_epochs", placeholder="as Epochs",
-                                 disabled=not pretrained)
-        finetune = int(st.number_input("Phase 2 epochs, fine-tuning (0: no phase 2)", 0, 200, step=1,
-                                       key="m_finetune_epochs", disabled=not pretrained))
-        unfreeze = st.select_slider("Top blocks fine-tuned in phase 2", sq.UNFREEZE, key="m_unfreeze",
-                                    disabled=not pretrained,
+        freeze = setting_number("freeze_epochs", "Phase 1 epochs, backbone frozen (empty: the epochs under Training)",
+                                value=None, placeholder="as Epochs", disabled=not pretrained)
+        finetune = int(setting_number("finetune_epochs", "Phase 2 epochs, fine-tuning (0: no phase 2)",
+                                      disabled=not pretrained))
+        unfreeze = setting_slider("unfreeze", "Top blocks fine-tuned in phase 2", disabled=not pretrained,
                                     help="Blocks of the backbone, counted from its output. The top blocks hold "
                                          "the most task-specific features; 'all' follows the original design and "
                                          "is slower per epoch and quicker to overfit a few hundred rows.")
-        finetune_lr = st.select_slider("Phase 2 learning rate (Adam)", sq.FINETUNE_LRS, key="m_finetune_lr",
-                                       disabled=not pretrained, format_func=lambda v: f"{v:g}")
+        finetune_lr = setting_slider("finetune_lr", "Phase 2 learning rate (Adam)", disabled=not pretrained)
     return {"on_missing_weights": on_missing, "freeze_epochs": None if freeze is None else int(freeze),
             "finetune_epochs": finetune, "finetune_lr": float(finetune_lr), "unfreeze": unfreeze}

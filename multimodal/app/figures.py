@@ -17,6 +17,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from multimodal.core.tasks import top_k, top_k_metric
+from multimodal.models.fusion import baseline_names
 from multimodal.runs.evaluation import RocCurve
 
 POSITIVE, NEGATIVE, NEUTRAL, TOTAL = "#2e7d32", "#c62828", "#607d8b", "#1565c0"
@@ -233,8 +234,6 @@ def routing_figure(weights: dict[str, float]) -> go.Figure:
 # ---------------------------------------------------------------- figures: training and comparison
 
 def _is_baseline(arch: str) -> bool:
-    # lazy: the fusion registry imports Keras, and the Train page draws its curves without it
-    from multimodal.models.fusion import baseline_names
     return arch in baseline_names()
 
 

@@ -18,6 +18,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from multimodal.app import state
 from multimodal.data.dataset import Dataset
+from multimodal.models.fusion import baseline_names
 from multimodal.runs.folders import new_run_dir, reuse_config
 from multimodal.train.jobs import ACTIVE, Job, start_job
 
@@ -86,8 +87,6 @@ def watch_training(run_dir: str) -> None:
 def baselines_training() -> bool:
     """Whether one of this session's baselines (image_only, tabular_only, linear, ...) is still
     queued or training."""
-    # lazy: the fusion registry imports Keras, and the Train page imports this module without it
-    from multimodal.models.fusion import baseline_names
     return any(job.arch in baseline_names() for job in active(training_jobs().values()))
 
 

@@ -24,6 +24,7 @@ from multimodal.core.tasks import main_metric
 from multimodal.data.dataset import Dataset, load_dataset
 from multimodal.data.sources import SAMPLE_ROOT, resolve_source
 from multimodal.data.splits import split_indices
+from multimodal.models.fusion import baseline_names
 from multimodal.models.proposal import propose_method
 from multimodal.runs.evaluation import check_compatible, evaluation_rows
 from multimodal.runs.run import Run, is_run_dir, list_runs, load_run
@@ -166,8 +167,6 @@ def default_run_dir(dirs: list[Path], ds: Dataset | None) -> Path | None:
     runs before ones the user stopped; then fusions before single-branch baselines (a fused model
     is the one worth explaining first); then the best main validation metric (core/tasks.py).
     """
-    # lazy: the fusion registry imports Keras, and the light Home and Data pages import this module
-    from multimodal.models.fusion import baseline_names
     baselines = baseline_names()
 
     def rank(run_dir: Path) -> tuple:

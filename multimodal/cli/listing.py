@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from multimodal.cli.common import emit
 from multimodal.data.samples import SAMPLES
+from multimodal.models.fusion import FUSION_METHODS
 
 
 def cmd_samples(args) -> None:
@@ -12,8 +13,6 @@ def cmd_samples(args) -> None:
 
 
 def cmd_archs(args) -> None:
-    # lazy: TensorFlow
-    from multimodal.models.fusion import FUSION_METHODS
     rows = [{"name": m.name, "title": m.title, "branches": list(m.branches), "origin": m.origin,
              "description": m.description, "params": {n: p.to_dict() for n, p in m.params.items()}}
             for m in FUSION_METHODS.values()]

@@ -4,16 +4,19 @@ from __future__ import annotations
 import argparse
 
 from multimodal.cli.common import Parser, UsageError
+from multimodal.core.settings import SETTINGS
 from multimodal.train.precision import PRECISIONS
 
 
-def unfreeze_arg(text: str) -> int | str:
-    """--unfreeze: "all" or a number of top blocks (0 or more)."""
-    if text == "all":
-        return "all"
-    if not text.isdigit():
-        raise UsageError(f"--unfreeze must be 'all' or a number of top blocks (0 or more), got '{text}'")
-    return int(text)
+def setting_arg(name: str, value):
+    """A flag's value checked against the settings spec (core/settings.py), as the Model page and a
+    shared link check it: None (not given) stays None; text (--unfreeze) is parsed."""
+    if value is None:
+        return None
+    try:
+        return SETTINGS[name].parse(value) if isinstance(value, str) else SETTINGS[name].check(value)
+    except ValueError as e:
+        raise UsageError(f"--{name.replace('_', '-')}: {e}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--modality-dropout", type=float, default=0.0)
     t.add_argument("--dropout", type=float, default=None,
                    help="dropout in the fusion head (default: from the number of training rows)")
+    t.add_argument("--width", type=int, default=None, help="units per dense layer of the fusion head (default 64)")
+    t.add_argument("--l2", type=float, default=None,
+                   help="weight decay (L2) on the dense kernels (default: from the number of training rows)")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random flips, rotations and zooms of the training images")
     t.add_argument("--devices", type=int, default=1,

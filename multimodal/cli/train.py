@@ -9,41 +9,30 @@ from dataclasses import replace
 from pathlib import Path
 
 from multimodal.cli.common import UsageError, columns, emit, training_output
-from multimodal.cli.parser import build_parser, unfreeze_arg
+from multimodal.cli.parser import build_parser, setting_arg
 from multimodal.core.config import ModelConfig, TrainConfig
+from multimodal.core.settings import SETTINGS
 from multimodal.core.tasks import LOSSES
-from multimodal.data.dataset import load_dataset
+from multimodal.data.dataset import load_dataset_for
+from multimodal.models.backbones import ENCODERS
+from multimodal.models.fusion import FUSION_METHODS, methods_for
 from multimodal.models.proposal import propose_method
 
 
 def train_config_from_args(args):
-    from multimodal.models.backbones import ENCODERS  # lazy: pulls Keras, so checked after parsing
-
-    # lazy: TensorFlow
-    from multimodal.models.fusion import FUSION_METHODS
     if args.arch is not None and args.arch not in FUSION_METHODS:
         raise UsageError(f"unknown --arch '{args.arch}'; choose one of {', '.join(FUSION_METHODS)}")
     if args.encoder not in ENCODERS:
         raise UsageError(f"unknown --encoder '{args.encoder}'; choose one of {', '.join(ENCODERS)}")
-    if args.finetune_lr is not None and not args.finetune_lr > 0:
-        raise UsageError(f"--finetune-lr must be above 0, got {args.finetune_lr}")
     if args.loss and not any(args.loss in v for v in LOSSES.values()):
         raise UsageError(f"unknown --loss '{args.loss}'; choose one of mse, mae, huber, mape, crossentropy")
-    for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
-                             ("--image-size", args.image_size, 16), ("--patience", args.patience, 0),
-                             ("--devices", args.devices, 1), ("--freeze-epochs", args.freeze_epochs, 0),
-                             ("--finetune-epochs", args.finetune_epochs, 0)):
-        if value is not None and value < low:
-            raise UsageError(f"{flag} must be at least {low}, got {value}")
-    for flag, value in (("--modality-dropout", args.modality_dropout), ("--dropout", args.dropout)):
-        if value is not None and not 0 <= value < 1:
-            raise UsageError(f"{flag} must be in [0, 1), got {value}")
+    settings = {name: setting_arg(name, getattr(args, name)) for name in SETTINGS if hasattr(args, name)}
+    if args.devices < 1:
+        raise UsageError(f"--devices must be at least 1, got {args.devices}")
     if args.cv is not None and args.cv < 2:
         raise UsageError(f"--cv must be at least 2 folds, got {args.cv}")
     if args.repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
-    if not 0 < args.val_fraction < 1:
-        raise UsageError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
     _check_multi_worker(args)
     overrides = {}
     for role, flag in (("image", args.image_cols), ("numeric", args.numeric_cols),
@@ -61,14 +50,13 @@ def train_config_from_args(args):
                        stream=args.stream, on_missing_weights=args.on_missing_weights,
                        freeze_epochs=args.freeze_epochs,
                        # the two-phase settings not given keep TrainConfig's defaults (their one home)
-                       **{name: value for name, value in (("finetune_epochs", args.finetune_epochs),
-                                                          ("finetune_lr", args.finetune_lr),
-                                                          ("unfreeze", args.unfreeze and unfreeze_arg(args.unfreeze)))
-                          if value is not None},
+                       **{name: settings[name] for name in ("finetune_epochs", "finetune_lr", "unfreeze")
+                          if settings[name] is not None},
                        model=ModelConfig(**({"arch": args.arch} if args.arch else {}), image_size=args.image_size,
                                          seed=args.seed,
                                          encoder=args.encoder, modality_dropout=args.modality_dropout,
-                                         dropout=args.dropout, augment=args.augment,
+                                         dropout=args.dropout, l2=args.l2, augment=args.augment,
+                                         **({"width": args.width} if args.width is not None else {}),
                                          encoder_weights_file=str(Path(args.encoder_weights).resolve())
                                          if args.encoder_weights else None))
 
@@ -97,8 +85,7 @@ def cmd_train(args) -> None:
         return _train_on_cluster(args, config)
     # The workdir holds zip extractions and streamed images; the decoded-image cache outlives it.
     with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
-        ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
-                          overrides=config.overrides, ordered_images=config.ordered_images)
+        ds = load_dataset_for(config, workdir)
         # No --arch: the method the app proposes for the same data (models/proposal.py).
         proposal = None if args.arch else propose_method(ds.features, encoder=config.model.encoder)
         if proposal:
@@ -132,8 +119,7 @@ def _train_on_cluster(args, config) -> None:
     timeout = args.worker_timeout or WORKER_TIMEOUT
     cluster = join_cluster(timeout)   # first: TensorFlow takes a cluster only before its first op
     with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
-        ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
-                          overrides=config.overrides, ordered_images=config.ordered_images)
+        ds = load_dataset_for(config, workdir)
         proposal = None if args.arch else propose_method(ds.features, encoder=config.model.encoder)
         if proposal:
             config = replace(config, model=replace(config.model, arch=proposal.arch))
@@ -188,7 +174,6 @@ def _train_cv(args, config, dataset, proposed: dict) -> None:
 
 def _compared_methods(text: str) -> list[str] | None:
     """--methods: "all" (None: every method the data allows) or registry names, checked before any data is read."""
-    from multimodal.models.fusion import FUSION_METHODS  # lazy: the registry imports Keras
     if text.strip() == "all":
         return None
     names = columns(text)
@@ -203,11 +188,6 @@ def cmd_compare(args) -> None:
     """compare DATA: the baselines and every method (or --methods) on the same folds, in the fast mode
     by default (train/stagewise.py); the same library call as the Compare page."""
     # lazy: the training modules import TensorFlow, which `--help` and the light commands never load
-
-    # lazy: TensorFlow
-    from multimodal.models.fusion import FUSION_METHODS, methods_for
-
-    # lazy: TensorFlow
     from multimodal.train.crossval import compare_with_baselines, comparison_summary, default_folds
 
     # lazy: TensorFlow
@@ -226,8 +206,7 @@ def cmd_compare(args) -> None:
     # One model per fold and method: TensorFlow's "retracing" warnings are expected, not the user's concern.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir, training_output():
-        ds = load_dataset(config.data, workdir=Path(workdir), target=config.target, task=config.task,
-                          overrides=config.overrides, ordered_images=config.ordered_images)
+        ds = load_dataset_for(config, workdir)
         spec = ds.features
         allowed = methods_for(bool(spec.image_cols), bool(spec.tabular_cols), len(spec.image_cols))
         refused = [n for n in chosen or [] if n not in allowed]

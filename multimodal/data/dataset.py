@@ -7,12 +7,14 @@ data row) or column and says what to do.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from multimodal.core.config import TrainConfig
 from multimodal.core.errors import DataError
 from multimodal.core.tasks import TASKS
 from multimodal.data.cells import is_missing, label_text, missing_mask, numeric_column, resolve_image_path, row_numbers, rows_text
@@ -128,6 +130,14 @@ def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str
     if name is None:  # a zip extracts into a temporary folder: its own name is the useful one
         name = Path(source).stem if str(source).lower().endswith(".zip") else root.name
     return Dataset(name, csv_path, root, frame, roles, tgt, task, classes, ordered_images)
+
+
+def load_dataset_for(config: TrainConfig | Mapping, workdir: Path | None = None) -> Dataset:
+    """The dataset a training config (or its saved dict: config.json, a worker's copy) describes:
+    its source, target, task, role overrides and ordered images."""
+    c = config.to_dict() if isinstance(config, TrainConfig) else config
+    return load_dataset(c["data"], workdir=Path(workdir) if workdir else None, target=c.get("target"),
+                        task=c.get("task"), overrides=c.get("overrides"), ordered_images=bool(c.get("ordered_images")))
 
 
 def _check_image_column(frame: pd.DataFrame, root: Path, column: str) -> None:

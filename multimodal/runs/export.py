@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from multimodal.core.errors import DataError
-from multimodal.data.dataset import Dataset, load_dataset
+from multimodal.data.dataset import Dataset, load_dataset_for
 from multimodal.data.inputs import input_name
 from multimodal.models.assembly import grouped_columns
 from multimodal.runs.evaluation import check_compatible, evaluation_rows
@@ -72,9 +72,7 @@ def verification_rows(run: Run, dataset: Dataset | None = None) -> VerificationR
     reason = ""
     if dataset is None:
         try:
-            dataset = load_dataset(run.config["data"], target=run.config.get("target"), task=run.config.get("task"),
-                                   overrides=run.config.get("overrides"),
-                                   ordered_images=bool(run.config.get("ordered_images")))
+            dataset = load_dataset_for(run.config)
         except (DataError, OSError, KeyError) as exc:
             reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     if dataset is not None:

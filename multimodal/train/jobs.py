@@ -54,7 +54,7 @@ class Job:
     """One training run of the app. Create with start_job(); read with poll() and progress()."""
 
     def __init__(self, config: Any, run_dir: Path, dataset: Any = None, workdir: Path | None = None,
-                 owner_alive: Callable[[], bool] | None = None):
+                 owner_alive: Callable[[], bool] | None = None, target: Callable[..., None] = run_worker):
         # The worker gets the plain dict (unpickling a TrainConfig would import Keras before the
         # data is even read); TrainConfig.from_dict rebuilds it there.
         self.config = dict(config) if isinstance(config, Mapping) else config.to_dict()
@@ -62,6 +62,9 @@ class Job:
         self.dataset = dataset
         self.workdir = workdir
         self.owner_alive = owner_alive         # None: nobody to watch (CLI, tests); never orphaned
+        # The process's entry point, called as run_worker is; tests of the queue's logic pass a
+        # light stand-in that writes the same events without training.
+        self.target = target
         self.owner_gone_since: float | None = None
         self.state = JobState.QUEUED
         self.created = time.time()
@@ -161,7 +164,7 @@ class Job:
         skip_main_module_in_workers()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._process = ctx.Process(
-            target=run_worker, name=WORKER_PREFIX + self.run_dir.name, daemon=True,
+            target=self.target, name=WORKER_PREFIX + self.run_dir.name, daemon=True,
             args=(self.config, str(self.run_dir), self.dataset, str(self.workdir) if self.workdir else None, os.getpid()))
         self._process.start()
         self.pid, self.started, self.state = self._process.pid, time.time(), JobState.RUNNING
@@ -296,10 +299,11 @@ atexit.register(MANAGER.shutdown)
 # ------------------------------------------------------------------------------ public helpers
 
 def start_job(config: TrainConfig | dict, run_dir: Path, dataset: Any = None,
-              workdir: Path | None = None, owner_alive: Callable[[], bool] | None = None) -> Job:
+              workdir: Path | None = None, owner_alive: Callable[[], bool] | None = None,
+              target: Callable[..., None] = run_worker) -> Job:
     """Queue a training run; it starts at once when a slot is free. `config` is a TrainConfig or
     its to_dict(); `dataset` (a loaded data.Dataset) saves the worker from re-reading the CSV;
     `owner_alive` (the app's session check) lets the manager stop a job nobody watches any more."""
-    job = Job(config, Path(run_dir), dataset, workdir, owner_alive)
+    job = Job(config, Path(run_dir), dataset, workdir, owner_alive, target)
     MANAGER.submit(job)
     return job

@@ -19,7 +19,7 @@ import numpy as np
 from multimodal.core.config import TrainConfig, with_auto_settings
 from multimodal.core.errors import DataError
 from multimodal.core.events import Event, append_event, end_event, event, start_event, training_status
-from multimodal.data.dataset import Dataset, load_dataset
+from multimodal.data.dataset import Dataset, load_dataset_for
 from multimodal.data.inputs import FeatureSpec, encode_target, model_inputs
 from multimodal.data.splits import split_indices
 from multimodal.data.targets import choose_transform, target_stats
@@ -99,8 +99,7 @@ def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None,
     # the quality bench). TensorFlow still keeps a few MB per run (tests/test_memory.py bounds it);
     # the app trains each run in a process of its own.
     keras.backend.clear_session()
-    ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
-                                 overrides=config.overrides, ordered_images=config.ordered_images)
+    ds = dataset or load_dataset_for(config, workdir)
     run_dir = Path(run_dir)
     spec, size = ds.features, config.model.image_size
     tabular_spec = FeatureSpec([], spec.numeric_cols, spec.categorical_cols)

@@ -68,12 +68,10 @@ def run_worker(config: dict, run_dir: str, dataset: Any, workdir: str | None, pa
     run = Path(run_dir)
     threading.Thread(target=_watch_parent, args=(parent_pid, run), daemon=True).start()
     # lazy: the app server imports this module; pandas and TensorFlow load in the worker only
-    from multimodal.data.dataset import load_dataset
+    from multimodal.data.dataset import load_dataset_for
     try:
         if dataset is None:  # read the data before importing Keras, so bad input fails in a second
-            dataset = load_dataset(config["data"], workdir=Path(workdir) if workdir else None,
-                                   target=config.get("target"), task=config.get("task"),
-                                   overrides=config.get("overrides"), ordered_images=config.get("ordered_images", False))
+            dataset = load_dataset_for(config, workdir)
         # lazy: TensorFlow loads only once the data is known to be good (see above)
         from multimodal.train.crossval import run_comparison
         from multimodal.train.training import train
