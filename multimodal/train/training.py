@@ -18,7 +18,7 @@ import numpy as np
 
 from multimodal.core.config import TrainConfig, with_auto_settings
 from multimodal.core.errors import DataError
-from multimodal.core.events import Event, append_event, end_event, event, start_event, training_status
+from multimodal.core.events import Event, append_event, event
 from multimodal.data.dataset import Dataset, load_dataset_for
 from multimodal.data.inputs import FeatureSpec, encode_target, model_inputs
 from multimodal.data.splits import split_indices
@@ -30,11 +30,12 @@ from multimodal.models.compile import compile_model
 from multimodal.models.fusion import FUSION_METHODS
 from multimodal.models.weights import WeightsSource, resolve_weights
 from multimodal.runs.evaluation import evaluate_splits
-from multimodal.runs.run import background_rows, save_run
+from multimodal.runs.run import background_rows
 from multimodal.train import streaming
 from multimodal.train.devices import configure_devices, distribution
 from multimodal.train.multiworker import logs_as_vectors
 from multimodal.train.phases import fit_phases, plan_phases
+from multimodal.train.pipeline import announce_start, finish_run, run_summary
 from multimodal.train.precision import image_policy
 
 
@@ -155,7 +156,6 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
     # the run's config.json records the values used.
     config = with_auto_settings(config, len(train_idx))
     phases = plan_phases(config, pretrained=weights.path is not None)
-    epochs = sum(phase.epochs for phase in phases)
 
     # The image encoder trains in mixed precision where the hardware computes it natively; the
     # rest of the model, and the whole saved model, in float32 (train/precision.py).
@@ -182,9 +182,7 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
                             None if w is None else w[idx])
 
     steps = int(np.ceil(len(train_idx) / config.batch_size))
-    append_event(run_dir, start_event(epochs=epochs, steps=steps, arch=config.model.arch,
-                                      rows={k: len(v) for k, v in splits.items()},
-                                      phases=[p.record() for p in phases]))
+    epochs = announce_start(run_dir, config.model.arch, splits, steps, phases)
     train_batches = batches(train_idx, config.seed, weighted=True)
 
     def compile_for(lr: float) -> None:
@@ -215,18 +213,11 @@ def _fit_and_save(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict |
     background = take(inputs, background_idx)
     if store is not None:
         background["images"] = store.rows(background_idx)
-    status = training_status(fit.stopped, epochs_run, epochs)
-    summary = {
-        "run_dir": str(run_dir), "arch": config.model.arch, "task": ds.task, "status": status,
-        "epochs_run": epochs_run, "epochs": epochs, "best_epoch": fit.best_epoch, "phases": fit.phases,
-        "encoder_weights": weights.record(), "target_transform": transform, "train_seconds": round(train_seconds, 3),
-        "samples_per_second": round(epochs_run * len(train_idx) / train_seconds, 1) if train_seconds else 0.0,
-        "replicas": len(devices), "devices": devices, "precision": policy, "streamed": store is not None,
-        "metrics": metrics, "history": history,
-    }
-    save_run(run_dir, config={**config.to_dict(), "encoder_weights": weights.record()}, dataset=ds, splits=splits,
-             stats=stats, target_stats=t_stats,
-             model=model, history=history, metrics=metrics, summary=summary,
-             background=background, background_rows=background_idx)
-    append_event(run_dir, end_event(status, metrics=metrics, epochs_run=epochs_run))
-    return summary
+    summary = run_summary(run_dir, config.model.arch, ds.task, stopped=fit.stopped, epochs_run=epochs_run, epochs=epochs,
+                          best_epoch=fit.best_epoch, phases=fit.phases, history=history, metrics=metrics,
+                          train_rows=len(train_idx), train_seconds=train_seconds, encoder_weights=weights.record(),
+                          target_transform=transform, replicas=len(devices), devices=devices, precision=policy,
+                          streamed=store is not None)
+    return finish_run(run_dir, summary, dict(config={**config.to_dict(), "encoder_weights": weights.record()},
+                                             dataset=ds, splits=splits, stats=stats, target_stats=t_stats, model=model,
+                                             background=background, background_rows=background_idx))
