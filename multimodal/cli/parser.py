@@ -136,5 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         rows.add_argument("--row", help="one row as a JSON object")
         if name == "predict":
             rows.add_argument("--csv", help="a CSV of rows (image paths relative to it)")
+            c.add_argument("--coverage", type=float, default=0.9,
+                           help="level of the split-conformal prediction sets / intervals (default 0.9)")
         c.add_argument("--json", action="store_true")
     return p
