@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from multimodal.app import figures, model_service, run_picker, run_view, state, whatif
+from multimodal.app import figures, model_service, run_picker, run_view, state, uncertainty_view, whatif
 from multimodal.core.errors import DataError
 from multimodal.runs.run import probabilities, run_inputs
 
@@ -73,6 +73,8 @@ def what_if() -> None:
         if images is not None:
             p2.image(list(images[0]), caption=[f"input image: {c}" for c in spec.image_cols], width=160)
 
+    uncertainty_view.prediction_uncertainty(uncertainty_view.conformal(run_dir, ds), outputs, run.classes, p1,
+                                            missing=missing)
     if missing:
         why.info(f"Predicted with {missing} treated as missing. Explanations and the sweep need every input, "
                  "so they are shown only when nothing is missing.", icon=":material/visibility_off:")

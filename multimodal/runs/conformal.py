@@ -108,12 +108,16 @@ class Conformal:
             inner = ", ".join(entry["set"]) if entry["set"] else "empty: no class is plausible at this level"
             return f"{self.coverage:.0%} set {{{inner}}}"
         lo, hi = entry["interval"]
-        return f"{self.coverage:.0%} interval [{lo:.4g}, {hi:.4g}]"
+        return f"{self.coverage:.0%} interval [{_number(lo)}, {_number(hi)}]"
 
     def caption(self) -> str:
         return (f"Split-conformal, score {self.score}, calibrated on {self.n} {self.split} rows: "
                 f"on new rows like these, the {'set holds the true class' if self.task == 'classification' else 'interval holds the true value'} "
                 f"at least {self.coverage:.0%} of the time.")
+
+
+def _number(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
 def calibrate(task: str, outputs: np.ndarray, y_true: np.ndarray, coverage: float = DEFAULT_COVERAGE,
