@@ -108,7 +108,7 @@ class Conformal:
             inner = ", ".join(entry["set"]) if entry["set"] else "empty: no class is plausible at this level"
             return f"{self.coverage:.0%} set {{{inner}}}"
         lo, hi = entry["interval"]
-        return f"{self.coverage:.0%} interval [{_number(lo)}, {_number(hi)}]"
+        return f"{self.coverage:.0%} interval [{plain_number(lo)}, {plain_number(hi)}]"
 
     def caption(self) -> str:
         return (f"Split-conformal, score {self.score}, calibrated on {self.n} {self.split} rows: "
@@ -116,7 +116,8 @@ class Conformal:
                 f"at least {self.coverage:.0%} of the time.")
 
 
-def _number(v: float) -> str:
+def plain_number(v: float) -> str:
+    """Numbers as people read them: 594,060 or 0.8123."""
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
