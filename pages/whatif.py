@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from multimodal.app import figures, model_service, run_picker, run_view, state, uncertainty_view, whatif
+from multimodal.app import counterfactual_view, figures, model_service, run_picker, run_view, state, uncertainty_view, whatif
 from multimodal.core.errors import DataError
 from multimodal.runs.run import probabilities, run_inputs
 
@@ -26,7 +26,7 @@ with c2:
     missing = whatif.missing_choice(run, key=f"whatif_missing_{run_dir}")
 if images is None and spec.image_cols:
     try:
-        images = run_view.load_row_images(ds, run, row)[None]
+        images = run_view.load_row_images(ds, run, counterfactual_view.image_row(run_dir, row))[None]
     except DataError as exc:
         st.error(str(exc), icon=":material/error:")
         st.stop()
@@ -44,7 +44,7 @@ def what_if() -> None:
     else:
         st.info("This model reads only the image: upload another one to see the prediction change.")
         frame = ds.frame.loc[[row]]
-    prediction, why, sweep_box = st.container(), st.container(), st.container()
+    prediction, why, cf_box, sweep_box = st.container(), st.container(), st.container(), st.container()
     column = xs = None
     if spec.numeric_cols:
         sweep_box.subheader("Sweep one feature")
@@ -98,6 +98,8 @@ def what_if() -> None:
             st.markdown(f"**Grad-CAM** (regions that raise the {unit}; each map scaled to its own maximum)")
             run_view.grad_cam_section(expl["grad_cam"][0], images[0], spec.image_cols, unit)
 
+    with cf_box:
+        counterfactual_view.section(run_dir, run, ds, row, frame, inputs, f"whatif_{run_dir}_{row}")
     if column:
         series, y_title = whatif.sweep_series(run, swept)
         current = float(frame[column].iloc[0]) if frame[column].notna().iloc[0] else None

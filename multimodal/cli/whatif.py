@@ -60,7 +60,9 @@ def cmd_whatif(args) -> None:
 
 def _report_lines(run, ds, report: dict) -> list[str]:
     lines = []
-    goal = (f"moved by {'+' if report['delta'] > 0 else '-'}{plain_number(abs(report['delta']))}" if run.task == "regression" else "predicted otherwise")
+    goal = "predicted otherwise"
+    if run.task == "regression":
+        goal = f"moved by {'+' if report['delta'] > 0 else '-'}{plain_number(abs(report['delta']))}"
     near = report["nearest"]
     if near is None:
         lines.append(f"nearest validation row {goal}: none (every validation row gets the same answer)")

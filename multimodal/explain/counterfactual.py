@@ -30,9 +30,8 @@ from multimodal.data.cells import MISSING_TOKEN, label_text
 from multimodal.data.dataset import Dataset
 from multimodal.data.inputs import input_name
 from multimodal.explain.attributions import compiled
-from multimodal.models.assembly import encoders_of, head_of, select_inputs
-from multimodal.runs.evaluation import Evaluation
-from multimodal.runs.run import Run, predict, probabilities, run_inputs
+from multimodal.models.assembly import encoders_of, select_inputs
+from multimodal.runs.run import Run, predict, probabilities
 
 NUMERIC_STEPS = 24      # candidate values per numeric feature over its training range
 BEAM = 8                # partial edits kept per search step

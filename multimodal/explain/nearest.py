@@ -6,6 +6,7 @@ CLI's `whatif --counterfactual` prints and the What-if page shows."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import Dataset
@@ -54,13 +55,13 @@ def _others(goal: Goal, ev: Evaluation, row: int) -> np.ndarray:
     return np.flatnonzero(goal.reached(ev.outputs) & (ev.rows != row))
 
 
-def nearest_row(run: Run, ds: Dataset, ev: Evaluation, row: int, goal: Goal, space, row_embedding, embeddings) -> dict | None:
+def nearest_row(run: Run, ds: Dataset, ev: Evaluation, row: int, this: pd.Series, goal: Goal, space, row_embedding,
+                embeddings) -> dict | None:
     """The validation row predicted otherwise at the smallest WIT distance (table + image)."""
     candidates = _others(goal, ev, row)
     if not candidates.size:
         return None
     columns = run.input_spec.tabular_cols
-    this = ds.frame.iloc[row]
     others = ds.frame.iloc[ev.rows[candidates]]
     table = table_distances(space, this, others, columns)
     image = np.zeros(len(candidates))
@@ -91,11 +92,13 @@ def image_swap(run: Run, ev: Evaluation, row: int, inputs: dict, goal: Goal, row
 
 def counterfactual_report(run: Run, ds: Dataset, ev: Evaluation, row: int, locks: list[str] | tuple = (),
                           delta: float | None = None, swap_image: bool = True, edit: bool = True,
-                          embeddings: np.ndarray | None = None) -> dict:
+                          embeddings: np.ndarray | None = None, frame: pd.DataFrame | None = None,
+                          inputs: dict | None = None) -> dict:
     """Everything for one row (a 0-based dataset position): its prediction, the nearest real row
     predicted otherwise, the smallest edit of the unlocked features and the image swap.
     ev: the run's Evaluation on its validation rows with their inputs kept. embeddings: the
-    validation rows' pooled image embeddings when already computed (the app caches them)."""
+    validation rows' pooled image embeddings when already computed (the app caches them).
+    frame / inputs: the row as edited on the What-if page (1-row frame, raw inputs), else the dataset's."""
     if ev.split != "val":
         raise DataError(f"run '{run.name}' has no validation rows to search for counterfactuals; retrain it "
                         "with a validation fraction above 0")
@@ -105,7 +108,8 @@ def counterfactual_report(run: Run, ds: Dataset, ev: Evaluation, row: int, locks
         raise DataError(f"row {row + 1} does not exist in '{ds.name}' ({len(ds.frame)} rows)")
     locks = list(locks)
     free = unlocked_features(run, locks) if edit else []
-    inputs = run_inputs(run, ds.frame.iloc[[row]], ds.root)
+    frame = ds.frame.iloc[[row]] if frame is None else frame
+    inputs = run_inputs(run, frame, ds.root) if inputs is None else inputs
     before = predict(run, inputs)
     goal = Goal(run, before, delta)
     space = feature_space(run, ds)
@@ -113,9 +117,9 @@ def counterfactual_report(run: Run, ds: Dataset, ev: Evaluation, row: int, locks
         embeddings = pooled_embeddings(run, ev.inputs)
     row_embedding = pooled_embeddings(run, inputs)[0] if embeddings is not None else None
     report = {"row": row, "prediction": goal.describe(before), "locked": locks, "delta": delta,
-              "nearest": nearest_row(run, ds, ev, row, goal, space, row_embedding, embeddings)}
+              "nearest": nearest_row(run, ds, ev, row, frame.iloc[0], goal, space, row_embedding, embeddings)}
     if edit:
-        report["edit"] = smallest_edit(run, ds.frame.iloc[row], inputs, space, free, goal, RowPredictor(run, inputs))
+        report["edit"] = smallest_edit(run, frame.iloc[0], inputs, space, free, goal, RowPredictor(run, inputs))
     if swap_image:
         if embeddings is None:
             raise DataError("this model has no image branch (it reads only the table), so there is no image to "

@@ -111,9 +111,9 @@ class Conformal:
         return f"{self.coverage:.0%} interval [{plain_number(lo)}, {plain_number(hi)}]"
 
     def caption(self) -> str:
+        holds = "set holds the true class" if self.task == "classification" else "interval holds the true value"
         return (f"Split-conformal, score {self.score}, calibrated on {self.n} {self.split} rows: "
-                f"on new rows like these, the {'set holds the true class' if self.task == 'classification' else 'interval holds the true value'} "
-                f"at least {self.coverage:.0%} of the time.")
+                f"on new rows like these, the {holds} at least {self.coverage:.0%} of the time.")
 
 
 def plain_number(v: float) -> str:
