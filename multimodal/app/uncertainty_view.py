@@ -55,7 +55,8 @@ def prediction_uncertainty(cal: Conformal | str, outputs: np.ndarray, classes: l
     entry = cal.describe(outputs[:1], classes)[0]
     value = "∅ (empty)" if entry.get("set") == [] else cal.text(entry).split(" ", 2)[2]
     label = f"{cal.coverage:.0%} prediction {'set' if 'set' in entry else 'interval'}"
-    container.metric(label, value, f"{cal.n} calibration rows", delta_color="off", delta_arrow="off")
+    # Markdown, not st.metric: a set of several class names would be cut off in a metric's width.
+    container.markdown(f"**{label}** · {cal.n} calibration rows\n\n#### {value}")
     container.caption(cal.caption() + (" An empty set means no class is plausible enough at this level: "
                                        "treat the row as unusual." if entry.get("set") == [] else ""))
     if cal.warning:
