@@ -1,7 +1,7 @@
 """Results: how good is the model on its validation rows, where does it fail, and for whom."""
 import streamlit as st
 
-from multimodal.app import figures, model_import, model_service, run_picker, run_view, state, uncertainty_view
+from multimodal.app import calibration_view, figures, model_import, model_service, run_picker, run_view, state, uncertainty_view
 from multimodal.app.encoder_view import run_encoder_text
 from multimodal.app.row_ids import row_name, with_row_ids
 from multimodal.core.errors import DataError
@@ -47,6 +47,7 @@ else:
         figures.chart(figures.residuals_figure(ev.y_true, ev.y_pred, ev.target, names))
 
 cal = uncertainty_view.results_section(run_dir, ds, ev)
+calibration_view.section(run_dir, ev)
 
 st.subheader("Worst errors")
 n_worst = st.slider("How many", 4, 24, 8, step=4, key="results_n_worst")

@@ -221,3 +221,33 @@ def test_results_and_explain_show_uncertainty(runs, tmp_path):
     assert any("Only 8 calibration rows" in w.value for w in at.warning)    # 40 rows: 8 validation rows
     at = open_page("explain.py", csv, run_dir, tmp_path / "e")
     assert any("90% prediction interval" in m.value for m in at.markdown)
+
+
+# ---------------------------------------------------------------- calibration
+
+def test_ece_and_temperature_on_known_arrays():
+    from multimodal.runs.calibration import fit_temperature, reliability
+    # Two bins hit: 0.9-confident rows right 3 of 4 times, 0.6-confident rows right 2 of 4 times.
+    probs = np.array([[0.9, 0.1]] * 4 + [[0.4, 0.6]] * 4)
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 0])
+    rel = reliability(probs, y)
+    assert rel.ece == pytest.approx(0.5 * abs(0.75 - 0.9) + 0.5 * abs(0.5 - 0.6))
+    assert rel.counts.sum() == 8 and rel.counts[8] == 4 and rel.counts[5] == 4
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=(4000, 3))
+    scaled = np.exp(logits / 2.0)
+    y = np.array([rng.choice(3, p=p / p.sum()) for p in scaled])   # the truth follows softmax(logits / 2)
+    assert fit_temperature(logits, y, 3) == pytest.approx(2.0, rel=0.1)
+
+
+def test_results_records_temperature_and_cli_predict_applies_it(runs, tmp_path, capsys):
+    csv, run_dir = runs["skin"]
+    at = open_page("results.py", csv, run_dir, tmp_path)
+    assert any(m.label == "Expected calibration error" for m in at.metric)
+    own = tmp_path / "session" / "runs" / run_dir.name
+    next(t for t in at.toggle if t.label == "Record temperature scaling in this run").set_value(True).run()
+    assert_clean(at)
+    recorded = json.loads((own / "calibration.json").read_text())
+    assert recorded["fitted_on"] == "val" and recorded["rows"] == 24 and recorded["temperature"] > 0
+    code, out, _ = _cli(capsys, "predict", str(own), "--csv", str(csv))
+    assert code == 0 and f"T = {recorded['temperature']:.3f}, recorded in the run" in out

@@ -12,6 +12,7 @@ from multimodal.cli.common import UsageError, emit
 from multimodal.core.errors import DataError
 from multimodal.data.images import load_image
 from multimodal.data.sources import read_csv
+from multimodal.runs.calibration import recorded_temperature
 
 
 def _rows_inputs(args, run, allow_missing_images: bool = False) -> tuple[dict, dict]:
@@ -83,7 +84,11 @@ def cmd_predict(args) -> None:
     run = load_run(Path(args.run_dir))
     inputs, missing = _rows_inputs(args, run, allow_missing_images=True)
     outputs = predict_with_missing(run.model, inputs, missing) if missing else predict(run, inputs)
-    rows = [{**r, "missing": sorted(missing)} if missing else r for r in describe_predictions(run, outputs)]
+    temperature = recorded_temperature(run.dir) if run.task == "classification" else None
+    shown = outputs / temperature if temperature else outputs     # same class, temperature-scaled probabilities
+    rows = [{**r, "missing": sorted(missing)} if missing else r for r in describe_predictions(run, shown)]
+    if temperature:
+        rows = [{**r, "temperature": temperature} for r in rows]
     conformal = calibration(run, args.coverage)
     if conformal is not None:
         rows = [{**r, "uncertainty": u} for r, u in zip(rows, conformal.describe(outputs, run.classes))]
@@ -91,6 +96,8 @@ def cmd_predict(args) -> None:
         "  (" + ", ".join(f"{c}: {p:.3f}" for c, p in r["probabilities"].items()) + ")" if "probabilities" in r else "")
         + (f"  {conformal.text(r['uncertainty'])}" if "uncertainty" in r else "")
         + (f"  [{', '.join(r['missing'])} treated as missing]" if "missing" in r else "") for r in rows)
+    if temperature:
+        text += f"\nprobabilities temperature-scaled (T = {temperature:.3f}, recorded in the run)"
     if conformal is not None:
         text += f"\n{conformal.caption()}" + (f"\nwarning: {conformal.warning}" if conformal.warning else "")
     emit({"predictions": rows}, args.json, text)
