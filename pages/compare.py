@@ -2,7 +2,7 @@
 curves overlaid, and the fusion gain over the best single-branch baseline."""
 import streamlit as st
 
-from multimodal.app import comparison_view, figures, run_table, session_jobs, state
+from multimodal.app import comparison_view, figures, robustness_view, run_table, session_jobs, state
 from multimodal.core.tasks import main_metric
 from multimodal.runs.gain import fusion_gain
 from multimodal.runs.verdicts import cross_validation_advice
@@ -55,6 +55,7 @@ with right:
     if not two_branches:
         st.caption("This run's data has only one branch, so there is no baseline to train.")
 
+robustness_view.compare_section(group)
 comparison_view.trainings_section()
 st.divider()
 comparison_view.comparison_section(ref.config)

@@ -29,7 +29,7 @@ def runs(tiny_samples, tmp_path_factory):
                       model=ModelConfig(arch="late_concat", image_size=16)), root / "skin_run")
     house = tiny_samples["house_prices"]
     train(TrainConfig(data=str(house), epochs=2, batch_size=8, patience=0,
-                      model=ModelConfig(arch="late_concat", image_size=16)), root / "house_run")
+                      model=ModelConfig(arch="late_concat", image_size=16, modality_dropout=0.3)), root / "house_run")
     return {"skin": (skin, root / "skin_run"), "house": (house, root / "house_run")}
 
 
@@ -251,3 +251,44 @@ def test_results_records_temperature_and_cli_predict_applies_it(runs, tmp_path, 
     assert recorded["fitted_on"] == "val" and recorded["rows"] == 24 and recorded["temperature"] > 0
     code, out, _ = _cli(capsys, "predict", str(own), "--csv", str(csv))
     assert code == 0 and f"T = {recorded['temperature']:.3f}, recorded in the run" in out
+
+
+# ---------------------------------------------------------------- missing-branch robustness
+
+def test_missing_branch_metrics_equal_explicit_masked_predictions(runs, skin):
+    from multimodal.models.assembly import encoders_of, head_of, predict_with_missing, select_inputs
+    from multimodal.runs.evaluation import evaluate_run, regression_metrics, run_dataset
+    from multimodal.runs.robustness import missing_branch_metrics
+    from multimodal.runs.run import load_run, predict, probabilities
+    # With modality dropout: the What-if page's missing-branch prediction, row by row.
+    run = load_run(runs["house"][1])
+    ev = evaluate_run(run, run_dataset(run), keep_inputs=True)
+    found = missing_branch_metrics(run, ev)
+    assert "modality dropout" in found["how"]
+    assert found["both present"] == pytest.approx(regression_metrics(ev.y_true, predict(run, ev.inputs)[:, 0])["mae"],
+                                                  rel=1e-4)
+    for case, branch in (("image missing", "image"), ("table missing", "tabular")):
+        explicit = predict_with_missing(run.model, ev.inputs, {branch: np.ones(len(ev.rows), bool)})
+        assert found[case] == pytest.approx(regression_metrics(ev.y_true, explicit[:, 0])["mae"], rel=1e-4)
+    # Without: the branch's embedding is the mean of the background rows' embeddings.
+    run, _, ev = skin
+    found = missing_branch_metrics(run, ev)
+    encoders, background = encoders_of(run.model), run.background()
+    tabular = np.asarray(encoders["tabular"](select_inputs(encoders["tabular"], ev.inputs), training=False))
+    mean_image = np.asarray(encoders["image"]({"images": background["images"]}, training=False)).mean(axis=0)
+    emb = {"tabular": tabular, "image": np.repeat(mean_image[None], len(ev.rows), axis=0)}
+    explicit = probabilities(np.asarray(head_of(run.model)(emb, training=False)), 2).argmax(axis=1)
+    assert found["image missing"] == pytest.approx(float((explicit == ev.y_true).mean()))
+    assert "without modality dropout" in found["how"]
+
+
+def test_results_and_compare_show_missing_branch_metrics(runs, tmp_path):
+    csv, run_dir = runs["house"]
+    at = open_page("results.py", csv, run_dir, tmp_path / "r")
+    labels = [m.label for m in at.metric]
+    assert {"MAE · both present", "MAE · image missing", "MAE · table missing"} <= set(labels)
+    at = open_page("compare.py", csv, run_dir, tmp_path / "c")
+    next(b for b in at.button if b.label == "Measure each run with a branch missing").click().run()
+    assert_clean(at)
+    table = next(d.value for d in at.dataframe if "image missing" in d.value.columns)
+    assert list(table["run"]) == [run_dir.name] and table["table missing"].notna().all()

@@ -18,7 +18,7 @@ from multimodal.runs.evaluation import Evaluation
 from multimodal.runs.run import probabilities
 
 
-def section(run_dir: Path, ev: Evaluation) -> None:
+def calibration_section(run_dir: Path, ev: Evaluation) -> None:
     if ev.task != "classification":
         return
     st.subheader("Calibration")

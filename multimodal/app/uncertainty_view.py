@@ -75,7 +75,7 @@ def with_uncertainty(table: pd.DataFrame, ev: Evaluation, cal: Conformal | str) 
     return out
 
 
-def results_section(run_dir: Path, dataset: Dataset, ev: Evaluation) -> Conformal | str:
+def uncertainty_section(run_dir: Path, dataset: Dataset, ev: Evaluation) -> Conformal | str:
     """Results: the level, what it means, the mean set size / interval width on the validation rows;
     returns the calibration for the prediction tables (with_uncertainty)."""
     st.subheader("Uncertainty")
