@@ -4,6 +4,7 @@ import streamlit as st
 
 from multimodal.app import counterfactual_view, figures, model_service, run_picker, run_view, state, uncertainty_view, whatif
 from multimodal.core.errors import DataError
+from multimodal.explain.counterfactual import feature_range
 from multimodal.runs.run import probabilities, run_inputs
 
 state.use_app_navigation()
@@ -51,7 +52,7 @@ def what_if() -> None:
         s1, s2 = sweep_box.columns([1, 3])
         column = s1.selectbox("Feature", spec.numeric_cols, key="whatif_sweep_col", disabled=bool(missing))
         points = s1.slider("Points", 5, 50, 25, key="whatif_sweep_points", disabled=bool(missing))
-        xs = np.linspace(*whatif.feature_range(run, ds, column), points)
+        xs = np.linspace(*feature_range(run, ds, column), points)
     try:
         inputs = run_inputs(run, frame, ds.root, images)
         outputs, swept = whatif.predict_row(run, inputs, missing, column, xs)

@@ -1,6 +1,7 @@
 """Missing-branch robustness on Results and Compare
-(docs/ARCHITECTURE.md, "Uncertainty and counterfactuals"): the main metric on the validation rows with every input, without the image and
-without the table (runs/robustness.py says how a branch goes missing)."""
+(docs/ARCHITECTURE.md, "Uncertainty and counterfactuals"): the main metric on the validation rows
+with every input, without the image and without the table (runs/robustness.py says how a branch
+goes missing)."""
 from __future__ import annotations
 
 from pathlib import Path
