@@ -76,6 +76,8 @@ def what_if() -> None:
 
     uncertainty_view.prediction_uncertainty(uncertainty_view.conformal(run_dir, ds), outputs, run.classes, p1,
                                             missing=missing)
+    with cf_box:
+        counterfactual_view.section(run_dir, run, ds, row, frame, inputs, f"whatif_{run_dir}_{row}", missing)
     if missing:
         why.info(f"Predicted with {missing} treated as missing. Explanations and the sweep need every input, "
                  "so they are shown only when nothing is missing.", icon=":material/visibility_off:")
@@ -99,8 +101,6 @@ def what_if() -> None:
             st.markdown(f"**Grad-CAM** (regions that raise the {unit}; each map scaled to its own maximum)")
             run_view.grad_cam_section(expl["grad_cam"][0], images[0], spec.image_cols, unit)
 
-    with cf_box:
-        counterfactual_view.section(run_dir, run, ds, row, frame, inputs, f"whatif_{run_dir}_{row}")
     if column:
         series, y_title = whatif.sweep_series(run, swept)
         current = float(frame[column].iloc[0]) if frame[column].notna().iloc[0] else None

@@ -58,19 +58,26 @@ def _use_image(run_dir: Path, row: int, source: int | None) -> None:
 
 
 def section(run_dir: Path, run: Run, ds: Dataset, row: int, frame: pd.DataFrame, inputs: dict,
-            editor_key: str) -> None:
-    """The counterfactual search for the row as edited, on a button (it takes a second or two)."""
+            editor_key: str, missing: str | None = None) -> None:
+    """The counterfactual search for the row as edited, on a button (it takes a second or two).
+    With a branch treated as missing the search is off (it needs every input); its widgets stay,
+    disabled, so their state survives."""
     st.subheader("What would change the prediction?")
     spec = run.input_spec
     has_image = image_branch(run) is not None
     c1, c2 = st.columns([3, 2])
     locks = c1.multiselect("Keep these features fixed", spec.tabular_cols, key=f"cf_lock_{run_dir}",
+                           disabled=bool(missing),
                            help="Locked features never change in the suggested edit.") if spec.tabular_cols else []
     delta = None
     if run.task == "regression":
         mae = float(model_service.evaluation(run_dir, ds).metrics["mae"])
         delta = c2.number_input(f"Move the predicted {run.config.get('target')} by", value=float(f"{mae:.3g}"),
-                                key=f"cf_delta_{run_dir}", help="Signed, in target units (default: one validation MAE).")
+                                key=f"cf_delta_{run_dir}", disabled=bool(missing),
+                                help="Signed, in target units (default: one validation MAE).")
+    if missing:
+        st.caption(f"Counterfactuals need every input: shown when nothing is treated as missing (now: {missing}).")
+        return
     key, store = (str(run_dir), row), st.session_state.setdefault(REPORT_KEY, {})
     if image_row(run_dir, row) != row:
         st.caption(f"Showing the image of {row_name(ds, image_row(run_dir, row))} (image swap applied).")
