@@ -12,7 +12,7 @@ import streamlit as st
 from multimodal.app import model_service
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import Dataset
-from multimodal.runs.conformal import COVERAGES, DEFAULT_COVERAGE, Conformal, from_evaluation
+from multimodal.runs.conformal import COVERAGES, DEFAULT_COVERAGE, Conformal, from_evaluation, plain_number
 from multimodal.runs.evaluation import Evaluation
 
 COVERAGE_KEY = "conformal_coverage"     # one level for every page of the session
@@ -88,8 +88,8 @@ def uncertainty_section(run_dir: Path, dataset: Dataset, ev: Evaluation) -> Conf
         st.caption(f"{cal.caption()} Mean set size on these rows: {sizes.mean():.2f} of {len(ev.classes)} classes "
                    f"({(sizes == 1).mean():.0%} single-class sets). Every prediction table below shows its set.")
     else:
-        st.caption(f"{cal.caption()} Interval width: ±{cal.q:,.4g} {ev.target}. Every prediction table below "
-                   "shows its interval.")
+        st.caption(f"{cal.caption()} Interval: the prediction ± {plain_number(cal.q)} ({ev.target}). Every prediction "
+                   "table below shows its interval.")
     if cal.warning:
         st.warning(cal.warning, icon=":material/warning:")
     return cal
