@@ -12,9 +12,7 @@ from multimodal.runs.conformal import plain_number
 
 def _name(ds, row: int) -> str:
     """How the pages name a row: 'id 543' with an id column, else 'row 543' (1-based)."""
-    # lazy: TensorFlow (counterfactual.py imports the explainer)
-    from multimodal.explain.counterfactual import id_column
-    column = id_column(ds)
+    column = ds.id_col
     return f"{column} {ds.frame[column].iloc[row]}" if column else f"row {row + 1}"
 
 

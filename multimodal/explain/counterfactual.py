@@ -43,15 +43,10 @@ IMAGE_BRANCHES = ("image", "sequence")
 
 # ---------------------------------------------------------------- rows and locks
 
-def id_column(ds: Dataset) -> str | None:
-    """The dataset's id column (the first column with the role 'id'), if it has one."""
-    return next((c for c in ds.frame.columns if ds.roles.get(c) == "id"), None)
-
-
 def find_row(ds: Dataset, text: str) -> int:
     """The 0-based position of the row a user names: its id when the dataset has an id column, else
     its 1-based row number (as every page names rows)."""
-    column = id_column(ds)
+    column = ds.id_col
     if column:
         hits = np.flatnonzero(ds.frame[column].map(label_text).to_numpy() == str(text).strip())
         if hits.size:
