@@ -292,3 +292,15 @@ def test_results_and_compare_show_missing_branch_metrics(runs, tmp_path):
     assert_clean(at)
     table = next(d.value for d in at.dataframe if "image missing" in d.value.columns)
     assert list(table["run"]) == [run_dir.name] and table["table missing"].notna().all()
+
+
+def test_whatif_swaps_a_whole_sequence_of_frames(tmp_path):
+    """The shipped growth_sequences model (4 frames): the image swap shows and applies every frame."""
+    from multimodal.data.sources import SAMPLE_ROOT
+    at = open_page("whatif.py", SAMPLE_ROOT / "growth_sequences" / "data.csv",
+                   SAMPLE_ROOT / "growth_sequences" / "pretrained" / "cnn_lstm", tmp_path)
+    next(b for b in at.button if b.label == "Find counterfactuals").click().run()
+    assert_clean(at)
+    next(b for b in at.button if b.label == "Use this image").click().run()
+    assert_clean(at)
+    assert any("image swap applied" in c.value for c in at.caption)

@@ -146,7 +146,9 @@ def _show(run_dir: Path, run: Run, ds: Dataset, row: int, report: dict, editor_k
             st.caption("No validation row is predicted otherwise.")
             return
         s1, s2 = st.columns([1, 3])
-        s1.image(list(load_row_images(ds, run, swap["row"])), width=120, caption=row_name(ds, swap["row"]))
+        frames = list(load_row_images(ds, run, swap["row"]))    # a sequence: one image per frame
+        s1.image(frames, width=120 if len(frames) == 1 else 60,
+                 caption=[f"{row_name(ds, swap['row'])} · {c}" for c in run.input_spec.image_cols])
         s2.caption(f"Prediction with this image: **{_value(swap['prediction'])}** "
                    f"({'changed' if swap['changed'] else 'unchanged'}; image distance {swap['image_distance']:.2f}).")
         s2.button("Use this image", icon=":material/image:", key=f"cf_swap_{run_dir}_{row}", on_click=_use_image,
