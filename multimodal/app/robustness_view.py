@@ -17,6 +17,7 @@ from multimodal.runs.evaluation import check_compatible
 from multimodal.runs.run import Run
 
 COMPARE_KEY = "compare_robustness"
+CASES = ("both present", "image missing", "table missing")     # runs/robustness.CASES, without importing Keras
 
 
 def robustness(run_dir: Path, dataset: Dataset) -> dict | None:
@@ -37,7 +38,7 @@ def robustness_section(run_dir: Path, dataset: Dataset) -> None:
         return
     name = METRIC_NAMES.get(found["metric"], found["metric"])
     cols = st.columns(3)
-    for col, case in zip(cols, ("both present", "image missing", "table missing")):
+    for col, case in zip(cols, CASES):
         delta = None if case == "both present" else fmt_number(found[case] - found["both present"], signed=True)
         col.metric(f"{name} · {case}", fmt_number(found[case]), delta,
                    delta_color="normal" if found["metric"] != "mae" else "inverse")
@@ -68,10 +69,10 @@ def compare_section(group: list[Run]) -> None:
                     rows.append({"run": run.name, "method": run.arch, "note": str(exc)})
                     continue
                 rows.append({"run": run.name, "method": run.arch,
-                             **({k: found[k] for k in ("both present", "image missing", "table missing")}
+                             **({k: found[k] for k in CASES}
                                 if found else {}),
                              "note": found["how"] if found else "one branch: nothing can go missing"})
-        store[key] = pd.DataFrame(rows)
+        store[key] = pd.DataFrame(rows, columns=["run", "method", *CASES, "note"])
     st.dataframe(store[key], hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                for c in ("both present", "image missing", "table missing")})
+                                for c in CASES})
