@@ -6,7 +6,7 @@ enter_through_app()   # first: a deep link on a fresh server reruns through app.
 
 import streamlit as st
 
-from multimodal.app import comparison_view, figures, navigation, run_table, session_jobs, state
+from multimodal.app import comparison_view, figures, navigation, robustness_view, run_table, session_jobs, state
 from multimodal.core.tasks import main_metric
 from multimodal.runs.gain import fusion_gain
 from multimodal.runs.verdicts import cross_validation_advice
@@ -57,6 +57,7 @@ with right:
     if not two_branches:
         st.caption("This run's data has only one branch, so there is no baseline to train.")
 
+robustness_view.compare_section(group)
 comparison_view.trainings_section()
 st.divider()
 comparison_view.comparison_section(ref.config)

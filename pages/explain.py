@@ -5,11 +5,11 @@ enter_through_app()   # first: a deep link on a fresh server reruns through app.
 
 import streamlit as st
 
-from multimodal.app import figures, model_service, run_picker, run_view
+from multimodal.app import figures, model_service, run_picker, run_view, uncertainty_view
 from multimodal.core.errors import DataError
 from multimodal.data.cells import label_text
 from multimodal.models.fusion import FUSION_METHODS
-from multimodal.runs.run import run_inputs
+from multimodal.runs.run import predict, run_inputs
 
 st.title("Explain a prediction")
 st.caption("Exact Shapley values over the model's branches, Integrated Gradients over the tabular columns and "
@@ -46,6 +46,7 @@ if expl.get("probability") is not None:
     m[2].metric(f"Probability of {expl['target']}", f"{expl['probability']:.1%}")
 m[3].metric("Baseline v(∅)", figures.fmt_number(expl["base_value"], digits=4))
 st.caption(f"Baseline: {expl['baseline']}. Branch values sum exactly to f(x) − v(∅).")
+uncertainty_view.prediction_uncertainty(uncertainty_view.conformal(run_dir, ds), predict(run, inputs), run.classes)
 
 st.subheader("Branches")
 b1, b2 = st.columns([3, 2])

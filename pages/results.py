@@ -6,9 +6,12 @@ enter_through_app()   # first: a deep link on a fresh server reruns through app.
 import streamlit as st
 
 from multimodal.app import figures, model_import, model_service, run_picker, run_view
+from multimodal.app.calibration_view import calibration_section
 from multimodal.app.encoder_view import run_encoder_text
 from multimodal.app.export_view import export_section
+from multimodal.app.robustness_view import robustness_section
 from multimodal.app.row_ids import row_name, with_row_ids
+from multimodal.app.uncertainty_view import uncertainty_section, with_uncertainty
 from multimodal.core.errors import DataError
 
 st.title("Results")
@@ -49,9 +52,13 @@ else:
     with right:
         figures.chart(figures.residuals_figure(ev.y_true, ev.y_pred, ev.target, names))
 
+cal = uncertainty_section(run_dir, ds, ev)
+calibration_section(run_dir, ev)
+robustness_section(run_dir, ds)
+
 st.subheader("Worst errors")
 n_worst = st.slider("How many", 4, 24, 8, step=4, key="results_n_worst")
-worst = ev.worst(n_worst)
+worst = with_uncertainty(ev.worst(n_worst), ev, cal)
 st.caption("Misclassified rows with the highest loss (−log p(true class))." if ev.task == "classification"
            else "Rows with the largest squared error.")
 if run.spec.image_cols:
@@ -102,7 +109,7 @@ if views:
                                           f"drop in {metric_name} when shuffled"))
 
 with st.expander("All validation predictions"):
-    predictions = with_row_ids(ds, ev.table, "row")
+    predictions = with_row_ids(ds, with_uncertainty(ev.table, ev, cal), "row")
     st.dataframe(predictions, hide_index=True, width="stretch")
     st.download_button("Download predictions (CSV)", predictions.to_csv(index=False), f"{run.name}_predictions.csv",
                        "text/csv", key="results_download")

@@ -6,8 +6,9 @@ enter_through_app()   # first: a deep link on a fresh server reruns through app.
 import numpy as np
 import streamlit as st
 
-from multimodal.app import figures, model_service, run_picker, run_view, whatif
+from multimodal.app import counterfactual_view, figures, model_service, run_picker, run_view, uncertainty_view, whatif
 from multimodal.core.errors import DataError
+from multimodal.explain.counterfactual import feature_range
 from multimodal.runs.run import probabilities, run_inputs
 
 st.title("What-if")
@@ -28,7 +29,7 @@ with c2:
     missing = whatif.missing_choice(run, key=f"whatif_missing_{run_dir}")
 if images is None and spec.image_cols:
     try:
-        images = run_view.load_row_images(ds, run, row)[None]
+        images = run_view.load_row_images(ds, run, counterfactual_view.image_row(run_dir, row))[None]
     except DataError as exc:
         st.error(str(exc), icon=":material/error:")
         st.stop()
@@ -46,14 +47,14 @@ def what_if() -> None:
     else:
         st.info("This model reads only the image: upload another one to see the prediction change.")
         frame = ds.frame.loc[[row]]
-    prediction, why, sweep_box = st.container(), st.container(), st.container()
+    prediction, why, cf_box, sweep_box = st.container(), st.container(), st.container(), st.container()
     column = xs = None
     if spec.numeric_cols:
         sweep_box.subheader("Sweep one feature")
         s1, s2 = sweep_box.columns([1, 3])
         column = s1.selectbox("Feature", spec.numeric_cols, key="whatif_sweep_col", disabled=bool(missing))
         points = s1.slider("Points", 5, 50, 25, key="whatif_sweep_points", disabled=bool(missing))
-        xs = np.linspace(*whatif.feature_range(run, ds, column), points)
+        xs = np.linspace(*feature_range(run, ds, column), points)
     try:
         inputs = run_inputs(run, frame, ds.root, images)
         outputs, swept = whatif.predict_row(run, inputs, missing, column, xs)
@@ -75,6 +76,10 @@ def what_if() -> None:
         if images is not None:
             p2.image(list(images[0]), caption=[f"input image: {c}" for c in spec.image_cols], width=160)
 
+    uncertainty_view.prediction_uncertainty(uncertainty_view.conformal(run_dir, ds), outputs, run.classes, p1,
+                                            missing=missing)
+    with cf_box:
+        counterfactual_view.section(run_dir, run, ds, row, frame, inputs, f"whatif_{run_dir}_{row}", missing)
     if missing:
         why.info(f"Predicted with {missing} treated as missing. Explanations and the sweep need every input, "
                  "so they are shown only when nothing is missing.", icon=":material/visibility_off:")

@@ -107,6 +107,23 @@ def roc_figure(curves: list[RocCurve]) -> go.Figure:
                    legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"))
 
 
+def reliability_figure(curves: dict[str, Any]) -> go.Figure:
+    """Reliability diagram: accuracy against mean confidence per confidence bin, one line per
+    calibration.Reliability (label -> it); the diagonal is a perfectly calibrated model."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="#9e9e9e"),
+                               name="perfectly calibrated", hoverinfo="skip"))
+    for (label, rel), colour in zip(curves.items(), (TOTAL, POSITIVE)):
+        filled = rel.counts > 0
+        fig.add_trace(go.Scatter(x=rel.confidence[filled], y=rel.accuracy[filled], mode="lines+markers",
+                                 name=f"{label} (ECE {rel.ece:.3f})", line=dict(color=colour),
+                                 customdata=rel.counts[filled],
+                                 hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata} rows"
+                                               "<extra></extra>"))
+    fig.update_xaxes(title="mean confidence (probability of the predicted class)", range=[0, 1.02])
+    fig.update_yaxes(title="accuracy", range=[0, 1.02])
+    return _layout(fig, "Reliability diagram", legend=dict(x=0.02, y=0.98, yanchor="top"))
+
+
 def predicted_vs_actual_figure(y_true: np.ndarray, y_pred: np.ndarray, target: str,
                                rows: np.ndarray | None = None) -> go.Figure:
     lo = float(min(np.min(y_true), np.min(y_pred)))

@@ -10,7 +10,7 @@ from multimodal.data.dataset import Dataset
 
 def id_column(ds: Dataset) -> str | None:
     """The dataset's id column (the first column with the role 'id'), if it has one."""
-    return next((c for c in ds.frame.columns if ds.roles.get(c) == "id"), None)
+    return ds.id_col
 
 
 def row_name(ds: Dataset, row: int) -> str:

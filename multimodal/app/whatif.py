@@ -120,21 +120,6 @@ def missing_choice(run: Run, key: str) -> str | None:
 
 # ---------------------------------------------------------------- predictions
 
-def training_rows(run: Run, dataset: Dataset) -> np.ndarray:
-    rows = np.asarray(run.config.get("splits", {}).get("train", []), dtype=np.int64)
-    rows = rows[rows < len(dataset.frame)]
-    return rows if rows.size else np.arange(len(dataset.frame))
-
-
-def feature_range(run: Run, dataset: Dataset, column: str) -> tuple[float, float]:
-    """(min, max) of a numeric column over the run's training rows (the sweep range)."""
-    values = pd.to_numeric(dataset.frame[column].iloc[training_rows(run, dataset)], errors="coerce").dropna()
-    if values.empty:
-        return 0.0, 1.0
-    lo, hi = float(values.min()), float(values.max())
-    return (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)
-
-
 def sweep(run: Run, inputs: dict[str, np.ndarray], column: str | None, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(outputs of the row itself (1, units), outputs (len(values), units) with `column` set to each
     value) for ONE row of inputs, from a single batched model call. column None: no sweep."""

@@ -1,4 +1,5 @@
-"""`python -m multimodal samples|archs|train|compare|predict|explain|export|card` (docs/ARCHITECTURE.md, "The command line").
+"""`python -m multimodal samples|archs|train|compare|predict|explain|export|card|whatif`
+(docs/ARCHITECTURE.md, "The command line").
 
 With --json the last stdout line is one JSON object. A user's mistake exits 2 with one
 `error: ...` line on stderr, never a traceback. One module per group of commands; the heavy
@@ -14,6 +15,7 @@ from multimodal.cli.listing import cmd_archs, cmd_samples
 from multimodal.cli.parser import build_parser
 from multimodal.cli.predict import cmd_explain, cmd_predict
 from multimodal.cli.train import cmd_compare, cmd_train
+from multimodal.cli.whatif import cmd_whatif
 from multimodal.core.errors import DataError
 from multimodal.core.quiet import quiet_tensorflow
 
@@ -21,14 +23,15 @@ EXIT_USER_ERROR = 2
 
 
 COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "compare": cmd_compare,
-            "predict": cmd_predict, "explain": cmd_explain, "export": cmd_export, "card": cmd_card}
+            "predict": cmd_predict, "explain": cmd_explain, "export": cmd_export, "card": cmd_card,
+            "whatif": cmd_whatif}
 
 
 def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()   # TensorFlow's start-up chatter stays off stderr (core/quiet.py)
     try:
         args = build_parser().parse_args(argv)
-        if args.command in ("train", "compare", "predict", "explain"):
+        if args.command in ("train", "compare", "predict", "explain", "whatif"):
             import tensorflow  # noqa: F401  # lazy: only the commands that train or predict load it
         COMMANDS[args.command](args)
     except (UsageError, DataError) as exc:

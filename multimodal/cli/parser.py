@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         rows.add_argument("--row", help="one row as a JSON object")
         if name == "predict":
             rows.add_argument("--csv", help="a CSV of rows (image paths relative to it)")
+            c.add_argument("--coverage", type=float, default=0.9,
+                           help="level of the split-conformal prediction sets / intervals (default 0.9)")
         c.add_argument("--json", action="store_true")
 
     c = sub.add_parser("export", help="export a run's model (saved_model, tflite or onnx), verified, with a model card")
@@ -154,4 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_dir")
     c.add_argument("--out", help="file to write (default: print it)")
     c.add_argument("--json", action="store_true")
+    w = sub.add_parser("whatif", help="one row of a run's data: its prediction set / interval and counterfactuals")
+    w.add_argument("run_dir")
+    w.add_argument("--row", required=True, help="the row: its id (id column) or 1-based row number")
+    w.add_argument("--counterfactual", action="store_true",
+                   help="the nearest validation row predicted otherwise, the smallest edit and the image swap")
+    w.add_argument("--lock", help="a,b: table features the edit must not change")
+    w.add_argument("--change", type=float, help="regression: how far the prediction must move, signed, in "
+                                                "target units (default: + the validation MAE)")
+    w.add_argument("--swap-image", action=argparse.BooleanOptionalAction, default=None,
+                   help="also swap the row's image for the nearest image predicted otherwise (default: when the "
+                        "model has an image branch)")
+    w.add_argument("--coverage", type=float, default=0.9, help="level of the prediction set / interval")
+    w.add_argument("--json", action="store_true")
     return p

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from multimodal.cli.common import UsageError, emit
+from multimodal.core.errors import DataError
 from multimodal.data.images import load_image
 from multimodal.data.sources import read_csv
+from multimodal.runs.calibration import recorded_temperature
 
 
 def _rows_inputs(args, run, allow_missing_images: bool = False) -> tuple[dict, dict]:
@@ -81,11 +84,37 @@ def cmd_predict(args) -> None:
     run = load_run(Path(args.run_dir))
     inputs, missing = _rows_inputs(args, run, allow_missing_images=True)
     outputs = predict_with_missing(run.model, inputs, missing) if missing else predict(run, inputs)
-    rows = [{**r, "missing": sorted(missing)} if missing else r for r in describe_predictions(run, outputs)]
+    temperature = recorded_temperature(run.dir) if run.task == "classification" else None
+    shown = outputs / temperature if temperature else outputs     # same class, temperature-scaled probabilities
+    rows = [{**r, "missing": sorted(missing)} if missing else r for r in describe_predictions(run, shown)]
+    if temperature:
+        rows = [{**r, "temperature": temperature} for r in rows]
+    conformal = calibration(run, args.coverage)
+    if conformal is not None:
+        rows = [{**r, "uncertainty": u} for r, u in zip(rows, conformal.describe(outputs, run.classes))]
     text = "\n".join(f"row {r['row']}: {r['prediction']}" + (
         "  (" + ", ".join(f"{c}: {p:.3f}" for c, p in r["probabilities"].items()) + ")" if "probabilities" in r else "")
+        + (f"  {conformal.text(r['uncertainty'])}" if "uncertainty" in r else "")
         + (f"  [{', '.join(r['missing'])} treated as missing]" if "missing" in r else "") for r in rows)
+    if temperature:
+        text += f"\nprobabilities temperature-scaled (T = {temperature:.3f}, recorded in the run)"
+    if conformal is not None:
+        text += f"\n{conformal.caption()}" + (f"\nwarning: {conformal.warning}" if conformal.warning else "")
     emit({"predictions": rows}, args.json, text)
+
+
+def calibration(run, coverage: float):
+    """The run's split-conformal calibration, or None with a `notice:` on stderr saying why not (no
+    validation rows, data gone): the predictions are still printed."""
+    # lazy: TensorFlow (the calibration predicts the validation rows)
+    from multimodal.runs.conformal import calibrate_run
+    try:
+        return calibrate_run(run, coverage)
+    except DataError as exc:
+        if "coverage must be" in str(exc):
+            raise
+        print(f"notice: no prediction sets or intervals: {exc}", file=sys.stderr)
+        return None
 
 
 def cmd_explain(args) -> None:

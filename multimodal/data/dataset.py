@@ -48,6 +48,11 @@ class Dataset:
     def split_col(self) -> str | None:
         return next((c for c in self.frame.columns if self.roles.get(c) == "split"), None)
 
+    @property
+    def id_col(self) -> str | None:
+        """The id column (the first with the role 'id') that names rows, if any."""
+        return next((c for c in self.frame.columns if self.roles.get(c) == "id"), None)
+
 
 def load_dataset(source: str | Path, *, workdir: Path | None = None, target: str | None = None,
                  task: str | None = None, overrides: dict[str, str] | None = None,

@@ -23,7 +23,7 @@ import pandas as pd
 from multimodal.core.errors import DataError
 from multimodal.core.tasks import MAPE_MIN_TARGET, top_k, top_k_metric
 from multimodal.data.cells import MISSING_TOKEN
-from multimodal.data.dataset import Dataset
+from multimodal.data.dataset import Dataset, load_dataset
 from multimodal.data.inputs import encode_target
 from multimodal.runs.run import predict, probabilities, run_inputs
 
@@ -320,6 +320,21 @@ def evaluation_rows(run, dataset: Dataset) -> tuple[str, np.ndarray]:
         raise DataError(f"run '{run.name}' was trained on a bigger dataset ({rows.max() + 1}+ rows) than "
                         f"'{dataset.name}' ({len(dataset.frame)} rows); load the dataset it was trained on")
     return name, rows
+
+
+def run_dataset(run) -> Dataset:
+    """The dataset a run was trained on, read again from its config (the CLI's calibration and
+    counterfactuals need the validation rows); a clear error when it cannot be found any more."""
+    config = run.config
+    if not config.get("data") or not config.get("splits"):
+        raise DataError(f"run '{run.name}' records no training data or splits (an imported model?), so it has no "
+                        "validation rows; train it with Multimodal Studio to get them")
+    try:
+        return load_dataset(config["data"], target=config.get("target"), task=config.get("task"),
+                            overrides=config.get("overrides"), ordered_images=config.get("ordered_images", False))
+    except DataError as exc:
+        raise DataError(f"the data run '{run.name}' was trained on ('{config['data']}') cannot be read "
+                        f"again: {exc}") from None
 
 
 def check_compatible(run, dataset: Dataset) -> None:
