@@ -36,7 +36,7 @@ from multimodal.data.roles import checked_split_labels
 from multimodal.models.fusion import baseline_names, methods_for
 from multimodal.runs.verdicts import gain_verdict, paired_differences
 from multimodal.train.feature_cache import FeatureCache
-from multimodal.train.stagewise import FastFolds, FoldTrainer, reads_images, resolve_mode
+from multimodal.train.stagewise import FastFolds, FoldsTrainer, FoldTrainer, reads_images, resolve_mode
 from multimodal.train.training import train
 
 MIN_FOLD_ROWS = 2
@@ -117,7 +117,8 @@ def _summarise(folds: list[dict]) -> tuple[dict, dict]:
 def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset: Dataset | None = None,
                    out_dir: Path | None = None, workdir: Path | None = None, keep_runs: bool = False,
                    inputs: dict | None = None, splits: list[dict] | None = None,
-                   on_fold: FoldCallback | None = None, fit_fold: FoldTrainer | None = None) -> dict:
+                   on_fold: FoldCallback | None = None, fit_fold: FoldTrainer | None = None,
+                   fit_folds: FoldsTrainer | None = None) -> dict:
     """Repeated (stratified for classification) k-fold cross-validation of one config.
 
     Returns {"arch", "task", "k", "repeats", "seed", "folds": [{"repeat", "fold", "rows",
@@ -127,7 +128,10 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
     split) trains one fold (a fast mode's, stagewise.FastFolds); default `training.train`. A fold
     trained in a fast mode also records "encoder" (the frozen image encoder's record, stage 1: the
     rows it trained on; None for a method without images) and "maps" (how many were computed or
-    read from the cache, and the seconds; None without images).
+    read from the cache, and the seconds; None without images). fit_folds(every (fold config,
+    split)) trains every fold at once (stagewise.FastFolds.folds_trainer: one compiled model,
+    train/fold_batched.py) and returns their summaries; it wins over fit_fold, on_fold then follows
+    the batch fold by fold.
     """
     ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
                                  overrides=config.overrides, ordered_images=config.ordered_images)
@@ -136,11 +140,14 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
     splits = splits or cv_splits(ds, k, repeats, config.seed, config.val_fraction)
     root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="multimodal-cv-"))
     folds = []
+    fold_configs = [replace(config, seed=config.seed + 1000 * s["repeat"] + s["fold"]) for s in splits]
+    batched = fit_folds(list(zip(fold_configs, splits))) if fit_folds else None
     try:
-        for s in splits:
+        for i, (s, fold_config) in enumerate(zip(splits, fold_configs)):
             run_dir = root / f"{config.model.arch}-r{s['repeat']}-f{s['fold']}"
-            fold_config = replace(config, seed=config.seed + 1000 * s["repeat"] + s["fold"])
-            if fit_fold is None:
+            if batched is not None:
+                summary = batched[i]
+            elif fit_fold is None:
                 summary = train(fold_config, run_dir, dataset=ds, split={k_: s[k_] for k_ in ("train", "val", "test")},
                                 inputs=inputs)
             else:
@@ -153,7 +160,8 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
                           "train_seconds": summary["train_seconds"], "metrics": held,
                           "run_dir": str(run_dir) if keep_runs else None,
                           **({"encoder": summary["frozen_encoder"], "maps": summary["maps"]}
-                             if "frozen_encoder" in summary else {})})
+                             if "frozen_encoder" in summary else {}),
+                          **({"batched": summary["batched"]} if "batched" in summary else {})})
             if on_fold:
                 on_fold(config.model.arch, folds[-1])
             if not keep_runs:
@@ -265,7 +273,8 @@ def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *,
             c = replace(config, model=replace(config.model, arch=arch))
             results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
                                            out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold,
-                                           fit_fold=fast.fold_trainer(arch) if fast else None)
+                                           fit_fold=fast.fold_trainer(arch) if fast else None,
+                                           fit_folds=fast.folds_trainer(arch) if fast else None)
     metric, higher = held_out_metric(ds.task)
     gain = fusion_gains(results, config.model.arch, metric, higher, *fold_sizes(splits))
     return {"metric": metric, "higher_is_better": higher, "arch": config.model.arch, "mode": mode,

@@ -67,11 +67,14 @@ class FrozenEncoder:
 
 
 def head_inputs(model: keras.Model, inputs: dict, maps: np.ndarray | None,
-                batch_size: int = 256) -> dict[str, np.ndarray]:
+                batch_size: int = 256, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """The head's inputs for every row: the cached maps for the image branches (None: the model has
-    none), and the other encoders' outputs computed once (they must have no trainable weights)."""
+    none), and the other encoders' outputs computed once (they must have no trainable weights);
+    the branches in `skip` are left out."""
     out = {}
     for branch, encoder in encoders_of(model).items():
+        if branch in skip:
+            continue
         if branch in IMAGE_BRANCHES:
             out[branch] = maps
             continue
@@ -82,22 +85,35 @@ def head_inputs(model: keras.Model, inputs: dict, maps: np.ndarray | None,
     return out
 
 
-def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, inputs: dict,
-                  frozen: FrozenEncoder | None, maps: np.ndarray | None, *, finetune: bool = False,
-                  save: bool = True) -> dict:
-    """Train config's method on the frozen encoder's `maps` (every row of `inputs`, in order) and
-    save the run folder; returns the summary `training.train` returns, plus "frozen_encoder" (its
-    record; None, with no maps, for a method that reads no image).
+@dataclass
+class HeadSetup:
+    """One fold's head, ready to fit: the whole model (frozen encoders) and what its head reads.
 
-    split: {"train", "val", "test"} row positions (cross-validation's). inputs: `model_inputs` of
-    the whole dataset. save=False leaves the model unsaved (only the events are written): a
-    comparison keeps its folds' scores, not their models."""
-    keras.backend.clear_session()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    embedded: the head's input for every row (cached maps, the other branches' embeddings);
+    loss_weights: every row's class weight (None: unweighted); config: with the data's settings."""
+    config: TrainConfig
+    splits: dict[str, np.ndarray]
+    model: keras.Model
+    head: keras.Model
+    raw: dict[str, np.ndarray]
+    fed: dict[str, np.ndarray]
+    embedded: dict[str, np.ndarray]
+    y: np.ndarray
+    loss_weights: np.ndarray | None
+    stats: dict
+    transform: str | None
+    target_stats: dict | None
+    source: WeightsSource
+
+
+def prepare_head(config: TrainConfig, ds: Dataset, split: dict, inputs: dict, frozen: FrozenEncoder | None,
+                 maps: np.ndarray | None, embedded: dict[str, np.ndarray] | None = None) -> HeadSetup:
+    """Build config's model for one fold (statistics and target transform from its training rows,
+    the frozen encoder's weights copied in) and its head's inputs. embedded: the non-image
+    branches' embeddings when already computed for this fold (they depend only on its rows)."""
     spec = ds.features
     splits = {k: np.sort(np.asarray(split.get(k, []), dtype=np.int64)) for k in ("train", "val", "test")}
-    train_idx, val_idx = splits["train"], splits["val"]
+    train_idx = splits["train"]
     y = encode_target(ds.frame[ds.target], ds.task, ds.classes)
     regression = ds.task == "regression"
     y = y.reshape(-1, 1) if regression else y
@@ -113,12 +129,35 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     if frozen is not None:
         frozen.load_into(model)
     source = frozen.source if frozen is not None else WeightsSource(config.model.encoder, "none")
-    head = head_of(model)
     raw = {k: inputs[k] for k in raw_input_names(model)}   # one array per column (the background)
     fed = select_inputs(model, raw)                         # the model's own inputs, columns stacked
-    embedded = head_inputs(model, fed, maps)
+    known = {b: v for b, v in (embedded or {}).items() if b in encoders_of(model)}
+    computed = head_inputs(model, fed, maps, skip=tuple(known))
     loss_weights = row_weights(y, train_idx, len(ds.classes)) \
         if ds.task == "classification" and config.class_weight else None
+    return HeadSetup(config, splits, model, head_of(model), raw, fed, {**computed, **known}, y, loss_weights,
+                     stats, transform, t_stats, source)
+
+
+def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, inputs: dict,
+                  frozen: FrozenEncoder | None, maps: np.ndarray | None, *, finetune: bool = False,
+                  save: bool = True) -> dict:
+    """Train config's method on the frozen encoder's `maps` (every row of `inputs`, in order) and
+    save the run folder; returns the summary `training.train` returns, plus "frozen_encoder" (its
+    record; None, with no maps, for a method that reads no image).
+
+    split: {"train", "val", "test"} row positions (cross-validation's). inputs: `model_inputs` of
+    the whole dataset. save=False leaves the model unsaved (only the events are written): a
+    comparison keeps its folds' scores, not their models."""
+    keras.backend.clear_session()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    setup = prepare_head(config, ds, split, inputs, frozen, maps)
+    config, splits, model, head, raw, fed, embedded = (setup.config, setup.splits, setup.model, setup.head,
+                                                       setup.raw, setup.fed, setup.embedded)
+    y, loss_weights, stats, transform, t_stats, source = (setup.y, setup.loss_weights, setup.stats, setup.transform,
+                                                          setup.target_stats, setup.source)
+    train_idx, val_idx = splits["train"], splits["val"]
 
     def compiler(target: keras.Model):
         return lambda lr: compile_model(target, ds.task, len(ds.classes), lr, config.loss, t_stats)
