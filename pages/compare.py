@@ -2,7 +2,7 @@
 curves overlaid, and the fusion gain over the best single-branch baseline."""
 import streamlit as st
 
-from multimodal.app import comparison_view, figures, run_table, session_jobs, state
+from multimodal.app import compare_start, comparison_view, figures, run_table, session_jobs, state
 from multimodal.core.tasks import main_metric
 from multimodal.runs.gain import fusion_gain
 from multimodal.runs.verdicts import cross_validation_advice
@@ -12,9 +12,8 @@ state.use_app_navigation()
 
 st.title(":material/compare_arrows: Compare")
 runs = state.runs()
-if not runs:
-    st.info("No runs yet: train one on the Train page.")
-    st.page_link("pages/train.py", label="Open Train", icon=":material/monitoring:")
+if not runs:   # the comparison starts from the loaded data and the Model page's setup
+    compare_start.comparison_without_runs()
     st.stop()
 run_table.runs_table(runs)
 

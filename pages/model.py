@@ -7,8 +7,8 @@ import math
 
 import streamlit as st
 
+from multimodal.app import compare_start, state
 from multimodal.app import setup_query as sq
-from multimodal.app import state
 from multimodal.app.diagram import fusion_dot
 from multimodal.app.encoder_view import OFFLINE, encoder_settings, pretrained_settings
 from multimodal.app.param_count import count_key, param_count
@@ -17,7 +17,6 @@ from multimodal.core.errors import DataError
 from multimodal.core.tasks import LOSSES, TARGET_TRANSFORMS
 from multimodal.models.backbones import ENCODERS
 from multimodal.models.fusion import FUSION_METHODS, Param, methods_for
-from multimodal.models.proposal import propose_method
 from multimodal.train.training import choose_transform
 
 state.use_app_navigation()
@@ -54,8 +53,8 @@ if not archs:
 config = state.model_config(ds)
 current = {**config.to_dict(), **state.default_train_settings(ds), **ss.get("train_settings", {}),
            "seed": config.seed}
-proposal = propose_method(spec, encoder=ss.get("m_encoder", config.encoder))
-if current["arch"] not in archs:
+proposal = compare_start.proposed_method(ds, encoder=ss.get("m_encoder", config.encoder))   # evidence first
+if current["arch"] not in archs or not ss.get("model_config"):
     current["arch"] = proposal.arch
 current["loss"] = current.get("loss") or "mse"
 for name in sq.QUERY_FIELDS:

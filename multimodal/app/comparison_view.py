@@ -121,8 +121,9 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
         trained = comparison_archs(FeatureSpec(**ref_config["features"]), chosen[0], chosen[1:]) if chosen else []
         if trained:
             st.caption(f"Trains {len(trained) * k * repeats} models ({len(trained)} methods: {', '.join(trained)}; "
-                       f"x {k} folds x {repeats} repeat{'s' if repeats > 1 else ''}) with the settings of the run "
-                       f"chosen above (epochs {ref_config.get('epochs') or 'auto'}, image size "
+                       f"x {k} folds x {repeats} repeat{'s' if repeats > 1 else ''}) with the settings of "
+                       f"{ref_config.get('source', 'the run chosen above')} "
+                       f"(epochs {ref_config.get('epochs') or 'auto'}, image size "
                        f"{(ref_config.get('model') or {}).get('image_size')} px). Held-out folds are never used "
                        "for early stopping.")
         else:
@@ -256,7 +257,7 @@ def finished_comparisons(ref_config: Mapping) -> list[dict]:
 def comparison_section(ref_config: Mapping) -> None:
     """The whole cross-validation block of the Compare page."""
     features = ref_config.get("features", {})
-    rows = sum(len(v) for v in (ref_config.get("splits") or {}).values())
+    rows = sum(len(v) for v in (ref_config.get("splits") or {}).values()) or ref_config.get("rows", 0)
     st.subheader("Cross-validated comparison")
     st.caption("One validation split of 50-100 rows is noisy. k-fold cross-validation trains each method on k "
                "splits of the same rows and reports the held-out mean and spread, and each method's gain over the best "

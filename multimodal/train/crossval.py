@@ -123,7 +123,8 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
 
     Returns {"arch", "task", "k", "repeats", "seed", "folds": [{"repeat", "fold", "rows",
     "epochs_run", "best_epoch", "metrics": {"val_<metric>": held-out value, ...}}],
-    "mean": {...}, "std": {...}} (std over folds, ddof=1). Run folders go to out_dir (kept
+    "mean": {...}, "std": {...}, "params" (the model's parameter count, when the trainer says)}
+    (std over folds, ddof=1). Run folders go to out_dir (kept
     when keep_runs), else to a temporary folder that is removed. fit_fold(fold config, run folder,
     split) trains one fold (a fast mode's, stagewise.FastFolds); default `training.train`. A fold
     trained in a fast mode also records "encoder" (the frozen image encoder's record, stage 1: the
@@ -139,7 +140,7 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
         inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size)
     splits = splits or cv_splits(ds, k, repeats, config.seed, config.val_fraction)
     root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="multimodal-cv-"))
-    folds = []
+    folds, params = [], None
     fold_configs = [replace(config, seed=config.seed + 1000 * s["repeat"] + s["fold"]) for s in splits]
     batched = fit_folds(list(zip(fold_configs, splits))) if fit_folds else None
     try:
@@ -162,6 +163,7 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
                           **({"encoder": summary["frozen_encoder"], "maps": summary["maps"]}
                              if "frozen_encoder" in summary else {}),
                           **({"batched": summary["batched"]} if "batched" in summary else {})})
+            params = summary.get("params", params)
             if on_fold:
                 on_fold(config.model.arch, folds[-1])
             if not keep_runs:
@@ -172,7 +174,7 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
     mean, std = _summarise(folds)
     return {"arch": config.model.arch, "task": ds.task, "k": len({s["fold"] for s in splits}),
             "repeats": len({s["repeat"] for s in splits}), "seed": config.seed, "folds": folds,
-            "mean": mean, "std": std}
+            "mean": mean, "std": std, **({"params": params} if params is not None else {})}
 
 
 def held_out_metric(task: str) -> tuple[str, bool]:
@@ -269,12 +271,14 @@ def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *,
             tempfile.TemporaryDirectory(prefix="multimodal-features-", dir=workdir) as cache_root:
         fast = None if mode == "end_to_end" else FastFolds(mode, config, ds, inputs, weights, FeatureCache(
             Path(cache_root)), finetune=finetune, workdir=workdir)
-        for arch in names:
+        # The methods without images first: their results come in seconds, before stage 1's encoders.
+        for arch in sorted(names, key=reads_images):
             c = replace(config, model=replace(config.model, arch=arch))
             results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
                                            out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold,
                                            fit_fold=fast.fold_trainer(arch) if fast else None,
                                            fit_folds=fast.folds_trainer(arch) if fast else None)
+    results = {arch: results[arch] for arch in names}
     metric, higher = held_out_metric(ds.task)
     gain = fusion_gains(results, config.model.arch, metric, higher, *fold_sizes(splits))
     return {"metric": metric, "higher_is_better": higher, "arch": config.model.arch, "mode": mode,
@@ -326,7 +330,8 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
     except ComparisonStopped:
         append_event(out_dir, {"type": "end", "status": "stopped", "done": done, "total": total})
         return None
-    result.update(dataset=ds.name, target=ds.target, task=ds.task, k=k, repeats=repeats, config=config.to_dict())
+    result.update(dataset=ds.name, target=ds.target, task=ds.task, k=k, repeats=repeats, config=config.to_dict(),
+                  features=asdict(ds.features))
     (out_dir / COMPARISON_FILE).write_text(json.dumps(result, indent=2))
     append_event(out_dir, {"type": "end", "status": "finished", "done": done, "total": total,
                            "seconds": result["seconds"]})

@@ -231,12 +231,12 @@ def train_heads(jobs: list[tuple[TrainConfig, dict, FrozenEncoder | None, np.nda
 
     Returns per fold what crossval.cross_validate reads of a run summary: "metrics" (val_* and test_*),
     "epochs_run", "best_epoch", "target_transform", "train_seconds" (the batched fit's seconds over K:
-    the folds share them) and "batched" (K)."""
+    the folds share them), "batched" (K) and "params" (the whole model's parameter count)."""
     keras.backend.clear_session()
     folds, setups = head_folds(jobs, ds, inputs, embedded)
     first = jobs[0][0]
     fit = fit_folds(folds, head_budget(first, budget), setups[0].config.batch_size, first.seed)
     return [{"metrics": split_metrics(fold, out), "epochs_run": epochs, "best_epoch": best,
              "target_transform": setup.transform, "train_seconds": round(fit.seconds / len(folds), 3),
-             "batched": len(folds)}
+             "batched": len(folds), "params": int(setup.model.count_params())}
             for fold, out, epochs, best, setup in zip(folds, fit.outputs, fit.epochs_run, fit.best_epoch, setups)]

@@ -136,7 +136,7 @@ class FastFolds:
                                trained_on={"train": used["train"], "val": used["val"]})
         self._encoders[(split["repeat"], split["fold"])] = frozen
         _, log = self._maps(frozen, lambda images: predict_maps(encoder, images))
-        return {**summary, "frozen_encoder": frozen.record(), "maps": log}
+        return {**summary, "frozen_encoder": frozen.record(), "maps": log, "params": int(trained.count_params())}
 
     def _encoder_for(self, config: TrainConfig, split: dict) -> FrozenEncoder:
         if self.mode == "frozen":
