@@ -5,8 +5,8 @@ cross-validated comparison exists for the same data (the same columns in the sam
 target), the proposal is the SIMPLEST compared method whose verdict against the best one (the best
 held-out mean) is not "worse": paired by fold, with runs/verdicts.gain_verdict's interval, as the
 Compare page judges the gain over the baselines. Simplest: linear, then tabular_only and image_only,
-then the fusion methods, each group by parameter count (docs/ARCHITECTURE.md, "Evidence picks the
-default"). Where the image carries no signal, a table method ties with the fusion methods and is
+then the fusion methods, each group by parameter count
+(docs/ARCHITECTURE.md, "Evidence picks the default"). Where the image carries no signal, a table method ties with the fusion methods and is
 proposed: the default is then no worse than the table alone.
 """
 from __future__ import annotations
