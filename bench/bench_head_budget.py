@@ -1,7 +1,7 @@
 """The head budget for heads on frozen inputs (train/fold_batched.HEAD_BUDGET): measured, not guessed.
 
     python -m bench.bench_head_budget                       # every sample, every candidate
-    python -m bench.bench_head_budget --samples skin_lesions --out /tmp/budget.json
+    python -m bench.bench_head_budget --samples skin_lesions --candidates 1,3 --out /tmp/budget.json
 
 For each sample: the stage-wise comparison's stage 1 runs once per fold (3 folds, the same folds as
 `compare`), then every other method's heads train fold-batched (train/fold_batched.py) under each
@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -40,7 +41,10 @@ CANDIDATES = [HeadBudget(1e-3, 15, 200),   # the small-data defaults every run u
               HeadBudget(1e-2, 5, 40)]
 
 
-def run_sample(sample: str, folds: int) -> dict:
+def run_sample(sample: str, folds: int, candidates: list[HeadBudget],
+               on_candidate: Callable[[dict], None] | None = None) -> dict:
+    """Stage 1 once, then every candidate budget's heads; on_candidate(the sample's results so far)
+    after each candidate."""
     ds = load_dataset(ROOT / "sample_data" / sample)
     spec = ds.features
     config = TrainConfig(data=str(ds.csv_path), model=ModelConfig(arch=propose_method(spec).arch,
@@ -59,7 +63,7 @@ def run_sample(sample: str, folds: int) -> dict:
         stage1 = replace(config, model=replace(config.model, arch=STAGE1_ARCH))
         cross_validate(stage1, folds, dataset=ds, inputs=inputs, splits=splits, fit_fold=fast.fold_trainer(STAGE1_ARCH))
         out["stage1_seconds"] = round(time.perf_counter() - started, 1)
-        for budget in CANDIDATES:
+        for budget in candidates:
             fast.head_budget = budget
             started, per_method = time.perf_counter(), {}
             for arch in methods:
@@ -71,6 +75,8 @@ def run_sample(sample: str, folds: int) -> dict:
             out["candidates"].append({"budget": asdict(budget), "seconds": round(time.perf_counter() - started, 1),
                                       "methods": per_method})
             print(sample, asdict(budget), out["candidates"][-1]["seconds"], "s", flush=True)
+            if on_candidate:
+                on_candidate(out)
     out["load_before"], out["load_after"] = [round(x, 2) for x in load_before], [round(x, 2) for x in os.getloadavg()]
     return out
 
@@ -80,10 +86,15 @@ def main() -> None:
     parser.add_argument("--samples", default=",".join(SAMPLES))
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "head_budget.json"))
+    parser.add_argument("--candidates", default=",".join(str(i) for i in range(len(CANDIDATES))),
+                        help="which CANDIDATES to run (indices)")
     args = parser.parse_args()
-    runs = []
+    chosen = [CANDIDATES[int(i)] for i in args.candidates.split(",")]
+    runs: list[dict] = []
     for sample in [s for s in args.samples.split(",") if s]:
-        runs.append(run_sample(sample, args.folds))
+        def save(partial: dict) -> None:
+            Path(args.out).write_text(json.dumps([*runs, partial], indent=1))
+        runs.append(run_sample(sample, args.folds, chosen, save))
         Path(args.out).write_text(json.dumps(runs, indent=1))
 
 

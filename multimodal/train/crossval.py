@@ -300,7 +300,8 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
     Progress goes to out_dir/events.jsonl: one "start" (the methods, the mode, how many folds will be trained),
     a "fold" line after each trained fold (its method, held-out value and seconds), and an "end"
     line. The result is out_dir/comparison.json. A STOP file in out_dir ends it after the current
-    fold (returns None; nothing is saved).
+    fold (returns None; nothing is saved); a fold-batched method's folds end together, so its
+    "fold" lines come together when the method is done (train/fold_batched.py).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
