@@ -6,8 +6,8 @@ target), the proposal is the SIMPLEST compared method whose verdict against the 
 held-out mean) is not "worse": paired by fold, with runs/verdicts.gain_verdict's interval, as the
 Compare page judges the gain over the baselines. Simplest: linear, then tabular_only and image_only,
 then the fusion methods, each group by parameter count
-(docs/ARCHITECTURE.md, "Evidence picks the default"). Where the image carries no signal, a table method ties with the fusion methods and is
-proposed: the default is then no worse than the table alone.
+(docs/ARCHITECTURE.md, "Evidence picks the default"). Where the image carries no signal, a table
+method ties with the fusion methods and is proposed: the default is then no worse than the table alone.
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def evidence_proposal(result: dict) -> Proposal | None:
     for arch in sorted(results, key=lambda a: simplicity(result, a)):
         if arch == best:
             return Proposal(best, f"every simpler method compared is worse than {best}, the best held-out "
-                                  f"{name} ({results[best]['mean'][metric]:.4g}, {result['k']}-fold): {best} proposed")
+                                  f"{name} ({results[best]['mean'][metric]:.4g}, {results[best]['k']}-fold): {best} proposed")
         diffs = paired_differences(_scores(result, arch), _scores(result, best), higher)
         verdict = gain_verdict(diffs, *_fold_rows(result, arch), metric, repeats=results[arch]["repeats"])
         if verdict.verdict == WORSE:
@@ -91,7 +91,7 @@ def evidence_proposal(result: dict) -> Proposal | None:
         half = (verdict.high - verdict.low) / 2
         interval = f"{format_gain(-verdict.high, metric, half)} to {format_gain(-verdict.low, metric, half)}"
         return Proposal(arch, f"{best} is not detectably better than {arch} here ({name} difference, 95% "
-                              f"interval {interval}, {result['k']}-fold): {arch} proposed")
+                              f"interval {interval}, {results[best]['k']}-fold): {arch} proposed")
     return None
 
 
