@@ -8,7 +8,7 @@ from multimodal.train.evidence import evidence_proposal, latest_comparison, prop
 
 def method(folds: list[float], params: int | None = None) -> dict:
     rows = {"train": 60, "val": 20, "test": 40}
-    out = {"mean": {"val_accuracy": sum(folds) / len(folds)}, "repeats": 1,
+    out = {"mean": {"val_accuracy": sum(folds) / len(folds)}, "repeats": 1, "k": len(folds),
            "folds": [{"metrics": {"val_accuracy": v}, "rows": rows} for v in folds]}
     return {**out, "params": params} if params is not None else out
 
