@@ -146,8 +146,10 @@ def _padded(rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
 def _stream(folds: list[Fold], part: str, batch_size: int, shuffle_seed: int | None,
             weighted: bool) -> tf.data.Dataset:
     """Every fold's `part` rows as one tf.data pipeline of (inputs, targets, weights) keyed per fold.
-    A step holds `batch_size` rows of each fold (its own rows only)."""
-    length = max(len(f.splits[part]) for f in folds)
+    A step holds `batch_size` rows of each fold (its own rows only). Every batch is full (the
+    padding reaches a multiple of the batch): a shorter last batch would trace the step again."""
+    longest = max(len(f.splits[part]) for f in folds)
+    length = -(-longest // batch_size) * batch_size
     x, y, w = {}, {}, {}
     for k, fold in enumerate(folds):
         idx, mask = _padded(fold.splits[part], length)
@@ -178,10 +180,11 @@ def fit_folds(folds: list[Fold], budget: HeadBudget, batch_size: int, seed: int)
     joint.compile(optimizer=keras.optimizers.Adam(budget.lr), loss=losses)
     stopping = FoldStopping([f.model for f in folds], budget.patience)
     joint.fit(_stream(folds, "train", batch_size, seed, weighted=True), epochs=budget.epochs, verbose=0, shuffle=False,
-              validation_data=_stream(folds, "val", max(batch_size, 256), None, weighted=False),
+              validation_data=_stream(folds, "val", max(len(f.splits["val"]) for f in folds), None, weighted=False),
               callbacks=[stopping])
     every = {input_key(k, n): v for k, f in enumerate(folds) for n, v in f.inputs.items()}
-    predicted = joint.predict(tf.data.Dataset.from_tensor_slices(every).batch(256), verbose=0)
+    rows = len(folds[0].y)   # one batch of every row: one trace (heads on cached inputs are small)
+    predicted = joint.predict(tf.data.Dataset.from_tensor_slices(every).batch(rows), verbose=0)
     outputs = [np.asarray(predicted[fold_key(k)]) for k in range(len(folds))]
     return FoldFit(list(stopping.stopped_at), list(stopping.best_epoch), time.perf_counter() - started, outputs)
 
