@@ -89,9 +89,9 @@ def report(new: dict, today: list[dict]) -> str:
              f"lr {b.lr:g}, patience {b.patience}, up to {b.epochs} epochs) against today's code (`bench/bench_compare.py` "
              "at the commit before, same folds), both measured in this session. **The machine was shared**: other "
              "engineers' tests and benchmarks ran at the same time (load averages below, 2 cores), so every wall time "
-             "here is several times an idle machine's; the ratio is the comparable number.", "",
-             "| sample | today (s) | fold-batched (s) | ratio | target | first method's result (s) | load before | "
-             "load after |", "|---|---:|---:|---:|---|---|---|---|"]
+             "here is several times an idle machine's, and even the ratio moves with the load (see the reading below).", "",
+             "| sample | today (s) | fold-batched (s) | ratio | target | first method's result (s) | load today | "
+             "load fold-batched |", "|---|---:|---:|---:|---|---|---|---|"]
     for r in new["runs"]:
         if r["mode"] == "end_to_end":
             continue
@@ -100,8 +100,11 @@ def report(new: dict, today: list[dict]) -> str:
         target = TARGETS[r["sample"]]
         lines.append(f"| {r['sample']} | {t['seconds']:.0f} | {r['seconds']:.0f} | {ratio} | <= {target} s: "
                      f"{'met' if r['seconds'] <= target else 'not met'} | {r['first_method'][0]} at "
-                     f"{r['first_method'][1]:.0f} | {r['load_before']} | {r['load_after']} |" if t else
-                     f"| {r['sample']} | | {r['seconds']:.0f} | | | | {r['load_before']} | {r['load_after']} |")
+                     f"{r['first_method'][1]:.0f} | {t['load_before']} -> {t['load_after']} | {r['load_before']} -> "
+                     f"{r['load_after']} |" if t else
+                     f"| {r['sample']} | not measured | {r['seconds']:.0f} | | <= {target} s: "
+                     f"{'met' if r['seconds'] <= target else 'not met'} | {r['first_method'][0]} at "
+                     f"{r['first_method'][1]:.0f} | | {r['load_before']} -> {r['load_after']} |")
     for r in new["runs"]:
         if r["mode"] == "end_to_end":
             lines += ["", f"End to end on {r['sample']} (fold by fold as before, no target): {r['seconds']:.0f} s, "
