@@ -6,7 +6,7 @@ enter_through_app()   # first: a deep link on a fresh server reruns through app.
 
 import streamlit as st
 
-from multimodal.app import comparison_view, figures, navigation, robustness_view, run_table, session_jobs, state
+from multimodal.app import compare_start, comparison_view, figures, robustness_view, run_table, session_jobs, state
 from multimodal.core.tasks import main_metric
 from multimodal.runs.gain import fusion_gain
 from multimodal.runs.verdicts import cross_validation_advice
@@ -14,9 +14,8 @@ from multimodal.train.crossval import allowed_baselines
 
 st.title(":material/compare_arrows: Compare")
 runs = state.runs()
-if not runs:
-    st.info("No runs yet: train one on the Train page.")
-    navigation.link("train", "Open Train")
+if not runs:   # the comparison starts from the loaded data and the Model page's setup
+    compare_start.comparison_without_runs()
     st.stop()
 run_table.runs_table(runs)
 

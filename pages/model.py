@@ -11,7 +11,7 @@ import math
 
 import streamlit as st
 
-from multimodal.app import navigation, state
+from multimodal.app import compare_start, navigation, state
 from multimodal.app import setup_query as sq
 from multimodal.app.diagram import fusion_dot
 from multimodal.app.encoder_view import encoder_settings, pretrained_settings
@@ -24,7 +24,6 @@ from multimodal.core.tasks import LOSSES, TARGET_TRANSFORMS
 from multimodal.data.targets import choose_transform
 from multimodal.models.backbones import ENCODERS
 from multimodal.models.fusion import FUSION_METHODS, methods_for
-from multimodal.models.proposal import propose_method
 
 ss = st.session_state
 
@@ -37,7 +36,7 @@ if not archs:
     st.error("No fusion method fits this dataset's columns; give some columns a feature role on the Data page.")
     st.stop()
 
-proposal = propose_method(spec, encoder=ss.get("m_encoder", state.model_config(ds).encoder))
+proposal = compare_start.proposed_method(ds, encoder=ss.get("m_encoder", state.model_config(ds).encoder))   # evidence first
 config = fill_widget_state(ds, archs, proposal.arch)
 
 st.caption(f"Dataset **{ds.name}**: {len(spec.image_cols)} image column(s), {len(spec.tabular_cols)} table "

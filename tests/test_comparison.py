@@ -39,8 +39,11 @@ def test_worker_runs_every_fold_and_saves_the_comparison(finished):
     result = json.loads((finished / COMPARISON_FILE).read_text())
     assert result["k"] == 2 and result["repeats"] == 1 and result["arch"] == "late_concat"
     assert result["dataset"] and result["target"] == "diagnosis"
-    # The event values are the saved held-out fold metrics, in training order.
-    saved = [f["metrics"]["val_accuracy"] for a in events[0]["archs"] for f in result["results"][a]["folds"]]
+    # The event values are the saved held-out fold metrics, in training order: the methods without
+    # images first (their results come before stage 1's), each method's folds together.
+    order = list(dict.fromkeys(e["arch"] for e in folds))
+    assert order == ["tabular_only", "linear", "image_only", "late_concat"]
+    saved = [f["metrics"]["val_accuracy"] for a in order for f in result["results"][a]["folds"]]
     assert [e["value"] for e in folds] == pytest.approx(saved)
 
 
@@ -212,6 +215,9 @@ def test_cli_compare_prints_every_method_the_mode_the_gains_and_seconds(tiny_sam
     assert [g["arch"] for g in gains] == ["late_concat"] and len(gains[0]["per_fold"]) == 2
     assert gains[0]["sentence"].endswith(gains[0]["verdict"])
     assert list((tmp_path / "cache" / "features").glob("small_cnn-16px-*")) # the maps outlive the command
+    # The result is kept for `train` without --arch (train/evidence.py), which proposes from it.
+    assert Path(out["saved"]).parent.parent == tmp_path / "cache" / "comparisons"
+    assert out["proposal"]["arch"] in out["methods"] and out["proposal"]["reason"].endswith(" proposed")
 
 
 @pytest.mark.parametrize("argv", [["--methods", "nosuch"], ["--methods", "cnn_lstm"], ["--cv", "1"],

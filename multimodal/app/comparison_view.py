@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from multimodal.app import figures, navigation, session_jobs, state, training_view
-from multimodal.core.events import read_events
+from multimodal.core.events import Event, read_events
 from multimodal.data.inputs import FeatureSpec
 from multimodal.models.fusion import FUSION_METHODS, methods_for
 from multimodal.runs.folders import reuse_config
@@ -30,6 +30,7 @@ from multimodal.train.crossval import (
     default_folds,
     load_comparisons,
 )
+from multimodal.train.jobs import JobState
 from multimodal.train.stagewise import MODES, STAGE1_ARCH, default_mode
 
 FOLD_CHOICES = (3, 5, 10)
@@ -45,7 +46,7 @@ def trainings_section() -> None:
     if running:
         trainings_progress([str(job.run_dir) for job in running])
     for job in session_jobs.baseline_jobs():
-        if job.state == "failed":
+        if job.state == JobState.FAILED:
             st.error(f"Baseline {job.arch} failed: {job.error}", icon=":material/error:")
 
 
@@ -121,8 +122,9 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
         trained = comparison_archs(FeatureSpec(**ref_config["features"]), chosen[0], chosen[1:]) if chosen else []
         if trained:
             st.caption(f"Trains {len(trained) * k * repeats} models ({len(trained)} methods: {', '.join(trained)}; "
-                       f"x {k} folds x {repeats} repeat{'s' if repeats > 1 else ''}) with the settings of the run "
-                       f"chosen above (epochs {ref_config.get('epochs') or 'auto'}, image size "
+                       f"x {k} folds x {repeats} repeat{'s' if repeats > 1 else ''}) with the settings of "
+                       f"{ref_config.get('source', 'the run chosen above')} "
+                       f"(epochs {ref_config.get('epochs') or 'auto'}, image size "
                        f"{(ref_config.get('model') or {}).get('image_size')} px). Held-out folds are never used "
                        "for early stopping.")
         else:
@@ -140,8 +142,8 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
 def method_progress(events: list[dict]) -> tuple[int, int, pd.DataFrame]:
     """(folds done, folds in all, one row per method: folds done, held-out mean so far, seconds)
     from a comparison's events."""
-    start = next((e for e in events if e.get("type") == "start"), {})
-    folds = [e for e in events if e.get("type") == "fold"]
+    start = next((e for e in events if e.get("type") == Event.START), {})
+    folds = [e for e in events if e.get("type") == Event.FOLD]
     archs, total = start.get("archs", []), int(start.get("folds", 0))
     per_arch = total // max(len(archs), 1)
     rows = []
@@ -165,10 +167,10 @@ def comparison_progress() -> None:
     for job in active:
         events, _ = read_events(job.run_dir)
         done, total, per_method = method_progress(events)
-        if job.state == "queued" or not total:
+        if job.state == JobState.QUEUED or not total:
             st.caption(f"{job.run_dir.name}: {job.status_text()}")
             continue
-        mode = next((e.get("mode") for e in events if e.get("type") == "start"), None)
+        mode = next((e.get("mode") for e in events if e.get("type") == Event.START), None)
         st.progress(done / total, text=f"Cross-validation ({MODE_TITLES.get(mode, mode)}): {done} of {total} "
                                        "folds trained")
         st.dataframe(per_method, hide_index=True, width="stretch",
@@ -179,7 +181,7 @@ def comparison_progress() -> None:
 
 def show_failures() -> None:
     for run_dir, job in session_jobs.comparison_jobs().items():
-        if job.state == "failed" and not (Path(run_dir) / COMPARISON_FILE).exists():
+        if job.state == JobState.FAILED and not (Path(run_dir) / COMPARISON_FILE).exists():
             st.error(f"Cross-validation {Path(run_dir).name} failed: {job.error}")
 
 
@@ -256,7 +258,7 @@ def finished_comparisons(ref_config: Mapping) -> list[dict]:
 def comparison_section(ref_config: Mapping) -> None:
     """The whole cross-validation block of the Compare page."""
     features = ref_config.get("features", {})
-    rows = sum(len(v) for v in (ref_config.get("splits") or {}).values())
+    rows = sum(len(v) for v in (ref_config.get("splits") or {}).values()) or ref_config.get("rows", 0)
     st.subheader("Cross-validated comparison")
     st.caption("One validation split of 50-100 rows is noisy. k-fold cross-validation trains each method on k "
                "splits of the same rows and reports the held-out mean and spread, and each method's gain over the best "

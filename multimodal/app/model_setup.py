@@ -20,7 +20,7 @@ def fill_widget_state(ds: Dataset, archs: list[str], proposed: str) -> ModelConf
     config = state.model_config(ds)
     current = {**config.to_dict(), **state.default_train_settings(ds), **ss.get("train_settings", {}),
                "seed": config.seed}
-    if current["arch"] not in archs:
+    if current["arch"] not in archs or not ss.get("model_config"):   # a new setup starts from the proposal
         current["arch"] = proposed
     current["loss"] = current.get("loss") or "mse"
     for name in sq.QUERY_FIELDS:

@@ -87,7 +87,11 @@ def cmd_train(args) -> None:
     with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
         ds = load_dataset_for(config, workdir)
         # No --arch: the method the app proposes for the same data (models/proposal.py).
-        proposal = None if args.arch else propose_method(ds.features, encoder=config.model.encoder)
+        # lazy: TensorFlow (the comparisons' home is train/)
+        from multimodal.train.evidence import default_comparisons_dir, propose
+        # No --arch: the method the app proposes for the same data (train/evidence.py: a comparison's
+        # evidence when `compare` ran on it, else models/proposal.py).
+        proposal = None if args.arch else propose(ds, default_comparisons_dir(), encoder=config.model.encoder)
         if proposal:
             config = replace(config, model=replace(config.model, arch=proposal.arch))
         proposed = {"proposal_reason": proposal.reason} if proposal else {}
@@ -191,6 +195,9 @@ def cmd_compare(args) -> None:
     from multimodal.train.crossval import compare_with_baselines, comparison_summary, default_folds
 
     # lazy: TensorFlow
+    from multimodal.train.evidence import default_comparisons_dir, evidence_proposal, save_comparison
+
+    # lazy: TensorFlow
     from multimodal.train.feature_cache import default_feature_cache
 
     # lazy: TensorFlow
@@ -222,13 +229,15 @@ def cmd_compare(args) -> None:
                                         archs=methods, dataset=ds, workdir=Path(workdir), mode=args.mode,
                                         finetune=args.finetune, image_cache=default_image_cache(),
                                         cache_dir=default_feature_cache() if args.feature_cache else None)
+    # `train` without --arch reads it (train/evidence.py: the simplest method not worse than the best).
+    saved = save_comparison(result, ds, default_comparisons_dir(), f"{ds.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     rows = comparison_summary(result)
     metric, gain = result["metric"], result["gain"]
     payload = {"dataset": ds.name, "target": ds.target, "task": ds.task, "encoder": config.model.encoder,
                "mode": result["mode"], "finetune": result["finetune"], "k": k, "repeats": args.repeats,
                "metric": metric, "higher_is_better": result["higher_is_better"],
                "methods": {r["arch"]: {"mean": r["mean"], "std": r["std"], "folds": r["folds"]} for r in rows},
-               "gain": gain, "seconds": round(time.perf_counter() - started, 3)}
+               "gain": gain, "seconds": round(time.perf_counter() - started, 3), "saved": str(saved)}
     lines = [f"{len(rows)} methods, {k}-fold x {args.repeats} on {ds.name}, mode {result['mode']} "
              f"({MODES[result['mode']]}): {payload['seconds']:.0f} s",
              f"held-out {metric.removeprefix('val_')} by method (mean +- std over folds), best first:"]
@@ -240,4 +249,8 @@ def cmd_compare(args) -> None:
         lines.append(f"gain in {metric.removeprefix('val_')} over {gain['best_baseline']} (paired by fold, "
                      "positive = better):")
         lines += [f"  {g['arch']:18} {g['sentence']}" for g in gain["methods"]]
+    proposal = evidence_proposal(result)
+    if proposal:
+        payload["proposal"] = {"arch": proposal.arch, "reason": proposal.reason}
+        lines.append(f"`train` without --arch now proposes {proposal.arch}: {proposal.reason}")
     emit(payload, args.json, "\n".join(lines))

@@ -16,6 +16,13 @@ def compile_model(model: keras.Model, task: str, n_classes: int, lr: float, loss
     possibly log-transformed target (layers.TransformedLoss), i.e. on the head's pre-TargetScale
     output; mape is a relative error and is computed in the original unit. Metrics are always in
     the original unit (the full model's output)."""
+    loss_fn, metrics = task_objectives(task, n_classes, loss, target_stats)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_fn, metrics=metrics)
+
+
+def task_objectives(task: str, n_classes: int, loss: str | None,
+                    target_stats: dict | None = None) -> tuple[keras.losses.Loss, list[keras.metrics.Metric]]:
+    """(loss, fresh metric objects) of a task, as compile_model compiles them."""
     if task == "classification":
         if n_classes == 2:
             loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -35,4 +42,4 @@ def compile_model(model: keras.Model, task: str, n_classes: int, lr: float, loss
             loss_fn = TransformedLoss(loss, t["mean"], t["std"], t.get("log", False))
         metrics = [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse"),
                    NonzeroMAPE(), keras.metrics.R2Score(name="r2")]
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_fn, metrics=metrics)
+    return loss_fn, metrics

@@ -27,16 +27,16 @@ import numpy as np
 
 from multimodal.core.config import TrainConfig
 from multimodal.core.errors import DataError
-from multimodal.core.events import append_event, stop_requested
+from multimodal.core.events import Event, Status, append_event, end_event, event, stop_requested
 from multimodal.core.tasks import main_metric
 from multimodal.data.cells import label_text
-from multimodal.data.dataset import Dataset, load_dataset
+from multimodal.data.dataset import Dataset, load_dataset_for
 from multimodal.data.inputs import FeatureSpec, model_inputs
 from multimodal.data.roles import checked_split_labels
 from multimodal.models.fusion import baseline_names, methods_for
 from multimodal.runs.verdicts import gain_verdict, paired_differences
 from multimodal.train.feature_cache import FeatureCache
-from multimodal.train.stagewise import FastFolds, FoldTrainer, reads_images, resolve_mode
+from multimodal.train.stagewise import FastFolds, FoldsTrainer, FoldTrainer, reads_images, resolve_mode
 from multimodal.train.training import train
 
 MIN_FOLD_ROWS = 2
@@ -117,30 +117,37 @@ def _summarise(folds: list[dict]) -> tuple[dict, dict]:
 def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset: Dataset | None = None,
                    out_dir: Path | None = None, workdir: Path | None = None, keep_runs: bool = False,
                    inputs: dict | None = None, splits: list[dict] | None = None,
-                   on_fold: FoldCallback | None = None, fit_fold: FoldTrainer | None = None) -> dict:
+                   on_fold: FoldCallback | None = None, fit_fold: FoldTrainer | None = None,
+                   fit_folds: FoldsTrainer | None = None) -> dict:
     """Repeated (stratified for classification) k-fold cross-validation of one config.
 
     Returns {"arch", "task", "k", "repeats", "seed", "folds": [{"repeat", "fold", "rows",
     "epochs_run", "best_epoch", "metrics": {"val_<metric>": held-out value, ...}}],
-    "mean": {...}, "std": {...}} (std over folds, ddof=1). Run folders go to out_dir (kept
+    "mean": {...}, "std": {...}, "params" (the model's parameter count, when the trainer says)}
+    (std over folds, ddof=1). Run folders go to out_dir (kept
     when keep_runs), else to a temporary folder that is removed. fit_fold(fold config, run folder,
     split) trains one fold (a fast mode's, stagewise.FastFolds); default `training.train`. A fold
     trained in a fast mode also records "encoder" (the frozen image encoder's record, stage 1: the
     rows it trained on; None for a method without images) and "maps" (how many were computed or
-    read from the cache, and the seconds; None without images).
+    read from the cache, and the seconds; None without images). fit_folds(every (fold config,
+    split)) trains every fold at once (stagewise.FastFolds.folds_trainer: one compiled model,
+    train/fold_batched.py) and returns their summaries; it wins over fit_fold, on_fold then follows
+    the batch fold by fold.
     """
-    ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
-                                 overrides=config.overrides, ordered_images=config.ordered_images)
+    ds = dataset or load_dataset_for(config, workdir)
     if inputs is None:
         inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size)
     splits = splits or cv_splits(ds, k, repeats, config.seed, config.val_fraction)
     root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="multimodal-cv-"))
-    folds = []
+    folds, params = [], None
+    fold_configs = [replace(config, seed=config.seed + 1000 * s["repeat"] + s["fold"]) for s in splits]
+    batched = fit_folds(list(zip(fold_configs, splits))) if fit_folds else None
     try:
-        for s in splits:
+        for i, (s, fold_config) in enumerate(zip(splits, fold_configs)):
             run_dir = root / f"{config.model.arch}-r{s['repeat']}-f{s['fold']}"
-            fold_config = replace(config, seed=config.seed + 1000 * s["repeat"] + s["fold"])
-            if fit_fold is None:
+            if batched is not None:
+                summary = batched[i]
+            elif fit_fold is None:
                 summary = train(fold_config, run_dir, dataset=ds, split={k_: s[k_] for k_ in ("train", "val", "test")},
                                 inputs=inputs)
             else:
@@ -153,7 +160,9 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
                           "train_seconds": summary["train_seconds"], "metrics": held,
                           "run_dir": str(run_dir) if keep_runs else None,
                           **({"encoder": summary["frozen_encoder"], "maps": summary["maps"]}
-                             if "frozen_encoder" in summary else {})})
+                             if "frozen_encoder" in summary else {}),
+                          **({"batched": summary["batched"]} if "batched" in summary else {})})
+            params = summary.get("params", params)
             if on_fold:
                 on_fold(config.model.arch, folds[-1])
             if not keep_runs:
@@ -164,7 +173,7 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
     mean, std = _summarise(folds)
     return {"arch": config.model.arch, "task": ds.task, "k": len({s["fold"] for s in splits}),
             "repeats": len({s["repeat"] for s in splits}), "seed": config.seed, "folds": folds,
-            "mean": mean, "std": std}
+            "mean": mean, "std": std, **({"params": params} if params is not None else {})}
 
 
 def held_out_metric(task: str) -> tuple[str, bool]:
@@ -250,8 +259,7 @@ def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *,
     JSON-serialisable.
     """
     started = time.perf_counter()
-    ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
-                                 overrides=config.overrides, ordered_images=config.ordered_images)
+    ds = dataset or load_dataset_for(config, workdir)
     names = comparison_archs(ds.features, config.model.arch, archs)
     mode, weights = resolve_mode(mode, config, any(reads_images(a) for a in names))
     inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size, cache_dir=image_cache)
@@ -261,11 +269,14 @@ def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *,
             tempfile.TemporaryDirectory(prefix="multimodal-features-", dir=workdir) as cache_root:
         fast = None if mode == "end_to_end" else FastFolds(mode, config, ds, inputs, weights, FeatureCache(
             Path(cache_root)), finetune=finetune, workdir=workdir)
-        for arch in names:
+        # The methods without images first: their results come in seconds, before stage 1's encoders.
+        for arch in sorted(names, key=reads_images):
             c = replace(config, model=replace(config.model, arch=arch))
             results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
                                            out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold,
-                                           fit_fold=fast.fold_trainer(arch) if fast else None)
+                                           fit_fold=fast.fold_trainer(arch) if fast else None,
+                                           fit_folds=fast.folds_trainer(arch) if fast else None)
+    results = {arch: results[arch] for arch in names}
     metric, higher = held_out_metric(ds.task)
     gain = fusion_gains(results, config.model.arch, metric, higher, *fold_sizes(splits))
     return {"metric": metric, "higher_is_better": higher, "arch": config.model.arch, "mode": mode,
@@ -287,25 +298,24 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
     Progress goes to out_dir/events.jsonl: one "start" (the methods, the mode, how many folds will be trained),
     a "fold" line after each trained fold (its method, held-out value and seconds), and an "end"
     line. The result is out_dir/comparison.json. A STOP file in out_dir ends it after the current
-    fold (returns None; nothing is saved).
+    fold (returns None; nothing is saved); a fold-batched method's folds end together, so its
+    "fold" lines come together when the method is done (train/fold_batched.py).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ds = dataset or load_dataset(config.data, workdir=workdir, target=config.target, task=config.task,
-                                 overrides=config.overrides, ordered_images=config.ordered_images)
+    ds = dataset or load_dataset_for(config, workdir)
     names = comparison_archs(ds.features, config.model.arch, archs)
     mode, _ = resolve_mode(mode, config, any(reads_images(a) for a in names))
     total = len(names) * k * repeats
     metric, _ = held_out_metric(ds.task)
-    append_event(out_dir, {"type": "start", "archs": names, "folds": total, "k": k, "repeats": repeats,
-                           "mode": mode})
+    append_event(out_dir, event(Event.START, archs=names, folds=total, k=k, repeats=repeats, mode=mode))
     done = 0
 
     def progress(arch: str, fold: dict) -> None:
         nonlocal done
         done += 1
-        append_event(out_dir, {"type": "fold", "arch": arch, "done": done, "total": total,
-                               "value": fold["metrics"].get(metric), "seconds": fold["train_seconds"]})
+        append_event(out_dir, event(Event.FOLD, arch=arch, done=done, total=total,
+                                    value=fold["metrics"].get(metric), seconds=fold["train_seconds"]))
         if stop_requested(out_dir):
             raise ComparisonStopped
 
@@ -315,12 +325,12 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
                                         finetune=finetune, cache_dir=Path(cache_dir) if cache_dir else None,
                                         workdir=workdir)
     except ComparisonStopped:
-        append_event(out_dir, {"type": "end", "status": "stopped", "done": done, "total": total})
+        append_event(out_dir, end_event(Status.STOPPED, done=done, total=total))
         return None
-    result.update(dataset=ds.name, target=ds.target, task=ds.task, k=k, repeats=repeats, config=config.to_dict())
+    result.update(dataset=ds.name, target=ds.target, task=ds.task, k=k, repeats=repeats, config=config.to_dict(),
+                  features=asdict(ds.features))
     (out_dir / COMPARISON_FILE).write_text(json.dumps(result, indent=2))
-    append_event(out_dir, {"type": "end", "status": "finished", "done": done, "total": total,
-                           "seconds": result["seconds"]})
+    append_event(out_dir, end_event(Status.FINISHED, done=done, total=total, seconds=result["seconds"]))
     return result
 
 

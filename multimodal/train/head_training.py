@@ -22,7 +22,6 @@ import keras
 import numpy as np
 
 from multimodal.core.config import TrainConfig, with_auto_settings
-from multimodal.core.events import append_event
 from multimodal.data.dataset import Dataset
 from multimodal.data.inputs import encode_target
 from multimodal.data.targets import choose_transform, target_stats
@@ -32,8 +31,9 @@ from multimodal.models.branches import image_backbones, set_backbone_trainable, 
 from multimodal.models.compile import compile_model
 from multimodal.models.weights import WeightsSource
 from multimodal.runs.evaluation import evaluate_splits
-from multimodal.runs.run import background_rows, save_run
+from multimodal.runs.run import background_rows
 from multimodal.train.phases import Phase, fit_phases
+from multimodal.train.pipeline import announce_start, finish_run, run_summary
 from multimodal.train.training import row_weights
 
 IMAGE_BRANCHES = ("image", "sequence")   # the branches whose embedding is the image encoder's map
@@ -68,11 +68,14 @@ class FrozenEncoder:
 
 
 def head_inputs(model: keras.Model, inputs: dict, maps: np.ndarray | None,
-                batch_size: int = 256) -> dict[str, np.ndarray]:
+                batch_size: int = 256, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """The head's inputs for every row: the cached maps for the image branches (None: the model has
-    none), and the other encoders' outputs computed once (they must have no trainable weights)."""
+    none), and the other encoders' outputs computed once (they must have no trainable weights);
+    the branches in `skip` are left out."""
     out = {}
     for branch, encoder in encoders_of(model).items():
+        if branch in skip:
+            continue
         if branch in IMAGE_BRANCHES:
             out[branch] = maps
             continue
@@ -83,22 +86,35 @@ def head_inputs(model: keras.Model, inputs: dict, maps: np.ndarray | None,
     return out
 
 
-def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, inputs: dict,
-                  frozen: FrozenEncoder | None, maps: np.ndarray | None, *, finetune: bool = False,
-                  save: bool = True) -> dict:
-    """Train config's method on the frozen encoder's `maps` (every row of `inputs`, in order) and
-    save the run folder; returns the summary `training.train` returns, plus "frozen_encoder" (its
-    record; None, with no maps, for a method that reads no image).
+@dataclass
+class HeadSetup:
+    """One fold's head, ready to fit: the whole model (frozen encoders) and what its head reads.
 
-    split: {"train", "val", "test"} row positions (cross-validation's). inputs: `model_inputs` of
-    the whole dataset. save=False leaves the model unsaved (only the events are written): a
-    comparison keeps its folds' scores, not their models."""
-    keras.backend.clear_session()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    embedded: the head's input for every row (cached maps, the other branches' embeddings);
+    loss_weights: every row's class weight (None: unweighted); config: with the data's settings."""
+    config: TrainConfig
+    splits: dict[str, np.ndarray]
+    model: keras.Model
+    head: keras.Model
+    raw: dict[str, np.ndarray]
+    fed: dict[str, np.ndarray]
+    embedded: dict[str, np.ndarray]
+    y: np.ndarray
+    loss_weights: np.ndarray | None
+    stats: dict
+    transform: str | None
+    target_stats: dict | None
+    source: WeightsSource
+
+
+def prepare_head(config: TrainConfig, ds: Dataset, split: dict, inputs: dict, frozen: FrozenEncoder | None,
+                 maps: np.ndarray | None, embedded: dict[str, np.ndarray] | None = None) -> HeadSetup:
+    """Build config's model for one fold (statistics and target transform from its training rows,
+    the frozen encoder's weights copied in) and its head's inputs. embedded: the non-image
+    branches' embeddings when already computed for this fold (they depend only on its rows)."""
     spec = ds.features
     splits = {k: np.sort(np.asarray(split.get(k, []), dtype=np.int64)) for k in ("train", "val", "test")}
-    train_idx, val_idx = splits["train"], splits["val"]
+    train_idx = splits["train"]
     y = encode_target(ds.frame[ds.target], ds.task, ds.classes)
     regression = ds.task == "regression"
     y = y.reshape(-1, 1) if regression else y
@@ -114,12 +130,35 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     if frozen is not None:
         frozen.load_into(model)
     source = frozen.source if frozen is not None else WeightsSource(config.model.encoder, "none")
-    head = head_of(model)
     raw = {k: inputs[k] for k in raw_input_names(model)}   # one array per column (the background)
     fed = select_inputs(model, raw)                         # the model's own inputs, columns stacked
-    embedded = head_inputs(model, fed, maps)
+    known = {b: v for b, v in (embedded or {}).items() if b in encoders_of(model)}
+    computed = head_inputs(model, fed, maps, skip=tuple(known))
     loss_weights = row_weights(y, train_idx, len(ds.classes)) \
         if ds.task == "classification" and config.class_weight else None
+    return HeadSetup(config, splits, model, head_of(model), raw, fed, {**computed, **known}, y, loss_weights,
+                     stats, transform, t_stats, source)
+
+
+def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, inputs: dict,
+                  frozen: FrozenEncoder | None, maps: np.ndarray | None, *, finetune: bool = False,
+                  save: bool = True) -> dict:
+    """Train config's method on the frozen encoder's `maps` (every row of `inputs`, in order) and
+    save the run folder; returns the summary `training.train` returns, plus "frozen_encoder" (its
+    record; None, with no maps, for a method that reads no image).
+
+    split: {"train", "val", "test"} row positions (cross-validation's). inputs: `model_inputs` of
+    the whole dataset. save=False leaves the model unsaved (only the events are written): a
+    comparison keeps its folds' scores, not their models."""
+    keras.backend.clear_session()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    setup = prepare_head(config, ds, split, inputs, frozen, maps)
+    config, splits, model, head, raw, fed, embedded = (setup.config, setup.splits, setup.model, setup.head,
+                                                       setup.raw, setup.fed, setup.embedded)
+    y, loss_weights, stats, transform, t_stats, source = (setup.y, setup.loss_weights, setup.stats, setup.transform,
+                                                          setup.target_stats, setup.source)
+    train_idx, val_idx = splits["train"], splits["val"]
 
     def compiler(target: keras.Model):
         return lambda lr: compile_model(target, ds.task, len(ds.classes), lr, config.loss, t_stats)
@@ -135,10 +174,8 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     if finetune and config.finetune_epochs and frozen is not None:
         unfreeze = config.unfreeze if frozen.source.path is not None else "all"
         plan.append(Phase(2, config.finetune_epochs, config.finetune_lr, unfreeze))
-    append_event(run_dir, {"type": "start", "epochs": sum(p.epochs for p in plan), "steps": steps,
-                           "arch": config.model.arch, "rows": {k: len(v) for k, v in splits.items()},
-                           "frozen_encoder": frozen.mode if frozen else None,
-                           "phases": [{"phase": p.number, "epochs": p.epochs, "backbone": p.backbone} for p in plan]})
+    epochs = announce_start(run_dir, config.model.arch, splits, steps, plan,
+                            frozen_encoder=frozen.mode if frozen else None)
     started = time.perf_counter()
     on_maps = batches_of(embedded)
     fit = fit_phases(head, plan[:1], compiler(head), run_dir=run_dir, steps=steps, patience=config.patience,
@@ -161,26 +198,18 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     train_seconds = time.perf_counter() - started
     metrics = evaluate_splits(evaluate_on[0], splits, evaluate_on[1])
 
-    epochs = sum(p.epochs for p in plan)
-    status = "stopped" if stopped else ("early_stopped" if epochs_run < epochs else "completed")
-    summary = {
-        "run_dir": str(run_dir), "arch": config.model.arch, "task": ds.task, "status": status,
-        "epochs_run": epochs_run, "epochs": epochs, "best_epoch": best_epoch, "phases": phases,
-        "encoder_weights": source.record(), "frozen_encoder": frozen.record() if frozen else None,
-        "target_transform": transform,
-        "train_seconds": round(train_seconds, 3),
-        "samples_per_second": round(epochs_run * len(train_idx) / train_seconds, 1) if train_seconds else 0.0,
-        "replicas": 1, "devices": [], "precision": "float32", "streamed": False,
-        "metrics": metrics, "history": history,
-    }
+    frozen_record = frozen.record() if frozen else None
+    summary = run_summary(run_dir, config.model.arch, ds.task, stopped=stopped, epochs_run=epochs_run, epochs=epochs,
+                          best_epoch=best_epoch, phases=phases, history=history, metrics=metrics,
+                          train_rows=len(train_idx), train_seconds=train_seconds, encoder_weights=source.record(),
+                          frozen_encoder=frozen_record, target_transform=transform, replicas=1, devices=[],
+                          precision="float32", streamed=False)
+    saved = None
     if save:   # as training.train saves a model: frozen, compiled afresh, no optimizer state
         model.trainable = False
         compiler(model)(config.lr)
         background_idx = background_rows(train_idx, config.seed)
-        save_run(run_dir, config={**config.to_dict(), "encoder_weights": source.record(),
-                                  "frozen_encoder": summary["frozen_encoder"]},
-                 dataset=ds, splits=splits, stats=stats, target_stats=t_stats, model=model, history=history,
-                 metrics=metrics, summary=summary, background=take(raw, background_idx),
-                 background_rows=background_idx)
-    append_event(run_dir, {"type": "end", "status": status, "metrics": metrics, "epochs_run": epochs_run})
-    return summary
+        saved = dict(config={**config.to_dict(), "encoder_weights": source.record(), "frozen_encoder": frozen_record},
+                     dataset=ds, splits=splits, stats=stats, target_stats=t_stats, model=model,
+                     background=take(raw, background_idx), background_rows=background_idx)
+    return finish_run(run_dir, summary, saved)

@@ -43,6 +43,7 @@ from multimodal.models.fusion import FUSION_METHODS
 from multimodal.models.weights import WeightsSource, resolve_weights
 from multimodal.runs.run import MODEL_FILE, load_model_file
 from multimodal.train.feature_cache import FeatureCache, predict_maps, weights_digest
+from multimodal.train.fold_batched import HEAD_BUDGET, train_heads
 from multimodal.train.head_training import IMAGE_BRANCHES, FrozenEncoder, train_on_maps
 from multimodal.train.training import train
 
@@ -55,6 +56,7 @@ MODES = {
 }
 STAGE1_ARCH = "image_only"
 FoldTrainer = Callable[[TrainConfig, Path, dict], dict]   # (fold config, run folder, split) -> run summary
+FoldsTrainer = Callable[[list[tuple[TrainConfig, dict]]], list[dict]]   # every (fold config, split) -> summaries
 
 
 def default_mode(encoder: str, weights_at_hand: bool = True) -> str:
@@ -96,10 +98,30 @@ class FastFolds:
         self.cache, self.finetune, self.workdir, self.save_heads = cache, finetune, workdir, save_heads
         self._encoders: dict[tuple[int, int], FrozenEncoder] = {}   # (repeat, fold) -> its encoder
         self._shared: FrozenEncoder | None = None                     # the frozen mode's one encoder
+        self._embedded: dict[tuple[int, int], dict[str, np.ndarray]] = {}   # fold -> its table's vector, ...
+        self.head_budget = HEAD_BUDGET   # how the heads train (fold_batched.py; bench/bench_head_budget.py varies it)
 
     def fold_trainer(self, arch: str) -> FoldTrainer:
         """How `arch` trains a fold: stage 1 (stage-wise image_only) or its head alone."""
         return self._stage1 if self.mode == "stagewise" and arch == STAGE1_ARCH else self._head
+
+    def folds_trainer(self, arch: str) -> FoldsTrainer | None:
+        """How `arch` trains ALL its folds at once (fold_batched.py: one compiled model); None when
+        its folds train one by one (stage 1, fine-tuning, or heads saved as run folders)."""
+        if self.finetune or self.save_heads or self.fold_trainer(arch) == self._stage1:
+            return None
+        return lambda jobs: self._batched_heads(arch, jobs)
+
+    def _batched_heads(self, arch: str, jobs: list[tuple[TrainConfig, dict]]) -> list[dict]:
+        images = reads_images(arch)
+        prepared = []
+        for config, split in jobs:
+            frozen = self._encoder_for(config, split) if images else None
+            maps, log = self._maps(frozen) if images else (None, None)
+            prepared.append((config, split, frozen, maps, log))
+        summaries = train_heads([p[:4] for p in prepared], self.ds, self.inputs, self._embedded, self.head_budget)
+        return [{**summary, "maps": log, "frozen_encoder": frozen.record(rows=False) if frozen else None}
+                for summary, (_, _, frozen, _, log) in zip(summaries, prepared)]
 
     # -- the encoders -----------------------------------------------------------------------
     def _stage1(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
@@ -114,7 +136,7 @@ class FastFolds:
                                trained_on={"train": used["train"], "val": used["val"]})
         self._encoders[(split["repeat"], split["fold"])] = frozen
         _, log = self._maps(frozen, lambda images: predict_maps(encoder, images))
-        return {**summary, "frozen_encoder": frozen.record(), "maps": log}
+        return {**summary, "frozen_encoder": frozen.record(), "maps": log, "params": int(trained.count_params())}
 
     def _encoder_for(self, config: TrainConfig, split: dict) -> FrozenEncoder:
         if self.mode == "frozen":
