@@ -22,6 +22,7 @@ def run() -> None:
         st.Page(PAGES / "explain.py", title="Explain", icon=":material/psychology:"),
         st.Page(PAGES / "whatif.py", title="What-if", icon=":material/tune:"),
         st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page(PAGES / "playground.py", title="Playground", icon=":material/sports_score:"),
     ])
     page.run()
 

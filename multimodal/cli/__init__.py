@@ -1,4 +1,4 @@
-"""`python -m multimodal samples|archs|train|compare|predict|explain` (docs/ARCHITECTURE.md, "The command line").
+"""`python -m multimodal samples|archs|train|compare|predict|explain|playground` (docs/ARCHITECTURE.md, "The command line").
 
 With --json the last stdout line is one JSON object. A user's mistake exits 2 with one
 `error: ...` line on stderr, never a traceback. One module per group of commands; the heavy
@@ -11,6 +11,7 @@ import sys
 from multimodal.cli.common import UsageError
 from multimodal.cli.listing import cmd_archs, cmd_samples
 from multimodal.cli.parser import build_parser
+from multimodal.cli.playground import cmd_playground
 from multimodal.cli.predict import cmd_explain, cmd_predict
 from multimodal.cli.train import cmd_compare, cmd_train
 from multimodal.core.errors import DataError
@@ -20,7 +21,8 @@ EXIT_USER_ERROR = 2
 
 
 COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "compare": cmd_compare,
-            "predict": cmd_predict, "explain": cmd_explain}
+            "predict": cmd_predict, "explain": cmd_explain,
+            "playground": cmd_playground}
 
 
 def main(argv: list[str] | None = None) -> int:

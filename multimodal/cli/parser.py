@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from multimodal.cli.common import Parser, UsageError
+from multimodal.cli.playground import add_playground_parser
 from multimodal.train.precision import PRECISIONS
 
 
@@ -137,4 +138,5 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "predict":
             rows.add_argument("--csv", help="a CSV of rows (image paths relative to it)")
         c.add_argument("--json", action="store_true")
+    add_playground_parser(sub)
     return p

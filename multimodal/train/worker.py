@@ -62,7 +62,8 @@ def name_process(name: str) -> None:
 def run_worker(config: dict, run_dir: str, dataset: Any, workdir: str | None, parent_pid: int) -> None:
     """Entry point of the training process (spawn): train, and turn any failure into an event.
 
-    `config` is a TrainConfig.to_dict(), plus {"cv": {"k", "repeats", "archs"}} for a comparison."""
+    `config` is a TrainConfig.to_dict(), plus {"cv": {"k", "repeats", "archs"}} for a comparison, or
+    {"data": CSV, "playground": run_race's keyword arguments} for a Fusion Playground race."""
     name_process(WORKER_PREFIX)
     quiet_tensorflow()   # its start-up chatter stays out of the app's log (core/quiet.py)
     run = Path(run_dir)
@@ -74,6 +75,11 @@ def run_worker(config: dict, run_dir: str, dataset: Any, workdir: str | None, pa
             dataset = load_dataset(config["data"], workdir=Path(workdir) if workdir else None,
                                    target=config.get("target"), task=config.get("task"),
                                    overrides=config.get("overrides"), ordered_images=config.get("ordered_images", False))
+        if "playground" in config:   # a Fusion Playground race (train/playground_race.py)
+            # lazy: TensorFlow loads only once the data is known to be good (see above)
+            from multimodal.train.playground_race import run_race
+            run_race(config["data"], run, **config["playground"])
+            _exit(0)
         # lazy: TensorFlow loads only once the data is known to be good (see above)
         from multimodal.train.crossval import run_comparison
         from multimodal.train.training import train

@@ -1,0 +1,105 @@
+"""The Fusion Playground's benchmark (docs/ARCHITECTURE.md, "The Fusion Playground").
+
+    python -m bench.bench_playground [--part race|lessons|shares|all] [--seeds 5] [--out bench/playground.json]
+
+- race: 7 models (image_only, tabular_only, linear + late_concat, multiply, film, gated), 3 folds,
+  600 rows at 24 px (the complementary knobs): wall time and time to the first leaderboard row.
+- lessons: each preset's lesson (train/playground_lessons.py) on seeds 0..N-1, at the size the
+  tests use (LESSON_ROWS rows at LESSON_SIZE px, the preset's methods, 3 folds): holds on k/N.
+- shares: on image_alone, table_alone and complementary (seed 0), the winning method's branch
+  shares vs the generator's true shares (max absolute difference over image/table/interaction).
+
+Every result is appended to the JSON file as it completes (a long run that is cut short keeps
+what finished), with the machine's load average at that moment.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from multimodal.data.playground import read_playground, write_playground
+from multimodal.data.playground_knobs import DEFAULT_METHODS, PRESETS, checked_knobs
+from multimodal.explain.branch_shares import method_shares
+from multimodal.train.playground_lessons import lesson_checks
+from multimodal.train.playground_race import run_race
+
+LESSON_ROWS = {"small_noisy": 100}   # the rest: the preset's own rows, capped at LESSON_CAP
+LESSON_CAP = 400
+LESSON_SIZE = 16
+SHARE_PRESETS = ("image_alone", "table_alone", "complementary")
+
+
+def _record(out: Path, entry: dict) -> None:
+    entry = {**entry, "load_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+    found = json.loads(out.read_text()) if out.exists() else []
+    out.write_text(json.dumps([*found, entry], indent=1))
+    print(json.dumps(entry), flush=True)
+
+
+def race_once(knobs: dict, methods: list[str], explain: bool) -> tuple[dict, Path, tempfile.TemporaryDirectory]:
+    tmp = tempfile.TemporaryDirectory(prefix="bench-playground-")
+    root = Path(tmp.name)
+    csv = write_playground(knobs, root / "data")
+    race = run_race(csv, root / "race", methods, k=3, image_size=int(knobs["image_size"]), seed=int(knobs["seed"]),
+                    explain=explain)
+    return race, root, tmp
+
+
+def bench_race(out: Path) -> None:
+    knobs, _ = checked_knobs({"rows": 600, "image_size": 24}, "complementary")
+    started = time.perf_counter()
+    race, _, tmp = race_once(knobs, list(DEFAULT_METHODS), explain=False)
+    tmp.cleanup()
+    _record(out, {"part": "race", "models": len(race["archs"]), "archs": race["archs"], "folds": 3, "rows": 600,
+                  "image_size": 24, "wall_seconds": round(time.perf_counter() - started, 1),
+                  "race_seconds": race["seconds"], "first_result_seconds": race["first_result_seconds"]})
+
+
+def bench_lessons(out: Path, seeds: int, presets: list[str]) -> None:
+    for seed in range(seeds):
+        for name in presets:
+            rows = LESSON_ROWS.get(name, min(LESSON_CAP, int(PRESETS[name].knobs.get("rows", LESSON_CAP))))
+            knobs, _ = checked_knobs({"rows": rows, "image_size": LESSON_SIZE, "seed": seed}, name)
+            race, root, tmp = race_once(knobs, list(PRESETS[name].methods), explain=False)
+            chance = read_playground(root / "data")[1]["chance"]
+            checks = lesson_checks(name, race, chance)
+            tmp.cleanup()
+            _record(out, {"part": "lesson", "preset": name, "seed": seed, "rows": rows,
+                          "holds": all(c["holds"] for c in checks), "checks": checks, "seconds": race["seconds"],
+                          "means": {r["arch"]: round(r["mean"], 3) for r in race["rows"]}})
+
+
+def bench_shares(out: Path) -> None:
+    for name in SHARE_PRESETS:
+        knobs, _ = checked_knobs({"rows": 600, "image_size": 24}, name)
+        race, root, tmp = race_once(knobs, list(PRESETS[name].methods), explain=True)
+        winner = race["rows"][0]["arch"]
+        got = method_shares(race["models"][winner], root / "data")
+        tmp.cleanup()
+        gap = max(abs(got["model"][p] - got["truth"][p]) for p in got["truth"])
+        _record(out, {"part": "shares", "preset": name, "winner": winner, "model": got["model"],
+                      "truth": got["truth"], "max_abs_difference": round(gap, 3), "within_0.15": gap <= 0.15})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--part", default="all", choices=["race", "lessons", "shares", "all"])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--presets", default=",".join(PRESETS))
+    p.add_argument("--out", default="bench/playground.json")
+    args = p.parse_args()
+    out = Path(args.out)
+    if args.part in ("race", "all"):
+        bench_race(out)
+    if args.part in ("lessons", "all"):
+        bench_lessons(out, args.seeds, args.presets.split(","))
+    if args.part in ("shares", "all"):
+        bench_shares(out)
+
+
+if __name__ == "__main__":
+    main()
