@@ -26,7 +26,7 @@ def add_playground_parser(sub) -> None:
     c.add_argument("--methods", help="fusion methods to race, a,b,... (default: the preset's, else late_concat, "
                                      "multiply, film, gated); the baselines always race")
     c.add_argument("--folds", help=f"cross-validation folds, {MIN_FOLDS} to {MAX_FOLDS} (default 3)")
-    c.add_argument("--epochs", type=int, help="epoch budget per model (default: from the number of rows)")
+    c.add_argument("--epochs", type=int, help="epoch budget per model (default 30, early stopping after 5)")
     c.add_argument("--out", help="keep the dataset and the race here (default: a temporary folder, removed)")
     c.add_argument("--no-shares", action="store_true", default=False,
                    help="skip the branch Shapley shares (saves one training per method)")
@@ -83,7 +83,8 @@ def cmd_playground(args: argparse.Namespace) -> None:
         with training_output():
             csv = write_playground(knobs, root / "data")
             race = run_race(csv, root / "race", methods, k=folds, image_size=int(knobs["image_size"]),
-                            seed=int(knobs["seed"]), epochs=getattr(args, "epochs", None), explain=not args.no_shares)
+                            seed=int(knobs["seed"]), explain=not args.no_shares,
+                            **({"epochs": args.epochs} if hasattr(args, "epochs") else {}))
             shares = {arch: method_shares(folder, root / "data") for arch, folder in race["models"].items()}
         _, oracle, _ = read_playground(root / "data")
         lessons = (lesson_checks(preset, race, oracle["chance"])

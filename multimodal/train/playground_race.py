@@ -44,6 +44,10 @@ from multimodal.train.feature_cache import FeatureCache
 from multimodal.train.stagewise import FastFolds, reads_images, resolve_mode
 
 RACE_FILE = "race.json"
+# A race trains every model with a short budget: the generated signals are simple (a colour, two
+# columns) and a learner waits for the leaderboard. Measured in bench/RESULTS_playground.md.
+RACE_EPOCHS = 30
+RACE_PATIENCE = 5
 MODELS_DIR = "models"
 RaceListener = Callable[[dict], None]   # every event, as it is appended
 
@@ -134,7 +138,7 @@ def _saved_models(config: TrainConfig, ds: Dataset, names: list[str], split: dic
 
 
 def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_size: int, seed: int = 0,
-             epochs: int | None = None, patience: int | None = None, explain: bool = True,
+             epochs: int | None = RACE_EPOCHS, patience: int | None = RACE_PATIENCE, explain: bool = True,
              listener: RaceListener | None = None) -> dict | None:
     """Race `methods` (plus every baseline the data allows) on the dataset at `csv`, k folds.
 
