@@ -5,7 +5,8 @@
 - race: 7 models (image_only, tabular_only, linear + late_concat, multiply, film, gated), 3 folds,
   600 rows at 24 px (the complementary knobs): wall time and time to the first leaderboard row.
 - lessons: each preset's lesson (train/playground_lessons.py) on seeds 0..N-1, at the size the
-  tests use (LESSON_ROWS rows at LESSON_SIZE px, the preset's methods, 3 folds): holds on k/N.
+  lesson tests use (tests/support/playground.py: 400 rows, 100 for small_noisy, at 16 px, the
+  preset's methods, 3 folds): holds on k/N.
 - shares: on image_alone, table_alone and complementary (seed 0), the winning method's branch
   shares vs the generator's true shares (max absolute difference over image/table/interaction).
 
@@ -21,15 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from multimodal.data.playground import read_playground, write_playground
+from multimodal.data.playground import write_playground
 from multimodal.data.playground_knobs import DEFAULT_METHODS, PRESETS, checked_knobs
 from multimodal.explain.branch_shares import method_shares
 from multimodal.train.playground_lessons import lesson_checks
 from multimodal.train.playground_race import run_race
+from tests.support.playground import lesson_race
 
-LESSON_ROWS = {"small_noisy": 100}   # the rest: the preset's own rows, capped at LESSON_CAP
-LESSON_CAP = 400
-LESSON_SIZE = 16
 SHARE_PRESETS = ("image_alone", "table_alone", "complementary")
 
 
@@ -60,15 +59,13 @@ def bench_race(out: Path) -> None:
 
 
 def bench_lessons(out: Path, seeds: int, presets: list[str]) -> None:
+    """Each preset's race at the lesson tests' size (tests/support/playground.py) on seeds 0..N-1."""
     for seed in range(seeds):
         for name in presets:
-            rows = LESSON_ROWS.get(name, min(LESSON_CAP, int(PRESETS[name].knobs.get("rows", LESSON_CAP))))
-            knobs, _ = checked_knobs({"rows": rows, "image_size": LESSON_SIZE, "seed": seed}, name)
-            race, root, tmp = race_once(knobs, list(PRESETS[name].methods), explain=False)
-            chance = read_playground(root / "data")[1]["chance"]
+            with tempfile.TemporaryDirectory(prefix="bench-playground-") as tmp:
+                race, chance = lesson_race(name, Path(tmp), seed)
             checks = lesson_checks(name, race, chance)
-            tmp.cleanup()
-            _record(out, {"part": "lesson", "preset": name, "seed": seed, "rows": rows,
+            _record(out, {"part": "lesson", "preset": name, "seed": seed,
                           "holds": all(c["holds"] for c in checks), "checks": checks, "seconds": race["seconds"],
                           "means": {r["arch"]: round(r["mean"], 3) for r in race["rows"]}})
 
