@@ -7,8 +7,9 @@
 - lessons: each preset's lesson (train/playground_lessons.py) on seeds 0..N-1, at the size the
   lesson tests use (tests/support/playground.py: 400 rows, 100 for small_noisy, at 16 px, the
   preset's methods, 3 folds): holds on k/N.
-- shares: on image_alone, table_alone and complementary (seed 0), the winning method's branch
-  shares vs the generator's true shares (max absolute difference over image/table/interaction).
+- shares: on image_alone, table_alone and complementary (seed 0, 400 rows at 16 px), the winning
+  method's branch shares vs the generator's true shares (max absolute difference over
+  image/table/interaction), on up to 128 of its held-out rows.
 
 Every result is appended to the JSON file as it completes (a long run that is cut short keeps
 what finished), with the machine's load average at that moment.
@@ -30,6 +31,7 @@ from multimodal.train.playground_race import run_race
 from tests.support.playground import lesson_race
 
 SHARE_PRESETS = ("image_alone", "table_alone", "complementary")
+SHARE_ROWS, SHARE_SIZE = 400, 16   # the lesson tests' size: the shared machine's time is short
 
 
 def _record(out: Path, entry: dict) -> None:
@@ -58,9 +60,9 @@ def bench_race(out: Path) -> None:
                   "race_seconds": race["seconds"], "first_result_seconds": race["first_result_seconds"]})
 
 
-def bench_lessons(out: Path, seeds: int, presets: list[str]) -> None:
-    """Each preset's race at the lesson tests' size (tests/support/playground.py) on seeds 0..N-1."""
-    for seed in range(seeds):
+def bench_lessons(out: Path, seeds: range, presets: list[str]) -> None:
+    """Each preset's race at the lesson tests' size (tests/support/playground.py) on `seeds`."""
+    for seed in seeds:
         for name in presets:
             with tempfile.TemporaryDirectory(prefix="bench-playground-") as tmp:
                 race, chance = lesson_race(name, Path(tmp), seed)
@@ -72,7 +74,7 @@ def bench_lessons(out: Path, seeds: int, presets: list[str]) -> None:
 
 def bench_shares(out: Path) -> None:
     for name in SHARE_PRESETS:
-        knobs, _ = checked_knobs({"rows": 600, "image_size": 24}, name)
+        knobs, _ = checked_knobs({"rows": SHARE_ROWS, "image_size": SHARE_SIZE}, name)
         race, root, tmp = race_once(knobs, list(PRESETS[name].methods), explain=True)
         winner = race["rows"][0]["arch"]
         got = method_shares(race["models"][winner], root / "data")
@@ -86,6 +88,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--part", default="all", choices=["race", "lessons", "shares", "all"])
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--presets", default=",".join(PRESETS))
     p.add_argument("--out", default="bench/playground.json")
     args = p.parse_args()
@@ -93,7 +96,7 @@ def main() -> None:
     if args.part in ("race", "all"):
         bench_race(out)
     if args.part in ("lessons", "all"):
-        bench_lessons(out, args.seeds, args.presets.split(","))
+        bench_lessons(out, range(args.first_seed, args.seeds), args.presets.split(","))
     if args.part in ("shares", "all"):
         bench_shares(out)
 

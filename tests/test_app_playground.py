@@ -93,3 +93,10 @@ def test_stopping_a_race_leaves_no_models_or_result(tmp_path):
     assert str(out).startswith(str(tmp_path))           # the session's own folder
     assert not (out / RACE_FILE).exists() and not (out / MODELS_DIR).exists() and not (out / "features").exists()
     assert any("stopped" in w.value for w in at.warning)
+
+
+def test_a_preset_survives_more_rows_in_the_url(tmp_path):
+    at = page(tmp_path, {"preset": "table_alone", "rows": "150"})
+    at.run()
+    assert at.query_params["preset"] == "table_alone" and at.query_params["rows"] == "150"
+    assert any("The table alone is enough" in i.value for i in at.info)

@@ -19,6 +19,7 @@ from multimodal.explain.shapley import shares_from_table
 
 SETUP_KEY, WRITTEN_KEY, WARNINGS_KEY = "pg_setup", "_pg_query_written", "_pg_query_warnings"
 PREVIEW_IMAGES = 8
+FREE_KNOBS = ("rows", "image_size", "seed")   # changing these keeps the preset
 
 
 def race_methods() -> list[str]:
@@ -58,12 +59,14 @@ def apply_preset(name: str) -> None:
 
 
 def settle(s: dict, knobs: dict, methods: list[str], folds: int) -> dict:
-    """The setup the widgets now show, kept for the next run; a knob moved away from the preset's
-    value (the seed aside) leaves the preset, since its lesson no longer applies."""
+    """The setup the widgets now show, kept for the next run. A signal knob (or one the preset
+    sets itself) moved away from the preset's value leaves the preset: its lesson no longer applies.
+    Size and seed stay free (a class may race a lesson on more rows or another seed)."""
     s = {**s, "knobs": knobs, "methods": list(methods), "folds": folds}
     if s["preset"]:
-        own, _ = checked_knobs({"seed": knobs["seed"]}, s["preset"])
-        if own != knobs:
+        own, _ = checked_knobs({}, s["preset"])
+        judged = set(PRESETS[s["preset"]].knobs) | (set(KNOBS) - set(FREE_KNOBS))
+        if any(own[k] != knobs[k] for k in judged):
             s["preset"] = None
     st.session_state[SETUP_KEY] = s
     return s
