@@ -84,6 +84,29 @@ def bench_shares(out: Path) -> None:
                       "truth": got["truth"], "max_abs_difference": round(gap, 3), "within_0.15": gap <= 0.15})
 
 
+def report(entries: list[dict]) -> str:
+    """bench/RESULTS_playground.md's tables from the recorded entries."""
+    lines = ["## Race: 7 models, 3 folds, 600 rows at 24 px (complementary knobs)", "",
+             "| models | wall s | race s | first result s | load (1 min) |", "|---|---|---|---|---|"]
+    lines += [f"| {e['models']} | {e['wall_seconds']} | {e['race_seconds']} | {e['first_result_seconds']} | "
+              f"{e['load_1min']} on {e['cpus']} cores |" for e in entries if e["part"] == "race"]
+    lessons = [e for e in entries if e["part"] == "lesson"]
+    lines += ["", "## Lessons: holds on k of the seeds run", "",
+              "| preset | holds | seeds | mean race s | claims that failed (seed: claim, detail) |", "|---|---|---|---|---|"]
+    for name in dict.fromkeys(e["preset"] for e in lessons):
+        mine = [e for e in lessons if e["preset"] == name]
+        failed = "; ".join(f"{e['seed']}: {c['claim']} ({c['detail']})" for e in mine for c in e["checks"]
+                           if not c["holds"])
+        lines.append(f"| {name} | {sum(e['holds'] for e in mine)}/{len(mine)} | {', '.join(str(e['seed']) for e in mine)}"
+                     f" | {sum(e['seconds'] for e in mine) / len(mine):.0f} | {failed or '-'} |")
+    lines += ["", "## Branch shares: the winning method vs the generator's truth (image / table / interaction)", "",
+              "| preset | winner | model | truth | max abs difference | within 0.15 |", "|---|---|---|---|---|---|"]
+    fmt = lambda s: " / ".join(f"{s[p]:.2f}" for p in ("image", "tabular", "interaction"))  # noqa: E731
+    lines += [f"| {e['preset']} | {e['winner']} | {fmt(e['model'])} | {fmt(e['truth'])} | {e['max_abs_difference']} | "
+              f"{'yes' if e['within_0.15'] else 'no'} |" for e in entries if e["part"] == "shares"]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--part", default="all", choices=["race", "lessons", "shares", "all"])
@@ -91,7 +114,11 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--presets", default=",".join(PRESETS))
     p.add_argument("--out", default="bench/playground.json")
+    p.add_argument("--report", nargs="*", metavar="JSON", help="print the results tables of these recorded files")
     args = p.parse_args()
+    if args.report is not None:
+        print(report([e for f in args.report for e in json.loads(Path(f).read_text())]))
+        return
     out = Path(args.out)
     if args.part in ("race", "all"):
         bench_race(out)

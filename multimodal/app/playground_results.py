@@ -70,7 +70,7 @@ def leaderboard(events: list[dict], data_dir: Path, metric: str) -> pd.DataFrame
     rows = []
     for e in (e for e in events if e.get("type") == "method"):
         row = {"method": e["arch"], metric: e["mean"], "± std": e["std"],
-               "gain (95% CI)": "baseline" if e["baseline"] else
+               "gain (95% CI)": "" if e["baseline"] else
                f"{e['gain']:+.3f} ({e['low']:+.3f} to {e['high']:+.3f})" if e["low"] is not None else "",
                "verdict": "baseline" if e["baseline"] else f"{e['verdict']} vs {e['best_baseline']}"}
         if e["arch"] in models:
