@@ -61,8 +61,12 @@ def lesson_checks(preset: str, race: dict, chance: float) -> list[dict]:
         return (_does_well(race, ["tabular_only", "linear"], chance) + _at_chance(race, ["image_only"], chance)
                 + _no_fusion_gain(race))
     if preset == "complementary":
-        return [_claim(f"{r['arch']} is better than {r['best_baseline']}", r["verdict"] == BETTER, r["sentence"] or "")
-                for r in _fusion(race)]
+        fusion = _fusion(race)
+        above = [_claim(f"{r['arch']} scores above {r['best_baseline']}", r["gain"] > 0, r["sentence"] or "")
+                 for r in fusion]
+        best = max(fusion, key=lambda r: r["gain"]) if fusion else None
+        return above + ([_claim(f"the best fusion method ({best['arch']}) is better than {best['best_baseline']}",
+                                best["verdict"] == BETTER, best["sentence"] or "")] if best else [])
     if preset == "interaction":
         rows = _rows(race)
         wins = [_claim(f"{m} beats late_decision", (v := beats(race, m, "late_decision"))["verdict"] == BETTER,
