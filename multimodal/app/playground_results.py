@@ -72,7 +72,7 @@ def leaderboard(events: list[dict], data_dir: Path, metric: str) -> pd.DataFrame
         row = {"method": e["arch"], metric: e["mean"], "± std": e["std"],
                "gain (95% CI)": "" if e["baseline"] else
                f"{e['gain']:+.3f} ({e['low']:+.3f} to {e['high']:+.3f})" if e["low"] is not None else "",
-               "verdict": "baseline" if e["baseline"] else f"{e['verdict']} vs {e['best_baseline']}"}
+               "verdict": "baseline" if e["baseline"] else e["verdict"]}
         if e["arch"] in models:
             shares = _shares(models[e["arch"]], str(data_dir))
             row.update({f"{SHARE_TITLES[p]} share": shares["model"][p] for p in SHARE_TITLES})
@@ -110,6 +110,10 @@ def show(race: dict, events: list[dict], running: bool) -> None:
     if running:
         st.progress(min(1.0, (len(folds) + models) / (total + len(start["archs"]))), text=text)
     board = leaderboard(events, Path(race["root"]) / "data", metric)
+    against = next((e["best_baseline"] for e in events if e.get("type") == "method" and not e["baseline"]), None)
+    if against:
+        st.caption(f"Gains and verdicts are against the best baseline, {against}, paired by fold (as on Compare); "
+                   "shares are each model's branch Shapley shares, the true ones the generator's own.")
     if len(board):
         number = st.column_config.NumberColumn(format="%.3f")
         st.dataframe(board, hide_index=True, width="stretch",
