@@ -17,5 +17,5 @@ def test_the_lesson_holds_on_a_fixed_seed(preset, tmp_path):
     assert checks, "a lesson with no checked claim"
     assert all(c["holds"] for c in checks), [c for c in checks if not c["holds"]]
     if preset == "interaction":   # the headline claim is checked, not only its absence
-        assert {c["claim"] for c in checks} >= {"multiply beats late_decision", "film beats late_decision",
-                                                 "bilinear beats late_decision"}
+        assert {c["claim"] for c in checks} >= {"film beats late_decision", "bilinear beats late_decision",
+                                                 "multiply scores above late_decision"}

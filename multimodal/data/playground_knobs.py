@@ -104,9 +104,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            (*BASELINES, "late_decision", "late_concat", "multiply", "film", "bilinear"),
            "The label is the XOR of two signs: whether the disc is red or blue, TIMES whether the table's latent "
            "is high or low. Each modality alone says nothing (every baseline is at chance), and late_decision, "
-           "which adds the two branches' decisions, cannot represent a product: multiply, film and bilinear beat "
-           "it with an interval above zero. late_concat, whose hidden layer sees both embeddings at once, can "
-           "learn the product too: the race shows how far it gets."),
+           "which adds the two branches' decisions, cannot represent a product. film and bilinear, which multiply "
+           "or condition one branch by the other, beat it with an interval above zero; multiply (a rank-1 product) "
+           "scores above it too, less reliably. late_concat, whose hidden layer sees both embeddings at once, gets "
+           "part of the way: above late_decision, below the best of film and bilinear."),
     Preset("redundant", "Redundant: no fusion gain", {"image": 1.0, "table": 1.0, "redundancy": 1.0},
            (*BASELINES, "late_concat", "multiply"),
            "The table's latent IS the picture's latent: both modalities tell the same story. image_only and "

@@ -51,6 +51,24 @@ def _no_fusion_gain(race: dict) -> list[dict]:
             for r in _fusion(race)]
 
 
+def _interaction(race: dict) -> list[dict]:
+    """film and bilinear beat late_decision (interval), multiply and late_concat score above it, and
+    late_concat stays below the best of film and bilinear."""
+    rows = _rows(race)
+    if "late_decision" not in rows:
+        return []
+    decision = rows["late_decision"]["mean"]
+    out = [_claim(f"{m} beats late_decision", (v := beats(race, m, "late_decision"))["verdict"] == BETTER, v["sentence"])
+           for m in ("film", "bilinear") if m in rows]
+    out += [_claim(f"{m} scores above late_decision", rows[m]["mean"] > decision,
+                   f"{rows[m]['mean']:.3f} vs {decision:.3f}") for m in ("multiply", "late_concat") if m in rows]
+    best = max((rows[m]["mean"] for m in ("film", "bilinear") if m in rows), default=None)
+    if "late_concat" in rows and best is not None:
+        out.append(_claim("late_concat stays below the best of film and bilinear", rows["late_concat"]["mean"] < best,
+                          f"{rows['late_concat']['mean']:.3f} vs {best:.3f}"))
+    return out
+
+
 def lesson_checks(preset: str, race: dict, chance: float) -> list[dict]:
     """Every claim of `preset`'s lesson on `race` (run_race's result): [{"claim", "holds", "detail"}].
     chance: the majority-class rate (the generator's oracle "chance")."""
@@ -68,10 +86,7 @@ def lesson_checks(preset: str, race: dict, chance: float) -> list[dict]:
         return above + ([_claim(f"the best fusion method ({best['arch']}) is better than {best['best_baseline']}",
                                 best["verdict"] == BETTER, best["sentence"] or "")] if best else [])
     if preset == "interaction":
-        rows = _rows(race)
-        wins = [_claim(f"{m} beats late_decision", (v := beats(race, m, "late_decision"))["verdict"] == BETTER,
-                       v["sentence"]) for m in ("multiply", "film", "bilinear") if m in rows and "late_decision" in rows]
-        return _at_chance(race, ["image_only", "tabular_only", "linear"], chance) + wins
+        return _at_chance(race, ["image_only", "tabular_only", "linear"], chance) + _interaction(race)
     if preset == "redundant":
         return _does_well(race, ["image_only", "tabular_only"], chance) + _no_fusion_gain(race)
     if preset == "small_noisy":
