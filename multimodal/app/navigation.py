@@ -35,6 +35,7 @@ PAGES: dict[str, PageSpec] = {
     "explain": PageSpec("explain.py", "Explain", ":material/psychology:"),
     "whatif": PageSpec("whatif.py", "What-if", ":material/tune:"),
     "compare": PageSpec("compare.py", "Compare", ":material/compare_arrows:"),
+    "playground": PageSpec("playground.py", "Playground", ":material/sports_score:"),
 }
 
 

@@ -1,4 +1,4 @@
-"""`python -m multimodal samples|archs|train|compare|predict|explain|export|card|whatif`
+"""`python -m multimodal samples|archs|train|compare|predict|explain|export|card|whatif|playground`
 (docs/ARCHITECTURE.md, "The command line").
 
 With --json the last stdout line is one JSON object. A user's mistake exits 2 with one
@@ -13,6 +13,7 @@ from multimodal.cli.common import UsageError
 from multimodal.cli.export import cmd_card, cmd_export
 from multimodal.cli.listing import cmd_archs, cmd_samples
 from multimodal.cli.parser import build_parser
+from multimodal.cli.playground import cmd_playground
 from multimodal.cli.predict import cmd_explain, cmd_predict
 from multimodal.cli.train import cmd_compare, cmd_train
 from multimodal.cli.whatif import cmd_whatif
@@ -24,7 +25,7 @@ EXIT_USER_ERROR = 2
 
 COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "compare": cmd_compare,
             "predict": cmd_predict, "explain": cmd_explain, "export": cmd_export, "card": cmd_card,
-            "whatif": cmd_whatif}
+            "whatif": cmd_whatif, "playground": cmd_playground}
 
 
 def main(argv: list[str] | None = None) -> int:

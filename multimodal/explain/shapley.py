@@ -76,3 +76,23 @@ def pairwise_interactions(value: Callable[[frozenset], float] | dict, players: l
     """Shapley interaction index of every pair, keyed "a|b" (see interaction_values)."""
     values, pairs = interaction_values(_table(value, players))
     return {f"{players[i]}|{players[j]}": float(v) for (i, j), v in zip(pairs, values)}
+
+
+SHARE_PARTS = ("image", "tabular", "interaction")
+
+
+def shares_from_table(table: np.ndarray, players: list[str]) -> dict[str, float]:
+    """{image, tabular, interaction} shares from an (R, 2^M) coalition table of M <= 2 branches
+    named `players` (bit i = players[i]); a missing branch has share 0. A branch's part is its own
+    effect v({branch}) - v({}), the interaction's the interaction index; a share is a part's mean
+    absolute value over the rows divided by the sum of the three (docs/ARCHITECTURE.md,
+    "The Fusion Playground")."""
+    base = table[:, :1]
+    parts = {p: np.zeros(len(table)) for p in SHARE_PARTS}
+    for i, player in enumerate(players):
+        parts[player] = table[:, 1 << i] - base[:, 0]
+    if len(players) == 2:
+        parts["interaction"] = interaction_values(table)[0][:, 0]
+    size = {p: float(np.abs(v).mean()) for p, v in parts.items()}
+    total = sum(size.values())
+    return {p: (v / total if total > 0 else 0.0) for p, v in size.items()}

@@ -62,7 +62,8 @@ def name_process(name: str) -> None:
 def run_worker(config: dict, run_dir: str, dataset: Any, workdir: str | None, parent_pid: int) -> None:
     """Entry point of the training process (spawn): train, and turn any failure into an event.
 
-    `config` is a TrainConfig.to_dict(), plus {"cv": {"k", "repeats", "archs"}} for a comparison."""
+    `config` is a TrainConfig.to_dict(), plus {"cv": {"k", "repeats", "archs"}} for a comparison, or
+    {"data": CSV, "playground": run_race's keyword arguments} for a Fusion Playground race."""
     name_process(WORKER_PREFIX)
     quiet_tensorflow()   # its start-up chatter stays out of the app's log (core/quiet.py)
     run = Path(run_dir)
@@ -72,6 +73,11 @@ def run_worker(config: dict, run_dir: str, dataset: Any, workdir: str | None, pa
     try:
         if dataset is None:  # read the data before importing Keras, so bad input fails in a second
             dataset = load_dataset_for(config, workdir)
+        if "playground" in config:   # a Fusion Playground race (train/playground_race.py)
+            # lazy: TensorFlow loads only once the data is known to be good (see above)
+            from multimodal.train.playground_race import run_race
+            run_race(config["data"], run, **config["playground"])
+            _exit(0)
         # lazy: TensorFlow loads only once the data is known to be good (see above)
         from multimodal.train.crossval import run_comparison
         from multimodal.train.training import train

@@ -35,7 +35,7 @@ RUN_TIMEOUT_MS = 60_000          # one Streamlit script run (a page switch, a cl
 
 # Page titles in app.py -> the URL path Streamlit gives them (the file's stem; Home is the default).
 PAGES = {"Home": "", "Data": "data", "Model": "model", "Train": "train", "Results": "results",
-         "Explain": "explain", "What-if": "whatif", "Compare": "compare"}
+         "Explain": "explain", "What-if": "whatif", "Compare": "compare", "Playground": "playground"}
 
 
 def _free_port() -> int:

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 from harness import PAGES, VIEWPORT, Studio, close_studio, open_studio
 
-RAW_NAMES = "app compare data explain home model results train whatif"   # the legacy pages/ sidebar
+RAW_NAMES = "app compare data explain home model playground results train whatif"   # the legacy pages/ sidebar
 TENSORFLOW_STARTUP = re.compile(r"oneDNN custom operations|cpu_feature_guard|absl::InitializeLog")
 
 

@@ -1,0 +1,138 @@
+"""The Fusion Playground's benchmark (docs/ARCHITECTURE.md, "The Fusion Playground").
+
+    python -m bench.bench_playground [--part race|lessons|shares|all] [--seeds 5] [--out bench/playground.json]
+
+- race: 7 models (image_only, tabular_only, linear + late_concat, multiply, film, gated), 3 folds,
+  600 rows at 24 px (the complementary knobs): wall time and time to the first leaderboard row.
+- lessons: each preset's lesson (train/playground_lessons.py) on seeds 0..N-1, at the size the
+  lesson tests use (tests/support/playground.py: 400 rows, 100 for small_noisy, at 16 px, the
+  preset's methods, 3 folds): holds on k/N.
+- shares: on image_alone, table_alone and complementary (seed 0, 400 rows at 16 px), the winning
+  method's branch shares vs the generator's true shares (max absolute difference over
+  image/table/interaction), on up to 128 of its held-out rows.
+
+Every result is appended to the JSON file as it completes (a long run that is cut short keeps
+what finished), with the machine's load average at that moment.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from multimodal.data.playground import write_playground
+from multimodal.data.playground_knobs import DEFAULT_METHODS, PRESETS, checked_knobs
+from multimodal.explain.branch_shares import method_shares
+from multimodal.train.playground_lessons import lesson_checks
+from multimodal.train.playground_race import run_race
+from tests.support.playground import lesson_race
+
+SHARE_PRESETS = ("image_alone", "table_alone", "complementary")
+SHARE_ROWS, SHARE_SIZE = 400, 16   # the lesson tests' size: the shared machine's time is short
+
+
+def _record(out: Path, entry: dict) -> None:
+    entry = {**entry, "load_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+    found = json.loads(out.read_text()) if out.exists() else []
+    out.write_text(json.dumps([*found, entry], indent=1))
+    print(json.dumps(entry), flush=True)
+
+
+def race_once(knobs: dict, methods: list[str], explain: bool) -> tuple[dict, Path, tempfile.TemporaryDirectory]:
+    tmp = tempfile.TemporaryDirectory(prefix="bench-playground-")
+    root = Path(tmp.name)
+    csv = write_playground(knobs, root / "data")
+    race = run_race(csv, root / "race", methods, k=3, image_size=int(knobs["image_size"]), seed=int(knobs["seed"]),
+                    explain=explain)
+    return race, root, tmp
+
+
+def bench_race(out: Path) -> None:
+    knobs, _ = checked_knobs({"rows": 600, "image_size": 24}, "complementary")
+    started = time.perf_counter()
+    race, _, tmp = race_once(knobs, list(DEFAULT_METHODS), explain=False)
+    tmp.cleanup()
+    _record(out, {"part": "race", "models": len(race["archs"]), "archs": race["archs"], "folds": 3, "rows": 600,
+                  "image_size": 24, "wall_seconds": round(time.perf_counter() - started, 1),
+                  "race_seconds": race["seconds"], "first_result_seconds": race["first_result_seconds"]})
+
+
+def bench_lessons(out: Path, seeds: range, presets: list[str]) -> None:
+    """Each preset's race at the lesson tests' size (tests/support/playground.py) on `seeds`."""
+    for seed in seeds:
+        for name in presets:
+            with tempfile.TemporaryDirectory(prefix="bench-playground-") as tmp:
+                race, chance = lesson_race(name, Path(tmp), seed)
+            checks = lesson_checks(name, race, chance)
+            _record(out, {"part": "lesson", "preset": name, "seed": seed, "chance": chance,
+                          "holds": all(c["holds"] for c in checks), "checks": checks, "seconds": race["seconds"],
+                          "means": {r["arch"]: round(r["mean"], 3) for r in race["rows"]},
+                          "race": {k: race[k] for k in ("rows", "sizes", "metric", "higher_is_better")}})
+
+
+def bench_shares(out: Path) -> None:
+    for name in SHARE_PRESETS:
+        knobs, _ = checked_knobs({"rows": SHARE_ROWS, "image_size": SHARE_SIZE}, name)
+        race, root, tmp = race_once(knobs, list(PRESETS[name].methods), explain=True)
+        winner = race["rows"][0]["arch"]
+        got = method_shares(race["models"][winner], root / "data")
+        tmp.cleanup()
+        gap = max(abs(got["model"][p] - got["truth"][p]) for p in got["truth"])
+        _record(out, {"part": "shares", "preset": name, "winner": winner, "model": got["model"],
+                      "truth": got["truth"], "max_abs_difference": round(gap, 3), "within_0.15": gap <= 0.15})
+
+
+def report(entries: list[dict]) -> str:
+    """bench/RESULTS_playground.md's tables from the recorded entries."""
+    lines = ["## Race: 7 models, 3 folds, 600 rows at 24 px (complementary knobs)", "",
+             "| models | wall s | race s | first result s | load (1 min) |", "|---|---|---|---|---|"]
+    lines += [f"| {e['models']} | {e['wall_seconds']} | {e['race_seconds']} | {e['first_result_seconds']} | "
+              f"{e['load_1min']} on {e['cpus']} cores |" for e in entries if e["part"] == "race"]
+    # Checked again with the current lesson_checks where the race was recorded (a lesson's claims may
+    # have been restated since the race ran).
+    lessons = [{**e, "checks": lesson_checks(e["preset"], e["race"], e["chance"])} if "race" in e else e
+               for e in entries if e["part"] == "lesson"]
+    for e in lessons:
+        e["holds"] = all(c["holds"] for c in e["checks"])
+    lines += ["", "## Lessons: holds on k of the seeds run", "",
+              "| preset | holds | seeds | mean race s | claims that failed (seed: claim, detail) |", "|---|---|---|---|---|"]
+    for name in dict.fromkeys(e["preset"] for e in lessons):
+        mine = [e for e in lessons if e["preset"] == name]
+        failed = "; ".join(f"{e['seed']}: {c['claim']} ({c['detail']})" for e in mine for c in e["checks"]
+                           if not c["holds"])
+        lines.append(f"| {name} | {sum(e['holds'] for e in mine)}/{len(mine)} | {', '.join(str(e['seed']) for e in mine)}"
+                     f" | {sum(e['seconds'] for e in mine) / len(mine):.0f} | {failed or '-'} |")
+    lines += ["", "## Branch shares: the winning method vs the generator's truth (image / table / interaction)", "",
+              "| preset | winner | model | truth | max abs difference | within 0.15 |", "|---|---|---|---|---|---|"]
+    fmt = lambda s: " / ".join(f"{s[p]:.2f}" for p in ("image", "tabular", "interaction"))  # noqa: E731
+    lines += [f"| {e['preset']} | {e['winner']} | {fmt(e['model'])} | {fmt(e['truth'])} | {e['max_abs_difference']} | "
+              f"{'yes' if e['within_0.15'] else 'no'} |" for e in entries if e["part"] == "shares"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--part", default="all", choices=["race", "lessons", "shares", "all"])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--presets", default=",".join(PRESETS))
+    p.add_argument("--out", default="bench/playground.json")
+    p.add_argument("--report", nargs="*", metavar="JSON", help="print the results tables of these recorded files")
+    args = p.parse_args()
+    if args.report is not None:
+        print(report([e for f in args.report for e in json.loads(Path(f).read_text())]))
+        return
+    out = Path(args.out)
+    if args.part in ("race", "all"):
+        bench_race(out)
+    if args.part in ("lessons", "all"):
+        bench_lessons(out, range(args.first_seed, args.seeds), args.presets.split(","))
+    if args.part in ("shares", "all"):
+        bench_shares(out)
+
+
+if __name__ == "__main__":
+    main()

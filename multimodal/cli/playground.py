@@ -1,0 +1,93 @@
+"""`python -m multimodal playground`: a Fusion Playground race headless, the same leaderboard as the
+app's Playground page (docs/ARCHITECTURE.md, "The Fusion Playground")."""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from multimodal.cli.common import columns, emit, training_output
+from multimodal.core.errors import DataError
+from multimodal.data.playground import read_playground, write_playground
+from multimodal.data.playground_knobs import KNOBS, PRESETS, preset_methods, strict_knobs
+from multimodal.train.playground_lessons import lesson_checks
+
+MIN_FOLDS, MAX_FOLDS = 2, 5
+
+
+def add_playground_parser(sub) -> None:
+    """The `playground` command's flags: a preset and/or one flag per knob (checked by strict_knobs)."""
+    c = sub.add_parser("playground", argument_default=argparse.SUPPRESS,
+                       help="generate a dataset whose signal sits where the knobs say, and race fusion methods on it")
+    c.add_argument("--preset", help=f"one of {', '.join(PRESETS)}")
+    for knob in KNOBS.values():
+        c.add_argument(f"--{knob.name.replace('_', '-')}", dest=f"knob_{knob.name}",
+                       help=f"{knob.help} ({knob.range_text()}; default {knob.default})")
+    c.add_argument("--methods", help="fusion methods to race, a,b,... (default: the preset's, else late_concat, "
+                                     "multiply, film, gated); the baselines always race")
+    c.add_argument("--folds", help=f"cross-validation folds, {MIN_FOLDS} to {MAX_FOLDS} (default 3)")
+    c.add_argument("--epochs", type=int, help="epoch budget per model (default 30, early stopping after 5)")
+    c.add_argument("--out", help="keep the dataset and the race here (default: a temporary folder, removed)")
+    c.add_argument("--no-shares", action="store_true", default=False,
+                   help="skip the branch Shapley shares (saves one training per method)")
+    c.add_argument("--json", action="store_true", default=False)
+
+
+def race_methods(text: str | None, preset: str | None) -> list[str]:
+    """The methods to race: the named ones, else the preset's (DataError for an unknown name)."""
+    # lazy: the registry imports Keras; the knobs are checked before it loads
+    from multimodal.models.fusion import FUSION_METHODS
+    names = columns(text) if text else list(preset_methods(preset))
+    unknown = [n for n in names if n not in FUSION_METHODS or FUSION_METHODS[n].branches not in
+               (("image",), ("tabular",), ("image", "tabular"))]
+    if unknown:
+        raise DataError(f"--methods: unknown or unsuitable method(s) {', '.join(unknown)}; the playground races "
+                        "image + table methods (see `python -m multimodal archs`)")
+    return names
+
+
+def folds_arg(text: str | None) -> int:
+    if text is None:
+        return 3
+    if not text.isdigit() or not MIN_FOLDS <= int(text) <= MAX_FOLDS:
+        raise DataError(f"folds={text!r} is out of range: {MIN_FOLDS} to {MAX_FOLDS}")
+    return int(text)
+
+
+def leaderboard_text(race: dict, shares: dict[str, dict], lessons: list[dict]) -> str:
+    """The leaderboard: method, mean +- std over folds, verdict against the best baseline, shares."""
+    metric = race["metric"].removeprefix("val_")
+    lines = [f"{'method':<14} {metric:>9} {'+-':>6}  {'shares image/table/interaction (truth)':<44} verdict"]
+    for r in race["rows"]:
+        got = shares.get(r["arch"])
+        text = (f"{got['model']['image']:.2f}/{got['model']['tabular']:.2f}/{got['model']['interaction']:.2f} "
+                f"({got['truth']['image']:.2f}/{got['truth']['tabular']:.2f}/{got['truth']['interaction']:.2f})"
+                if got else "-")
+        verdict = "baseline" if r["baseline"] else f"vs {r['best_baseline']}: {r['sentence']}"
+        lines.append(f"{r['arch']:<14} {r['mean']:>9.3f} {r['std']:>6.3f}  {text:<44} {verdict}")
+    lines += [f"lesson: {'holds' if c['holds'] else 'DOES NOT HOLD'}: {c['claim']} ({c['detail']})" for c in lessons]
+    lines.append(f"race: {race['seconds']:.1f} s, first result after {race['first_result_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def cmd_playground(args: argparse.Namespace) -> None:
+    preset = getattr(args, "preset", None)
+    knobs = strict_knobs({k.removeprefix("knob_"): v for k, v in vars(args).items() if k.startswith("knob_")}, preset)
+    folds = folds_arg(getattr(args, "folds", None))
+    methods = race_methods(getattr(args, "methods", None), preset)
+    # lazy: TensorFlow loads only once the knobs are known to be good
+    from multimodal.explain.branch_shares import method_shares
+    from multimodal.train.playground_race import run_race
+    with tempfile.TemporaryDirectory(prefix="multimodal-playground-") as tmp:
+        root = Path(getattr(args, "out", None) or tmp)
+        with training_output():
+            csv = write_playground(knobs, root / "data")
+            race = run_race(csv, root / "race", methods, k=folds, image_size=int(knobs["image_size"]),
+                            seed=int(knobs["seed"]), explain=not args.no_shares,
+                            **({"epochs": args.epochs} if hasattr(args, "epochs") else {}))
+            shares = {arch: method_shares(folder, root / "data") for arch, folder in race["models"].items()}
+        _, oracle, _ = read_playground(root / "data")
+        lessons = (lesson_checks(preset, race, oracle["chance"])
+                   if preset and race["task"] == "classification" else [])
+    payload = {"knobs": knobs, "preset": preset, "oracle": oracle, "race": race, "shares": shares, "lessons": lessons}
+    emit(payload, args.json, leaderboard_text(race, shares, lessons))

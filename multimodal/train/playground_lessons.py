@@ -1,0 +1,100 @@
+"""Whether a Playground preset's lesson holds on a finished race: each claim of the lesson text
+(data/playground_knobs.py) as a check on the leaderboard, with the Compare page's verdict code.
+
+"At chance" means the method's cross-validated mean is within AT_CHANCE of the majority-class
+rate; "does well" means at least WELL_ABOVE above it. "A beats B" is runs/verdicts' interval on the
+paired per-fold differences excluding zero, as Compare judges fusion against a baseline.
+See docs/ARCHITECTURE.md, "The Fusion Playground".
+"""
+from __future__ import annotations
+
+from multimodal.runs.verdicts import BETTER, gain_verdict, paired_differences
+
+AT_CHANCE = 0.1
+WELL_ABOVE = 0.2
+
+
+def _rows(race: dict) -> dict[str, dict]:
+    return {r["arch"]: r for r in race["rows"]}
+
+
+def beats(race: dict, method: str, other: str) -> dict:
+    """runs/verdicts' verdict on `method` minus `other`, paired by fold."""
+    rows = _rows(race)
+    diffs = paired_differences(rows[method]["folds"], rows[other]["folds"], race["higher_is_better"])
+    verdict = gain_verdict(diffs, *race["sizes"], race["metric"])
+    return {"verdict": verdict.verdict, "sentence": verdict.sentence}
+
+
+def _claim(text: str, holds: bool, detail: str) -> dict:
+    return {"claim": text, "holds": bool(holds), "detail": detail}
+
+
+def _at_chance(race: dict, names: list[str], chance: float) -> list[dict]:
+    rows = _rows(race)
+    return [_claim(f"{n} is at chance", abs(rows[n]["mean"] - chance) <= AT_CHANCE,
+                   f"{rows[n]['mean']:.3f} vs chance {chance:.3f}") for n in names if n in rows]
+
+
+def _does_well(race: dict, names: list[str], chance: float) -> list[dict]:
+    rows = _rows(race)
+    return [_claim(f"{n} does well", rows[n]["mean"] >= chance + WELL_ABOVE,
+                   f"{rows[n]['mean']:.3f} vs chance {chance:.3f}") for n in names if n in rows]
+
+
+def _fusion(race: dict) -> list[dict]:
+    return [r for r in race["rows"] if not r["baseline"]]
+
+
+def _no_fusion_gain(race: dict) -> list[dict]:
+    return [_claim(f"{r['arch']} is not better than {r['best_baseline']}", r["verdict"] != BETTER, r["sentence"] or "")
+            for r in _fusion(race)]
+
+
+def _interaction(race: dict) -> list[dict]:
+    """film and bilinear beat late_decision (interval), multiply and late_concat score above it, and
+    late_concat stays below the best of film and bilinear."""
+    rows = _rows(race)
+    if "late_decision" not in rows:
+        return []
+    decision = rows["late_decision"]["mean"]
+    out = [_claim(f"{m} beats late_decision", (v := beats(race, m, "late_decision"))["verdict"] == BETTER, v["sentence"])
+           for m in ("film", "bilinear") if m in rows]
+    out += [_claim(f"{m} scores above late_decision", rows[m]["mean"] > decision,
+                   f"{rows[m]['mean']:.3f} vs {decision:.3f}") for m in ("multiply", "late_concat") if m in rows]
+    best = max((rows[m]["mean"] for m in ("film", "bilinear") if m in rows), default=None)
+    if "late_concat" in rows and best is not None:
+        out.append(_claim("late_concat stays below the best of film and bilinear", rows["late_concat"]["mean"] < best,
+                          f"{rows['late_concat']['mean']:.3f} vs {best:.3f}"))
+    return out
+
+
+def lesson_checks(preset: str, race: dict, chance: float) -> list[dict]:
+    """Every claim of `preset`'s lesson on `race` (run_race's result): [{"claim", "holds", "detail"}].
+    chance: the majority-class rate (the generator's oracle "chance")."""
+    if preset == "image_alone":
+        return (_does_well(race, ["image_only"], chance) + _at_chance(race, ["tabular_only", "linear"], chance)
+                + _no_fusion_gain(race))
+    if preset == "table_alone":
+        return (_does_well(race, ["tabular_only", "linear"], chance) + _at_chance(race, ["image_only"], chance)
+                + _no_fusion_gain(race))
+    if preset == "complementary":
+        fusion = _fusion(race)
+        above = [_claim(f"{r['arch']} scores above {r['best_baseline']}", r["gain"] > 0, r["sentence"] or "")
+                 for r in fusion]
+        best = max(fusion, key=lambda r: r["gain"]) if fusion else None
+        return above + ([_claim(f"the best fusion method ({best['arch']}) is better than {best['best_baseline']}",
+                                best["verdict"] == BETTER, best["sentence"] or "")] if best else [])
+    if preset == "interaction":
+        return _at_chance(race, ["image_only", "tabular_only", "linear"], chance) + _interaction(race)
+    if preset == "redundant":
+        return _does_well(race, ["image_only", "tabular_only"], chance) + _no_fusion_gain(race)
+    if preset == "small_noisy":
+        return [_claim(f"{r['arch']} is not better than linear", (v := beats(race, r["arch"], "linear"))["verdict"]
+                       != BETTER, v["sentence"]) for r in race["rows"] if r["arch"] != "linear"]
+    raise KeyError(f"unknown preset {preset!r}")
+
+
+def lesson_holds(preset: str, race: dict, chance: float) -> bool:
+    checks = lesson_checks(preset, race, chance)
+    return bool(checks) and all(c["holds"] for c in checks)
