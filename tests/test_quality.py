@@ -169,7 +169,7 @@ def test_compare_with_baselines_pairs_folds_and_judges_every_method(tiny_samples
         assert g["mean"] == pytest.approx(np.mean(expected)) and g["splits"] == 2
         assert (g["low"], g["high"]) == (pytest.approx(verdict.low), pytest.approx(verdict.high))
         assert g["verdict"] == (BETTER if g["low"] > 0 else WORSE if g["high"] < 0 else NO_DIFFERENCE)
-        assert g["sentence"] == verdict.sentence and g["sentence"].endswith(g["verdict"])
+        assert g["sentence"] == verdict.sentence and f": {g['verdict']}" in g["sentence"]
     assert gain["best"] == max(gain["methods"], key=lambda g: means[g["arch"]])
     assert json.loads(json.dumps(result))["gain"] == gain                # JSON as saved by the Compare page
 

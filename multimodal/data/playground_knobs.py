@@ -96,9 +96,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            (*BASELINES, "late_concat", "late_decision", "film"),
            "The label is the sum of the disc's colour and the table's latent: each modality alone explains "
            "about half of it. Every fusion method, even late_decision (which only adds the two branches' "
-           "decisions), scores above the best baseline, and the best of them wins with an interval above zero: when "
-           "the signals add up, any way of combining the branches helps. With 3 folds the interval is wide, so a "
-           "smaller gain can still read 'no detectable difference'."),
+           "decisions), scores above the best baseline on every fold: when the signals add up, any way of "
+           "combining the branches helps. How sure is that? With 3 folds the verdict's interval is wide (it is "
+           "corrected for the folds sharing training rows), so even a gain of 0.2 can read 'no detectable "
+           "difference': race more rows, or compare with more folds on Compare, to make it sure."),
     Preset("interaction", "Interaction: adding decisions fails, multiplying works",
            {"image": 0.0, "table": 0.0, "interaction": 1.0},
            (*BASELINES, "late_decision", "late_concat", "multiply", "film", "bilinear"),

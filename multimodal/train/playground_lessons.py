@@ -79,12 +79,11 @@ def lesson_checks(preset: str, race: dict, chance: float) -> list[dict]:
         return (_does_well(race, ["tabular_only", "linear"], chance) + _at_chance(race, ["image_only"], chance)
                 + _no_fusion_gain(race))
     if preset == "complementary":
-        fusion = _fusion(race)
-        above = [_claim(f"{r['arch']} scores above {r['best_baseline']}", r["gain"] > 0, r["sentence"] or "")
-                 for r in fusion]
-        best = max(fusion, key=lambda r: r["gain"]) if fusion else None
-        return above + ([_claim(f"the best fusion method ({best['arch']}) is better than {best['best_baseline']}",
-                                best["verdict"] == BETTER, best["sentence"] or "")] if best else [])
+        rows = _rows(race)
+        return [_claim(f"{r['arch']} scores above {r['best_baseline']} on every fold",
+                       min(paired_differences(r["folds"], rows[r["best_baseline"]]["folds"],
+                                              race["higher_is_better"])) > 0, r["sentence"] or "")
+                for r in _fusion(race)]
     if preset == "interaction":
         return _at_chance(race, ["image_only", "tabular_only", "linear"], chance) + _interaction(race)
     if preset == "redundant":
