@@ -1,11 +1,12 @@
-"""The suite's process scheduling (tests/conftest.py): a module's tests form one work unit, and all
+"""The suite's process scheduling (tests/support/scheduling.py): a module's tests form one work unit, and all
 browser tests form one, so module-scoped fixtures and the browser server are built once."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from conftest import BROWSER_SCOPE, ModuleScheduling
+
+from support.scheduling import BROWSER_SCOPE, ModuleScheduling
 
 
 @pytest.mark.parametrize(("nodeid", "scope"), [
