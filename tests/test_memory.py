@@ -15,8 +15,8 @@ from support import stub_worker
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
-RUNS = 20
-WARM_UP = 5           # the first runs load libraries and grow TensorFlow's caches to their working size
+RUNS = 12
+WARM_UP = 4           # the first runs load libraries and grow TensorFlow's caches to their working size
 # Measured here (2 cores, TF 2.21, Keras 3.15, 40 rows, one epoch), after gc.collect():
 #   tabular_only: +7.0 MB per run from run 5 on, with or without keras.backend.clear_session()
 #                 before each run, and still +7 MB after malloc_trim(0): memory TensorFlow keeps
@@ -38,7 +38,7 @@ def rss_mb() -> float:
     raise AssertionError("no VmRSS line in /proc/self/status")
 
 
-def test_twenty_trainings_in_one_process_grow_memory_by_a_bounded_amount_per_run(tiny_samples, tmp_path):
+def test_twelve_trainings_in_one_process_grow_memory_by_a_bounded_amount_per_run(tiny_samples, tmp_path):
     from multimodal.core.config import ModelConfig, TrainConfig
     from multimodal.data.dataset import load_dataset
     from multimodal.train.training import train
