@@ -37,7 +37,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --durations=25 tests
+	$(BIN)/python -m pytest -q -n 3 --durations=25 tests
 
 # Benchmarks write their results into bench/*.md (vs plain Keras ~10 min; the quality runs about 3 hours on 2 cores).
 # bench/ and scripts/ run as modules from the repository root, so they import each other and the

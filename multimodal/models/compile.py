@@ -20,6 +20,16 @@ def compile_model(model: keras.Model, task: str, n_classes: int, lr: float, loss
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_fn, metrics=metrics)
 
 
+def build_for_fit(model: keras.Model, data) -> None:
+    """Create the compiled model's loss, metric and optimizer state from the data's element spec
+    (a tf.data.Dataset of (x, y[, weights])), just before `fit`. Keras' TensorFlow trainer leaves
+    that to the first traced train step, and TensorFlow then traces the whole step a second time
+    because variables were created in it: building first saves one trace of the train step per
+    fit (docs/ARCHITECTURE.md, "Training"; counted by tests/test_fit_traces.py)."""
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=data.element_spec)   # what Keras does itself under a strategy
+
+
 def task_objectives(task: str, n_classes: int, loss: str | None,
                     target_stats: dict | None = None) -> tuple[keras.losses.Loss, list[keras.metrics.Metric]]:
     """(loss, fresh metric objects) of a task, as compile_model compiles them."""

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from multimodal.core.config import TrainConfig
 from multimodal.data.dataset import Dataset
-from multimodal.models.compile import task_objectives
+from multimodal.models.compile import build_for_fit, task_objectives
 from multimodal.train.head_training import IMAGE_BRANCHES, FrozenEncoder, HeadSetup, prepare_head
 
 
@@ -179,7 +179,9 @@ def fit_folds(folds: list[Fold], budget: HeadBudget, batch_size: int, seed: int)
               for k, f in enumerate(folds)}
     joint.compile(optimizer=keras.optimizers.Adam(budget.lr), loss=losses)
     stopping = FoldStopping([f.model for f in folds], budget.patience)
-    joint.fit(_stream(folds, "train", batch_size, seed, weighted=True), epochs=budget.epochs, verbose=0, shuffle=False,
+    train = _stream(folds, "train", batch_size, seed, weighted=True)
+    build_for_fit(joint, train)
+    joint.fit(train, epochs=budget.epochs, verbose=0, shuffle=False,
               validation_data=_stream(folds, "val", max(len(f.splits["val"]) for f in folds), None, weighted=False),
               callbacks=[stopping])
     every = {input_key(k, n): v for k, f in enumerate(folds) for n, v in f.inputs.items()}

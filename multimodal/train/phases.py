@@ -22,6 +22,7 @@ import numpy as np
 from multimodal.core.config import TrainConfig
 from multimodal.core.events import Event, append_event, event, stop_requested
 from multimodal.models.branches import set_backbone_trainable
+from multimodal.models.compile import build_for_fit
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ def fit_phases(model: keras.Model, phases: list[Phase], compile_for: Callable[[f
                 append_event(run_dir, event(Event.PHASE, phase=phase.number, epoch=done,
                                             backbone=phase.backbone, lr=phase.lr))
             live.phase = phase.number
+            build_for_fit(model, fit_kwargs["x"])
             fit = model.fit(initial_epoch=done, epochs=done + phase.epochs, verbose=0, shuffle=False,
                             callbacks=[live, *([best] if best else []), *_stopping(patience)], **fit_kwargs)
             ran = len(fit.history.get("loss", []))
