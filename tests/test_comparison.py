@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from multimodal.core.comparison import ComparisonOptions, comparison_parts
+from multimodal.core.comparison import ComparisonOptions, comparison_job, comparison_parts
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.core.events import STOP_FILE, read_events
 from multimodal.train import jobs
@@ -23,7 +23,7 @@ def tiny_config(csv: Path, arch: str = "late_concat") -> TrainConfig:
 def finished(tiny_samples, tmp_path_factory) -> Path:
     """A comparison run the way the Compare page runs it: a worker process through jobs."""
     out = tmp_path_factory.mktemp("cv") / "cv-late_concat"
-    config = {**tiny_config(tiny_samples["skin_lesions"]).to_dict(), "cv": ComparisonOptions(2, 1, archs=()).to_dict()}
+    config = comparison_job(tiny_config(tiny_samples["skin_lesions"]).to_dict(), ComparisonOptions(2, 1, archs=()))
     job = jobs.start_job(config, out)
     assert job.wait(timeout=300) == "finished", job.error
     return out
