@@ -29,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from multimodal.core.comparison import ComparisonOptions  # noqa: E402
 from multimodal.core.config import ModelConfig, TrainConfig  # noqa: E402
 from multimodal.data.dataset import load_dataset  # noqa: E402
 from multimodal.data.samples import SAMPLES  # noqa: E402
@@ -59,7 +60,8 @@ def run_one(sample: str, mode: str | None, folds: int) -> dict:
     config = TrainConfig(data=str(ds.csv_path), model=ModelConfig(arch=default, image_size=SAMPLES[sample].image_size))
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-features-") as cache:
-        result = compare_with_baselines(config, folds, 1, archs=methods, dataset=ds, mode=mode, cache_dir=Path(cache))
+        result = compare_with_baselines(config, ComparisonOptions(folds, 1, archs=tuple(methods), mode=mode), dataset=ds,
+                                        cache_dir=Path(cache))
     metric = result["metric"]
     per_method = {}
     for arch, r in result["results"].items():

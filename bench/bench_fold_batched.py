@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 STARTED = time.perf_counter()
 
+from multimodal.core.comparison import ComparisonOptions  # noqa: E402
 from multimodal.core.config import ModelConfig, TrainConfig  # noqa: E402
 from multimodal.data.dataset import load_dataset  # noqa: E402
 from multimodal.data.samples import SAMPLES  # noqa: E402
@@ -54,8 +55,8 @@ def run_one(sample: str, mode: str | None) -> dict:
         done.setdefault(arch, []).append(round(time.perf_counter() - started, 1))
 
     with tempfile.TemporaryDirectory(prefix="bench-features-") as cache:
-        result = compare_with_baselines(config, 3, 1, archs=methods, dataset=ds, mode=mode, cache_dir=Path(cache),
-                                        on_fold=on_fold)
+        result = compare_with_baselines(config, ComparisonOptions(3, 1, archs=tuple(methods), mode=mode), dataset=ds,
+                                        cache_dir=Path(cache), on_fold=on_fold)
     metric = result["metric"]
     return {"sample": sample, "mode": result["mode"], "metric": metric, "seconds": result["seconds"],
             "first_method": min(((a, t[-1]) for a, t in done.items()), key=lambda x: x[1]),

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from multimodal.core.comparison import comparison_parts
 from multimodal.data.dataset import load_dataset
 from multimodal.runs.verdicts import split_caveat
 from multimodal.train import jobs
@@ -287,7 +288,7 @@ def test_the_cross_validation_form_keeps_its_choices_through_a_comparison(tiny_s
     at.run()
     button(at, "Run cross-validation").click().run()
     assert_clean(at)
-    assert [job.config["cv"]["k"] for job in started] == [5]
+    assert [comparison_parts(job.config)[1].k for job in started] == [5]
     assert widget("selectbox", "Folds (k)") is None              # the progress replaces the form meanwhile
     at.run()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from multimodal.core.comparison import ComparisonOptions, comparison_job, comparison_parts
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.core.events import STOP_FILE, read_events
 from multimodal.train import jobs
@@ -22,7 +23,7 @@ def tiny_config(csv: Path, arch: str = "late_concat") -> TrainConfig:
 def finished(tiny_samples, tmp_path_factory) -> Path:
     """A comparison run the way the Compare page runs it: a worker process through jobs."""
     out = tmp_path_factory.mktemp("cv") / "cv-late_concat"
-    config = {**tiny_config(tiny_samples["skin_lesions"]).to_dict(), "cv": {"k": 2, "repeats": 1, "archs": []}}
+    config = comparison_job(tiny_config(tiny_samples["skin_lesions"]).to_dict(), ComparisonOptions(2, 1, archs=()))
     job = jobs.start_job(config, out)
     assert job.wait(timeout=300) == "finished", job.error
     return out
@@ -61,7 +62,7 @@ def test_stop_file_ends_a_comparison_after_the_current_fold(tiny_samples, tmp_pa
     out = tmp_path / "cv"
     out.mkdir()
     (out / STOP_FILE).touch()
-    assert run_comparison(tiny_config(tiny_samples["skin_lesions"], "early_concat"), out, 2, 1) is None
+    assert run_comparison(tiny_config(tiny_samples["skin_lesions"], "early_concat"), out, ComparisonOptions(2, 1)) is None
     events, _ = read_events(out)
     assert [e["type"] for e in events] == ["start", "fold", "end"]
     assert events[-1]["status"] == "stopped" and events[-1]["done"] == 1
@@ -181,9 +182,9 @@ def test_the_page_starts_the_mode_chosen(trained_run, tiny_samples, tmp_path, mo
     next(b for b in at.button if b.label == "Run cross-validation").click().run()
     next(r for r in at.radio if r.label == "Mode").set_value("end_to_end").run()
     next(b for b in at.button if b.label == "Run cross-validation").click().run()
-    fast, slow = (config["cv"] for config in started)
-    assert fast["mode"] is None and slow["mode"] == "end_to_end"   # None: the worker picks the fast default
-    assert fast["cache_dir"] == str(tmp_path / "s" / "feature_cache")
+    (_, fast, fast_cache), (_, slow, _) = (comparison_parts(config) for config in started)
+    assert fast.mode is None and slow.mode == "end_to_end"   # None: the worker picks the fast default
+    assert fast_cache == tmp_path / "s" / "feature_cache"
 
 
 def test_progress_is_shown_per_method():

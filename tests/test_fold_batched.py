@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from multimodal.core.comparison import ComparisonOptions
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.data.dataset import load_dataset
 from multimodal.data.inputs import model_inputs
@@ -103,7 +104,7 @@ def test_the_budget_yields_to_the_users_settings():
 def test_a_fast_comparison_trains_each_methods_folds_in_one_batch(tiny_samples, tmp_path):
     csv = tiny_samples["house_prices"]
     config = TrainConfig(data=str(csv), epochs=2, batch_size=8, model=ModelConfig(arch="late_concat", image_size=SIZE))
-    result = compare_with_baselines(config, 2, 1, dataset=load_dataset(csv), cache_dir=tmp_path)
+    result = compare_with_baselines(config, ComparisonOptions(2, 1), dataset=load_dataset(csv), cache_dir=tmp_path)
     stage1 = result["results"]["image_only"]["folds"]
     assert all("batched" not in f for f in stage1)     # stage 1 trains fold by fold (whole image_only runs)
     for arch in ("tabular_only", "linear", "late_concat"):

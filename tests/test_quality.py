@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from multimodal.cli import main
+from multimodal.core.comparison import ComparisonOptions
 from multimodal.core.config import ModelConfig, TrainConfig, auto_epochs
 from multimodal.data.dataset import load_dataset
 from multimodal.data.targets import choose_transform
@@ -148,7 +149,7 @@ def test_compare_with_baselines_pairs_folds_and_judges_every_method(tiny_samples
     from multimodal.train.crossval import compare_with_baselines, fold_sizes
     config = TrainConfig(data=str(tiny_samples["skin_lesions"]), epochs=1, batch_size=16,
                          model=ModelConfig(arch="late_concat", image_size=16))
-    result = compare_with_baselines(config, 2, 1, archs=["early_concat"])
+    result = compare_with_baselines(config, ComparisonOptions(2, 1, archs=("early_concat",)))
     # Every baseline the data allows (linear included) beside the chosen methods, on the same folds.
     assert list(result["results"]) == ["image_only", "tabular_only", "linear", "late_concat", "early_concat"]
     assert result["metric"] == "val_accuracy"

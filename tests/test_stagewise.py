@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from multimodal.core.comparison import ComparisonOptions
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import load_dataset
@@ -166,7 +167,7 @@ def test_stage_one_trains_on_the_folds_training_rows_and_the_heads_reuse_its_map
 
 def test_the_encoder_never_sees_a_held_out_fold(tiny_samples):
     config = tiny_config(tiny_samples["house_prices"])
-    result = compare_with_baselines(config, 2, 1)          # the default: stage-wise for small_cnn
+    result = compare_with_baselines(config, ComparisonOptions(2, 1))          # the default: stage-wise for small_cnn
     assert result["mode"] == "stagewise" and result["seconds"] > 0
     ds = load_dataset(tiny_samples["house_prices"])
     splits = cv_splits(ds, 2, 1, config.seed, config.val_fraction)

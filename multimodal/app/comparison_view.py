@@ -1,7 +1,8 @@
 """Compare page: a cross-validated comparison of fusion methods against every baseline the data allows.
 
-It runs as a worker process through `jobs` (the config carries a "cv" entry, see
-`crossval.run_comparison`), in the session's `comparisons/` folder; the page polls its events.
+It runs as a worker process through `jobs` (its config is core/comparison.comparison_job's: the
+ComparisonOptions as `to_dict()`, see `crossval.run_comparison`), in the session's `comparisons/`
+folder; the page polls its events.
 By default it runs fast (train/stagewise.py: one frozen encoder per fold, every head trained on its
 cached maps, kept in the session's `feature_cache/` folder); end to end stays one click away.
 The verdicts are runs/verdicts.py's: "better" or "worse" only when the interval excludes zero.
@@ -18,6 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from multimodal.app import figures, navigation, session_jobs, state, training_view
+from multimodal.core.comparison import MODES, ComparisonOptions, comparison_job
 from multimodal.core.events import Event, read_events
 from multimodal.data.inputs import FeatureSpec
 from multimodal.models.fusion import FUSION_METHODS, methods_for
@@ -31,7 +33,7 @@ from multimodal.train.crossval import (
     load_comparisons,
 )
 from multimodal.train.jobs import JobState
-from multimodal.train.stagewise import MODES, STAGE1_ARCH, default_mode
+from multimodal.train.stagewise import STAGE1_ARCH, default_mode
 
 FOLD_CHOICES = (3, 5, 10)
 MODE_TITLES = {"stagewise": "Fast, stage-wise", "frozen": "Fast, frozen pretrained encoder",
@@ -131,10 +133,10 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
             st.caption("Choose at least one fusion method to compare with the baselines.")
         if st.button("Run cross-validation", icon=":material/play_arrow:", disabled=not trained):
             # Fast: mode None lets the worker choose (frozen needs the pretrained weights at hand).
-            config = {**reuse_config(ref_config, chosen[0]),
-                      "cv": {"k": int(k), "repeats": int(repeats), "archs": chosen[1:],
-                             "mode": None if mode == fast else mode,
-                             "cache_dir": str(state.session_dir() / "feature_cache")}}
+            options = ComparisonOptions(k=int(k), repeats=int(repeats), archs=tuple(chosen[1:]),
+                                        mode=None if mode == fast else mode)
+            config = comparison_job(reuse_config(ref_config, chosen[0]), options,
+                                    state.session_dir() / "feature_cache")
             session_jobs.start_comparison(config, comparisons_dir(), "cv-" + chosen[0])
             st.rerun()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from multimodal.cli.common import UsageError, columns, emit, training_output
 from multimodal.cli.parser import build_parser, setting_arg
+from multimodal.core.comparison import MIN_FOLDS, MODES, ComparisonOptions
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.core.settings import SETTINGS
 from multimodal.core.tasks import LOSSES
@@ -29,8 +30,8 @@ def train_config_from_args(args):
     settings = {name: setting_arg(name, getattr(args, name)) for name in SETTINGS if hasattr(args, name)}
     if args.devices < 1:
         raise UsageError(f"--devices must be at least 1, got {args.devices}")
-    if args.cv is not None and args.cv < 2:
-        raise UsageError(f"--cv must be at least 2 folds, got {args.cv}")
+    if args.cv is not None and args.cv < MIN_FOLDS:
+        raise UsageError(f"--cv must be at least {MIN_FOLDS} folds, got {args.cv}")
     if args.repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
     _check_multi_worker(args)
@@ -153,7 +154,7 @@ def _train_cv(args, config, dataset, proposed: dict) -> None:
     out = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}-cv{k}x{args.repeats}"
     with training_output():
         if args.baselines:
-            result = compare_with_baselines(config, k, args.repeats, dataset=dataset)
+            result = compare_with_baselines(config, ComparisonOptions(k, args.repeats), dataset=dataset)
             chosen = result["results"][config.model.arch]
             payload = {**chosen, "baselines": {a: {"mean": r["mean"], "std": r["std"]}
                                                for a, r in result["results"].items()},
@@ -201,9 +202,6 @@ def cmd_compare(args) -> None:
     from multimodal.train.feature_cache import default_feature_cache
 
     # lazy: TensorFlow
-    from multimodal.train.stagewise import MODES
-
-    # lazy: TensorFlow
     from multimodal.train.training import default_image_cache
     started = time.perf_counter()
     # Every setting compare does not take keeps the train command's default (their one home).
@@ -225,9 +223,9 @@ def cmd_compare(args) -> None:
         fusions = [n for n in methods if not FUSION_METHODS[n].is_baseline]
         arch = propose_method(spec, encoder=config.model.encoder).arch if chosen is None else (fusions or methods)[0]
         k = args.cv or default_folds(len(ds.frame))
-        result = compare_with_baselines(replace(config, model=replace(config.model, arch=arch)), k, args.repeats,
-                                        archs=methods, dataset=ds, workdir=Path(workdir), mode=args.mode,
-                                        finetune=args.finetune, image_cache=default_image_cache(),
+        options = ComparisonOptions(k, args.repeats, archs=tuple(methods), mode=args.mode, finetune=args.finetune)
+        result = compare_with_baselines(replace(config, model=replace(config.model, arch=arch)), options, dataset=ds,
+                                        workdir=Path(workdir), image_cache=default_image_cache(),
                                         cache_dir=default_feature_cache() if args.feature_cache else None)
     # `train` without --arch reads it (train/evidence.py: the simplest method not worse than the best).
     saved = save_comparison(result, ds, default_comparisons_dir(), f"{ds.name}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -9,8 +9,9 @@ training step sees and which early stopping does not look at either: early stopp
 best-weights choice use an inner validation split carved (seeded, stratified) from the training
 folds, `config.val_fraction` of them. A split column with test rows: those rows are left out.
 
-A comparison runs in one of stagewise.MODES: the fast ones train each image encoder once per fold
-(or load a pretrained one) and every head on its cached maps; "end_to_end" trains every model whole.
+A comparison runs in one of core/comparison.MODES (its ComparisonOptions' mode): the fast ones
+train each image encoder once per fold (or load a pretrained one) and every head on its cached
+maps; "end_to_end" trains every model whole.
 """
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
+from multimodal.core.comparison import MIN_FOLDS, ComparisonOptions
 from multimodal.core.config import TrainConfig
 from multimodal.core.errors import DataError
 from multimodal.core.events import Event, Status, append_event, end_event, event, stop_requested
@@ -54,8 +56,8 @@ def kfold_indices(n_or_rows, k: int, seed: int, labels: np.ndarray | None = None
     """k disjoint sorted folds covering `rows` (an int n means 0..n-1). With labels, each class is
     dealt round-robin over the folds after a seeded shuffle, so every fold keeps the class mix."""
     rows = np.arange(n_or_rows) if np.isscalar(n_or_rows) else np.asarray(n_or_rows, dtype=np.int64)
-    if k < 2:
-        raise DataError(f"cross-validation needs at least 2 folds, got {k}")
+    if k < MIN_FOLDS:
+        raise DataError(f"cross-validation needs at least {MIN_FOLDS} folds, got {k}")
     if len(rows) < k * MIN_FOLD_ROWS:
         raise DataError(f"{len(rows)} rows are too few for {k} folds; use fewer folds")
     rng = np.random.default_rng(seed)
@@ -189,7 +191,7 @@ def allowed_baselines(spec: FeatureSpec) -> list[str]:
     return [name for name in baseline_names() if name in usable]
 
 
-def comparison_archs(spec: FeatureSpec, arch: str, archs: list[str] | None = None) -> list[str]:
+def comparison_archs(spec: FeatureSpec, arch: str, archs: Sequence[str] | None = None) -> list[str]:
     """What a comparison trains: the baselines the data allows, then `arch`, then any extra methods
     (a baseline the data does not allow is left out wherever it is named)."""
     allowed = allowed_baselines(spec)
@@ -237,19 +239,19 @@ def default_folds(rows: int) -> int:
     return 3 if rows < 400 else 5
 
 
-def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *, archs: list[str] | None = None,
-                           dataset: Dataset | None = None, workdir: Path | None = None,
-                           out_dir: Path | None = None, on_fold: FoldCallback | None = None,
-                           mode: str | None = None, finetune: bool = False, cache_dir: Path | None = None,
+def compare_with_baselines(config: TrainConfig, options: ComparisonOptions, *, dataset: Dataset | None = None,
+                           workdir: Path | None = None, out_dir: Path | None = None,
+                           on_fold: FoldCallback | None = None, cache_dir: Path | None = None,
                            image_cache: Path | None = None) -> dict:
-    """Cross-validate every baseline the data allows, config's method and `archs` on the SAME folds
+    """Cross-validate every baseline the data allows, config's method and `options.archs` on the SAME folds
     with the same settings, and judge each method's gain over the best baseline (fusion_gains).
 
-    mode: one of stagewise.MODES; None is the fast default (stagewise.default_mode: "stagewise" for
-    small_cnn, "frozen" for a pretrained encoder with its weights at hand). In a fast mode the
-    image methods' heads train on cached maps of un-augmented images (stagewise.py); finetune then
-    trains each of them end to end. cache_dir: where the maps are cached (None: a temporary folder,
-    removed at the end); image_cache: the decoded-image cache (training.default_image_cache).
+    options: k folds x repeats, the extra methods (archs), the mode and finetune. mode None is the
+    fast default (stagewise.default_mode: "stagewise" for small_cnn, "frozen" for a pretrained
+    encoder with its weights at hand). In a fast mode the image methods' heads train on cached maps
+    of un-augmented images (stagewise.py); finetune then trains each of them end to end.
+    cache_dir: where the maps are cached (None: a temporary folder, removed at the end);
+    image_cache: the decoded-image cache (training.default_image_cache).
 
     Returns {"metric", "higher_is_better", "arch", "mode", "seconds" (wall time), "results": {arch:
     cross_validate(...)}, "gain": {"best_baseline", "best": the best method's gain, "methods":
@@ -260,15 +262,16 @@ def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *,
     """
     started = time.perf_counter()
     ds = dataset or load_dataset_for(config, workdir)
-    names = comparison_archs(ds.features, config.model.arch, archs)
-    mode, weights = resolve_mode(mode, config, any(reads_images(a) for a in names))
+    k, repeats = options.k, options.repeats
+    names = comparison_archs(ds.features, config.model.arch, options.archs)
+    mode, weights = resolve_mode(options.mode, config, any(reads_images(a) for a in names))
     inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size, cache_dir=image_cache)
     splits = cv_splits(ds, k, repeats, config.seed, config.val_fraction)
     results = {}
     with contextlib.nullcontext(cache_dir) if cache_dir else \
             tempfile.TemporaryDirectory(prefix="multimodal-features-", dir=workdir) as cache_root:
         fast = None if mode == "end_to_end" else FastFolds(mode, config, ds, inputs, weights, FeatureCache(
-            Path(cache_root)), finetune=finetune, workdir=workdir)
+            Path(cache_root)), finetune=options.finetune, workdir=workdir)
         # The methods without images first: their results come in seconds, before stage 1's encoders.
         for arch in sorted(names, key=reads_images):
             c = replace(config, model=replace(config.model, arch=arch))
@@ -280,7 +283,7 @@ def compare_with_baselines(config: TrainConfig, k: int = 5, repeats: int = 1, *,
     metric, higher = held_out_metric(ds.task)
     gain = fusion_gains(results, config.model.arch, metric, higher, *fold_sizes(splits))
     return {"metric": metric, "higher_is_better": higher, "arch": config.model.arch, "mode": mode,
-            "finetune": finetune and mode != "end_to_end", "results": results, "gain": gain,
+            "finetune": options.finetune and mode != "end_to_end", "results": results, "gain": gain,
             "seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -288,9 +291,8 @@ class ComparisonStopped(Exception):
     """The user asked a running comparison to stop (the STOP file in its folder)."""
 
 
-def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int = 1, *,
-                   archs: list[str] | None = None, dataset: Dataset | None = None,
-                   workdir: Path | None = None, mode: str | None = None, finetune: bool = False,
+def run_comparison(config: TrainConfig, out_dir: Path, options: ComparisonOptions, *,
+                   dataset: Dataset | None = None, workdir: Path | None = None,
                    cache_dir: str | Path | None = None) -> dict | None:
     """compare_with_baselines as a background job (the Compare page runs it in a worker process,
     its cache_dir inside the session's folder).
@@ -304,8 +306,9 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = dataset or load_dataset_for(config, workdir)
-    names = comparison_archs(ds.features, config.model.arch, archs)
-    mode, _ = resolve_mode(mode, config, any(reads_images(a) for a in names))
+    k, repeats = options.k, options.repeats
+    names = comparison_archs(ds.features, config.model.arch, options.archs)
+    mode, _ = resolve_mode(options.mode, config, any(reads_images(a) for a in names))
     total = len(names) * k * repeats
     metric, _ = held_out_metric(ds.task)
     append_event(out_dir, event(Event.START, archs=names, folds=total, k=k, repeats=repeats, mode=mode))
@@ -321,9 +324,9 @@ def run_comparison(config: TrainConfig, out_dir: Path, k: int = 5, repeats: int 
 
     try:
         # Fold runs go to a temporary folder: only the summary is kept.
-        result = compare_with_baselines(config, k, repeats, archs=archs, dataset=ds, on_fold=progress, mode=mode,
-                                        finetune=finetune, cache_dir=Path(cache_dir) if cache_dir else None,
-                                        workdir=workdir)
+        # The mode resolved above: resolving it again could differ if the weights came or went meanwhile.
+        result = compare_with_baselines(config, replace(options, mode=mode), dataset=ds, on_fold=progress,
+                                        cache_dir=Path(cache_dir) if cache_dir else None, workdir=workdir)
     except ComparisonStopped:
         append_event(out_dir, end_event(Status.STOPPED, done=done, total=total))
         return None

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from multimodal.core.comparison import ComparisonOptions
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.core.events import append_event, stop_requested
 from multimodal.data.dataset import Dataset, load_dataset
@@ -169,8 +170,8 @@ def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_
 
     cache = out_dir / "features"
     try:
-        result = compare_with_baselines(config, k, archs=list(methods), dataset=ds, on_fold=on_fold,
-                                        cache_dir=cache, workdir=out_dir)
+        result = compare_with_baselines(config, ComparisonOptions(k, archs=tuple(methods)), dataset=ds,
+                                        on_fold=on_fold, cache_dir=cache, workdir=out_dir)
         models = _saved_models(config, ds, names, splits[0], out_dir, cache, emit) if explain else {}
     except RaceStopped:
         shutil.rmtree(out_dir / MODELS_DIR, ignore_errors=True)

@@ -33,8 +33,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from multimodal.core.comparison import checked_mode
 from multimodal.core.config import TrainConfig
-from multimodal.core.errors import DataError
 from multimodal.data.dataset import Dataset
 from multimodal.models.assembly import encoders_of
 from multimodal.models.backbones import encoder_spec
@@ -47,13 +47,6 @@ from multimodal.train.fold_batched import HEAD_BUDGET, train_heads
 from multimodal.train.head_training import IMAGE_BRANCHES, FrozenEncoder, train_on_maps
 from multimodal.train.training import train
 
-MODES = {
-    "stagewise": "image_only trains once per fold on the fold's training rows; its encoder is frozen and every "
-                 "other method trains only its fusion head on the encoder's cached maps",
-    "frozen": "the encoder is frozen as it is (its pretrained weights; a random-init one gives random features); "
-              "every image method trains only its head on its cached maps, computed once",
-    "end_to_end": "every model trains its own image encoder from the pixels (slowest; augmentation as configured)",
-}
 STAGE1_ARCH = "image_only"
 FoldTrainer = Callable[[TrainConfig, Path, dict], dict]   # (fold config, run folder, split) -> run summary
 FoldsTrainer = Callable[[list[tuple[TrainConfig, dict]]], list[dict]]   # every (fold config, split) -> summaries
@@ -73,8 +66,7 @@ def reads_images(arch: str) -> bool:
 def resolve_mode(mode: str | None, config: TrainConfig, images: bool) -> tuple[str, WeightsSource | None]:
     """(the mode to run, the encoder's resolved weights for a fast mode). mode None: the default.
     images: whether any compared method reads images (else nothing is resolved)."""
-    if mode is not None and mode not in MODES:
-        raise DataError(f"unknown comparison mode '{mode}'; choose one of {', '.join(MODES)}")
+    checked_mode(mode)
     encoder = config.model.encoder
     if not images or mode == "end_to_end":
         return mode or default_mode(encoder), None

@@ -20,6 +20,7 @@ from multiprocessing import spawn
 from pathlib import Path
 from typing import Any
 
+from multimodal.core.comparison import comparison_parts
 from multimodal.core.config import TrainConfig
 from multimodal.core.errors import DataError
 from multimodal.core.events import append_event, error_event, request_stop
@@ -62,7 +63,8 @@ def name_process(name: str) -> None:
 def run_worker(config: dict, run_dir: str, dataset: Any, workdir: str | None, parent_pid: int) -> None:
     """Entry point of the training process (spawn): train, and turn any failure into an event.
 
-    `config` is a TrainConfig.to_dict(), plus {"cv": {"k", "repeats", "archs"}} for a comparison, or
+    `config` is a TrainConfig.to_dict(); for a comparison, core/comparison.comparison_job's (the
+    TrainConfig's dict plus the ComparisonOptions and the maps' cache folder); or
     {"data": CSV, "playground": run_race's keyword arguments} for a Fusion Playground race."""
     name_process(WORKER_PREFIX)
     quiet_tensorflow()   # its start-up chatter stays out of the app's log (core/quiet.py)
@@ -81,10 +83,10 @@ def run_worker(config: dict, run_dir: str, dataset: Any, workdir: str | None, pa
         # lazy: TensorFlow loads only once the data is known to be good (see above)
         from multimodal.train.crossval import run_comparison
         from multimodal.train.training import train
-        settings = TrainConfig.from_dict({k: v for k, v in config.items() if k != "cv"})
-        if "cv" in config:  # a cross-validated comparison (Compare page) instead of one run
-            # cv: k, repeats and optionally archs, mode, finetune, cache_dir (run_comparison's own names)
-            run_comparison(settings, run, dataset=dataset, **config["cv"])
+        settings, options, cache_dir = comparison_parts(config)
+        settings = TrainConfig.from_dict(settings)
+        if options is not None:  # a cross-validated comparison (Compare page) instead of one run
+            run_comparison(settings, run, options, dataset=dataset, cache_dir=cache_dir)
         else:
             train(settings, run, dataset=dataset, workdir=Path(workdir) if workdir else None)
     except DataError as exc:
