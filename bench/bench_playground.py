@@ -116,7 +116,7 @@ def report(entries: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--part", default="all", choices=["race", "lessons", "shares", "all"])
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=5, help="seeds first-seed .. SEEDS-1")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--presets", default=",".join(PRESETS))
     p.add_argument("--out", default="bench/playground.json")

@@ -20,4 +20,4 @@ def test_the_lesson_holds_on_a_fixed_seed(preset, tmp_path):
         assert {c["claim"] for c in checks} >= {"late_decision is at chance",
                                                  "film scores above late_decision on every fold",
                                                  "bilinear scores above late_decision on every fold",
-                                                 "multiply scores above late_decision"}
+                                                 "late_concat scores above late_decision"}

@@ -109,9 +109,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "is high or low. Each modality alone says nothing (every baseline is at chance), and late_decision, "
            "which adds the two branches' decisions, cannot represent a product: it stays at chance too. film and "
            "bilinear, which condition or multiply one branch by the other, score above it on every fold (with 3 "
-           "folds the interval of the difference can still be wide); multiply (a rank-1 product) scores above it "
-           "too. late_concat, whose hidden layer sees both embeddings at once, can learn the product as well: "
-           "above late_decision, sometimes level with the best."),
+           "folds the interval of the difference can still be wide). multiply, a single elementwise product of "
+           "two projections, finds the sign product on most seeds and stays at chance on some. late_concat, "
+           "whose hidden layer sees both embeddings at once, learns part of it or more: above late_decision, "
+           "sometimes level with the best."),
     Preset("redundant", "Redundant: no fusion gain", {"image": 1.0, "table": 1.0, "redundancy": 1.0},
            (*BASELINES, "late_concat", "multiply"),
            "The table's latent IS the picture's latent: both modalities tell the same story. image_only and "
