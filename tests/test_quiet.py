@@ -25,3 +25,16 @@ def test_quiet_tensorflow_silences_the_first_import_whoever_makes_it(first_impor
             "assert 'tensorflow' not in sys.modules, 'quiet_tensorflow must not import it'; "
             f"{first_import}; import tensorflow; print('ok', file=sys.stderr)")
     assert stderr_of(code).strip() == "ok"     # stderr works again after the import, and nothing else came
+
+
+RETRACE = ("import tensorflow as tf\n"
+           "for i in range(8):\n"
+           "    tf.function(lambda x: x * 2)(tf.constant([1.0] * (i + 1)))\n")
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_retracing_warnings_stay_out_of_the_log_once_quiet(quiet):
+    """A comparison builds a model per fold, and TensorFlow warns about "retracing" each time: a
+    developer's hint that flooded the app's log. Without quiet_tensorflow() it appears (the premise)."""
+    setup = "from multimodal.core.quiet import quiet_tensorflow; quiet_tensorflow()\n" if quiet else ""
+    assert ("retracing" in stderr_of(setup + RETRACE)) is not quiet

@@ -6,11 +6,16 @@ lines (an "E0000 ... oneDNN supports DT_UINT8 only ..." during prediction) do ho
 `quiet_tensorflow()` sets the level and arranges that whenever `tensorflow` is first imported, by
 whichever module, file descriptor 2 points at /dev/null for the length of that import. Nothing is
 imported here (the app's home page must start without TensorFlow). Standard library only.
+
+TensorFlow's Python logger is set to errors only: a comparison builds a model per fold, and each
+fold's prediction function makes TensorFlow warn about "retracing", a developer's hint that floods
+the app's log and the CLI's stderr without anything for the user to do.
 """
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import sys
 
@@ -50,5 +55,6 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
 def quiet_tensorflow() -> None:
     """Call at a process's start, before TensorFlow is imported (later it changes nothing)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowFinder())
