@@ -15,11 +15,11 @@ from multimodal.data.dataset import load_dataset
 from multimodal.data.inputs import model_inputs
 from multimodal.train.crossval import compare_with_baselines, cv_splits
 from multimodal.train.feature_cache import FeatureCache
-from multimodal.train.fold_batched import FoldStopping, HeadBudget, fit_folds, head_budget, head_folds
+from multimodal.train.fold_batched import FitBudget, FoldStopping, budget_for, fit_folds, head_folds
 from multimodal.train.stagewise import FastFolds, resolve_mode
 
 SIZE = 16
-BUDGET = HeadBudget(lr=1e-2, patience=0, epochs=4)
+BUDGET = FitBudget(lr=1e-2, patience=0, epochs=4)
 
 
 def trained_heads(csv: Path, change_row: int | None = None, splits: list[dict] | None = None) -> tuple[list, list[dict]]:
@@ -96,9 +96,9 @@ def test_early_stopping_and_best_weights_are_per_fold():
 
 
 def test_the_budget_yields_to_the_users_settings():
-    budget = HeadBudget(3e-3, 8, 80)
-    assert head_budget(TrainConfig(data="x.csv"), budget) == budget
-    assert head_budget(TrainConfig(data="x.csv", epochs=5, patience=2, lr=1e-2), budget) == HeadBudget(1e-2, 2, 5)
+    budget = FitBudget(3e-3, 8, 80)
+    assert budget_for(TrainConfig(data="x.csv"), budget) == budget
+    assert budget_for(TrainConfig(data="x.csv", epochs=5, patience=2, lr=1e-2), budget) == FitBudget(1e-2, 2, 5)
 
 
 def test_a_fast_comparison_trains_each_methods_folds_in_one_batch(tiny_samples, tmp_path):

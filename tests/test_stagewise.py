@@ -165,9 +165,10 @@ def test_stage_one_trains_on_the_folds_training_rows_and_the_heads_reuse_its_map
     check_saved_model(tmp_path / "late_concat", head, fast, split)
 
 
-def test_the_encoder_never_sees_a_held_out_fold(tiny_samples):
+def test_the_encoder_never_sees_a_held_out_fold(tiny_samples, tmp_path):
     config = tiny_config(tiny_samples["house_prices"])
-    result = compare_with_baselines(config, ComparisonOptions(2, 1))          # the default: stage-wise for small_cnn
+    kept = tmp_path / "kept"   # the default mode: stage-wise for small_cnn
+    result = compare_with_baselines(config, ComparisonOptions(2, 1), keep_models=kept)
     assert result["mode"] == "stagewise" and result["seconds"] > 0
     ds = load_dataset(tiny_samples["house_prices"])
     splits = cv_splits(ds, 2, 1, config.seed, config.val_fraction)
@@ -182,6 +183,29 @@ def test_the_encoder_never_sees_a_held_out_fold(tiny_samples):
     assert stage1[0]["encoder"]["weights_sha256"] != stage1[1]["encoder"]["weights_sha256"]
     tabular = result["results"]["tabular_only"]["folds"][0]      # its head alone, on the table's vector
     assert tabular["encoder"] is None and tabular["maps"] is None
+    check_kept_models(kept, result, ds, splits[0])
+
+
+def check_kept_models(kept: Path, result: dict, ds, split: dict) -> None:
+    """keep_models: each method's first-fold model, whole, is the one whose held-out score the
+    comparison reports (stage 1 copied, fold-batched heads saved), and nothing half-written is left."""
+    assert sorted(p.name for p in kept.iterdir()) == sorted(result["results"])
+    inputs = model_inputs(ds.frame, ds.root, ds.features, SIZE)
+    y = encode_target(ds.frame[ds.target], ds.task, ds.classes).reshape(-1, 1)
+    test = np.asarray(split["test"])
+    for arch, compared in result["results"].items():
+        run = load_run(kept / arch)
+        fold = compared["folds"][0]
+        assert run.summary["best_epoch"] == fold["best_epoch"] and run.config["model"]["arch"] == arch
+        scores = run.model.evaluate(make_dataset(take(select_inputs(run.model, inputs), test), y[test], 64),
+                                    verbose=0, return_dict=True)
+        assert scores["mae"] == pytest.approx(fold["metrics"]["val_mae"], rel=1e-4), arch
+
+
+def test_keeping_models_needs_a_fast_mode(tiny_samples, tmp_path):
+    with pytest.raises(ValueError, match="keep_models needs a fast mode"):
+        compare_with_baselines(tiny_config(tiny_samples["house_prices"]), ComparisonOptions(2, mode="end_to_end"),
+                               keep_models=tmp_path)
 
 
 def test_finetuning_afterwards_trains_the_encoder_end_to_end(tiny_samples, tmp_path):

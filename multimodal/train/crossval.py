@@ -242,7 +242,7 @@ def default_folds(rows: int) -> int:
 def compare_with_baselines(config: TrainConfig, options: ComparisonOptions, *, dataset: Dataset | None = None,
                            workdir: Path | None = None, out_dir: Path | None = None,
                            on_fold: FoldCallback | None = None, cache_dir: Path | None = None,
-                           image_cache: Path | None = None) -> dict:
+                           image_cache: Path | None = None, keep_models: Path | None = None) -> dict:
     """Cross-validate every baseline the data allows, config's method and `options.archs` on the SAME folds
     with the same settings, and judge each method's gain over the best baseline (fusion_gains).
 
@@ -251,7 +251,9 @@ def compare_with_baselines(config: TrainConfig, options: ComparisonOptions, *, d
     encoder with its weights at hand). In a fast mode the image methods' heads train on cached maps
     of un-augmented images (stagewise.py); finetune then trains each of them end to end.
     cache_dir: where the maps are cached (None: a temporary folder, removed at the end);
-    image_cache: the decoded-image cache (training.default_image_cache).
+    image_cache: the decoded-image cache (training.default_image_cache). keep_models: every method's
+    model of the first fold saved whole under keep_models/<method> as it finishes (fast modes only:
+    stagewise.FastFolds' keep_dir; the Playground explains them).
 
     Returns {"metric", "higher_is_better", "arch", "mode", "seconds" (wall time), "results": {arch:
     cross_validate(...)}, "gain": {"best_baseline", "best": the best method's gain, "methods":
@@ -265,13 +267,15 @@ def compare_with_baselines(config: TrainConfig, options: ComparisonOptions, *, d
     k, repeats = options.k, options.repeats
     names = comparison_archs(ds.features, config.model.arch, options.archs)
     mode, weights = resolve_mode(options.mode, config, any(reads_images(a) for a in names))
+    if keep_models is not None and mode == "end_to_end":
+        raise ValueError("keep_models needs a fast mode (stagewise or frozen), not end_to_end")
     inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size, cache_dir=image_cache)
     splits = cv_splits(ds, k, repeats, config.seed, config.val_fraction)
     results = {}
     with contextlib.nullcontext(cache_dir) if cache_dir else \
             tempfile.TemporaryDirectory(prefix="multimodal-features-", dir=workdir) as cache_root:
         fast = None if mode == "end_to_end" else FastFolds(mode, config, ds, inputs, weights, FeatureCache(
-            Path(cache_root)), finetune=options.finetune, workdir=workdir)
+            Path(cache_root)), finetune=options.finetune, workdir=workdir, keep_dir=keep_models)
         # The methods without images first: their results come in seconds, before stage 1's encoders.
         for arch in sorted(names, key=reads_images):
             c = replace(config, model=replace(config.model, arch=arch))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -31,27 +32,29 @@ import tensorflow as tf
 from multimodal.core.config import TrainConfig
 from multimodal.data.dataset import Dataset
 from multimodal.models.compile import build_for_fit, task_objectives
-from multimodal.train.head_training import IMAGE_BRANCHES, FrozenEncoder, HeadSetup, prepare_head
+from multimodal.train.head_training import IMAGE_BRANCHES, FrozenEncoder, HeadSetup, prepare_head, saved_head_model
+from multimodal.train.phases import Phase
+from multimodal.train.pipeline import announce_start, finish_run, run_summary
 
 
 @dataclass(frozen=True)
-class HeadBudget:
-    """How a head on frozen inputs trains: Adam's learning rate, early-stopping patience, epoch cap."""
+class FitBudget:
+    """How a comparison's fast-mode model trains: Adam's learning rate, early-stopping patience, epoch cap."""
     lr: float
     patience: int
     epochs: int
 
 
 # Chosen by bench/bench_head_budget.py on the three samples (bench/RESULTS_compare.md, "Head budget").
-HEAD_BUDGET = HeadBudget(lr=3e-3, patience=8, epochs=80)
+HEAD_BUDGET = FitBudget(lr=3e-3, patience=8, epochs=80)
 
 
-def head_budget(config: TrainConfig, budget: HeadBudget = HEAD_BUDGET) -> HeadBudget:
-    """The budget a comparison's heads train with: HEAD_BUDGET, except the epochs and patience the
+def budget_for(config: TrainConfig, budget: FitBudget = HEAD_BUDGET) -> FitBudget:
+    """The budget a comparison's model trains with: `budget`, except the epochs and patience the
     user set (config's own values, None when left to the data) and a learning rate other than the
     default."""
     default_lr = TrainConfig.__dataclass_fields__["lr"].default
-    return HeadBudget(budget.lr if config.lr == default_lr else config.lr,
+    return FitBudget(budget.lr if config.lr == default_lr else config.lr,
                       budget.patience if config.patience is None else config.patience,
                       budget.epochs if config.epochs is None else config.epochs)
 
@@ -168,9 +171,10 @@ class FoldFit:
     best_epoch: list[int]
     seconds: float              # the whole batched fit (compile and tracing included)
     outputs: list[np.ndarray]   # per fold: its model's output for every row (best weights)
+    history: list[dict[str, list[float]]]   # per fold: its "loss" and "val_loss" per counted epoch
 
 
-def fit_folds(folds: list[Fold], budget: HeadBudget, batch_size: int, seed: int) -> FoldFit:
+def fit_folds(folds: list[Fold], budget: FitBudget, batch_size: int, seed: int) -> FoldFit:
     """Train every fold's model at once (one compiled FoldModels), per-fold early stopping and best
     weights, then predict every row with each fold's best weights (one traced prediction)."""
     started = time.perf_counter()
@@ -181,14 +185,18 @@ def fit_folds(folds: list[Fold], budget: HeadBudget, batch_size: int, seed: int)
     stopping = FoldStopping([f.model for f in folds], budget.patience)
     train = _stream(folds, "train", batch_size, seed, weighted=True)
     build_for_fit(joint, train)
-    joint.fit(train, epochs=budget.epochs, verbose=0, shuffle=False,
+    fitted = joint.fit(train, epochs=budget.epochs, verbose=0, shuffle=False,
               validation_data=_stream(folds, "val", max(len(f.splits["val"]) for f in folds), None, weighted=False),
               callbacks=[stopping])
     every = {input_key(k, n): v for k, f in enumerate(folds) for n, v in f.inputs.items()}
     rows = len(folds[0].y)   # one batch of every row: one trace (heads on cached inputs are small)
     predicted = joint.predict(tf.data.Dataset.from_tensor_slices(every).batch(rows), verbose=0)
     outputs = [np.asarray(predicted[fold_key(k)]) for k in range(len(folds))]
-    return FoldFit(list(stopping.stopped_at), list(stopping.best_epoch), time.perf_counter() - started, outputs)
+    history = [{name: [float(v) for v in fitted.history.get(f"{prefix}{fold_key(k)}_loss", [])[:epochs]]
+                for name, prefix in (("loss", ""), ("val_loss", "val_"))}
+               for k, epochs in enumerate(stopping.stopped_at)]
+    return FoldFit(list(stopping.stopped_at), list(stopping.best_epoch), time.perf_counter() - started, outputs,
+                   history)
 
 
 def split_metrics(fold: Fold, outputs: np.ndarray, parts: tuple[str, ...] = ("val", "test")) -> dict[str, float]:
@@ -230,9 +238,10 @@ def head_folds(jobs: list[tuple[TrainConfig, dict, FrozenEncoder | None, np.ndar
 
 def train_heads(jobs: list[tuple[TrainConfig, dict, FrozenEncoder | None, np.ndarray | None]], ds: Dataset,
                 inputs: dict, embedded: dict[tuple[int, int], dict[str, np.ndarray]] | None = None,
-                budget: HeadBudget = HEAD_BUDGET) -> list[dict]:
+                budget: FitBudget = HEAD_BUDGET, keep: dict[int, Path] | None = None) -> list[dict]:
     """One method's heads on frozen inputs, every fold at once (head_folds, fit_folds); budget:
-    before the user's settings (head_budget).
+    before the user's settings (budget_for). keep: {job index: run folder}: those folds' whole
+    models (their best weights) saved as run folders, as any run (the Playground explains them).
 
     Returns per fold what crossval.cross_validate reads of a run summary: "metrics" (val_* and test_*),
     "epochs_run", "best_epoch", "target_transform", "train_seconds" (the batched fit's seconds over K:
@@ -240,8 +249,25 @@ def train_heads(jobs: list[tuple[TrainConfig, dict, FrozenEncoder | None, np.nda
     keras.backend.clear_session()
     folds, setups = head_folds(jobs, ds, inputs, embedded)
     first = jobs[0][0]
-    fit = fit_folds(folds, head_budget(first, budget), setups[0].config.batch_size, first.seed)
-    return [{"metrics": split_metrics(fold, out), "epochs_run": epochs, "best_epoch": best,
-             "target_transform": setup.transform, "train_seconds": round(fit.seconds / len(folds), 3),
-             "batched": len(folds), "params": int(setup.model.count_params())}
-            for fold, out, epochs, best, setup in zip(folds, fit.outputs, fit.epochs_run, fit.best_epoch, setups)]
+    used = budget_for(first, budget)
+    fit = fit_folds(folds, used, setups[0].config.batch_size, first.seed)
+    summaries = [{"metrics": split_metrics(fold, out), "epochs_run": epochs, "best_epoch": best,
+                  "target_transform": setup.transform, "train_seconds": round(fit.seconds / len(folds), 3),
+                  "batched": len(folds), "params": int(setup.model.count_params())}
+                 for fold, out, epochs, best, setup in zip(folds, fit.outputs, fit.epochs_run, fit.best_epoch, setups)]
+    for i, run_dir in (keep or {}).items():
+        setup, frozen, summary = setups[i], jobs[i][2], summaries[i]
+        phase = Phase(1, used.epochs, used.lr, None)
+        announce_start(run_dir, setup.config.model.arch, setup.splits, -(-len(setup.splits["train"]) //
+                       setup.config.batch_size), [phase], frozen_encoder=frozen.mode if frozen else None)
+        record = run_summary(
+            run_dir, setup.config.model.arch, ds.task, stopped=False, epochs_run=summary["epochs_run"],
+            epochs=used.epochs, best_epoch=summary["best_epoch"],
+            phases=[{**phase.record(), "lr": used.lr, "epochs_run": summary["epochs_run"]}],
+            history=fit.history[i], metrics=summary["metrics"],
+            train_rows=len(setup.splits["train"]), train_seconds=summary["train_seconds"],
+            encoder_weights=setup.source.record(), frozen_encoder=frozen.record() if frozen else None,
+            target_transform=setup.transform, batched=len(folds), replicas=1, devices=[], precision="float32",
+            streamed=False)
+        finish_run(run_dir, record, saved_head_model(setup, ds, frozen))
+    return summaries

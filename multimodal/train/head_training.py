@@ -154,10 +154,10 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     setup = prepare_head(config, ds, split, inputs, frozen, maps)
-    config, splits, model, head, raw, fed, embedded = (setup.config, setup.splits, setup.model, setup.head,
-                                                       setup.raw, setup.fed, setup.embedded)
-    y, loss_weights, stats, transform, t_stats, source = (setup.y, setup.loss_weights, setup.stats, setup.transform,
-                                                          setup.target_stats, setup.source)
+    config, splits, model, head, fed, embedded = (setup.config, setup.splits, setup.model, setup.head,
+                                                  setup.fed, setup.embedded)
+    y, loss_weights, transform, t_stats, source = (setup.y, setup.loss_weights, setup.transform,
+                                                   setup.target_stats, setup.source)
     train_idx, val_idx = splits["train"], splits["val"]
 
     def compiler(target: keras.Model):
@@ -204,12 +204,17 @@ def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, 
                           train_rows=len(train_idx), train_seconds=train_seconds, encoder_weights=source.record(),
                           frozen_encoder=frozen_record, target_transform=transform, replicas=1, devices=[],
                           precision="float32", streamed=False)
-    saved = None
-    if save:   # as training.train saves a model: frozen, compiled afresh, no optimizer state
-        model.trainable = False
-        compiler(model)(config.lr)
-        background_idx = background_rows(train_idx, config.seed)
-        saved = dict(config={**config.to_dict(), "encoder_weights": source.record(), "frozen_encoder": frozen_record},
-                     dataset=ds, splits=splits, stats=stats, target_stats=t_stats, model=model,
-                     background=take(raw, background_idx), background_rows=background_idx)
-    return finish_run(run_dir, summary, saved)
+    return finish_run(run_dir, summary, saved_head_model(setup, ds, frozen) if save else None)
+
+
+def saved_head_model(setup: HeadSetup, ds: Dataset, frozen: FrozenEncoder | None) -> dict:
+    """pipeline.finish_run's `saved` for setup's whole model (its head trained), as training.train
+    saves a model: frozen, compiled afresh, no optimizer state."""
+    config, model = setup.config, setup.model
+    model.trainable = False
+    compile_model(model, ds.task, len(ds.classes), config.lr, config.loss, setup.target_stats)
+    background_idx = background_rows(setup.splits["train"], config.seed)
+    return dict(config={**config.to_dict(), "encoder_weights": setup.source.record(),
+                        "frozen_encoder": frozen.record() if frozen else None},
+                dataset=ds, splits=setup.splits, stats=setup.stats, target_stats=setup.target_stats, model=model,
+                background=take(setup.raw, background_idx), background_rows=background_idx)

@@ -4,9 +4,10 @@ reported method by method as each one finishes, then one saved model per method 
 The leaderboard is `crossval.compare_with_baselines` (every baseline the data allows, then the
 chosen fusion methods, on the same folds) and its verdicts are `crossval.fusion_gains` on the
 methods finished so far: the Compare page's verdict code, applied as soon as a method's folds
-are in. Then every method trains once more on the first fold's rows (`stagewise.FastFolds` with
-its heads saved) so its branch Shapley shares can be computed (explain/branch_shares.py, by the
-CLI or the app's server); this layer never imports explain/.
+are in. Every method's model of the first fold is kept whole (`compare_with_baselines`' keep_models:
+the very model whose score is on the leaderboard, no second training) so its branch Shapley shares
+can be computed (explain/branch_shares.py, by the CLI or the app's server); this layer never
+imports explain/.
 
 Progress goes to out_dir/events.jsonl (core/events.py): "start", "fold", "method" (a leaderboard
 row), "model" (a saved model's folder), "end". A STOP file ends the race after the current fold or
@@ -19,10 +20,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +29,7 @@ import numpy as np
 from multimodal.core.comparison import ComparisonOptions
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.core.events import append_event, stop_requested
-from multimodal.data.dataset import Dataset, load_dataset
-from multimodal.data.inputs import model_inputs
+from multimodal.data.dataset import load_dataset
 from multimodal.models.fusion import baseline_names
 from multimodal.train.crossval import (
     compare_with_baselines,
@@ -41,8 +39,6 @@ from multimodal.train.crossval import (
     fusion_gains,
     held_out_metric,
 )
-from multimodal.train.feature_cache import FeatureCache
-from multimodal.train.stagewise import FastFolds, reads_images, resolve_mode
 
 RACE_FILE = "race.json"
 # A race trains every model with a short budget: the generated signals are simple (a colour, two
@@ -115,29 +111,6 @@ def _write_whole(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _saved_models(config: TrainConfig, ds: Dataset, names: list[str], split: dict, out_dir: Path,
-                  cache: Path, emit: Callable[[dict], None]) -> dict[str, str]:
-    """Each method trained once on `split`, saved whole under out_dir/models/<method>."""
-    size = config.model.image_size
-    inputs = model_inputs(ds.frame, ds.root, ds.features, size)
-    mode, weights = resolve_mode(None, config, any(reads_images(a) for a in names))
-    fast = FastFolds(mode, config, ds, inputs, weights, FeatureCache(cache), save_heads=True, workdir=out_dir)
-    models, saved = out_dir / MODELS_DIR, {}
-    models.mkdir(exist_ok=True)
-    for arch in names:
-        if stop_requested(out_dir):
-            raise RaceStopped
-        folder = Path(tempfile.mkdtemp(prefix=f".{arch}-", dir=models))
-        try:
-            fast.fold_trainer(arch)(replace(config, model=replace(config.model, arch=arch)), folder, split)
-            os.replace(folder, models / arch)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        saved[arch] = str(models / arch)
-        emit({"type": "model", "arch": arch, "run_dir": saved[arch], "rows": [int(i) for i in split["test"]]})
-    return saved
-
-
 def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_size: int, seed: int = 0,
              epochs: int | None = RACE_EPOCHS, patience: int | None = RACE_PATIENCE, explain: bool = True,
              listener: RaceListener | None = None) -> dict | None:
@@ -158,6 +131,7 @@ def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_
     emit({"type": "start", "archs": names, "k": k, "metric": metric, "task": ds.task, "rows_total": len(ds.frame)})
     clock = {"start": time.perf_counter(), "first": None}
     leaderboard: list[dict] = []
+    models: dict[str, str] = {}
 
     def on_fold(arch: str, fold: dict) -> None:
         emit({"type": "fold", "arch": arch, "fold": fold["fold"], "value": fold["metrics"].get(metric)})
@@ -165,14 +139,17 @@ def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_
             clock["first"] = clock["first"] or time.perf_counter() - clock["start"]
             leaderboard.append(row)
             emit({"type": "method", **row})
+        if explain and len(board.folds[arch]) == k:   # its first fold's model is kept whole by now
+            models[arch] = str(out_dir / MODELS_DIR / arch)
+            emit({"type": "model", "arch": arch, "run_dir": models[arch], "rows": [int(i) for i in splits[0]["test"]]})
         if stop_requested(out_dir):
             raise RaceStopped
 
     cache = out_dir / "features"
     try:
         result = compare_with_baselines(config, ComparisonOptions(k, archs=tuple(methods)), dataset=ds,
-                                        on_fold=on_fold, cache_dir=cache, workdir=out_dir)
-        models = _saved_models(config, ds, names, splits[0], out_dir, cache, emit) if explain else {}
+                                        on_fold=on_fold, cache_dir=cache, workdir=out_dir,
+                                        keep_models=out_dir / MODELS_DIR if explain else None)
     except RaceStopped:
         shutil.rmtree(out_dir / MODELS_DIR, ignore_errors=True)
         emit({"type": "end", "status": "stopped"})

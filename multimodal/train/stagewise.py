@@ -24,6 +24,8 @@ image head's whole model end to end afterwards (head_training.py), off by defaul
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,11 +45,15 @@ from multimodal.models.fusion import FUSION_METHODS
 from multimodal.models.weights import WeightsSource, resolve_weights
 from multimodal.runs.run import MODEL_FILE, load_model_file
 from multimodal.train.feature_cache import FeatureCache, predict_maps, weights_digest
-from multimodal.train.fold_batched import HEAD_BUDGET, train_heads
+from multimodal.train.fold_batched import HEAD_BUDGET, FitBudget, budget_for, train_heads
 from multimodal.train.head_training import IMAGE_BRANCHES, FrozenEncoder, train_on_maps
 from multimodal.train.training import train
 
 STAGE1_ARCH = "image_only"
+KEPT_FOLD = (0, 0)   # (repeat, fold) whose models FastFolds keeps when asked (keep_dir)
+# How stage 1 trains (before the user's settings, fold_batched.budget_for): chosen by
+# bench/bench_head_budget.py --stage1 on the three samples (bench/RESULTS_compare.md, "Stage-1 budget").
+STAGE1_BUDGET = FitBudget(lr=1e-3, patience=15, epochs=200)
 FoldTrainer = Callable[[TrainConfig, Path, dict], dict]   # (fold config, run folder, split) -> run summary
 FoldsTrainer = Callable[[list[tuple[TrainConfig, dict]]], list[dict]]   # every (fold config, split) -> summaries
 
@@ -79,19 +85,23 @@ class FastFolds:
 
     weights: the image encoder's (resolve_mode; None when no method reads images). inputs:
     `model_inputs` of the whole dataset; cache: where the maps go; save_heads: save each
-    head's whole model in its run folder (a comparison keeps only the scores)."""
+    head's whole model in its run folder (a comparison keeps only the scores); keep_dir: every
+    method's model of the first fold (KEPT_FOLD) saved whole as a run folder under
+    keep_dir/<method>, moved in complete (the Playground explains them)."""
 
     def __init__(self, mode: str, config: TrainConfig, ds: Dataset, inputs: dict, weights: WeightsSource | None,
                  cache: FeatureCache, *, finetune: bool = False, workdir: Path | None = None,
-                 save_heads: bool = False):
+                 save_heads: bool = False, keep_dir: Path | None = None):
         if mode not in ("stagewise", "frozen"):
             raise ValueError(f"FastFolds runs the fast modes, not {mode!r}")
         self.mode, self.config, self.ds, self.inputs, self.weights = mode, config, ds, inputs, weights
         self.cache, self.finetune, self.workdir, self.save_heads = cache, finetune, workdir, save_heads
+        self.keep_dir = keep_dir
         self._encoders: dict[tuple[int, int], FrozenEncoder] = {}   # (repeat, fold) -> its encoder
         self._shared: FrozenEncoder | None = None                     # the frozen mode's one encoder
         self._embedded: dict[tuple[int, int], dict[str, np.ndarray]] = {}   # fold -> its table's vector, ...
         self.head_budget = HEAD_BUDGET   # how the heads train (fold_batched.py; bench/bench_head_budget.py varies it)
+        self.stage1_budget = STAGE1_BUDGET   # how stage 1 trains (bench/bench_head_budget.py --stage1 varies it)
 
     def fold_trainer(self, arch: str) -> FoldTrainer:
         """How `arch` trains a fold: stage 1 (stage-wise image_only) or its head alone."""
@@ -111,13 +121,42 @@ class FastFolds:
             frozen = self._encoder_for(config, split) if images else None
             maps, log = self._maps(frozen) if images else (None, None)
             prepared.append((config, split, frozen, maps, log))
-        summaries = train_heads([p[:4] for p in prepared], self.ds, self.inputs, self._embedded, self.head_budget)
+        staging = {i: self._staging(arch) for i, (_, split, *_) in enumerate(prepared) if self._keeps(split)}
+        try:
+            summaries = train_heads([p[:4] for p in prepared], self.ds, self.inputs, self._embedded,
+                                    self.head_budget, keep=staging)
+            for folder in staging.values():
+                os.replace(folder, self.keep_dir / arch)
+        finally:
+            for folder in staging.values():
+                shutil.rmtree(folder, ignore_errors=True)
         return [{**summary, "maps": log, "frozen_encoder": frozen.record(rows=False) if frozen else None}
                 for summary, (_, _, frozen, _, log) in zip(summaries, prepared)]
 
+    # -- the kept models ---------------------------------------------------------------------
+    def _keeps(self, split: dict) -> bool:
+        return self.keep_dir is not None and (split["repeat"], split["fold"]) == KEPT_FOLD
+
+    def _staging(self, arch: str) -> Path:
+        self.keep_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{arch}-", dir=self.keep_dir))
+
+    def _keep_copy(self, arch: str, run_dir: Path, split: dict) -> None:
+        """A fold trained one at a time: its saved run folder copied in whole when it is KEPT_FOLD."""
+        if self._keeps(split):
+            staging = self._staging(arch)
+            try:
+                shutil.copytree(run_dir, staging, dirs_exist_ok=True)
+                os.replace(staging, self.keep_dir / arch)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
     # -- the encoders -----------------------------------------------------------------------
     def _stage1(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
-        """Stage 1: image_only as an ordinary run on this fold's rows; its encoder frozen and its maps cached."""
+        """Stage 1: image_only as an ordinary run on this fold's rows (with the stage-1 budget); its
+        encoder frozen and its maps cached."""
+        budget = budget_for(config, self.stage1_budget)
+        config = replace(config, lr=budget.lr, patience=budget.patience, epochs=budget.epochs)
         summary = train(config, run_dir, dataset=self.ds, split={k: split[k] for k in ("train", "val", "test")},
                         inputs=self.inputs)
         trained = load_model_file(Path(run_dir) / MODEL_FILE)
@@ -128,6 +167,7 @@ class FastFolds:
                                trained_on={"train": used["train"], "val": used["val"]})
         self._encoders[(split["repeat"], split["fold"])] = frozen
         _, log = self._maps(frozen, lambda images: predict_maps(encoder, images))
+        self._keep_copy(config.model.arch, Path(run_dir), split)
         return {**summary, "frozen_encoder": frozen.record(), "maps": log, "params": int(trained.count_params())}
 
     def _encoder_for(self, config: TrainConfig, split: dict) -> FrozenEncoder:
@@ -169,10 +209,11 @@ class FastFolds:
     # -- the heads --------------------------------------------------------------------------
     def _head(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
         if not reads_images(config.model.arch):
-            summary = train_on_maps(config, run_dir, self.ds, split, self.inputs, None, None, save=self.save_heads)
-            return {**summary, "maps": None}
-        frozen = self._encoder_for(config, split)
-        maps, log = self._maps(frozen)
+            frozen, maps, log = None, None, None
+        else:
+            frozen = self._encoder_for(config, split)
+            maps, log = self._maps(frozen)
         summary = train_on_maps(config, run_dir, self.ds, split, self.inputs, frozen, maps, finetune=self.finetune,
-                                save=self.save_heads)
-        return {**summary, "frozen_encoder": frozen.record(rows=False), "maps": log}
+                                save=self.save_heads or self._keeps(split))
+        self._keep_copy(config.model.arch, Path(run_dir), split)
+        return {**summary, "frozen_encoder": frozen.record(rows=False) if frozen else None, "maps": log}
