@@ -1,5 +1,5 @@
 """The budgets of a stage-wise comparison, measured, not guessed: the heads' on frozen inputs
-(train/fold_batched.HEAD_BUDGET) and stage 1's (train/stagewise.STAGE1_BUDGET).
+(train/fold_batched.HEAD_BUDGET) and stage 1's (train/stagewise.FastFolds.stage1_budget).
 
     python -m bench.bench_head_budget                       # every sample, every head candidate
     python -m bench.bench_head_budget --samples skin_lesions --candidates 1,3 --out /tmp/budget.json
@@ -42,7 +42,7 @@ CANDIDATES = [FitBudget(1e-3, 15, 200),   # the small-data defaults every run us
               FitBudget(1e-3, 10, 100),
               FitBudget(3e-3, 8, 80),
               FitBudget(1e-2, 5, 40)]
-STAGE1_CANDIDATES = [FitBudget(1e-3, 15, 200),   # every run's small-data defaults (stage 1 before it had a budget)
+STAGE1_CANDIDATES = [FitBudget(1e-3, 15, 200),   # every run's small-data defaults: what stage 1 uses
                      FitBudget(3e-3, 10, 100),
                      FitBudget(3e-3, 6, 60)]
 

@@ -3,7 +3,8 @@
     python -m bench.bench_playground [--part race|lessons|shares|all] [--seeds 5] [--out bench/playground.json]
 
 - race: 7 models (image_only, tabular_only, linear + late_concat, multiply, film, gated), 3 folds,
-  600 rows at 24 px (the complementary knobs): wall time and time to the first leaderboard row.
+  600 rows at 24 px (the complementary knobs), with every method's first-fold model kept: wall time,
+  time to the first leaderboard row, and the seconds of the 7 models' branch shares afterwards.
 - lessons: each preset's lesson (train/playground_lessons.py) on seeds 0..N-1, at the size the
   lesson tests use (tests/support/playground.py: 400 rows, 100 for small_noisy, at 16 px, the
   preset's methods, 3 folds): holds on k/N.
@@ -51,13 +52,20 @@ def race_once(knobs: dict, methods: list[str], explain: bool) -> tuple[dict, Pat
 
 
 def bench_race(out: Path) -> None:
+    """The race as the page runs it: the leaderboard and every method's kept first-fold model, then
+    each model's branch shares (as the app's server computes them once a model is in)."""
     knobs, _ = checked_knobs({"rows": 600, "image_size": 24}, "complementary")
     started = time.perf_counter()
-    race, _, tmp = race_once(knobs, list(DEFAULT_METHODS), explain=False)
+    race, root, tmp = race_once(knobs, list(DEFAULT_METHODS), explain=True)
+    raced = time.perf_counter()
+    for run_dir in race["models"].values():
+        method_shares(run_dir, root / "data")
+    shares = time.perf_counter() - raced
     tmp.cleanup()
     _record(out, {"part": "race", "models": len(race["archs"]), "archs": race["archs"], "folds": 3, "rows": 600,
-                  "image_size": 24, "wall_seconds": round(time.perf_counter() - started, 1),
-                  "race_seconds": race["seconds"], "first_result_seconds": race["first_result_seconds"]})
+                  "image_size": 24, "wall_seconds": round(raced - started, 1), "race_seconds": race["seconds"],
+                  "first_result_seconds": race["first_result_seconds"], "kept_models": len(race["models"]),
+                  "shares_seconds": round(shares, 1)})
 
 
 def bench_lessons(out: Path, seeds: range, presets: list[str]) -> None:
@@ -88,9 +96,11 @@ def bench_shares(out: Path) -> None:
 def report(entries: list[dict]) -> str:
     """bench/RESULTS_playground.md's tables from the recorded entries."""
     lines = ["## Race: 7 models, 3 folds, 600 rows at 24 px (complementary knobs)", "",
-             "| models | wall s | race s | first result s | load (1 min) |", "|---|---|---|---|---|"]
+             "| models | wall s | race s | first result s | models kept | shares s | load (1 min) |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {e['models']} | {e['wall_seconds']} | {e['race_seconds']} | {e['first_result_seconds']} | "
-              f"{e['load_1min']} on {e['cpus']} cores |" for e in entries if e["part"] == "race"]
+              f"{e.get('kept_models', 'not kept')} | {e.get('shares_seconds', '-')} | {e['load_1min']} on {e['cpus']} cores |"
+              for e in entries if e["part"] == "race"]
     # Checked again with the current lesson_checks where the race was recorded (a lesson's claims may
     # have been restated since the race ran).
     lessons = [{**e, "checks": lesson_checks(e["preset"], e["race"], e["chance"])} if "race" in e else e

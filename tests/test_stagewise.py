@@ -74,10 +74,23 @@ def test_a_hit_gives_identical_maps_and_a_changed_image_weights_or_size_misses(t
     assert (cache.hits, cache.misses) == (9, 16)
     assert cache.folder("small_cnn", 20, sha) != cache.folder("small_cnn", SIZE, sha)
 
+    # A new cache on the same folder reads the disk (once: then from memory); a damaged entry is computed again.
     entry = next(cache.folder("small_cnn", SIZE, sha).glob("*.npy"))
-    entry.write_bytes(b"damaged")                          # a damaged entry is computed again
+    entry.write_bytes(b"damaged")
+    cache = FeatureCache(tmp_path)
     np.testing.assert_array_equal(maps(images), first)
-    assert cache.misses == 17
+    assert (cache.hits, cache.misses) == (4, 1)
+    for path in cache.folder("small_cnn", SIZE, sha).glob("*.npy"):
+        path.unlink()                                      # gone from disk: still in this cache's memory
+    np.testing.assert_array_equal(maps(images, compute=never), first)
+
+    in_memory = FeatureCache(None)                         # a comparison without a cache folder
+    assert np.array_equal(in_memory.maps(images, encoder_name="small_cnn", weights_sha256=sha,
+                                         compute=lambda x: predict_maps(encoder, x)), first)
+    assert np.array_equal(in_memory.maps(images, encoder_name="small_cnn", weights_sha256=sha, compute=never), first)
+    assert (in_memory.hits, in_memory.misses) == (5, 5)
+    with pytest.raises(ValueError, match="in memory only"):
+        in_memory.folder("small_cnn", SIZE, sha)
 
 
 def test_default_modes_and_a_bad_mode():

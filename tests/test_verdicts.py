@@ -82,8 +82,11 @@ def test_zero_variance():
     same = gain_verdict([0.0, 0.0, 0.0], n_train=80, n_test=40, metric="accuracy")
     assert (same.low, same.high, same.verdict) == (0.0, 0.0, NO_DIFFERENCE)
     assert "no spread" in same.caveat and same.caveat in same.sentence
+    # A constant gain has no spread to measure the noise by: a zero-width interval claims nothing.
     constant = gain_verdict([0.05, 0.05, 0.05], n_train=80, n_test=40, metric="accuracy")
-    assert constant.low == pytest.approx(0.05) and constant.verdict == BETTER and "no spread" in constant.caveat
+    assert constant.low == pytest.approx(0.05) and constant.verdict == NO_DIFFERENCE
+    assert constant.sentence.startswith("+0.050 on each of 3 folds: no detectable difference (all 3 folds")
+    assert gain_verdict([0.05, 0.05, 0.0501], n_train=80, n_test=40, metric="accuracy").verdict == BETTER
 
 
 def test_paired_differences_are_signed_so_positive_means_fusion_is_better():

@@ -7,7 +7,8 @@ for the Generalization Error", Machine Learning 52(3):239-281, as applied to rep
 Bouckaert & Frank (2004), "Evaluating the Replicability of Significance Tests for Comparing
 Learning Algorithms", PAKDD: the sample variance of the J = folds x repeats paired differences is
 multiplied by (1/J + n_test/n_train) instead of 1/J, with a t quantile on J - 1 degrees of freedom.
-"better" / "worse" only when that interval excludes zero; otherwise "no detectable difference".
+"better" / "worse" only when that interval excludes zero; otherwise "no detectable difference",
+which is also the verdict when every fold gave the same difference (no spread, no interval).
 """
 from __future__ import annotations
 
@@ -92,12 +93,17 @@ def gain_verdict(differences: Sequence[float], n_train: int, n_test: int, metric
     variance = 0.0 if same else float(diffs.var(ddof=1)) * (1.0 / j + n_test / n_train)
     half = float(stats.t.ppf(0.5 + confidence / 2, j - 1)) * math.sqrt(variance)
     low, high = mean - half, mean + half
-    verdict = BETTER if low > 0 else WORSE if high < 0 else NO_DIFFERENCE
-    caveat = "" if not same else f"all {j} folds gave the same difference: no spread to estimate the noise from"
     counted = f"{j // repeats} folds x {repeats} repeats" if repeats > 1 and j % repeats == 0 else f"{j} folds"
+    if same:
+        # A t-interval needs a spread: a zero-width one would call any constant gain (three folds
+        # each 3 rows better) "better". With nothing to measure the noise by, nothing is claimed.
+        caveat = f"all {j} folds gave the same difference: no spread to estimate the noise from, so no interval"
+        text = f"{format_gain(mean, metric, None)} on each of {counted}: {NO_DIFFERENCE} ({caveat})"
+        return GainVerdict(mean, low, high, j, confidence, NO_DIFFERENCE, text, caveat)
+    verdict = BETTER if low > 0 else WORSE if high < 0 else NO_DIFFERENCE
     text = (f"{format_gain(mean, metric, half)} ({confidence:.0%} CI {format_gain(low, metric, half)} to "
             f"{format_gain(high, metric, half)}) over {counted}: {verdict}")
-    return GainVerdict(mean, low, high, j, confidence, verdict, text + (f" ({caveat})" if caveat else ""), caveat)
+    return GainVerdict(mean, low, high, j, confidence, verdict, text)
 
 
 def format_gain(value: float, metric: str, half_width: float | None) -> str:

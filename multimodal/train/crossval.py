@@ -15,7 +15,6 @@ maps; "end_to_end" trains every model whole.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import tempfile
@@ -250,7 +249,7 @@ def compare_with_baselines(config: TrainConfig, options: ComparisonOptions, *, d
     fast default (stagewise.default_mode: "stagewise" for small_cnn, "frozen" for a pretrained
     encoder with its weights at hand). In a fast mode the image methods' heads train on cached maps
     of un-augmented images (stagewise.py); finetune then trains each of them end to end.
-    cache_dir: where the maps are cached (None: a temporary folder, removed at the end);
+    cache_dir: where the maps are cached on disk (None: in memory only, for this comparison);
     image_cache: the decoded-image cache (training.default_image_cache). keep_models: every method's
     model of the first fold saved whole under keep_models/<method> as it finishes (fast modes only:
     stagewise.FastFolds' keep_dir; the Playground explains them).
@@ -272,17 +271,15 @@ def compare_with_baselines(config: TrainConfig, options: ComparisonOptions, *, d
     inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size, cache_dir=image_cache)
     splits = cv_splits(ds, k, repeats, config.seed, config.val_fraction)
     results = {}
-    with contextlib.nullcontext(cache_dir) if cache_dir else \
-            tempfile.TemporaryDirectory(prefix="multimodal-features-", dir=workdir) as cache_root:
-        fast = None if mode == "end_to_end" else FastFolds(mode, config, ds, inputs, weights, FeatureCache(
-            Path(cache_root)), finetune=options.finetune, workdir=workdir, keep_dir=keep_models)
-        # The methods without images first: their results come in seconds, before stage 1's encoders.
-        for arch in sorted(names, key=reads_images):
-            c = replace(config, model=replace(config.model, arch=arch))
-            results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
-                                           out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold,
-                                           fit_fold=fast.fold_trainer(arch) if fast else None,
-                                           fit_folds=fast.folds_trainer(arch) if fast else None)
+    fast = None if mode == "end_to_end" else FastFolds(mode, config, ds, inputs, weights, FeatureCache(cache_dir),
+                                                       finetune=options.finetune, workdir=workdir, keep_dir=keep_models)
+    # The methods without images first: their results come in seconds, before stage 1's encoders.
+    for arch in sorted(names, key=reads_images):
+        c = replace(config, model=replace(config.model, arch=arch))
+        results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
+                                       out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold,
+                                       fit_fold=fast.fold_trainer(arch) if fast else None,
+                                       fit_folds=fast.folds_trainer(arch) if fast else None)
     results = {arch: results[arch] for arch in names}
     metric, higher = held_out_metric(ds.task)
     gain = fusion_gains(results, config.model.arch, metric, higher, *fold_sizes(splits))

@@ -57,36 +57,57 @@ def image_digests(images: np.ndarray) -> list[str]:
 
 
 class FeatureCache:
-    """Output maps of frozen image encoders on disk, under `root`.
+    """Output maps of frozen image encoders: in memory for this process, and on disk under `root`
+    (None: in memory only, for a comparison whose folder would be deleted at its end anyway).
 
-    `hits` and `misses` count the images found and computed since the cache was opened."""
+    Every map is read from disk at most once per cache: a comparison's methods read the same maps
+    once per fold each. `hits` and `misses` count the images found and computed since it was opened."""
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    def __init__(self, root: Path | None):
+        self.root = None if root is None else Path(root)
         self.hits = 0
         self.misses = 0
+        self._memory: dict[tuple[str, str], np.ndarray] = {}   # (space, image digest) -> its map
+
+    @staticmethod
+    def space(encoder_name: str, image_size: int, weights_sha256: str) -> str:
+        """The maps of one encoder's weights at one image size: a folder name on disk."""
+        return f"{encoder_name}-{image_size}px-{weights_sha256}"
 
     def folder(self, encoder_name: str, image_size: int, weights_sha256: str) -> Path:
-        return self.root / f"{encoder_name}-{image_size}px-{weights_sha256}"
+        if self.root is None:
+            raise ValueError("this feature cache keeps its maps in memory only: it has no folder")
+        return self.root / self.space(encoder_name, image_size, weights_sha256)
 
     def maps(self, images: np.ndarray, *, encoder_name: str, weights_sha256: str,
              compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """The maps of `images` (N >= 1, T, S, S, 3) uint8 by the encoder whose `weights_digest` is
-        `weights_sha256`: read where stored; `compute(images)` (e.g. `predict_maps`) for the rest,
-        which are then stored."""
+        `weights_sha256`: found in memory or on disk; `compute(images)` (e.g. `predict_maps`) for the
+        rest, which are then stored."""
         images = np.asarray(images, dtype=np.uint8)
-        folder = self.folder(encoder_name, images.shape[2], weights_sha256)
+        space = self.space(encoder_name, images.shape[2], weights_sha256)
         keys = image_digests(images)
-        found = {i: value for i, key in enumerate(keys) if (value := _read(folder / f"{key}.npy")) is not None}
+        found = {i: value for i, key in enumerate(keys) if (value := self._stored(space, key)) is not None}
         todo = [i for i in range(len(keys)) if i not in found]
         if todo:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = None if self.root is None else self.root / space
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
             for i, value in zip(todo, np.asarray(compute(images[todo]), dtype=MAP_DTYPE)):
-                _write(folder / f"{keys[i]}.npy", value)
-                found[i] = value
+                if folder is not None:
+                    _write(folder / f"{keys[i]}.npy", value)
+                self._memory[(space, keys[i])] = found[i] = value
         self.hits += len(keys) - len(todo)
         self.misses += len(todo)
         return np.stack([found[i] for i in range(len(keys))])
+
+    def _stored(self, space: str, key: str) -> np.ndarray | None:
+        value = self._memory.get((space, key))
+        if value is None and self.root is not None:
+            value = _read(self.root / space / f"{key}.npy")
+            if value is not None:
+                self._memory[(space, key)] = value
+        return value
 
 
 def predict_maps(encoder: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -145,17 +145,14 @@ def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_
         if stop_requested(out_dir):
             raise RaceStopped
 
-    cache = out_dir / "features"
-    try:
+    try:   # the feature maps stay in memory: nothing of them outlives the race
         result = compare_with_baselines(config, ComparisonOptions(k, archs=tuple(methods)), dataset=ds,
-                                        on_fold=on_fold, cache_dir=cache, workdir=out_dir,
+                                        on_fold=on_fold, workdir=out_dir,
                                         keep_models=out_dir / MODELS_DIR if explain else None)
     except RaceStopped:
         shutil.rmtree(out_dir / MODELS_DIR, ignore_errors=True)
         emit({"type": "end", "status": "stopped"})
         return None
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
     rows = sorted(leaderboard, key=lambda r: -r["mean"] if higher else r["mean"])
     race = {"metric": metric, "higher_is_better": higher, "task": ds.task, "k": k, "archs": names, "rows": rows,
             "gain": result["gain"], "models": models, "seconds": round(time.perf_counter() - clock["start"], 3),

@@ -51,9 +51,6 @@ from multimodal.train.training import train
 
 STAGE1_ARCH = "image_only"
 KEPT_FOLD = (0, 0)   # (repeat, fold) whose models FastFolds keeps when asked (keep_dir)
-# How stage 1 trains (before the user's settings, fold_batched.budget_for): chosen by
-# bench/bench_head_budget.py --stage1 on the three samples (bench/RESULTS_compare.md, "Stage-1 budget").
-STAGE1_BUDGET = FitBudget(lr=1e-3, patience=15, epochs=200)
 FoldTrainer = Callable[[TrainConfig, Path, dict], dict]   # (fold config, run folder, split) -> run summary
 FoldsTrainer = Callable[[list[tuple[TrainConfig, dict]]], list[dict]]   # every (fold config, split) -> summaries
 
@@ -101,7 +98,9 @@ class FastFolds:
         self._shared: FrozenEncoder | None = None                     # the frozen mode's one encoder
         self._embedded: dict[tuple[int, int], dict[str, np.ndarray]] = {}   # fold -> its table's vector, ...
         self.head_budget = HEAD_BUDGET   # how the heads train (fold_batched.py; bench/bench_head_budget.py varies it)
-        self.stage1_budget = STAGE1_BUDGET   # how stage 1 trains (bench/bench_head_budget.py --stage1 varies it)
+        # How stage 1 trains: None, every run's defaults (config.small_data_settings). Faster budgets
+        # measured no better (bench/bench_head_budget.py --stage1; bench/RESULTS_compare.md, "Stage-1 budget").
+        self.stage1_budget: FitBudget | None = None
 
     def fold_trainer(self, arch: str) -> FoldTrainer:
         """How `arch` trains a fold: stage 1 (stage-wise image_only) or its head alone."""
@@ -153,10 +152,11 @@ class FastFolds:
 
     # -- the encoders -----------------------------------------------------------------------
     def _stage1(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
-        """Stage 1: image_only as an ordinary run on this fold's rows (with the stage-1 budget); its
-        encoder frozen and its maps cached."""
-        budget = budget_for(config, self.stage1_budget)
-        config = replace(config, lr=budget.lr, patience=budget.patience, epochs=budget.epochs)
+        """Stage 1: image_only as an ordinary run on this fold's rows (under stage1_budget when set);
+        its encoder frozen and its maps cached."""
+        if self.stage1_budget is not None:
+            budget = budget_for(config, self.stage1_budget)
+            config = replace(config, lr=budget.lr, patience=budget.patience, epochs=budget.epochs)
         summary = train(config, run_dir, dataset=self.ds, split={k: split[k] for k in ("train", "val", "test")},
                         inputs=self.inputs)
         trained = load_model_file(Path(run_dir) / MODEL_FILE)
