@@ -2,8 +2,8 @@
 method by method, each saved model's branch shares beside the generator's true shares, and Stop.
 
 The data and the race live in the session's folder (app/state.py) under `playground/`; a stopped
-race keeps only its events (the leaderboard rows that came in), its saved models and feature cache
-are removed. See docs/ARCHITECTURE.md, "The Fusion Playground".
+race keeps only its events (the leaderboard rows that came in), its saved models are removed (the
+feature maps stay in the worker's memory). See docs/ARCHITECTURE.md, "The Fusion Playground".
 """
 from __future__ import annotations
 
@@ -50,11 +50,11 @@ def current() -> dict | None:
 
 
 def clean_stopped(race: dict) -> None:
-    """A race that ended without its result file leaves no models or feature cache behind."""
+    """A race that ended without its result file leaves no models behind (its feature maps never
+    touch the disk)."""
     out = Path(race["root"]) / "race"
     if not (out / RACE_FILE).exists():
-        for name in (MODELS_DIR, "features"):
-            shutil.rmtree(out / name, ignore_errors=True)
+        shutil.rmtree(out / MODELS_DIR, ignore_errors=True)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
