@@ -10,6 +10,7 @@ from multimodal.runs.verdicts import (
     ONE_SPLIT,
     WORSE,
     gain_verdict,
+    held_out_noise,
     paired_differences,
     split_caveat,
 )
@@ -27,8 +28,9 @@ def corrected_interval(diffs, n_train, n_test, t_quantile):
 
 
 def test_interval_matches_the_hand_computed_formula():
-    v = gain_verdict([0.01, 0.05, 0.06], n_train=80, n_test=40, metric="accuracy")
-    low, high = corrected_interval([0.01, 0.05, 0.06], 80, 40, T_975_2DOF)
+    # 400 held-out rows: the folds' spread is above held_out_noise, so the interval is the textbook one.
+    v = gain_verdict([0.01, 0.05, 0.06], n_train=800, n_test=400, metric="accuracy")
+    low, high = corrected_interval([0.01, 0.05, 0.06], 800, 400, T_975_2DOF)
     assert v.mean == pytest.approx(0.04)
     assert (v.low, v.high) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
     # By hand: s^2 = 0.0007, (1/3 + 1/2) * s^2 = 0.000583..., half = 4.3027 * 0.024152 = 0.10392.
@@ -44,7 +46,7 @@ def test_mean_minus_std_above_zero_is_not_enough():
     v = gain_verdict(diffs, n_train=80, n_test=40, metric="val_accuracy")
     assert v.low < 0 < v.high
     assert v.verdict == NO_DIFFERENCE
-    assert "95% CI" in v.sentence and v.sentence.endswith(": no detectable difference")
+    assert "95% CI" in v.sentence and ": no detectable difference" in v.sentence
 
 
 def test_verdict_follows_the_interval():
@@ -82,11 +84,27 @@ def test_zero_variance():
     same = gain_verdict([0.0, 0.0, 0.0], n_train=80, n_test=40, metric="accuracy")
     assert (same.low, same.high, same.verdict) == (0.0, 0.0, NO_DIFFERENCE)
     assert "no spread" in same.caveat and same.caveat in same.sentence
-    # A constant gain has no spread to measure the noise by: a zero-width interval claims nothing.
-    constant = gain_verdict([0.05, 0.05, 0.05], n_train=80, n_test=40, metric="accuracy")
-    assert constant.low == pytest.approx(0.05) and constant.verdict == NO_DIFFERENCE
-    assert constant.sentence.startswith("+0.050 on each of 3 folds: no detectable difference (all 3 folds")
-    assert gain_verdict([0.05, 0.05, 0.0501], n_train=80, n_test=40, metric="accuracy").verdict == BETTER
+    # A constant MAE gain has no spread to measure the noise by: a zero-width interval claims nothing.
+    constant = gain_verdict([50.0, 50.0, 50.0], n_train=80, n_test=40, metric="val_mae")
+    assert constant.low == pytest.approx(50.0) and constant.verdict == NO_DIFFERENCE
+    assert constant.sentence.startswith("+50 on each of 3 folds: no detectable difference (all 3 folds")
+    assert gain_verdict([50.0, 50.0, 50.1], n_train=80, n_test=40, metric="val_mae").verdict == BETTER
+
+
+def test_accuracy_folds_that_agree_too_well_get_the_held_out_rows_noise():
+    # small_noisy seed 6: tabular_only 2 rows better than linear on each ~33-row fold.
+    diffs = [2 / 33, 2 / 33, 2 / 34]
+    v = gain_verdict(diffs, n_train=67, n_test=33, metric="val_accuracy")
+    d = np.mean(diffs)
+    half = T_975_2DOF * math.sqrt((d - d * d) / 33 / 3)      # three disjoint held-out folds
+    assert (v.low, v.high) == (pytest.approx(d - half), pytest.approx(d + half))
+    assert v.verdict == NO_DIFFERENCE and "more closely than 33 held-out rows can measure" in v.caveat
+    assert v.caveat in v.sentence
+    constant = gain_verdict([0.05, 0.05, 0.05], n_train=80, n_test=40, metric="accuracy")   # no spread at all
+    assert constant.verdict == NO_DIFFERENCE and constant.low < 0 < constant.high
+    # A large, consistent gain is still better; the floor does not bind when the folds really vary.
+    assert gain_verdict([0.30, 0.31, 0.30], n_train=400, n_test=200, metric="accuracy").verdict == BETTER
+    assert held_out_noise(0.04, 400, "val_mae") == 0.0 and held_out_noise(-0.1, 100, "accuracy") == pytest.approx(9e-4)
 
 
 def test_paired_differences_are_signed_so_positive_means_fusion_is_better():

@@ -138,7 +138,8 @@ def finished(race: dict) -> None:
         chance = read_playground(Path(race["root"]) / "data")[1]["chance"]
         checks = lesson_checks(race["preset"], result, chance)
         held = all(c["holds"] for c in checks)
-        lines = "\n".join(f"- {'✅' if c['holds'] else '❌'} {c['claim']}: {c['detail']}" for c in checks)
+        lines = "\n".join(f"- {':material/check_circle:' if c['holds'] else ':material/cancel:'} {c['claim']}: {c['detail']}"
+                          for c in checks)
         (st.success if held else st.warning)(f"**The lesson {'holds' if held else 'does not hold'} on this race.**\n"
                                              f"{lines}")
     if result_file.exists():

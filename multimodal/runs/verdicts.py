@@ -8,7 +8,8 @@ Bouckaert & Frank (2004), "Evaluating the Replicability of Significance Tests fo
 Learning Algorithms", PAKDD: the sample variance of the J = folds x repeats paired differences is
 multiplied by (1/J + n_test/n_train) instead of 1/J, with a t quantile on J - 1 degrees of freedom.
 "better" / "worse" only when that interval excludes zero; otherwise "no detectable difference",
-which is also the verdict when every fold gave the same difference (no spread, no interval).
+which is also the verdict when every fold gave the same difference (no spread, no interval). For
+accuracy the variance is never taken below what the held-out rows alone carry (`held_out_noise`).
 """
 from __future__ import annotations
 
@@ -90,20 +91,40 @@ def gain_verdict(differences: Sequence[float], n_train: int, n_test: int, metric
         return GainVerdict(mean, None, None, 1, confidence, ONE_SPLIT, text, caveat)
     # Equal differences up to rounding: no spread (a variance of 1e-35 would fake a tiny interval).
     same = float(np.ptp(diffs)) <= 1e-12 * max(1.0, abs(mean))
-    variance = 0.0 if same else float(diffs.var(ddof=1)) * (1.0 / j + n_test / n_train)
+    spread = 0.0 if same else float(diffs.var(ddof=1)) * (1.0 / j + n_test / n_train)
+    # The held-out rows' own noise: J disjoint test folds, so it averages as 1/J (the correction
+    # above is for the training rows the folds share).
+    floor = held_out_noise(mean, n_test, metric) / j
+    variance = max(spread, floor)
     half = float(stats.t.ppf(0.5 + confidence / 2, j - 1)) * math.sqrt(variance)
     low, high = mean - half, mean + half
     counted = f"{j // repeats} folds x {repeats} repeats" if repeats > 1 and j % repeats == 0 else f"{j} folds"
-    if same:
-        # A t-interval needs a spread: a zero-width one would call any constant gain (three folds
-        # each 3 rows better) "better". With nothing to measure the noise by, nothing is claimed.
+    if variance == 0.0:
+        # A t-interval needs a spread: a zero-width one would call any constant gain "better". With
+        # nothing to measure the noise by, nothing is claimed.
         caveat = f"all {j} folds gave the same difference: no spread to estimate the noise from, so no interval"
         text = f"{format_gain(mean, metric, None)} on each of {counted}: {NO_DIFFERENCE} ({caveat})"
         return GainVerdict(mean, low, high, j, confidence, NO_DIFFERENCE, text, caveat)
+    caveat = "" if spread >= floor else (
+        f"the folds agree more closely than {n_test} held-out rows can measure: the interval uses the least "
+        f"noise a difference of {format_gain(mean, metric, None)} on them carries")
     verdict = BETTER if low > 0 else WORSE if high < 0 else NO_DIFFERENCE
     text = (f"{format_gain(mean, metric, half)} ({confidence:.0%} CI {format_gain(low, metric, half)} to "
             f"{format_gain(high, metric, half)}) over {counted}: {verdict}")
-    return GainVerdict(mean, low, high, j, confidence, verdict, text)
+    return GainVerdict(mean, low, high, j, confidence, verdict, text + (f" ({caveat})" if caveat else ""), caveat)
+
+
+def held_out_noise(mean: float, n_test: int, metric: str) -> float:
+    """The least variance a fold's accuracy difference has from its n_test held-out rows alone (0 for
+    other metrics). Two models whose accuracies differ by d disagree on at least |d| of the rows, so
+    the difference measured on n rows varies by at least (|d| - d^2) / n. With 3 folds the sample
+    variance can fall far below that by chance: three folds each 2 rows better gave an interval of
+    +0.056 to +0.064 and "better" (bench/RESULTS_playground.md, small_noisy seed 6)."""
+    name = metric.split("_", 1)[1] if metric.startswith(("val_", "test_", "train_")) else metric
+    if name != main_metric("classification")[0]:
+        return 0.0
+    d = min(abs(mean), 1.0)
+    return (d - d * d) / n_test
 
 
 def format_gain(value: float, metric: str, half_width: float | None) -> str:

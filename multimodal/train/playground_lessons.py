@@ -4,8 +4,8 @@
 "At chance" means the method's cross-validated mean is within AT_CHANCE of the majority-class
 rate; "does well" means at least WELL_ABOVE above it. "A beats B" is runs/verdicts' interval on the
 paired per-fold differences excluding zero, as Compare judges fusion against a baseline. "No
-fusion gain" allows a gain under PRACTICAL_GAIN: with 3 folds, three equal differences of a few
-rows give a zero-width interval that says "better" (bench/RESULTS_playground.md, table_alone seed 3).
+fusion gain" allows a gain under PRACTICAL_GAIN: a gain of a point or two that the interval
+resolves is still not one worth having.
 See docs/ARCHITECTURE.md, "The Fusion Playground".
 """
 from __future__ import annotations

@@ -104,12 +104,12 @@ class FastFolds:
 
     def fold_trainer(self, arch: str) -> FoldTrainer:
         """How `arch` trains a fold: stage 1 (stage-wise image_only) or its head alone."""
-        return self._stage1 if self.mode == "stagewise" and arch == STAGE1_ARCH else self._head
+        return self._stage1_fold if self.mode == "stagewise" and arch == STAGE1_ARCH else self._head
 
     def folds_trainer(self, arch: str) -> FoldsTrainer | None:
         """How `arch` trains ALL its folds at once (fold_batched.py: one compiled model); None when
         its folds train one by one (stage 1, fine-tuning, or heads saved as run folders)."""
-        if self.finetune or self.save_heads or self.fold_trainer(arch) == self._stage1:
+        if self.finetune or self.save_heads or self.fold_trainer(arch) == self._stage1_fold:
             return None
         return lambda jobs: self._batched_heads(arch, jobs)
 
@@ -167,8 +167,13 @@ class FastFolds:
                                trained_on={"train": used["train"], "val": used["val"]})
         self._encoders[(split["repeat"], split["fold"])] = frozen
         _, log = self._maps(frozen, lambda images: predict_maps(encoder, images))
-        self._keep_copy(config.model.arch, Path(run_dir), split)
         return {**summary, "frozen_encoder": frozen.record(), "maps": log, "params": int(trained.count_params())}
+
+    def _stage1_fold(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
+        """Stage 1 as image_only's fold of the comparison (kept when it is KEPT_FOLD)."""
+        summary = self._stage1(config, run_dir, split)
+        self._keep_copy(config.model.arch, Path(run_dir), split)
+        return summary
 
     def _encoder_for(self, config: TrainConfig, split: dict) -> FrozenEncoder:
         if self.mode == "frozen":
