@@ -109,7 +109,8 @@ def fast_folds(csv: Path, mode: str, tmp_path: Path, **settings) -> tuple[FastFo
     ds = load_dataset(csv)
     inputs = model_inputs(ds.frame, ds.root, ds.features, SIZE)
     _, weights = resolve_mode(mode, config, images=True)
-    fast = FastFolds(mode, config, ds, inputs, weights, FeatureCache(tmp_path / "cache"), save_heads=True)
+    # The first fold is KEPT_FOLD: its heads are saved whole, in their run folders and under kept/.
+    fast = FastFolds(mode, config, ds, inputs, weights, FeatureCache(tmp_path / "cache"), keep_dir=tmp_path / "kept")
     return fast, cv_splits(ds, 2, 1, config.seed, config.val_fraction)[0]
 
 

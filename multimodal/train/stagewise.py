@@ -81,19 +81,17 @@ class FastFolds:
     """A fast-mode comparison's fold trainers (for crossval.cross_validate) and its frozen encoders.
 
     weights: the image encoder's (resolve_mode; None when no method reads images). inputs:
-    `model_inputs` of the whole dataset; cache: where the maps go; save_heads: save each
-    head's whole model in its run folder (a comparison keeps only the scores); keep_dir: every
-    method's model of the first fold (KEPT_FOLD) saved whole as a run folder under
-    keep_dir/<method>, moved in complete (the Playground explains them)."""
+    `model_inputs` of the whole dataset; cache: where the maps go; keep_dir: every method's model
+    of the first fold (KEPT_FOLD) saved whole as a run folder under keep_dir/<method>, moved in
+    complete (the Playground explains them; a comparison otherwise keeps only the scores)."""
 
     def __init__(self, mode: str, config: TrainConfig, ds: Dataset, inputs: dict, weights: WeightsSource | None,
                  cache: FeatureCache, *, finetune: bool = False, workdir: Path | None = None,
-                 save_heads: bool = False, keep_dir: Path | None = None):
+                 keep_dir: Path | None = None):
         if mode not in ("stagewise", "frozen"):
             raise ValueError(f"FastFolds runs the fast modes, not {mode!r}")
         self.mode, self.config, self.ds, self.inputs, self.weights = mode, config, ds, inputs, weights
-        self.cache, self.finetune, self.workdir, self.save_heads = cache, finetune, workdir, save_heads
-        self.keep_dir = keep_dir
+        self.cache, self.finetune, self.workdir, self.keep_dir = cache, finetune, workdir, keep_dir
         self._encoders: dict[tuple[int, int], FrozenEncoder] = {}   # (repeat, fold) -> its encoder
         self._shared: FrozenEncoder | None = None                     # the frozen mode's one encoder
         self._embedded: dict[tuple[int, int], dict[str, np.ndarray]] = {}   # fold -> its table's vector, ...
@@ -108,8 +106,8 @@ class FastFolds:
 
     def folds_trainer(self, arch: str) -> FoldsTrainer | None:
         """How `arch` trains ALL its folds at once (fold_batched.py: one compiled model); None when
-        its folds train one by one (stage 1, fine-tuning, or heads saved as run folders)."""
-        if self.finetune or self.save_heads or self.fold_trainer(arch) == self._stage1_fold:
+        its folds train one by one (stage 1, fine-tuning)."""
+        if self.finetune or self.fold_trainer(arch) == self._stage1_fold:
             return None
         return lambda jobs: self._batched_heads(arch, jobs)
 
@@ -219,6 +217,6 @@ class FastFolds:
             frozen = self._encoder_for(config, split)
             maps, log = self._maps(frozen)
         summary = train_on_maps(config, run_dir, self.ds, split, self.inputs, frozen, maps, finetune=self.finetune,
-                                save=self.save_heads or self._keeps(split))
+                                save=self._keeps(split))
         self._keep_copy(config.model.arch, Path(run_dir), split)
         return {**summary, "frozen_encoder": frozen.record(rows=False) if frozen else None, "maps": log}
