@@ -23,12 +23,13 @@ image head's whole model end to end afterwards (head_training.py), off by defaul
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -118,15 +119,10 @@ class FastFolds:
             frozen = self._encoder_for(config, split) if images else None
             maps, log = self._maps(frozen) if images else (None, None)
             prepared.append((config, split, frozen, maps, log))
-        staging = {i: self._staging(arch) for i, (_, split, *_) in enumerate(prepared) if self._keeps(split)}
-        try:
+        kept = next((i for i, (_, split, *_) in enumerate(prepared) if self._keeps(split)), None)
+        with contextlib.nullcontext() if kept is None else self._kept(arch) as staging:
             summaries = train_heads([p[:4] for p in prepared], self.ds, self.inputs, self._embedded,
-                                    self.head_budget, keep=staging)
-            for folder in staging.values():
-                os.replace(folder, self.keep_dir / arch)
-        finally:
-            for folder in staging.values():
-                shutil.rmtree(folder, ignore_errors=True)
+                                    self.head_budget, keep=None if kept is None else {kept: staging})
         return [{**summary, "maps": log, "frozen_encoder": frozen.record(rows=False) if frozen else None}
                 for summary, (_, _, frozen, _, log) in zip(summaries, prepared)]
 
@@ -134,19 +130,22 @@ class FastFolds:
     def _keeps(self, split: dict) -> bool:
         return self.keep_dir is not None and (split["repeat"], split["fold"]) == KEPT_FOLD
 
-    def _staging(self, arch: str) -> Path:
+    @contextlib.contextmanager
+    def _kept(self, arch: str) -> Iterator[Path]:
+        """A hidden staging folder for arch's kept model, moved to keep_dir/<arch> once written whole."""
         self.keep_dir.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{arch}-", dir=self.keep_dir))
+        staging = Path(tempfile.mkdtemp(prefix=f".{arch}-", dir=self.keep_dir))
+        try:
+            yield staging
+            os.replace(staging, self.keep_dir / arch)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _keep_copy(self, arch: str, run_dir: Path, split: dict) -> None:
         """A fold trained one at a time: its saved run folder copied in whole when it is KEPT_FOLD."""
         if self._keeps(split):
-            staging = self._staging(arch)
-            try:
+            with self._kept(arch) as staging:
                 shutil.copytree(run_dir, staging, dirs_exist_ok=True)
-                os.replace(staging, self.keep_dir / arch)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
 
     # -- the encoders -----------------------------------------------------------------------
     def _stage1(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
