@@ -79,10 +79,11 @@ def progress_view(job: Job, task: str) -> None:
         st.progress(p.fraction, text=position_text(p) if p.batch_points else "waiting for the first batch")
     weights_view(p)
     # Streamlit 1.67 remounts a Plotly chart whenever its figure changes, so the curves take new
-    # points at most once a second (the progress bar still moves every 0.5 s).
+    # points at most once a second (the progress bar still moves every 0.5 s); the first points
+    # are drawn as soon as they exist.
     snaps, now = st.session_state.setdefault("_train_chart_snaps", {}), time.monotonic()
     snap = snaps.get(job.run_dir.name)
-    if snap is None or now - snap[0] >= CHART_SECONDS or not job.active:
+    if snap is None or not (snap[1] or snap[2]) or now - snap[0] >= CHART_SECONDS or not job.active:
         snap = snaps[job.run_dir.name] = (now, len(p.batch_points), len(p.epoch_points))
     if snap[1] or snap[2]:
         figures.chart(figures.training_curves(p.batch_points[:snap[1]], p.epoch_points[:snap[2]], metric, loss,

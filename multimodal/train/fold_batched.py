@@ -32,6 +32,7 @@ import tensorflow as tf
 from multimodal.core.config import TrainConfig
 from multimodal.data.dataset import Dataset
 from multimodal.models.compile import build_for_fit, task_objectives
+from multimodal.train.fold_stopping import FoldAdam, FoldStopping, fold_key, fold_loss
 from multimodal.train.head_training import IMAGE_BRANCHES, FrozenEncoder, HeadSetup, prepare_head, saved_head_model
 from multimodal.train.phases import Phase
 from multimodal.train.pipeline import announce_start, finish_run, run_summary
@@ -39,10 +40,13 @@ from multimodal.train.pipeline import announce_start, finish_run, run_summary
 
 @dataclass(frozen=True)
 class FitBudget:
-    """How a comparison's fast-mode model trains: Adam's learning rate, early-stopping patience, epoch cap."""
+    """How a comparison's fast-mode model trains: Adam's learning rate, early-stopping patience, epoch
+    cap, and `as_a_run`: stop on the loss plus the L2 penalty and halve the rate on a plateau, per
+    fold, as a single run does (fold_stopping.py; stage 1's whole models)."""
     lr: float
     patience: int
     epochs: int
+    as_a_run: bool = False
 
 
 # Chosen by bench/bench_head_budget.py on the three samples (bench/RESULTS_compare.md, "Head budget").
@@ -78,65 +82,23 @@ class Fold:
     target_stats: dict | None
 
 
-def fold_key(k: int) -> str:
-    return f"fold{k}"
-
-
 def input_key(k: int, name: str) -> str:
     return f"fold{k}__{name}"
 
 
 class FoldModels(keras.Model):
-    """K models side by side: fold k's model reads the inputs `fold<k>__<name>` and answers as
-    output `fold<k>`. Nothing is shared between them but the optimizer's step counter."""
+    """K models side by side: the model of fold keys[i] (default i) reads the inputs `fold<k>__<name>`
+    and answers as output `fold<k>`. Nothing is shared between them but the optimizer's step counter."""
 
-    def __init__(self, models: list[keras.Model], **kwargs):
+    def __init__(self, models: list[keras.Model], keys: list[int] | None = None, **kwargs):
         super().__init__(name="folds", **kwargs)
         self.folds = list(models)
+        self.keys = list(range(len(models))) if keys is None else list(keys)
         self.input_names_per_fold = [[t.name for t in m.inputs] for m in models]
 
     def call(self, inputs, training=None):
         return {fold_key(k): model({n: inputs[input_key(k, n)] for n in names}, training=training)
-                for k, (model, names) in enumerate(zip(self.folds, self.input_names_per_fold))}
-
-
-class FoldStopping(keras.callbacks.Callback):
-    """Early stopping and best weights per fold on its own val loss (`val_fold<k>_loss`).
-
-    A fold stops counting when `patience` epochs passed without a new best: later epochs neither
-    move its best epoch nor its kept weights. Training ends when every fold has stopped (or the
-    budget ran out); then each fold's model gets its best weights back."""
-
-    def __init__(self, models: list[keras.Model], patience: int):
-        super().__init__()
-        self.folds, self.patience = list(models), patience
-        k = len(self.folds)
-        self.best, self.best_epoch = [np.inf] * k, [0] * k
-        self.wait, self.active, self.stopped_at = [0] * k, [True] * k, [0] * k
-        self.snapshots: list[list[np.ndarray] | None] = [None] * k
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        for k, model in enumerate(self.folds):
-            if not self.active[k]:
-                continue
-            self.stopped_at[k] = epoch + 1
-            value = float(logs.get(f"val_{fold_key(k)}_loss", np.nan))
-            if np.isfinite(value) and value < self.best[k]:
-                self.best[k], self.best_epoch[k], self.wait[k] = value, epoch + 1, 0
-                self.snapshots[k] = [np.array(v) for v in model.weights]
-            else:
-                self.wait[k] += 1
-                if self.patience and self.wait[k] >= self.patience:
-                    self.active[k] = False
-        if not any(self.active):
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        for model, snapshot in zip(self.folds, self.snapshots):
-            if snapshot is not None:
-                for variable, value in zip(model.weights, snapshot):
-                    variable.assign(value)
+                for k, model, names in zip(self.keys, self.folds, self.input_names_per_fold)}
 
 
 def _padded(rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,15 +108,16 @@ def _padded(rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
         np.r_[np.ones(len(rows), "float32"), np.zeros(length - len(rows), "float32")]
 
 
-def _stream(folds: list[Fold], part: str, batch_size: int, shuffle_seed: int | None,
+def _stream(folds: dict[int, Fold], part: str, batch_size: int, shuffle_seed: int | None,
             weighted: bool) -> tf.data.Dataset:
-    """Every fold's `part` rows as one tf.data pipeline of (inputs, targets, weights) keyed per fold.
-    A step holds `batch_size` rows of each fold (its own rows only). Every batch is full (the
-    padding reaches a multiple of the batch): a shorter last batch would trace the step again."""
-    longest = max(len(f.splits[part]) for f in folds)
+    """The `part` rows of every fold ({fold key: fold}) as one tf.data pipeline of (inputs, targets,
+    weights) keyed per fold. A step holds `batch_size` rows of each fold (its own rows only). Every
+    batch is full (the padding reaches a multiple of the batch): a shorter last batch would trace
+    the step again."""
+    longest = max(len(f.splits[part]) for f in folds.values())
     length = -(-longest // batch_size) * batch_size
     x, y, w = {}, {}, {}
-    for k, fold in enumerate(folds):
+    for k, fold in folds.items():
         idx, mask = _padded(fold.splits[part], length)
         x.update({input_key(k, n): v[idx] for n, v in fold.inputs.items()})
         y[fold_key(k)] = fold.y[idx]
@@ -172,31 +135,50 @@ class FoldFit:
     seconds: float              # the whole batched fit (compile and tracing included)
     outputs: list[np.ndarray]   # per fold: its model's output for every row (best weights)
     history: list[dict[str, list[float]]]   # per fold: its "loss" and "val_loss" per counted epoch
+    fits: int = 1               # compiled fits: 1, plus one per shrink (FoldStopping)
 
 
-def fit_folds(folds: list[Fold], budget: FitBudget, batch_size: int, seed: int) -> FoldFit:
-    """Train every fold's model at once (one compiled FoldModels), per-fold early stopping and best
-    weights, then predict every row with each fold's best weights (one traced prediction)."""
+def fit_folds(folds: list[Fold], budget: FitBudget, batch_size: int, seed: int,
+              predict_batch: int | None = None, trace_seconds: float | None = None) -> FoldFit:
+    """Train every fold's model at once (one compiled FoldModels; again without the stopped folds
+    when FoldStopping says so), per-fold early stopping and best weights, then predict every row
+    with each fold's best weights, `predict_batch` rows at a time (None: every row in one batch,
+    one trace: right for heads on cached inputs, which are small). One Adam serves every fit: a
+    fold's moments and step count go on across them as in a fit of its own. trace_seconds: what
+    tracing the steps again costs (None: measured, FoldStopping)."""
     started = time.perf_counter()
-    joint = FoldModels([f.model for f in folds])
-    losses = {fold_key(k): task_objectives(f.task, f.n_classes, f.loss, f.target_stats)[0]
-              for k, f in enumerate(folds)}
-    joint.compile(optimizer=keras.optimizers.Adam(budget.lr), loss=losses)
-    stopping = FoldStopping([f.model for f in folds], budget.patience)
-    train = _stream(folds, "train", batch_size, seed, weighted=True)
-    build_for_fit(joint, train)
-    fitted = joint.fit(train, epochs=budget.epochs, verbose=0, shuffle=False,
-              validation_data=_stream(folds, "val", max(len(f.splits["val"]) for f in folds), None, weighted=False),
-              callbacks=[stopping])
+    models = [f.model for f in folds]
+    optimizer = FoldAdam(budget.lr, models) if budget.as_a_run else keras.optimizers.Adam(budget.lr)
+    stopping = FoldStopping(models, budget.patience, trace_seconds, optimizer if budget.as_a_run else None)
+    history = [{"loss": [], "val_loss": []} for _ in folds]
+    epoch, fits = 0, 0
+    while epoch < budget.epochs and any(stopping.active):
+        training = {k: f for k, f in enumerate(folds) if stopping.active[k]}
+        joint = FoldModels([f.model for f in training.values()], list(training))
+        joint.compile(optimizer=optimizer, loss={fold_key(k): task_objectives(f.task, f.n_classes, f.loss,
+                                                                              f.target_stats)[0]
+                                                 for k, f in training.items()})
+        train = _stream(training, "train", batch_size, seed, weighted=True)
+        build_for_fit(joint, train)
+        stopping.begin(list(training))
+        val_rows = max(len(f.splits["val"]) for f in training.values())
+        fitted = joint.fit(train, initial_epoch=epoch, epochs=budget.epochs, verbose=0, shuffle=False,
+                           validation_data=_stream(training, "val", val_rows, None, weighted=False),
+                           callbacks=[stopping])
+        for k in training:
+            for name, prefix in (("loss", ""), ("val_loss", "val_")):
+                history[k][name] += [float(v) for v in fold_loss(fitted.history, k, len(training), prefix) or []]
+        epoch, fits = epoch + len(fitted.epoch), fits + 1
+        if not stopping.shrink:
+            break
+    stopping.restore_best()
     every = {input_key(k, n): v for k, f in enumerate(folds) for n, v in f.inputs.items()}
-    rows = len(folds[0].y)   # one batch of every row: one trace (heads on cached inputs are small)
-    predicted = joint.predict(tf.data.Dataset.from_tensor_slices(every).batch(rows), verbose=0)
+    predicted = FoldModels([f.model for f in folds]).predict(
+        tf.data.Dataset.from_tensor_slices(every).batch(predict_batch or len(folds[0].y)), verbose=0)
     outputs = [np.asarray(predicted[fold_key(k)]) for k in range(len(folds))]
-    history = [{name: [float(v) for v in fitted.history.get(f"{prefix}{fold_key(k)}_loss", [])[:epochs]]
-                for name, prefix in (("loss", ""), ("val_loss", "val_"))}
-               for k, epochs in enumerate(stopping.stopped_at)]
+    history = [{name: values[:epochs] for name, values in h.items()} for h, epochs in zip(history, stopping.stopped_at)]
     return FoldFit(list(stopping.stopped_at), list(stopping.best_epoch), time.perf_counter() - started, outputs,
-                   history)
+                   history, fits)
 
 
 def split_metrics(fold: Fold, outputs: np.ndarray, parts: tuple[str, ...] = ("val", "test")) -> dict[str, float]:
@@ -216,6 +198,12 @@ def split_metrics(fold: Fold, outputs: np.ndarray, parts: tuple[str, ...] = ("va
     return values
 
 
+def setup_folds(setups: list[HeadSetup], ds: Dataset) -> list[Fold]:
+    """Each fold's setup (head_training.prepare_head or prepare_whole) as fit_folds takes it."""
+    return [Fold(s.head, {t.name: s.embedded[t.name] for t in s.head.inputs}, s.y, s.loss_weights, s.splits,
+                 ds.task, len(ds.classes), s.config.loss, s.target_stats) for s in setups]
+
+
 def head_folds(jobs: list[tuple[TrainConfig, dict, FrozenEncoder | None, np.ndarray | None]], ds: Dataset,
                inputs: dict, embedded: dict[tuple[int, int], dict[str, np.ndarray]] | None = None
                ) -> tuple[list[Fold], list[HeadSetup]]:
@@ -231,43 +219,49 @@ def head_folds(jobs: list[tuple[TrainConfig, dict, FrozenEncoder | None, np.ndar
         setup = prepare_head(config, ds, split, inputs, frozen, maps, embedded.get(key))
         embedded.setdefault(key, {}).update({b: v for b, v in setup.embedded.items() if b not in IMAGE_BRANCHES})
         setups.append(setup)
-    folds = [Fold(s.head, {t.name: s.embedded[t.name] for t in s.head.inputs}, s.y, s.loss_weights, s.splits,
-                  ds.task, len(ds.classes), s.config.loss, s.target_stats) for s in setups]
-    return folds, setups
+    return setup_folds(setups, ds), setups
 
 
 def train_heads(jobs: list[tuple[TrainConfig, dict, FrozenEncoder | None, np.ndarray | None]], ds: Dataset,
                 inputs: dict, embedded: dict[tuple[int, int], dict[str, np.ndarray]] | None = None,
                 budget: FitBudget = HEAD_BUDGET, keep: dict[int, Path] | None = None) -> list[dict]:
-    """One method's heads on frozen inputs, every fold at once (head_folds, fit_folds); budget:
-    before the user's settings (budget_for). keep: {job index: run folder}: those folds' whole
-    models (their best weights) saved as run folders, as any run (the Playground explains them).
+    """One method's heads on frozen inputs, every fold at once (head_folds, train_setups); budget:
+    before the user's settings (budget_for). keep: as train_setups'."""
+    keras.backend.clear_session()
+    folds, setups = head_folds(jobs, ds, inputs, embedded)
+    return train_setups(setups, folds, ds, budget_for(jobs[0][0], budget), [job[2] for job in jobs], keep)
+
+
+def train_setups(setups: list[HeadSetup], folds: list[Fold], ds: Dataset, budget: FitBudget,
+                 frozen: list[FrozenEncoder | None], keep: dict[int, Path] | None = None,
+                 predict_batch: int | None = None) -> list[dict]:
+    """Train `folds` (setup_folds of `setups`) at once under `budget`; frozen: each fold's frozen
+    image encoder (None: none, or the whole model trains). keep: {fold index: run folder}: those
+    folds' whole models (their best weights) saved as run folders, as any run (the Playground
+    explains them). predict_batch: as fit_folds'.
 
     Returns per fold what crossval.cross_validate reads of a run summary: "metrics" (val_* and test_*),
     "epochs_run", "best_epoch", "target_transform", "train_seconds" (the batched fit's seconds over K:
     the folds share them), "batched" (K) and "params" (the whole model's parameter count)."""
-    keras.backend.clear_session()
-    folds, setups = head_folds(jobs, ds, inputs, embedded)
-    first = jobs[0][0]
-    used = budget_for(first, budget)
-    fit = fit_folds(folds, used, setups[0].config.batch_size, first.seed)
+    first = setups[0].config
+    fit = fit_folds(folds, budget, first.batch_size, first.seed, predict_batch)
     summaries = [{"metrics": split_metrics(fold, out), "epochs_run": epochs, "best_epoch": best,
                   "target_transform": setup.transform, "train_seconds": round(fit.seconds / len(folds), 3),
                   "batched": len(folds), "params": int(setup.model.count_params())}
                  for fold, out, epochs, best, setup in zip(folds, fit.outputs, fit.epochs_run, fit.best_epoch, setups)]
     for i, run_dir in (keep or {}).items():
-        setup, frozen, summary = setups[i], jobs[i][2], summaries[i]
-        phase = Phase(1, used.epochs, used.lr, None)
+        setup, encoder, summary = setups[i], frozen[i], summaries[i]
+        phase = Phase(1, budget.epochs, budget.lr, None)
         announce_start(run_dir, setup.config.model.arch, setup.splits, -(-len(setup.splits["train"]) //
-                       setup.config.batch_size), [phase], frozen_encoder=frozen.mode if frozen else None)
+                       setup.config.batch_size), [phase], frozen_encoder=encoder.mode if encoder else None)
         record = run_summary(
             run_dir, setup.config.model.arch, ds.task, stopped=False, epochs_run=summary["epochs_run"],
-            epochs=used.epochs, best_epoch=summary["best_epoch"],
-            phases=[{**phase.record(), "lr": used.lr, "epochs_run": summary["epochs_run"]}],
+            epochs=budget.epochs, best_epoch=summary["best_epoch"],
+            phases=[{**phase.record(), "lr": budget.lr, "epochs_run": summary["epochs_run"]}],
             history=fit.history[i], metrics=summary["metrics"],
             train_rows=len(setup.splits["train"]), train_seconds=summary["train_seconds"],
-            encoder_weights=setup.source.record(), frozen_encoder=frozen.record() if frozen else None,
+            encoder_weights=setup.source.record(), frozen_encoder=encoder.record() if encoder else None,
             target_transform=setup.transform, batched=len(folds), replicas=1, devices=[], precision="float32",
             streamed=False)
-        finish_run(run_dir, record, saved_head_model(setup, ds, frozen))
+        finish_run(run_dir, record, saved_head_model(setup, ds, encoder))
     return summaries

@@ -88,9 +88,11 @@ def head_inputs(model: keras.Model, inputs: dict, maps: np.ndarray | None,
 
 @dataclass
 class HeadSetup:
-    """One fold's head, ready to fit: the whole model (frozen encoders) and what its head reads.
+    """One fold's model, ready to fit: the whole model and what trains of it, `head` (on frozen
+    encoders: prepare_head) or the whole model itself (prepare_whole), and what that reads.
 
-    embedded: the head's input for every row (cached maps, the other branches' embeddings);
+    embedded: head's input for every row (cached maps, the other branches' embeddings; for the
+    whole model, its own inputs);
     loss_weights: every row's class weight (None: unweighted); config: with the data's settings."""
     config: TrainConfig
     splits: dict[str, np.ndarray]
@@ -107,37 +109,61 @@ class HeadSetup:
     source: WeightsSource
 
 
-def prepare_head(config: TrainConfig, ds: Dataset, split: dict, inputs: dict, frozen: FrozenEncoder | None,
-                 maps: np.ndarray | None, embedded: dict[str, np.ndarray] | None = None) -> HeadSetup:
-    """Build config's model for one fold (statistics and target transform from its training rows,
-    the frozen encoder's weights copied in) and its head's inputs. embedded: the non-image
-    branches' embeddings when already computed for this fold (they depend only on its rows)."""
-    spec = ds.features
+def _fold_model(config: TrainConfig, ds: Dataset, split: dict, inputs: dict, source: WeightsSource,
+                augment: bool) -> tuple[TrainConfig, dict, np.ndarray, dict, str | None, dict | None, keras.Model]:
+    """config's whole model for one fold, built as training.train builds it: (config with the data's
+    settings, splits, every row's target, the table's statistics, the target transform and its
+    statistics, all from the fold's training rows, and the model, with `source`'s weights)."""
     splits = {k: np.sort(np.asarray(split.get(k, []), dtype=np.int64)) for k in ("train", "val", "test")}
     train_idx = splits["train"]
     y = encode_target(ds.frame[ds.target], ds.task, ds.classes)
     regression = ds.task == "regression"
     y = y.reshape(-1, 1) if regression else y
-    stats = tabular_stats(take(inputs, train_idx), spec)
+    stats = tabular_stats(take(inputs, train_idx), ds.features)
     transform = choose_transform(y[train_idx], config.target_transform) if regression else None
     t_stats = target_stats(y[train_idx], transform == "log") if regression else None
     config = with_auto_settings(config, len(train_idx))
-    config = replace(config, model=replace(config.model, augment=False))   # the maps are of un-augmented images
+    if not augment:
+        config = replace(config, model=replace(config.model, augment=False))
     keras.utils.set_random_seed(config.seed)
+    model = build_model(config.model, ds.features, stats, ds.task, ds.classes, t_stats, source)
+    return config, splits, y, stats, transform, t_stats, model
+
+
+def _setup(parts: tuple, ds: Dataset, inputs: dict, source: WeightsSource, head: keras.Model | None) -> HeadSetup:
+    """A HeadSetup of `_fold_model`'s parts, its head fed the model's own inputs (prepare_head then
+    sets the head's); head None: the whole model trains."""
+    config, splits, y, stats, transform, t_stats, model = parts
+    raw = {k: inputs[k] for k in raw_input_names(model)}   # one array per column (the background)
+    fed = select_inputs(model, raw)                         # the model's own inputs, columns stacked
+    loss_weights = row_weights(y, splits["train"], len(ds.classes)) \
+        if ds.task == "classification" and config.class_weight else None
+    return HeadSetup(config, splits, model, head or model, raw, fed, fed, y, loss_weights, stats, transform,
+                     t_stats, source)
+
+
+def prepare_head(config: TrainConfig, ds: Dataset, split: dict, inputs: dict, frozen: FrozenEncoder | None,
+                 maps: np.ndarray | None, embedded: dict[str, np.ndarray] | None = None) -> HeadSetup:
+    """Build config's model for one fold (statistics and target transform from its training rows,
+    the frozen encoder's weights copied in) and its head's inputs. embedded: the non-image
+    branches' embeddings when already computed for this fold (they depend only on its rows)."""
     # No weights file loaded here: the frozen encoder's weights are copied in right after.
-    model = build_model(config.model, spec, stats, ds.task, ds.classes, t_stats,
-                        WeightsSource(config.model.encoder, "none"))
+    parts = _fold_model(config, ds, split, inputs, WeightsSource(config.model.encoder, "none"), augment=False)
+    model = parts[-1]
     if frozen is not None:
         frozen.load_into(model)
     source = frozen.source if frozen is not None else WeightsSource(config.model.encoder, "none")
-    raw = {k: inputs[k] for k in raw_input_names(model)}   # one array per column (the background)
-    fed = select_inputs(model, raw)                         # the model's own inputs, columns stacked
+    setup = _setup(parts, ds, inputs, source, head_of(model))
     known = {b: v for b, v in (embedded or {}).items() if b in encoders_of(model)}
-    computed = head_inputs(model, fed, maps, skip=tuple(known))
-    loss_weights = row_weights(y, train_idx, len(ds.classes)) \
-        if ds.task == "classification" and config.class_weight else None
-    return HeadSetup(config, splits, model, head_of(model), raw, fed, {**computed, **known}, y, loss_weights,
-                     stats, transform, t_stats, source)
+    setup.embedded = {**head_inputs(model, setup.fed, maps, skip=tuple(known)), **known}
+    return setup
+
+
+def prepare_whole(config: TrainConfig, ds: Dataset, split: dict, inputs: dict, weights: WeightsSource) -> HeadSetup:
+    """Build config's whole model for one fold, to be trained whole from raw inputs (stage 1 of a
+    stage-wise comparison): `weights` loaded into its image encoder, augmentation as configured."""
+    parts = _fold_model(config, ds, split, inputs, weights, augment=True)
+    return _setup(parts, ds, inputs, weights, None)
 
 
 def train_on_maps(config: TrainConfig, run_dir: Path, ds: Dataset, split: dict, inputs: dict,

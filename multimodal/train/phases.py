@@ -111,13 +111,23 @@ def _floats(logs: dict | None) -> dict:
     return {k: float(v) for k, v in (logs or {}).items() if np.isfinite(float(v))}
 
 
+# The learning-rate decay on a plateau of val_loss: halved after plateau_patience(patience) epochs
+# without a gain of PLATEAU_MIN_DELTA (Keras' ReduceLROnPlateau default), never below PLATEAU_MIN_LR.
+PLATEAU_FACTOR, PLATEAU_MIN_LR, PLATEAU_MIN_DELTA = 0.5, 1e-5, 1e-4
+
+
+def plateau_patience(patience: int) -> int:
+    return max(2, patience // 2)
+
+
 def _stopping(patience: int) -> list:
     """A phase's own early stopping (and learning-rate decay) on val_loss; none for patience 0."""
     if not patience:
         return []
     return [keras.callbacks.EarlyStopping(patience=patience, monitor="val_loss"),
-            keras.callbacks.ReduceLROnPlateau(patience=max(2, patience // 2), factor=0.5, monitor="val_loss",
-                                              min_lr=1e-5)]
+            keras.callbacks.ReduceLROnPlateau(patience=plateau_patience(patience), factor=PLATEAU_FACTOR,
+                                              monitor="val_loss", min_lr=PLATEAU_MIN_LR,
+                                              min_delta=PLATEAU_MIN_DELTA)]
 
 
 @dataclass

@@ -6,10 +6,12 @@ backward passes are nearly all of the time. The fast modes learn (or load) one e
 freeze it, cache its maps of every image once (feature_cache.py) and train only the heads on them
 (head_training.py); see docs/ARCHITECTURE.md, "Training":
 
-- "stagewise" (the default for small_cnn): per fold, stage 1 trains image_only as an ordinary run
-  on the fold's training rows only (its early-stopping rows are training rows too), so the
-  held-out fold stays unseen by the encoder; that run is also the fold's image_only result. Stage 2
-  freezes its encoder and trains every other image method's head on its maps.
+- "stagewise" (the default for small_cnn): per fold, stage 1 trains image_only whole on the fold's
+  training rows only (its early-stopping rows are training rows too), so the held-out fold stays
+  unseen by the encoder; that model is also the fold's image_only result. Every fold's stage 1
+  trains at once, as one compiled model (fold_batched.py), unless it starts from pretrained weights
+  (two phases: one ordinary run per fold). Stage 2 freezes each fold's encoder and trains every
+  other image method's head on its maps.
 - "frozen" (the default for a pretrained encoder whose weights are at hand): the pretrained
   backbone as it is, frozen, one set of maps for every fold; every image method, image_only
   included, trains its head on them. Without weights (offline) the default is "stagewise".
@@ -46,12 +48,13 @@ from multimodal.models.fusion import FUSION_METHODS
 from multimodal.models.weights import WeightsSource, resolve_weights
 from multimodal.runs.run import MODEL_FILE, load_model_file
 from multimodal.train.feature_cache import FeatureCache, predict_maps, weights_digest
-from multimodal.train.fold_batched import HEAD_BUDGET, FitBudget, budget_for, train_heads
-from multimodal.train.head_training import IMAGE_BRANCHES, FrozenEncoder, train_on_maps
+from multimodal.train.fold_batched import HEAD_BUDGET, FitBudget, budget_for, setup_folds, train_heads, train_setups
+from multimodal.train.head_training import IMAGE_BRANCHES, FrozenEncoder, prepare_whole, train_on_maps
 from multimodal.train.training import train
 
 STAGE1_ARCH = "image_only"
 KEPT_FOLD = (0, 0)   # (repeat, fold) whose models FastFolds keeps when asked (keep_dir)
+STAGE1_PREDICT_BATCH = 256   # stage 1's whole models predict every row in batches of this (raw images are large)
 FoldTrainer = Callable[[TrainConfig, Path, dict], dict]   # (fold config, run folder, split) -> run summary
 FoldsTrainer = Callable[[list[tuple[TrainConfig, dict]]], list[dict]]   # every (fold config, split) -> summaries
 
@@ -107,9 +110,11 @@ class FastFolds:
 
     def folds_trainer(self, arch: str) -> FoldsTrainer | None:
         """How `arch` trains ALL its folds at once (fold_batched.py: one compiled model); None when
-        its folds train one by one (stage 1, fine-tuning)."""
-        if self.finetune or self.fold_trainer(arch) == self._stage1_fold:
+        its folds train one by one (fine-tuning, or a stage 1 in two phases)."""
+        if self.finetune:
             return None
+        if self.fold_trainer(arch) == self._stage1_fold:
+            return None if self._stage1_in_phases() else lambda jobs: self._stage1(jobs, keep=True)
         return lambda jobs: self._batched_heads(arch, jobs)
 
     def _batched_heads(self, arch: str, jobs: list[tuple[TrainConfig, dict]]) -> list[dict]:
@@ -148,29 +153,68 @@ class FastFolds:
                 shutil.copytree(run_dir, staging, dirs_exist_ok=True)
 
     # -- the encoders -----------------------------------------------------------------------
-    def _stage1(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
-        """Stage 1: image_only as an ordinary run on this fold's rows (under stage1_budget when set);
-        its encoder frozen and its maps cached."""
+    def _stage1_in_phases(self) -> bool:
+        """Whether stage 1 starts from pretrained weights, so trains in two phases (phases.py): each
+        phase compiles afresh, so its folds train one by one, as ordinary runs (training.train)."""
+        return self.weights is not None and self.weights.path is not None
+
+    def _stage1(self, jobs: list[tuple[TrainConfig, dict]], keep: bool) -> list[dict]:
+        """Stage 1 of these folds: image_only trained whole on each fold's own rows (its early-stopping
+        rows are training rows too), every fold at once (fold_batched.py) under the run's settings
+        (or stage1_budget); each fold's encoder frozen and its maps cached. keep: KEPT_FOLD's model
+        is kept (image_only is compared)."""
+        if self._stage1_in_phases():
+            return [self._stage1_run(config, split, keep) for config, split in jobs]
+        keras.backend.clear_session()
+        setups = [prepare_whole(replace(config, model=replace(config.model, arch=STAGE1_ARCH)), self.ds, split,
+                                self.inputs, self.weights or WeightsSource(config.model.encoder, "none"))
+                  for config, split in jobs]
+        settings = setups[0].config   # the run's settings, as training.train would use them
+        budget = FitBudget(settings.lr, settings.patience or 0, settings.epochs, as_a_run=True) \
+            if self.stage1_budget is None else replace(budget_for(jobs[0][0], self.stage1_budget), as_a_run=True)
+        kept = next((i for i, (_, split) in enumerate(jobs) if keep and self._keeps(split)), None)
+        with contextlib.nullcontext() if kept is None else self._kept(STAGE1_ARCH) as staging:
+            summaries = train_setups(setups, setup_folds(setups, self.ds), self.ds, budget, [None] * len(jobs),
+                                     keep=None if kept is None else {kept: staging}, predict_batch=STAGE1_PREDICT_BATCH)
+        out = []
+        for setup, summary, (_, split) in zip(setups, summaries, jobs):
+            encoder = encoders_of(setup.model)["image"]
+            frozen = self._freeze(encoder, split, setup.splits)
+            _, log = self._maps(frozen, lambda images: predict_maps(encoder, images))   # noqa: B023 (called here)
+            out.append({**summary, "frozen_encoder": frozen.record(), "maps": log})
+        return out
+
+    def _stage1_run(self, config: TrainConfig, split: dict, keep: bool) -> dict:
+        """Stage 1 of one fold as an ordinary run (training.train, in its phases), in a temporary folder."""
+        config = replace(config, model=replace(config.model, arch=STAGE1_ARCH))
         if self.stage1_budget is not None:
             budget = budget_for(config, self.stage1_budget)
             config = replace(config, lr=budget.lr, patience=budget.patience, epochs=budget.epochs)
-        summary = train(config, run_dir, dataset=self.ds, split={k: split[k] for k in ("train", "val", "test")},
-                        inputs=self.inputs)
-        trained = load_model_file(Path(run_dir) / MODEL_FILE)
-        encoder = encoders_of(trained)["image"]
-        used = json.loads((Path(run_dir) / "config.json").read_text())["splits"]   # the rows train() used
-        frozen = FrozenEncoder(config.model.encoder, "stagewise", self.weights,
-                               image_backbones(encoder)[0].get_weights(), weights_digest(encoder),
-                               trained_on={"train": used["train"], "val": used["val"]})
-        self._encoders[(split["repeat"], split["fold"])] = frozen
-        _, log = self._maps(frozen, lambda images: predict_maps(encoder, images))
+        with tempfile.TemporaryDirectory(prefix="multimodal-stage1-", dir=self.workdir) as folder:
+            run_dir = Path(folder)
+            summary = train(config, run_dir, dataset=self.ds, split={k: split[k] for k in ("train", "val", "test")},
+                            inputs=self.inputs)
+            trained = load_model_file(run_dir / MODEL_FILE)
+            used = json.loads((run_dir / "config.json").read_text())["splits"]   # the rows train() used
+            encoder = encoders_of(trained)["image"]
+            frozen = self._freeze(encoder, split, used)
+            _, log = self._maps(frozen, lambda images: predict_maps(encoder, images))
+            if keep:
+                self._keep_copy(STAGE1_ARCH, run_dir, split)
         return {**summary, "frozen_encoder": frozen.record(), "maps": log, "params": int(trained.count_params())}
 
+    def _freeze(self, encoder: keras.Model, split: dict, rows: dict) -> FrozenEncoder:
+        """Stage 1's trained image encoder as fold `split`'s frozen encoder; rows: the {"train", "val"}
+        row positions it trained on."""
+        frozen = FrozenEncoder(self.config.model.encoder, "stagewise", self.weights,
+                               image_backbones(encoder)[0].get_weights(), weights_digest(encoder),
+                               trained_on={k: [int(i) for i in rows[k]] for k in ("train", "val")})
+        self._encoders[(split["repeat"], split["fold"])] = frozen
+        return frozen
+
     def _stage1_fold(self, config: TrainConfig, run_dir: Path, split: dict) -> dict:
-        """Stage 1 as image_only's fold of the comparison (kept when it is KEPT_FOLD)."""
-        summary = self._stage1(config, run_dir, split)
-        self._keep_copy(config.model.arch, Path(run_dir), split)
-        return summary
+        """Stage 1 as image_only's fold of the comparison, alone (kept when it is KEPT_FOLD)."""
+        return self._stage1([(config, split)], keep=True)[0]
 
     def _encoder_for(self, config: TrainConfig, split: dict) -> FrozenEncoder:
         if self.mode == "frozen":
@@ -179,8 +223,7 @@ class FastFolds:
             return self._shared
         key = (split["repeat"], split["fold"])
         if key not in self._encoders:   # image_only not compared (or not yet): stage 1 all the same
-            with tempfile.TemporaryDirectory(prefix="multimodal-stage1-", dir=self.workdir) as folder:
-                self._stage1(replace(config, model=replace(config.model, arch=STAGE1_ARCH)), Path(folder), split)
+            self._stage1([(config, split)], keep=False)
         return self._encoders[key]
 
     def _pretrained(self) -> FrozenEncoder:
