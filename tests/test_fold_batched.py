@@ -210,6 +210,13 @@ def test_as_a_run_a_fold_stops_on_loss_plus_penalty_and_halves_its_rate_on_a_pla
     penalty = [sum(float(x) for x in m.losses) for m in models]
     assert all(p > 0 for p in penalty)
     assert stopping.monitored(0, {"val_fold0_loss": 1.0, "val_fold1_loss": 2.0}) == pytest.approx(1.0 + penalty[0])
+    alone = {"val_loss": 1.0 + penalty[1]}        # one fold left: Keras logs its val_loss, penalty included
+    heads = FoldStopping(models, patience=4)
+    for callback in (stopping, heads):
+        callback.begin([1])
+    assert stopping.monitored(1, alone) == pytest.approx(1.0 + penalty[1])
+    assert heads.monitored(1, alone) == pytest.approx(1.0)
+    stopping.begin([0, 1])
     for epoch in range(3):   # fold 0 stalls (plateau patience 2 for patience 4), fold 1 keeps improving
         stopping.epoch_done(epoch, {"val_fold0_loss": 1.0, "val_fold1_loss": 1.0 - 0.1 * epoch}, seconds=1.0)
     np.testing.assert_allclose(optimizer.fold_scales.numpy(), [0.5, 1.0])

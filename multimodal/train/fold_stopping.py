@@ -24,7 +24,7 @@ def fold_key(k: int) -> str:
 
 def fold_loss(logs: dict, k: int, folds: int, prefix: str = "") -> float | list | None:
     """Fold k's loss in Keras' logs or history (prefix "val_": its validation loss). With one
-    fold (one output) Keras names it plain `loss`, without the output's name."""
+    fold (one output) Keras logs only its plain `loss`, which holds the weights' L2 penalty too."""
     return logs.get(f"{prefix}{fold_key(k)}_loss", logs.get(f"{prefix}loss") if folds == 1 else None)
 
 
@@ -85,8 +85,9 @@ class FoldStopping(keras.callbacks.Callback):
         value = fold_loss(logs, k, len(self.training), "val_")
         if value is None:
             return np.nan
-        penalty = sum(float(loss) for loss in self.folds[k].losses) if self.optimizer is not None else 0.0
-        return float(value) + penalty
+        penalty = sum(float(loss) for loss in self.folds[k].losses)
+        alone = len(self.training) == 1   # Keras' plain val_loss, which holds the penalty already
+        return float(value) + penalty * ((self.optimizer is not None) - alone)
 
     def epoch_done(self, epoch: int, logs: dict, seconds: float) -> None:
         """Epoch `epoch` (0-based) of the current fit ended after `seconds`, with these logs."""

@@ -119,6 +119,9 @@ class FastFolds:
 
     def _batched_heads(self, arch: str, jobs: list[tuple[TrainConfig, dict]]) -> list[dict]:
         images = reads_images(arch)
+        missing = [(config, split) for config, split in jobs if (split["repeat"], split["fold"]) not in self._encoders]
+        if images and self.mode == "stagewise" and missing:   # image_only not compared: stage 1 all the same
+            self._stage1(missing, keep=False)
         prepared = []
         for config, split in jobs:
             frozen = self._encoder_for(config, split) if images else None
