@@ -78,7 +78,7 @@ def test_stage_one_trains_each_folds_whole_model_on_its_own_rows_only(tiny_sampl
     held = int(splits[0]["test"][0])
 
     def encoders(change_row: int | None) -> list[str]:
-        fast = fast_folds(tiny_samples["skin_lesions"], "stagewise", change_row, epochs=2)
+        fast = fast_folds(tiny_samples["skin_lesions"], "stagewise", change_row, epochs=1)
         trained = fast.folds_trainer("image_only")([(replace(fast.config, seed=fast.config.seed + s["fold"]), s)
                                                     for s in splits])
         assert [t["batched"] for t in trained] == [3, 3, 3] and all(t["maps"]["computed"] for t in trained)

@@ -32,11 +32,15 @@ def applicable(name: str) -> list[str]:
     return methods_for(True, True, frames)
 
 
-# Every method trains on the regression sample (one image) and on the classification sample with an
-# ordered set of four images: together they cover both tasks and both image paths, so the
-# one-image classification sample (their combination) would add 12 trainings and no new path.
-TRAINED_ON = ("house_prices", "growth_sequences")
-PAIRS = [(d, m) for d in TRAINED_ON for m in applicable(d)]
+# Every method trains through train() on the regression sample (one image). On the classification
+# sample with an ordered set of four images, train() runs the methods made for image sets (cnn_lstm,
+# cnn_rnn_classifier) and the default late_concat: what else the four-image path adds is in each
+# method's model, which test_save_and_load_give_same_predictions builds, trains, saves and reloads on
+# those very inputs, not in the training pipeline, which is the same for every method. The one-image
+# classification sample (their combination) would add no new path.
+ON_IMAGE_SETS = ("cnn_lstm", "cnn_rnn_classifier", "late_concat")
+PAIRS = [("house_prices", m) for m in applicable("house_prices")] + \
+    [("growth_sequences", m) for m in applicable("growth_sequences") if m in ON_IMAGE_SETS]
 
 
 # The registry: everything about a method is declared with it ---------------------------------
