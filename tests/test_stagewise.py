@@ -162,8 +162,11 @@ def test_every_registered_image_method_trains_on_cached_maps(tiny_samples, tmp_p
     assert len(checked) >= 4
 
 
-def test_stage_one_trains_on_the_folds_training_rows_and_the_heads_reuse_its_maps(tiny_samples, tmp_path):
+@pytest.mark.parametrize("batched", [True, False])   # large images: one ordinary run per fold
+def test_stage_one_trains_on_the_folds_training_rows_and_the_heads_reuse_its_maps(batched, tiny_samples, tmp_path):
     fast, split = fast_folds(tiny_samples["skin_lesions"], "stagewise", tmp_path)
+    fast.stage1_batched_pixels = SIZE * SIZE if batched else 0
+    assert (fast.folds_trainer("image_only") is not None) is batched
     config = fast.config
     stage1 = fast.fold_trainer("image_only")(replace(config, model=replace(config.model, arch="image_only")),
                                             tmp_path / "image_only", split)

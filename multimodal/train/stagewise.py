@@ -9,9 +9,9 @@ freeze it, cache its maps of every image once (feature_cache.py) and train only 
 - "stagewise" (the default for small_cnn): per fold, stage 1 trains image_only whole on the fold's
   training rows only (its early-stopping rows are training rows too), so the held-out fold stays
   unseen by the encoder; that model is also the fold's image_only result. Every fold's stage 1
-  trains at once, as one compiled model (fold_batched.py), unless it starts from pretrained weights
-  (two phases: one ordinary run per fold). Stage 2 freezes each fold's encoder and trains every
-  other image method's head on its maps.
+  trains at once, as one compiled model (fold_batched.py), for small images (STAGE1_BATCHED_PIXELS);
+  larger ones, or pretrained weights (two phases), train one ordinary run per fold. Stage 2
+  freezes each fold's encoder and trains every other image method's head on its maps.
 - "frozen" (the default for a pretrained encoder whose weights are at hand): the pretrained
   backbone as it is, frozen, one set of maps for every fold; every image method, image_only
   included, trains its head on them. Without weights (offline) the default is "stagewise".
@@ -55,6 +55,11 @@ from multimodal.train.training import train
 STAGE1_ARCH = "image_only"
 KEPT_FOLD = (0, 0)   # (repeat, fold) whose models FastFolds keeps when asked (keep_dir)
 STAGE1_PREDICT_BATCH = 256   # stage 1's whole models predict every row in batches of this (raw images are large)
+# Stage 1 trains its folds at once up to this many pixels a row (frames x size x size): measured
+# (bench/RESULTS_compare.md) the race at 24 px 11.5 -> 7.7 s, skin_lesions at 64 px the same
+# (131 vs 130 s), growth_sequences (4 frames of 64 px) 13% slower, a batched step costing more than
+# its K steps alone.
+STAGE1_BATCHED_PIXELS = 48 * 48
 FoldTrainer = Callable[[TrainConfig, Path, dict], dict]   # (fold config, run folder, split) -> run summary
 FoldsTrainer = Callable[[list[tuple[TrainConfig, dict]]], list[dict]]   # every (fold config, split) -> summaries
 
@@ -103,6 +108,7 @@ class FastFolds:
         # How stage 1 trains: None, every run's defaults (config.small_data_settings). Faster budgets
         # measured no better (bench/bench_head_budget.py --stage1; bench/RESULTS_compare.md, "Stage-1 budget").
         self.stage1_budget: FitBudget | None = None
+        self.stage1_batched_pixels = STAGE1_BATCHED_PIXELS
 
     def fold_trainer(self, arch: str) -> FoldTrainer:
         """How `arch` trains a fold: stage 1 (stage-wise image_only) or its head alone."""
@@ -110,11 +116,11 @@ class FastFolds:
 
     def folds_trainer(self, arch: str) -> FoldsTrainer | None:
         """How `arch` trains ALL its folds at once (fold_batched.py: one compiled model); None when
-        its folds train one by one (fine-tuning, or a stage 1 in two phases)."""
+        its folds train one by one (fine-tuning, or a stage 1 of large images or in two phases)."""
         if self.finetune:
             return None
         if self.fold_trainer(arch) == self._stage1_fold:
-            return None if self._stage1_in_phases() else lambda jobs: self._stage1(jobs, keep=True)
+            return (lambda jobs: self._stage1(jobs, keep=True)) if self._stage1_batched() else None
         return lambda jobs: self._batched_heads(arch, jobs)
 
     def _batched_heads(self, arch: str, jobs: list[tuple[TrainConfig, dict]]) -> list[dict]:
@@ -156,17 +162,22 @@ class FastFolds:
                 shutil.copytree(run_dir, staging, dirs_exist_ok=True)
 
     # -- the encoders -----------------------------------------------------------------------
-    def _stage1_in_phases(self) -> bool:
-        """Whether stage 1 starts from pretrained weights, so trains in two phases (phases.py): each
-        phase compiles afresh, so its folds train one by one, as ordinary runs (training.train)."""
-        return self.weights is not None and self.weights.path is not None
+    def _stage1_batched(self) -> bool:
+        """Whether stage 1's folds train at once: when a row's pixels are few (the fits are then
+        overhead-bound) and it trains in one phase (pretrained weights mean two phases, each
+        compiling afresh). Otherwise its folds train one by one, as ordinary runs (training.train)."""
+        images = self.inputs["images"]
+        pixels = images.shape[1] * images.shape[2] * images.shape[3]   # frames x size x size
+        pretrained = self.weights is not None and self.weights.path is not None
+        return pixels <= self.stage1_batched_pixels and not pretrained
 
     def _stage1(self, jobs: list[tuple[TrainConfig, dict]], keep: bool) -> list[dict]:
         """Stage 1 of these folds: image_only trained whole on each fold's own rows (its early-stopping
-        rows are training rows too), every fold at once (fold_batched.py) under the run's settings
-        (or stage1_budget); each fold's encoder frozen and its maps cached. keep: KEPT_FOLD's model
+        rows are training rows too), every fold at once (fold_batched.py; else one run per fold, see
+        _stage1_batched) under the run's settings (or stage1_budget); each fold's encoder frozen and
+        its maps cached. keep: KEPT_FOLD's model
         is kept (image_only is compared)."""
-        if self._stage1_in_phases():
+        if not self._stage1_batched():
             return [self._stage1_run(config, split, keep) for config, split in jobs]
         keras.backend.clear_session()
         setups = [prepare_whole(replace(config, model=replace(config.model, arch=STAGE1_ARCH)), self.ds, split,
