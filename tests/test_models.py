@@ -112,13 +112,18 @@ def tiny_inputs(tiny_samples):
     return ds, inputs, tabular_stats(inputs, ds.features)
 
 
+# The regression output (TargetScale after the head, models/assembly.py) is the same for every
+# method: its round trip is checked on the default, the linear floor and the decision average.
+REGRESSION_ROUND_TRIP = ("late_concat", "linear", "late_decision")
+
+
 @pytest.mark.parametrize("arch", list(FUSION_METHODS))
 def test_save_and_load_give_same_predictions(arch, tiny_inputs, tmp_path):
     """Every method builds, trains one step, saves and reloads in safe mode with the same outputs."""
     ds, inputs, stats = tiny_inputs
     rng = np.random.default_rng(0)
-    for task, classes, target in (("classification", ["a", "b", "c"], None),
-                                  ("regression", [], {"mean": 5.0, "std": 2.0, "log": False})):
+    tasks = [("classification", ["a", "b", "c"], None), ("regression", [], {"mean": 5.0, "std": 2.0, "log": False})]
+    for task, classes, target in tasks[:2 if arch in REGRESSION_ROUND_TRIP else 1]:
         model = build_model(ModelConfig(arch=arch, image_size=16, seed=3), ds.features, stats, task, classes, target)
         x = select_inputs(model, inputs)
         n = len(ds.frame)
