@@ -85,9 +85,9 @@ class FoldStopping(keras.callbacks.Callback):
         value = fold_loss(logs, k, len(self.training), "val_")
         if value is None:
             return np.nan
-        penalty = sum(float(loss) for loss in self.folds[k].losses)
         alone = len(self.training) == 1   # Keras' plain val_loss, which holds the penalty already
-        return float(value) + penalty * ((self.optimizer is not None) - alone)
+        sign = (self.optimizer is not None) - alone   # add it, take it out, or leave it be (0)
+        return float(value) + (sign * sum(float(loss) for loss in self.folds[k].losses) if sign else 0.0)
 
     def epoch_done(self, epoch: int, logs: dict, seconds: float) -> None:
         """Epoch `epoch` (0-based) of the current fit ended after `seconds`, with these logs."""

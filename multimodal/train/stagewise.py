@@ -57,7 +57,7 @@ KEPT_FOLD = (0, 0)   # (repeat, fold) whose models FastFolds keeps when asked (k
 STAGE1_PREDICT_BATCH = 256   # stage 1's whole models predict every row in batches of this (raw images are large)
 # Stage 1 trains its folds at once up to this many pixels a row (frames x size x size): measured
 # (bench/RESULTS_compare.md) the race at 24 px 11.5 -> 7.7 s, skin_lesions at 64 px the same
-# (131 vs 130 s), growth_sequences (4 frames of 64 px) 13% slower, a batched step costing more than
+# (131 vs 130 s), growth_sequences (4 frames of 64 px) 14% slower, a batched step costing more than
 # its K steps alone.
 STAGE1_BATCHED_PIXELS = 48 * 48
 FoldTrainer = Callable[[TrainConfig, Path, dict], dict]   # (fold config, run folder, split) -> run summary
@@ -175,8 +175,7 @@ class FastFolds:
         """Stage 1 of these folds: image_only trained whole on each fold's own rows (its early-stopping
         rows are training rows too), every fold at once (fold_batched.py; else one run per fold, see
         _stage1_batched) under the run's settings (or stage1_budget); each fold's encoder frozen and
-        its maps cached. keep: KEPT_FOLD's model
-        is kept (image_only is compared)."""
+        its maps cached. keep: KEPT_FOLD's model is kept (image_only is compared)."""
         if not self._stage1_batched():
             return [self._stage1_run(config, split, keep) for config, split in jobs]
         keras.backend.clear_session()
