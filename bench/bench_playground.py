@@ -1,6 +1,6 @@
 """The Fusion Playground's benchmark (docs/ARCHITECTURE.md, "The Fusion Playground").
 
-    python -m bench.bench_playground [--part race|lessons|shares|all] [--seeds 5] [--out bench/playground.json]
+    python -m bench.bench_playground [--part race|lessons|shares|all] [--seeds 5] [--processes N] [--out FILE]
 
 - race: 7 models (image_only, tabular_only, linear + late_concat, multiply, film, gated), 3 folds,
   600 rows at 24 px (the complementary knobs), with every method's first-fold model kept: wall time,
@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from multimodal.core.comparison import default_processes
 from multimodal.data.playground import write_playground
 from multimodal.data.playground_knobs import DEFAULT_METHODS, PRESETS, checked_knobs
 from multimodal.explain.branch_shares import method_shares
@@ -42,21 +43,23 @@ def _record(out: Path, entry: dict) -> None:
     print(json.dumps(entry), flush=True)
 
 
-def race_once(knobs: dict, methods: list[str], explain: bool) -> tuple[dict, Path, tempfile.TemporaryDirectory]:
+def race_once(knobs: dict, methods: list[str], explain: bool,
+              processes: int = 1) -> tuple[dict, Path, tempfile.TemporaryDirectory]:
     tmp = tempfile.TemporaryDirectory(prefix="bench-playground-")
     root = Path(tmp.name)
     csv = write_playground(knobs, root / "data")
     race = run_race(csv, root / "race", methods, k=3, image_size=int(knobs["image_size"]), seed=int(knobs["seed"]),
-                    explain=explain)
+                    explain=explain, processes=processes)
     return race, root, tmp
 
 
-def bench_race(out: Path) -> None:
-    """The race as the page runs it: the leaderboard and every method's kept first-fold model, then
-    each model's branch shares (as the app's server computes them once a model is in)."""
+def bench_race(out: Path, processes: int) -> None:
+    """The race as the page runs it: the leaderboard and every method's kept first-fold model (in
+    `processes` processes, as the app's default_processes), then each model's branch shares (as the
+    app's server computes them once a model is in)."""
     knobs, _ = checked_knobs({"rows": 600, "image_size": 24}, "complementary")
     started = time.perf_counter()
-    race, root, tmp = race_once(knobs, list(DEFAULT_METHODS), explain=True)
+    race, root, tmp = race_once(knobs, list(DEFAULT_METHODS), explain=True, processes=processes)
     raced = time.perf_counter()
     for run_dir in race["models"].values():
         method_shares(run_dir, root / "data")
@@ -65,7 +68,8 @@ def bench_race(out: Path) -> None:
     _record(out, {"part": "race", "models": len(race["archs"]), "archs": race["archs"], "folds": 3, "rows": 600,
                   "image_size": 24, "wall_seconds": round(raced - started, 1), "race_seconds": race["seconds"],
                   "first_result_seconds": race["first_result_seconds"], "kept_models": len(race["models"]),
-                  "shares_seconds": round(shares, 1)})
+                  "shares_seconds": round(shares, 1), "processes": processes,
+                  "means": {r["arch"]: round(r["mean"], 4) for r in race["rows"]}})
 
 
 def bench_lessons(out: Path, seeds: range, presets: list[str]) -> None:
@@ -96,10 +100,11 @@ def bench_shares(out: Path) -> None:
 def report(entries: list[dict]) -> str:
     """bench/RESULTS_playground.md's tables from the recorded entries."""
     lines = ["## Race: 7 models, 3 folds, 600 rows at 24 px (complementary knobs)", "",
-             "| models | wall s | race s | first result s | models kept | shares s | load (1 min) |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {e['models']} | {e['wall_seconds']} | {e['race_seconds']} | {e['first_result_seconds']} | "
-              f"{e.get('kept_models', 'not kept')} | {e.get('shares_seconds', '-')} | {e['load_1min']} on {e['cpus']} cores |"
+             "| models | processes | wall s | race s | first result s | models kept | shares s | load (1 min) |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {e['models']} | {e.get('processes', 1)} | {e['wall_seconds']} | {e['race_seconds']} | "
+              f"{e['first_result_seconds']} | {e.get('kept_models', 'not kept')} | {e.get('shares_seconds', '-')} | "
+              f"{e['load_1min']} on {e['cpus']} cores |"
               for e in entries if e["part"] == "race"]
     # Checked again with the current lesson_checks where the race was recorded (a lesson's claims may
     # have been restated since the race ran).
@@ -130,6 +135,7 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--presets", default=",".join(PRESETS))
     p.add_argument("--out", default="bench/playground.json")
+    p.add_argument("--processes", type=int, default=default_processes(), help="the race's (default: the app's)")
     p.add_argument("--report", nargs="*", metavar="JSON", help="print the results tables of these recorded files")
     args = p.parse_args()
     if args.report is not None:
@@ -137,7 +143,7 @@ def main() -> None:
         return
     out = Path(args.out)
     if args.part in ("race", "all"):
-        bench_race(out)
+        bench_race(out, args.processes)
     if args.part in ("lessons", "all"):
         bench_lessons(out, range(args.first_seed, args.seeds), args.presets.split(","))
     if args.part in ("shares", "all"):

@@ -12,6 +12,9 @@ import pytest
 from support.scheduling import ModuleScheduling
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Comparisons and races in one process (the app server inherits it): xdist already keeps both cores
+# busy. tests/test_second_process.py runs the second process itself.
+os.environ.setdefault("MULTIMODAL_COMPARE_PROCESSES", "1")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from multimodal.core.comparison import ComparisonOptions
-from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import load_dataset
 from multimodal.data.inputs import encode_target, model_inputs
@@ -23,12 +22,7 @@ from multimodal.train.crossval import compare_with_baselines, cv_splits
 from multimodal.train.feature_cache import FeatureCache, predict_maps, weights_digest
 from multimodal.train.stagewise import FastFolds, default_mode, reads_images, resolve_mode
 
-SIZE = 16
-
-
-def tiny_config(csv: Path, arch: str = "late_concat", **settings) -> TrainConfig:
-    return TrainConfig(data=str(csv), epochs=1, batch_size=16, **settings,
-                       model=ModelConfig(arch=arch, image_size=SIZE))
+from support.fast_modes import SIZE, check_kept_models, tiny_config
 
 
 def small_encoder(seed: int = 0, size: int = SIZE) -> keras.Model:
@@ -201,22 +195,6 @@ def test_the_encoder_never_sees_a_held_out_fold(tiny_samples, tmp_path):
     tabular = result["results"]["tabular_only"]["folds"][0]      # its head alone, on the table's vector
     assert tabular["encoder"] is None and tabular["maps"] is None
     check_kept_models(kept, result, ds, splits[0])
-
-
-def check_kept_models(kept: Path, result: dict, ds, split: dict) -> None:
-    """keep_models: each method's first-fold model, whole, is the one whose held-out score the
-    comparison reports (stage 1 copied, fold-batched heads saved), and nothing half-written is left."""
-    assert sorted(p.name for p in kept.iterdir()) == sorted(result["results"])
-    inputs = model_inputs(ds.frame, ds.root, ds.features, SIZE)
-    y = encode_target(ds.frame[ds.target], ds.task, ds.classes).reshape(-1, 1)
-    test = np.asarray(split["test"])
-    for arch, compared in result["results"].items():
-        run = load_run(kept / arch)
-        fold = compared["folds"][0]
-        assert run.summary["best_epoch"] == fold["best_epoch"] and run.config["model"]["arch"] == arch
-        scores = run.model.evaluate(make_dataset(take(select_inputs(run.model, inputs), test), y[test], 64),
-                                    verbose=0, return_dict=True)
-        assert scores["mae"] == pytest.approx(fold["metrics"]["val_mae"], rel=1e-4), arch
 
 
 def test_keeping_models_needs_a_fast_mode(tiny_samples, tmp_path):

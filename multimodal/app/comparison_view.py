@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from multimodal.app import figures, navigation, session_jobs, state, training_view
-from multimodal.core.comparison import MODES, ComparisonOptions, comparison_job
+from multimodal.core.comparison import MODES, ComparisonOptions, comparison_job, default_processes
 from multimodal.core.events import Event, read_events
 from multimodal.data.inputs import FeatureSpec
 from multimodal.models.fusion import FUSION_METHODS, methods_for
@@ -134,7 +134,7 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
         if st.button("Run cross-validation", icon=":material/play_arrow:", disabled=not trained):
             # Fast: mode None lets the worker choose (frozen needs the pretrained weights at hand).
             options = ComparisonOptions(k=int(k), repeats=int(repeats), archs=tuple(chosen[1:]),
-                                        mode=None if mode == fast else mode)
+                                        mode=None if mode == fast else mode, processes=default_processes())
             config = comparison_job(reuse_config(ref_config, chosen[0]), options,
                                     state.session_dir() / "feature_cache")
             session_jobs.start_comparison(config, comparisons_dir(), "cv-" + chosen[0])

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from multimodal.cli.common import columns, emit, training_output
+from multimodal.core.comparison import default_processes
 from multimodal.core.errors import DataError
 from multimodal.data.playground import read_playground, write_playground
 from multimodal.data.playground_knobs import KNOBS, PRESETS, preset_methods, strict_knobs
@@ -83,7 +84,7 @@ def cmd_playground(args: argparse.Namespace) -> None:
         with training_output():
             csv = write_playground(knobs, root / "data")
             race = run_race(csv, root / "race", methods, k=folds, image_size=int(knobs["image_size"]),
-                            seed=int(knobs["seed"]), explain=not args.no_shares,
+                            seed=int(knobs["seed"]), explain=not args.no_shares, processes=default_processes(),
                             **({"epochs": args.epochs} if hasattr(args, "epochs") else {}))
             shares = {arch: method_shares(folder, root / "data") for arch, folder in race["models"].items()}
         _, oracle, _ = read_playground(root / "data")

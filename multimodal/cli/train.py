@@ -10,7 +10,7 @@ from pathlib import Path
 
 from multimodal.cli.common import UsageError, columns, emit, training_output
 from multimodal.cli.parser import build_parser, setting_arg
-from multimodal.core.comparison import MIN_FOLDS, MODES, ComparisonOptions
+from multimodal.core.comparison import MIN_FOLDS, MODES, ComparisonOptions, default_processes
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.core.settings import SETTINGS
 from multimodal.core.tasks import LOSSES
@@ -223,7 +223,8 @@ def cmd_compare(args) -> None:
         fusions = [n for n in methods if not FUSION_METHODS[n].is_baseline]
         arch = propose_method(spec, encoder=config.model.encoder).arch if chosen is None else (fusions or methods)[0]
         k = args.cv or default_folds(len(ds.frame))
-        options = ComparisonOptions(k, args.repeats, archs=tuple(methods), mode=args.mode, finetune=args.finetune)
+        options = ComparisonOptions(k, args.repeats, archs=tuple(methods), mode=args.mode, finetune=args.finetune,
+                                    processes=default_processes())
         result = compare_with_baselines(replace(config, model=replace(config.model, arch=arch)), options, dataset=ds,
                                         workdir=Path(workdir), image_cache=default_image_cache(),
                                         cache_dir=default_feature_cache() if args.feature_cache else None)

@@ -8,6 +8,7 @@ the app's server and the CLI's argument handling can build and check options wit
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -23,6 +24,8 @@ MODES = {
     "end_to_end": "every model trains its own image encoder from the pixels (slowest; augmentation as configured)",
 }
 MIN_FOLDS = 2
+MAX_PROCESSES = 2                    # a comparison's methods train in at most this many processes
+PROCESSES_ENV = "MULTIMODAL_COMPARE_PROCESSES"   # overrides default_processes() (the test suite sets 1)
 OPTIONS_KEY = "cv"                  # the worker config's entry holding ComparisonOptions.to_dict()
 CACHE_KEY = "feature_cache"         # ... and the folder the fast modes cache the encoder's maps in
 
@@ -49,13 +52,15 @@ def _is_int(value: object) -> bool:
 class ComparisonOptions:
     """How a comparison runs: `k` folds, `repeats` seeded shuffles of them, the methods `archs`
     compared besides the config's own (None or empty: only it and the baselines), the `mode` (one
-    of MODES; None: the fast default for the encoder, stagewise.default_mode) and `finetune` (fast
-    modes: each image head's whole model trained end to end afterwards)."""
+    of MODES; None: the fast default for the encoder, stagewise.default_mode), `finetune` (fast
+    modes: each image head's whole model trained end to end afterwards) and `processes`: 2 lets
+    a second process train methods at the same time (fast modes; train/second_process.py)."""
     k: int
     repeats: int = 1
     archs: tuple[str, ...] | None = None
     mode: str | None = None
     finetune: bool = False
+    processes: int = 1
 
     def __post_init__(self) -> None:
         _require(_is_int(self.k) and self.k >= MIN_FOLDS, f"an integer number of folds k >= {MIN_FOLDS}", k=self.k)
@@ -67,11 +72,13 @@ class ComparisonOptions:
             object.__setattr__(self, "archs", tuple(self.archs))   # frozen: a list given is kept as a tuple
         checked_mode(self.mode)
         _require(isinstance(self.finetune, bool), "finetune as True or False", finetune=self.finetune)
+        _require(_is_int(self.processes) and 1 <= self.processes <= MAX_PROCESSES,
+                 f"processes as an integer from 1 to {MAX_PROCESSES}", processes=self.processes)
 
     def to_dict(self) -> dict:
         """JSON-able: archs as a list."""
         return {"k": self.k, "repeats": self.repeats, "archs": None if self.archs is None else list(self.archs),
-                "mode": self.mode, "finetune": self.finetune}
+                "mode": self.mode, "finetune": self.finetune, "processes": self.processes}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> ComparisonOptions:
@@ -82,6 +89,18 @@ class ComparisonOptions:
             raise DataError(f"unknown comparison option{'s' if len(unknown) > 1 else ''} "
                             f"{', '.join(map(repr, unknown))}; the options are {', '.join(names)}")
         return cls(**d)
+
+
+def default_processes() -> int:
+    """How many processes the app's and the CLI's comparisons use: one per core, up to
+    MAX_PROCESSES, unless $MULTIMODAL_COMPARE_PROCESSES says otherwise (1 or 2; anything else is
+    refused by name)."""
+    named = os.environ.get(PROCESSES_ENV)
+    if named is None:
+        return max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
+    if named.strip() not in {str(n) for n in range(1, MAX_PROCESSES + 1)}:
+        raise DataError(f"${PROCESSES_ENV} is {named!r}; set it to a number of processes from 1 to {MAX_PROCESSES}")
+    return int(named)
 
 
 def comparison_job(train_config: Mapping, options: ComparisonOptions, cache_dir: str | Path | None = None) -> dict:

@@ -37,6 +37,7 @@ from multimodal.data.roles import checked_split_labels
 from multimodal.models.fusion import baseline_names, methods_for
 from multimodal.runs.verdicts import gain_verdict, paired_differences
 from multimodal.train.feature_cache import FeatureCache
+from multimodal.train.second_process import SecondProcess, lanes
 from multimodal.train.stagewise import FastFolds, FoldsTrainer, FoldTrainer, reads_images, resolve_mode
 from multimodal.train.training import train
 
@@ -115,6 +116,11 @@ def _summarise(folds: list[dict]) -> tuple[dict, dict]:
     return mean, std
 
 
+def fold_jobs(config: TrainConfig, splits: list[dict]) -> list[tuple[TrainConfig, dict]]:
+    """Every fold's (config, split): the config seeded per fold, so each fold trains as its own run."""
+    return [(replace(config, seed=config.seed + 1000 * s["repeat"] + s["fold"]), s) for s in splits]
+
+
 def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset: Dataset | None = None,
                    out_dir: Path | None = None, workdir: Path | None = None, keep_runs: bool = False,
                    inputs: dict | None = None, splits: list[dict] | None = None,
@@ -141,8 +147,9 @@ def cross_validate(config: TrainConfig, k: int = 5, repeats: int = 1, *, dataset
     splits = splits or cv_splits(ds, k, repeats, config.seed, config.val_fraction)
     root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="multimodal-cv-"))
     folds, params = [], None
-    fold_configs = [replace(config, seed=config.seed + 1000 * s["repeat"] + s["fold"]) for s in splits]
-    batched = fit_folds(list(zip(fold_configs, splits))) if fit_folds else None
+    jobs = fold_jobs(config, splits)
+    fold_configs = [fold_config for fold_config, _ in jobs]
+    batched = fit_folds(jobs) if fit_folds else None
     try:
         for i, (s, fold_config) in enumerate(zip(splits, fold_configs)):
             run_dir = root / f"{config.model.arch}-r{s['repeat']}-f{s['fold']}"
@@ -252,7 +259,9 @@ def compare_with_baselines(config: TrainConfig, options: ComparisonOptions, *, d
     cache_dir: where the maps are cached on disk (None: in memory only, for this comparison);
     image_cache: the decoded-image cache (training.default_image_cache). keep_models: every method's
     model of the first fold saved whole under keep_models/<method> as it finishes (fast modes only:
-    stagewise.FastFolds' keep_dir; the Playground explains them).
+    stagewise.FastFolds' keep_dir; the Playground explains them). options.processes 2: a second
+    process trains methods at the same time (fast modes, not finetune; train/second_process.py),
+    with the same results; each method's result says which trained it ("process": "main" or "second").
 
     Returns {"metric", "higher_is_better", "arch", "mode", "seconds" (wall time), "results": {arch:
     cross_validate(...)}, "gain": {"best_baseline", "best": the best method's gain, "methods":
@@ -268,18 +277,34 @@ def compare_with_baselines(config: TrainConfig, options: ComparisonOptions, *, d
     mode, weights = resolve_mode(options.mode, config, any(reads_images(a) for a in names))
     if keep_models is not None and mode == "end_to_end":
         raise ValueError("keep_models needs a fast mode (stagewise or frozen), not end_to_end")
-    inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size, cache_dir=image_cache)
-    splits = cv_splits(ds, k, repeats, config.seed, config.val_fraction)
-    results = {}
-    fast = None if mode == "end_to_end" else FastFolds(mode, config, ds, inputs, weights, FeatureCache(cache_dir),
-                                                       finetune=options.finetune, workdir=workdir, keep_dir=keep_models)
-    # The methods without images first: their results come in seconds, before stage 1's encoders.
-    for arch in sorted(names, key=reads_images):
-        c = replace(config, model=replace(config.model, arch=arch))
-        results[arch] = cross_validate(c, k, repeats, dataset=ds, inputs=inputs, splits=splits,
-                                       out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold,
-                                       fit_fold=fast.fold_trainer(arch) if fast else None,
-                                       fit_folds=fast.folds_trainer(arch) if fast else None)
+    fast_mode = mode != "end_to_end"
+    # Started first: it imports TensorFlow while this process reads the images.
+    second = SecondProcess() if options.processes > 1 and fast_mode and not options.finetune and len(names) > 1 \
+        else None
+
+    def config_of(arch: str) -> TrainConfig:
+        return replace(config, model=replace(config.model, arch=arch))
+
+    try:
+        inputs = model_inputs(ds.frame, ds.root, ds.features, config.model.image_size, cache_dir=image_cache)
+        splits = cv_splits(ds, k, repeats, config.seed, config.val_fraction)
+        results = {}
+        fast = FastFolds(mode, config, ds, inputs, weights, FeatureCache(cache_dir), finetune=options.finetune,
+                         workdir=workdir, keep_dir=keep_models) if fast_mode else None
+        # The methods without images first: their results come in seconds, before stage 1's encoders.
+        order = sorted(names, key=reads_images)
+        for arch, done in lanes(order, fast, lambda a: fold_jobs(config_of(a), splits), second):
+            if done is not None:   # trained by the second process
+                fit_folds = lambda jobs, done=done: done  # noqa: E731
+            else:
+                fit_folds = fast.folds_trainer(arch) if fast else None
+            results[arch] = cross_validate(config_of(arch), k, repeats, dataset=ds, inputs=inputs, splits=splits,
+                                           out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold,
+                                           fit_fold=fast.fold_trainer(arch) if fast else None, fit_folds=fit_folds)
+            results[arch]["process"] = "main" if done is None else "second"
+    finally:
+        if second is not None:
+            second.close()
     results = {arch: results[arch] for arch in names}
     metric, higher = held_out_metric(ds.task)
     gain = fusion_gains(results, config.model.arch, metric, higher, *fold_sizes(splits))

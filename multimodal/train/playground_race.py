@@ -113,8 +113,10 @@ def _write_whole(path: Path, text: str) -> None:
 
 def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_size: int, seed: int = 0,
              epochs: int | None = RACE_EPOCHS, patience: int | None = RACE_PATIENCE, explain: bool = True,
-             listener: RaceListener | None = None) -> dict | None:
+             listener: RaceListener | None = None, processes: int = 1) -> dict | None:
     """Race `methods` (plus every baseline the data allows) on the dataset at `csv`, k folds.
+
+    processes: ComparisonOptions' (2: a second process trains methods at the same time).
 
     Returns {"metric", "higher_is_better", "k", "archs", "rows": [leaderboard rows, best first],
     "gain" (crossval's), "models": {arch: saved run folder} (explain=True), "seconds", "first_result_seconds"}
@@ -146,7 +148,7 @@ def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_
             raise RaceStopped
 
     try:   # the feature maps stay in memory: nothing of them outlives the race
-        result = compare_with_baselines(config, ComparisonOptions(k, archs=tuple(methods)), dataset=ds,
+        result = compare_with_baselines(config, ComparisonOptions(k, archs=tuple(methods), processes=processes), dataset=ds,
                                         on_fold=on_fold, workdir=out_dir,
                                         keep_models=out_dir / MODELS_DIR if explain else None)
     except RaceStopped:

@@ -112,7 +112,15 @@ class FastFolds:
 
     def fold_trainer(self, arch: str) -> FoldTrainer:
         """How `arch` trains a fold: stage 1 (stage-wise image_only) or its head alone."""
-        return self._stage1_fold if self.mode == "stagewise" and arch == STAGE1_ARCH else self._head
+        return self._stage1_fold if self.is_stage1(arch) else self._head
+
+    def is_stage1(self, arch: str) -> bool:
+        """Whether arch's folds are stage 1 (they make the encoders the other image heads read)."""
+        return self.mode == "stagewise" and arch == STAGE1_ARCH
+
+    def heads_batched(self, arch: str) -> bool:
+        """Whether arch trains as heads, every fold at once (prepare_heads, then train_prepared)."""
+        return not self.finetune and not self.is_stage1(arch)
 
     def folds_trainer(self, arch: str) -> FoldsTrainer | None:
         """How `arch` trains ALL its folds at once (fold_batched.py: one compiled model); None when
@@ -123,7 +131,29 @@ class FastFolds:
             return (lambda jobs: self._stage1(jobs, keep=True)) if self._stage1_batched() else None
         return lambda jobs: self._batched_heads(arch, jobs)
 
-    def _batched_heads(self, arch: str, jobs: list[tuple[TrainConfig, dict]]) -> list[dict]:
+    def state(self) -> dict:
+        """What another process needs to build the same FastFolds (second_process.py), its frozen
+        encoders excepted: they travel with each job (prepare_heads)."""
+        return {"mode": self.mode, "config": self.config, "ds": self.ds, "inputs": self.inputs,
+                "weights": self.weights, "workdir": self.workdir, "keep_dir": self.keep_dir,
+                "head_budget": self.head_budget}
+
+    @classmethod
+    def from_state(cls, state: dict) -> FastFolds:
+        fast = cls(state["mode"], state["config"], state["ds"], state["inputs"], state["weights"], FeatureCache(None),
+                   workdir=state["workdir"], keep_dir=state["keep_dir"])
+        fast.head_budget = state["head_budget"]
+        return fast
+
+    def needs_stage1(self, arch: str, splits: list[dict]) -> bool:
+        """Whether arch's heads on these folds read encoders stage 1 has not made yet (the frozen
+        mode's one encoder is made on demand)."""
+        return reads_images(arch) and self.mode == "stagewise" and \
+            not all((s["repeat"], s["fold"]) in self._encoders for s in splits)
+
+    def prepare_heads(self, arch: str, jobs: list[tuple[TrainConfig, dict]]) -> list[tuple]:
+        """Every fold's (config, split, frozen encoder, maps, maps' log) for arch's heads; stage 1
+        first for the folds without an encoder (image_only not compared)."""
         images = reads_images(arch)
         missing = [(config, split) for config, split in jobs if (split["repeat"], split["fold"]) not in self._encoders]
         if images and self.mode == "stagewise" and missing:   # image_only not compared: stage 1 all the same
@@ -133,6 +163,14 @@ class FastFolds:
             frozen = self._encoder_for(config, split) if images else None
             maps, log = self._maps(frozen) if images else (None, None)
             prepared.append((config, split, frozen, maps, log))
+        return prepared
+
+    def _batched_heads(self, arch: str, jobs: list[tuple[TrainConfig, dict]]) -> list[dict]:
+        return self.train_prepared(arch, self.prepare_heads(arch, jobs))
+
+    def train_prepared(self, arch: str, prepared: list[tuple]) -> list[dict]:
+        """arch's heads, every fold at once, on prepare_heads' encoders and maps (in this process
+        or another: second_process.py)."""
         kept = next((i for i, (_, split, *_) in enumerate(prepared) if self._keeps(split)), None)
         with contextlib.nullcontext() if kept is None else self._kept(arch) as staging:
             summaries = train_heads([p[:4] for p in prepared], self.ds, self.inputs, self._embedded,
