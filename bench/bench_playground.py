@@ -8,7 +8,7 @@
 - lessons: each preset's lesson (train/playground_lessons.py) on seeds 0..N-1, at the size the
   lesson tests use (tests/support/playground.py: 400 rows, 100 for small_noisy, at 16 px, the
   preset's methods, 3 folds): holds on k/N.
-- shares: on image_alone, table_alone and complementary (seed 0, 400 rows at 16 px), the winning
+- shares: on image_alone, table_alone and complementary (seeds as lessons, 400 rows at 16 px), the winning
   method's branch shares vs the generator's true shares (max absolute difference over
   image/table/interaction), on up to 128 of its held-out rows.
 
@@ -85,16 +85,18 @@ def bench_lessons(out: Path, seeds: range, presets: list[str]) -> None:
                           "race": {k: race[k] for k in ("rows", "sizes", "metric", "higher_is_better")}})
 
 
-def bench_shares(out: Path) -> None:
-    for name in SHARE_PRESETS:
-        knobs, _ = checked_knobs({"rows": SHARE_ROWS, "image_size": SHARE_SIZE}, name)
-        race, root, tmp = race_once(knobs, list(PRESETS[name].methods), explain=True)
-        winner = race["rows"][0]["arch"]
-        got = method_shares(race["models"][winner], root / "data")
-        tmp.cleanup()
-        gap = max(abs(got["model"][p] - got["truth"][p]) for p in got["truth"])
-        _record(out, {"part": "shares", "preset": name, "winner": winner, "model": got["model"],
-                      "truth": got["truth"], "max_abs_difference": round(gap, 3), "within_0.15": gap <= 0.15})
+def bench_shares(out: Path, seeds: range, processes: int) -> None:
+    for seed in seeds:
+        for name in SHARE_PRESETS:
+            knobs, _ = checked_knobs({"rows": SHARE_ROWS, "image_size": SHARE_SIZE, "seed": seed}, name)
+            race, root, tmp = race_once(knobs, list(PRESETS[name].methods), explain=True, processes=processes)
+            winner = race["rows"][0]["arch"]
+            got = method_shares(race["models"][winner], root / "data")
+            tmp.cleanup()
+            gap = max(abs(got["model"][p] - got["truth"][p]) for p in got["truth"])
+            _record(out, {"part": "shares", "preset": name, "seed": seed, "winner": winner, "model": got["model"],
+                          "truth": got["truth"], "max_abs_difference": round(gap, 3), "within_0.15": gap <= 0.15,
+                          "means": {r["arch"]: round(r["mean"], 4) for r in race["rows"]}})
 
 
 def report(entries: list[dict]) -> str:
@@ -121,9 +123,10 @@ def report(entries: list[dict]) -> str:
         lines.append(f"| {name} | {sum(e['holds'] for e in mine)}/{len(mine)} | {', '.join(str(e['seed']) for e in mine)}"
                      f" | {sum(e['seconds'] for e in mine) / len(mine):.0f} | {failed or '-'} |")
     lines += ["", "## Branch shares: the winning method vs the generator's truth (image / table / interaction)", "",
-              "| preset | winner | model | truth | max abs difference | within 0.15 |", "|---|---|---|---|---|---|"]
+              "| preset | seed | winner | model | truth | max abs difference | within 0.15 |", "|---|---|---|---|---|---|---|"]
     fmt = lambda s: " / ".join(f"{s[p]:.2f}" for p in ("image", "tabular", "interaction"))  # noqa: E731
-    lines += [f"| {e['preset']} | {e['winner']} | {fmt(e['model'])} | {fmt(e['truth'])} | {e['max_abs_difference']} | "
+    lines += [f"| {e['preset']} | {e.get('seed', 0)} | {e['winner']} | {fmt(e['model'])} | {fmt(e['truth'])} | "
+              f"{e['max_abs_difference']} | "
               f"{'yes' if e['within_0.15'] else 'no'} |" for e in entries if e["part"] == "shares"]
     return "\n".join(lines) + "\n"
 
@@ -147,7 +150,7 @@ def main() -> None:
     if args.part in ("lessons", "all"):
         bench_lessons(out, range(args.first_seed, args.seeds), args.presets.split(","))
     if args.part in ("shares", "all"):
-        bench_shares(out)
+        bench_shares(out, range(args.first_seed, args.seeds), args.processes)
 
 
 if __name__ == "__main__":

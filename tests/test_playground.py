@@ -23,6 +23,7 @@ from multimodal.data.playground import (
 )
 from multimodal.data.playground_knobs import KNOBS, PRESETS, checked_knobs, strict_knobs
 from multimodal.explain.shapley import exact_shapley, pairwise_interactions, shares_from_table
+from multimodal.train.playground_race import ranked
 
 OFFERED = ["image_only", "tabular_only", "linear", "late_concat", "late_decision", "multiply", "film", "bilinear",
            "gated"]
@@ -169,3 +170,13 @@ def test_cli_prints_the_leaderboard(tmp_path):
     assert truth == {"image": 0.0, "tabular": 1.0, "interaction": 0.0}
     assert sum(payload["shares"]["late_concat"]["model"].values()) == pytest.approx(1.0)
     assert payload["lessons"] and (tmp_path / "race" / "race.json").exists()
+
+
+def test_a_tie_on_the_leaderboard_goes_to_the_method_listed_first():
+    archs = ["image_only", "tabular_only", "linear", "late_concat", "multiply"]
+    arrived = [{"arch": "multiply", "mean": 0.985}, {"arch": "linear", "mean": 0.76},
+               {"arch": "tabular_only", "mean": 0.985}, {"arch": "late_concat", "mean": 0.99}]
+    assert [r["arch"] for r in ranked(arrived, archs, higher=True)] == \
+        ["late_concat", "tabular_only", "multiply", "linear"]
+    errors = [{"arch": "multiply", "mean": 2.0}, {"arch": "tabular_only", "mean": 2.0}, {"arch": "linear", "mean": 1.0}]
+    assert [r["arch"] for r in ranked(errors, archs, higher=False)] == ["linear", "tabular_only", "multiply"]

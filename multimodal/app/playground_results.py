@@ -23,7 +23,7 @@ from multimodal.data.playground_knobs import PRESETS
 from multimodal.runs.folders import new_run_dir
 from multimodal.train.jobs import Job, start_job
 from multimodal.train.playground_lessons import lesson_checks
-from multimodal.train.playground_race import MODELS_DIR, RACE_FILE
+from multimodal.train.playground_race import MODELS_DIR, RACE_FILE, ranked
 
 RACE_KEY = "pg_race"
 SHARE_TITLES = {"image": "image", "tabular": "table", "interaction": "interaction"}
@@ -67,10 +67,12 @@ def _shares(run_dir: str, data_dir: str) -> dict:
 
 
 def leaderboard(events: list[dict], data_dir: Path, metric: str) -> pd.DataFrame:
-    """One row per finished method, best first: mean, spread, verdict, shares and true shares."""
+    """One row per finished method, best first (playground_race.ranked): mean, spread, verdict,
+    shares and true shares."""
     models = {e["arch"]: e["run_dir"] for e in events if e.get("type") == "model"}
+    start = next(e for e in events if e.get("type") == "start")
     rows = []
-    for e in (e for e in events if e.get("type") == "method"):
+    for e in ranked([e for e in events if e.get("type") == "method"], start["archs"], start["higher_is_better"]):
         row = {"method": e["arch"], metric: e["mean"], "± std": e["std"],
                "gain (95% CI)": "" if e["baseline"] else
                f"{e['gain']:+.3f} ({e['low']:+.3f} to {e['high']:+.3f})" if e["low"] is not None else "",
@@ -80,8 +82,7 @@ def leaderboard(events: list[dict], data_dir: Path, metric: str) -> pd.DataFrame
             row.update({f"{SHARE_TITLES[p]} share": shares["model"][p] for p in SHARE_TITLES})
             row.update({f"true {SHARE_TITLES[p]}": shares["truth"][p] for p in SHARE_TITLES})
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    return frame.sort_values(metric, ascending=metric.endswith(("mae", "rmse"))) if len(frame) else frame
+    return pd.DataFrame(rows)
 
 
 @st.fragment(run_every=1.0)

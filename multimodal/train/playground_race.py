@@ -99,6 +99,13 @@ class _Board:
         return rows
 
 
+def ranked(rows: list[dict], archs: list[str], higher: bool) -> list[dict]:
+    """Leaderboard rows (each with "arch" and "mean") best first. An exact tie goes to the method
+    listed first in `archs` (the baselines, then the methods in the order chosen): the order never
+    depends on which method finished first (two processes finish them in varying order)."""
+    return sorted(rows, key=lambda r: (-r["mean"] if higher else r["mean"], archs.index(r["arch"])))
+
+
 def _emit(out_dir: Path, listener: RaceListener | None, event: dict) -> None:
     append_event(out_dir, event)
     if listener:
@@ -130,7 +137,8 @@ def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_
     splits = cv_splits(ds, k, 1, config.seed, config.val_fraction)
     board = _Board(names, k, metric, higher, fold_sizes(splits))
     emit = lambda event: _emit(out_dir, listener, event)  # noqa: E731
-    emit({"type": "start", "archs": names, "k": k, "metric": metric, "task": ds.task, "rows_total": len(ds.frame)})
+    emit({"type": "start", "archs": names, "k": k, "metric": metric, "higher_is_better": higher, "task": ds.task,
+          "rows_total": len(ds.frame)})
     clock = {"start": time.perf_counter(), "first": None}
     leaderboard: list[dict] = []
     models: dict[str, str] = {}
@@ -155,7 +163,7 @@ def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_
         shutil.rmtree(out_dir / MODELS_DIR, ignore_errors=True)
         emit({"type": "end", "status": "stopped"})
         return None
-    rows = sorted(leaderboard, key=lambda r: -r["mean"] if higher else r["mean"])
+    rows = ranked(leaderboard, names, higher)
     race = {"metric": metric, "higher_is_better": higher, "task": ds.task, "k": k, "archs": names, "rows": rows,
             "gain": result["gain"], "models": models, "seconds": round(time.perf_counter() - clock["start"], 3),
             "comparison_seconds": result["seconds"], "first_result_seconds": round(clock["first"] or 0.0, 3),
