@@ -7,7 +7,9 @@ bench/RESULTS_playground.md.
 
 For each click: the seconds until the first method's every fold is in the job's events file
 (stamped by the worker: what the page shows at its next refresh, every 1 s on the Playground and
-2 s on Compare), until the page itself shows that many folds trained, and until the job's end.
+2 s on Compare), until the page itself shows that many folds trained, and until the job's end:
+the race's, or the comparison's stop, asked for once its first method is in (every method takes
+minutes), so nothing still runs when the next click is timed.
 The comparison is the Compare page's default for the sample the app opens on (its folds, its
 methods), in the app's default processes (core/comparison.default_processes).
 """
@@ -28,6 +30,8 @@ from tests.browser import harness
 from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, open_studio, wait_for_text
 
 TIMEOUT = 600.0
+# The issue's race: 3 baselines + 4 fusion methods, 3 folds, 600 rows at 24 px.
+RACE_QUERY = "preset=complementary&rows=600&image_size=24&methods=late_concat,multiply,film,gated"
 
 
 def _events_after(root: Path, since: float) -> list[dict]:
@@ -50,13 +54,13 @@ def _timeline(events: list[dict], clicked: float) -> dict:
     done = {arch: times[k - 1] - clicked for arch, times in seen.items() if len(times) >= k}
     first = min(done, key=done.get) if done else None
     end = next((e["time"] - clicked for e in events if e.get("type") == "end"), None)
-    return {"k": k, "methods": len(start["archs"]), "first_method": first,
+    return {"k": k, "methods": len(start["archs"]), "started_s": round(start["time"] - clicked, 1), "first_method": first,
             "first_method_in_events_s": round(done[first], 1) if first else None,
             "end_s": round(end, 1) if end is not None else None,
             "methods_done_s": {arch: round(t, 1) for arch, t in sorted(done.items(), key=lambda kv: kv[1])}}
 
 
-def _measure(s: harness.Studio, server: harness.Server, button: str, folds_text: str) -> dict:
+def _measure(s: harness.Studio, server: harness.Server, button: str, folds_text: str, stop: bool) -> dict:
     clicked = time.time()
     s.page.locator('[data-testid^="stBaseButton"]', has_text=re.compile(button)).first.click()
     events: list[dict] = []
@@ -66,7 +70,10 @@ def _measure(s: harness.Studio, server: harness.Server, button: str, folds_text:
     k = events[0]["k"] * events[0].get("repeats", 1) if events else 1
     wait_for_text(s, folds_text.format(k=k), TIMEOUT, "first method on screen")
     on_screen = time.time() - clicked
-    while time.time() - clicked < TIMEOUT and not any(e.get("type") == "end" for e in events):
+    events = _events_after(server.tmpdir, clicked - 1)
+    if stop:
+        s.page.locator('[data-testid^="stBaseButton"]', has_text=re.compile(r"Stop$")).first.click()
+    while time.time() - clicked < TIMEOUT and not any(e.get("type") == "end" for e in events):   # stopped too
         time.sleep(1.0)
         events = _events_after(server.tmpdir, clicked - 1)
     return {**_timeline(events, clicked), "first_method_on_screen_s": round(on_screen, 1)}
@@ -86,14 +93,14 @@ def main() -> None:
                 for repeat in range(args.repeats):
                     for where in ("Playground", "Compare"):
                         s, ctx = open_studio(browser, server, f"first-result-{where}-{repeat}")
-                        if where == "Playground":   # the race of the issue's target: 600 rows at 24 px
-                            s.page.goto(f"{server.url}/playground?preset=complementary&rows=600&image_size=24")
+                        if where == "Playground":
+                            s.page.goto(f"{server.url}/playground?{RACE_QUERY}")
                             s.wait_idle()
-                            result = _measure(s, server, r"^\W*Race$", r"\b([{k}-9]|\d\d+) of \d+ folds trained")
+                            result = _measure(s, server, r"Race$", r"\b([{k}-9]|\d\d+) of \d+ folds trained", False)
                         else:
                             s.goto("Compare")
                             result = _measure(s, server, r"Run cross-validation",
-                                              r"\b([{k}-9]|\d\d+) of \d+\s+folds trained")
+                                              r"\b([{k}-9]|\d\d+) of \d+\s+folds trained", True)
                         entry = {"where": where, "repeat": repeat, **result, "processes": default_processes(),
                                  "load_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
                         found = json.loads(out.read_text()) if out.exists() else []

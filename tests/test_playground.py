@@ -174,8 +174,12 @@ def test_cli_prints_the_leaderboard(tmp_path):
 
 def test_a_tie_on_the_leaderboard_goes_to_the_method_listed_first():
     archs = ["image_only", "tabular_only", "linear", "late_concat", "multiply"]
-    arrived = [{"arch": "multiply", "mean": 0.985}, {"arch": "linear", "mean": 0.76},
-               {"arch": "tabular_only", "mean": 0.985}, {"arch": "late_concat", "mean": 0.99}]
+    # the same fold scores in another order: equal means but for the last bits of the sum
+    folds = {"multiply": [0.9, 0.8, 0.7], "tabular_only": [0.7, 0.8, 0.9]}
+    means = {arch: float(np.mean(values)) for arch, values in folds.items()}
+    assert means["multiply"] > means["tabular_only"]   # by 3e-16
+    arrived = [{"arch": "multiply", "mean": means["multiply"]}, {"arch": "linear", "mean": 0.5},
+               {"arch": "tabular_only", "mean": means["tabular_only"]}, {"arch": "late_concat", "mean": 0.9}]
     assert [r["arch"] for r in ranked(arrived, archs, higher=True)] == \
         ["late_concat", "tabular_only", "multiply", "linear"]
     errors = [{"arch": "multiply", "mean": 2.0}, {"arch": "tabular_only", "mean": 2.0}, {"arch": "linear", "mean": 1.0}]

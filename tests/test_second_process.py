@@ -11,7 +11,7 @@ from multimodal.core.comparison import PROCESSES_ENV, ComparisonOptions, default
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import load_dataset
 from multimodal.train.crossval import compare_with_baselines, cv_splits
-from multimodal.train.second_process import SecondProcessError, lanes
+from multimodal.train.second_process import SecondProcess, SecondProcessError, lanes
 
 from support.fast_modes import check_kept_models, tiny_config
 
@@ -125,3 +125,7 @@ def test_processes_are_checked_and_the_environment_can_set_them(monkeypatch):
         default_processes()
     monkeypatch.delenv(PROCESSES_ENV)
     assert default_processes() in (1, 2)
+
+
+def test_a_second_process_closed_before_any_work_exits_cleanly():
+    assert SecondProcess().close() == 0   # no traceback: it read the end before any state

@@ -100,10 +100,15 @@ class _Board:
 
 
 def ranked(rows: list[dict], archs: list[str], higher: bool) -> list[dict]:
-    """Leaderboard rows (each with "arch" and "mean") best first. An exact tie goes to the method
-    listed first in `archs` (the baselines, then the methods in the order chosen): the order never
-    depends on which method finished first (two processes finish them in varying order)."""
-    return sorted(rows, key=lambda r: (-r["mean"] if higher else r["mean"], archs.index(r["arch"])))
+    """Leaderboard rows (each with "arch" and "mean") best first. A tie goes to the method listed
+    first in `archs` (the baselines, then the methods in the order chosen): the order never depends
+    on which method finished first (two processes finish them in varying order). Means equal to 6
+    significant digits tie: the same held-out rows right, summed in another order over the folds,
+    differ in the last bits of a float32."""
+    def key(row: dict) -> tuple[float, int]:
+        mean = float(f"{row['mean']:.6g}")
+        return -mean if higher else mean, archs.index(row["arch"])
+    return sorted(rows, key=key)
 
 
 def _emit(out_dir: Path, listener: RaceListener | None, event: dict) -> None:

@@ -37,6 +37,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:   # the second process reads its first message before TensorFlow loads
@@ -45,6 +46,9 @@ if TYPE_CHECKING:   # the second process reads its first message before TensorFl
 # The child's command: TensorFlow's start-up chatter kept quiet (core/quiet.py) before anything imports it.
 _CHILD = ("from multimodal.core.quiet import quiet_tensorflow; quiet_tensorflow(); "
           "from multimodal.train.second_process import main; main({fd})")
+
+
+_END = bytes(ForkingPickler.dumps(None))   # close()'s message, as the socket carries it
 
 
 class SecondProcessError(RuntimeError):
@@ -85,8 +89,9 @@ class SecondProcess:
     def _ended(self, doing: str) -> SecondProcessError:
         return SecondProcessError(f"the comparison's second process ended{doing} (exit code {self._process.poll()})")
 
-    def close(self) -> None:
-        """End it: once it has read the end, or at once while it trains (a stopped comparison)."""
+    def close(self) -> int:
+        """End it: once it has read the end, or at once while it trains (a stopped comparison).
+        Returns its exit code."""
         if self.busy is None:
             try:
                 self._conn.send(None)
@@ -100,6 +105,7 @@ class SecondProcess:
             self._process.kill()
             self._process.wait()
         self._conn.close()
+        return self._process.returncode
 
 
 class _Work:
@@ -215,6 +221,8 @@ def main(fd: int) -> None:
     conn = Connection(fd)
     try:
         state = conn.recv_bytes()
+        if state == _END:   # the parent ended before it handed anything over
+            os._exit(0)
         # lazy: TensorFlow loads after the first message is read (the parent's thread is not held)
         from multimodal.train.stagewise import FastFolds
         fast = FastFolds.from_state(pickle.loads(state))
