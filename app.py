@@ -2,8 +2,9 @@
 import streamlit as st
 
 from multimodal.app.navigation import run_app
-from multimodal.app.warmup import import_in_background
+from multimodal.app.warmup import import_in_background, preload_enabled
 from multimodal.core.quiet import quiet_tensorflow
+from multimodal.train.jobs import prepare_worker
 
 
 def run() -> None:
@@ -12,6 +13,8 @@ def run() -> None:
     # (fails offline). The sidebar's material icons use the font bundled with Streamlit.
     st.set_page_config(page_title="Multimodal Studio", page_icon="🧩", layout="wide")
     import_in_background()   # TensorFlow loads while the first pages render (multimodal/app/warmup.py)
+    if preload_enabled():    # the next job's worker too, imports done (multimodal/train/warm_worker.py)
+        prepare_worker()
     run_app()
 
 

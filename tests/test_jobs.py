@@ -20,6 +20,7 @@ from multimodal.runs.folders import config_dict, new_run_dir, reuse_config
 from multimodal.runs.gain import fusion_gain
 from multimodal.runs.verdicts import split_caveat
 from multimodal.train import jobs, phases
+from multimodal.train.warm_worker import WARM_NAME, WarmWorker
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -63,9 +64,11 @@ def wait_for(predicate, timeout: float, interval: float = 0.1):
 
 def test_job_trains_in_a_process_and_saves_the_run(tiny_csv, tmp_path):
     run_dir = tmp_path / "run"
+    jobs.prepare_worker()   # a worker started ahead (warm_worker.py) takes the job
+    warm = jobs.WARM.pid
     job = jobs.start_job(config(tiny_csv), run_dir)
     assert job.state == "running" and job.pid and job.started
-    assert job.pid != __import__("os").getpid()
+    assert job.pid == warm and job.pid != __import__("os").getpid() and jobs.WARM.pid is None
     seen = []
     while job.poll() in jobs.ACTIVE:
         seen.append(len(job.progress().batch_points))
@@ -147,6 +150,21 @@ def test_shutdown_terminates_running_workers(tmp_path):
     manager.running.append(job)
     manager.shutdown()
     assert not job._process.is_alive()
+
+
+def test_a_warm_worker_waits_under_its_own_name_and_leaves_with_its_parent():
+    warm = WarmWorker()
+    warm.prepare()
+    pid = warm.pid
+    warm.prepare()                      # one is waiting: no second one
+    assert warm.pid == pid
+    comm = Path(f"/proc/{pid}/comm")
+    deadline = time.monotonic() + 60
+    while comm.read_text().strip() != WARM_NAME and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert comm.read_text().strip() == WARM_NAME   # not a training worker's name while it waits
+    warm.close()
+    assert not comm.exists() and warm.pid is None and warm.take(()) is None
 
 
 def test_importing_jobs_loads_no_heavy_modules():

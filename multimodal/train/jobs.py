@@ -33,6 +33,7 @@ from multimodal.core import limits
 from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.core.events import Event, Status, request_stop
 from multimodal.train.progress import Progress, ProgressReader
+from multimodal.train.warm_worker import WarmWorker
 from multimodal.train.worker import GRACE_SECONDS, WORKER_PREFIX, run_worker, skip_main_module_in_workers
 
 
@@ -160,13 +161,16 @@ class Job:
         return now - self.owner_gone_since >= limits.ORPHAN_SECONDS.get()
 
     def _launch(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        skip_main_module_in_workers()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._process = ctx.Process(
-            target=self.target, name=WORKER_PREFIX + self.run_dir.name, daemon=True,
-            args=(self.config, str(self.run_dir), self.dataset, str(self.workdir) if self.workdir else None, os.getpid()))
-        self._process.start()
+        args = (self.config, str(self.run_dir), self.dataset, str(self.workdir) if self.workdir else None, os.getpid())
+        # A worker started ahead (warm_worker.py) when there is one: its imports are done.
+        self._process = WARM.take(args) if self.target is run_worker else None
+        if self._process is None:
+            ctx = multiprocessing.get_context("spawn")
+            skip_main_module_in_workers()
+            self._process = ctx.Process(target=self.target, name=WORKER_PREFIX + self.run_dir.name, daemon=True,
+                                        args=args)
+            self._process.start()
         self.pid, self.started, self.state = self._process.pid, time.time(), JobState.RUNNING
         self.dataset = None  # the worker has its copy; do not keep a second one alive here
 
@@ -293,7 +297,9 @@ class _Manager:
 
 
 MANAGER = _Manager()
+WARM = WarmWorker()
 atexit.register(MANAGER.shutdown)
+atexit.register(WARM.close)
 
 
 # ------------------------------------------------------------------------------ public helpers
@@ -307,3 +313,10 @@ def start_job(config: TrainConfig | dict, run_dir: Path, dataset: Any = None,
     job = Job(config, Path(run_dir), dataset, workdir, owner_alive, target)
     MANAGER.submit(job)
     return job
+
+
+def prepare_worker() -> None:
+    """Have a worker started ahead for the next job (warm_worker.py), unless a job runs or waits:
+    its imports would slow that job down."""
+    if not MANAGER.active_jobs():
+        WARM.prepare()
