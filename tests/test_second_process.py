@@ -65,7 +65,7 @@ class StubFolds:
 
 class StubSecond:
     def __init__(self, fail_on: str | None = None):
-        self.fail_on, self.trained, self.busy = fail_on, [], None
+        self.fail_on, self.trained, self.busy, self.closed = fail_on, [], None, False
         self.took = threading.Event()   # it has taken a method
 
     def send(self, message) -> None:
@@ -79,17 +79,28 @@ class StubSecond:
         self.trained.append(arch)
         return arch, [f"{arch} fold"]
 
+    def close(self) -> None:
+        self.closed = True
+
 
 def run_lanes(order: list[str], second: StubSecond) -> list[tuple[str, str]]:
-    """(method, lane) in the order lanes() hands them to the caller, who trains the main lane's."""
-    fast, seen = StubFolds(), []
-    for arch, done in lanes(order, fast, lambda arch: [], second):
-        assert done is None or done == [f"{arch} fold"]
-        seen.append((arch, "main" if done is None else "second"))
-        if len(seen) == 1:   # the first method takes the main lane a while: the second takes one meanwhile
+    """(method, lane) in the order they are reported: the main lane's as lanes() hands them to the
+    caller (who trains them), the second's as on_done gets them (from its thread)."""
+    fast, seen, lock = StubFolds(), [], threading.Lock()
+
+    def on_done(arch: str, summaries: list) -> None:
+        assert summaries == [f"{arch} fold"] and threading.current_thread() is not threading.main_thread()
+        with lock:
+            seen.append((arch, "second"))
+
+    for arch in lanes(order, fast, lambda arch: [], second, on_done):
+        with lock:
+            seen.append((arch, "main"))
+        if arch == "tabular_only":   # the main lane is busy a while: the second takes one meanwhile
             assert second.took.wait(5)
         if arch == "image_only":
             fast.encoders_made.set()
+    assert second.closed   # ended with lanes(), so nothing is reported afterwards
     return seen
 
 
@@ -99,13 +110,13 @@ def test_every_method_once_stage_one_in_the_main_lane_and_heads_only_after_it():
     seen = run_lanes(order, second)
     assert sorted(arch for arch, _ in seen) == sorted(order)
     assert ("tabular_only", "main") == seen[0] and ("image_only", "main") in seen
-    assert second.trained and all(lane == "second" for arch, lane in seen if arch in second.trained)
+    assert second.trained and {arch for arch, lane in seen if lane == "second"} == set(second.trained)
     assert second.trained[0] == "linear"   # the back of what it may take while stage 1 is ahead
 
 
 def test_without_a_second_process_every_method_in_order_here():
     order = ["tabular_only", "image_only", "late_concat"]
-    assert [arch for arch, done in lanes(order, StubFolds(), lambda arch: [], None)] == order
+    assert list(lanes(order, StubFolds(), lambda arch: [], None, lambda arch, summaries: None)) == order
 
 
 def test_a_failure_in_the_second_process_names_the_method():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -293,15 +294,24 @@ def compare_with_baselines(config: TrainConfig, options: ComparisonOptions, *, d
                          workdir=workdir, keep_dir=keep_models) if fast_mode else None
         # The methods without images first: their results come in seconds, before stage 1's encoders.
         order = sorted(names, key=reads_images)
-        for arch, done in lanes(order, fast, lambda a: fold_jobs(config_of(a), splits), second):
-            if done is not None:   # trained by the second process
-                fit_folds = lambda jobs, done=done: done  # noqa: E731
-            else:
-                fit_folds = fast.folds_trainer(arch) if fast else None
+        reporting = threading.Lock()   # on_fold is called from the second process's thread too
+
+        def reported(arch: str, fold: dict) -> None:
+            with reporting:
+                if on_fold:
+                    on_fold(arch, fold)
+
+        def validate(arch: str, fit_folds: FoldsTrainer | None, process: str) -> None:
             results[arch] = cross_validate(config_of(arch), k, repeats, dataset=ds, inputs=inputs, splits=splits,
-                                           out_dir=Path(out_dir) / arch if out_dir else None, on_fold=on_fold,
+                                           out_dir=Path(out_dir) / arch if out_dir else None, on_fold=reported,
                                            fit_fold=fast.fold_trainer(arch) if fast else None, fit_folds=fit_folds)
-            results[arch]["process"] = "main" if done is None else "second"
+            results[arch]["process"] = process
+
+        def trained_there(arch: str, summaries: list[dict]) -> None:   # the second process's, as they come
+            validate(arch, lambda jobs: summaries, "second")
+
+        for arch in lanes(order, fast, lambda a: fold_jobs(config_of(a), splits), second, trained_there):
+            validate(arch, fast.folds_trainer(arch) if fast else None, "main")
     finally:
         if second is not None:
             second.close()

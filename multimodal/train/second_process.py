@@ -15,8 +15,8 @@ many processes ran it (tests/test_second_process.py):
   (an image head once stage 1 has made every fold's encoder), so neither process computes a map
   twice and the second never waits for the main one to finish a method;
 - a kept model (`keep_dir`) is written whole by whichever process trained it;
-- the second process's results are handed back between the main process's methods, in the order
-  they finished.
+- the second process's results are reported as soon as they are in (a callback, from the thread
+  that talks to it), so the leaderboard and the progress fill in while the main process trains.
 
 The second process is `python -c "...main(FD)"` (subprocess, not multiprocessing: the app's
 training worker is a daemon process, which may not have children of its own). The two talk over
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import queue
 import socket
 import subprocess
 import sys
@@ -91,7 +90,9 @@ class SecondProcess:
 
     def close(self) -> int:
         """End it: once it has read the end, or at once while it trains (a stopped comparison).
-        Returns its exit code."""
+        Returns its exit code; closing it again does nothing more."""
+        if self._conn.closed:
+            return self._process.wait()
         if self.busy is None:
             try:
                 self._conn.send(None)
@@ -110,13 +111,12 @@ class SecondProcess:
 
 class _Work:
     """The methods left, shared by the two lanes: the main one takes from the front, the second
-    from the back among those prepared for it; and the second's finished results."""
+    from the back among those prepared for it; and what failed in the second's thread."""
 
     def __init__(self, order: list[str]):
         self.left = list(order)
         self.prepared: dict[str, list[tuple]] = {}
-        self.done: queue.Queue = queue.Queue()   # (method, summaries) or an exception
-        self.running = 0                         # methods the second process trains or was given
+        self.failed: BaseException | None = None
         self.closed = False
         self.changed = threading.Condition()
 
@@ -138,10 +138,13 @@ class _Work:
                 arch = next((a for a in reversed(self.left) if a in self.prepared), None)
                 if arch is not None:
                     self.left.remove(arch)
-                    self.running += 1
                     return arch, self.prepared.pop(arch)
                 self.changed.wait()
             return None
+
+    def raise_failure(self) -> None:
+        if self.failed is not None:
+            raise self.failed
 
     def close(self) -> None:
         with self.changed:
@@ -149,55 +152,50 @@ class _Work:
             self.changed.notify_all()
 
 
-def _feed(second: SecondProcess, state: dict, work: _Work) -> None:
-    """The thread talking to the second process: its state, then each method it takes."""
+SecondDone = Callable[[str, list[dict]], None]   # (method, its folds' summaries), in the talking thread
+
+
+def _feed(second: SecondProcess, state: dict, work: _Work, on_done: SecondDone) -> None:
+    """The thread talking to the second process: its state, then each method it takes, each
+    result handed to on_done as soon as it is in."""
     try:
         second.send(state)
         while (job := work.take_last_prepared()) is not None:
-            work.done.put(second.train(*job))
+            on_done(*second.train(*job))
     except BaseException as exc:  # noqa: BLE001  (raised again in the main thread)
-        work.done.put(exc)
-
-
-def _finished(work: _Work, block: bool) -> Iterator[tuple[str, list[dict]]]:
-    while work.running:
-        try:
-            result = work.done.get(block=block)
-        except queue.Empty:
-            return
-        work.running -= 1
-        if isinstance(result, BaseException):
-            raise result
-        yield result
-        block = False
+        work.failed = exc
 
 
 def lanes(order: list[str], fast: FastFolds | None, jobs_of: Callable[[str], list[tuple]],
-          second: SecondProcess | None) -> Iterator[tuple[str, list[dict] | None]]:
-    """Every method of `order` once, as (method, None): the caller trains it now, in this process;
-    or (method, its folds' summaries): the second process trained it. jobs_of(method): its
-    (fold config, split) jobs. second None (or no fast mode): every method here, in order."""
+          second: SecondProcess | None, on_done: SecondDone) -> Iterator[str]:
+    """The methods of `order` this process trains, one at a time (the caller trains each as it
+    comes); the second process trains the others, and on_done(method, its folds' summaries) gets
+    each as it is in, from another thread: it must be thread-safe. Returns once both are done; a
+    failure in the second process (or in on_done) is raised here. jobs_of(method): its (fold
+    config, split) jobs. second None (or no fast mode): every method here, in order."""
     if second is None or fast is None:
-        yield from ((arch, None) for arch in order)
+        yield from order
         return
     work = _Work(order)
-    threading.Thread(target=_feed, args=(second, fast.state(), work), daemon=True,
-                     name="mmstudio-second-process").start()
+    feeding = threading.Thread(target=_feed, args=(second, fast.state(), work, on_done), daemon=True,
+                               name="mmstudio-second-process")
+    feeding.start()
     try:
         while True:
-            yield from _finished(work, block=False)
+            work.raise_failure()
             for arch in list(work.left):   # what the second process may take now
                 if arch not in work.prepared and _can_hand_over(fast, arch, jobs_of(arch), work.left):
                     work.prepare(arch, fast.prepare_heads(arch, jobs_of(arch)))
             mine = work.take_first()
-            if mine is not None:
-                yield mine, None
-            elif work.running:
-                yield from _finished(work, block=True)
-            else:
-                return
-    finally:
+            if mine is None:
+                break
+            yield mine
+        feeding.join()
+        work.raise_failure()
+    finally:   # stopped or failed too: the second process ends, and nothing is reported after this
         work.close()
+        second.close()
+        feeding.join()
 
 
 def _can_hand_over(fast: FastFolds, arch: str, jobs: list[tuple], left: list[str]) -> bool:
