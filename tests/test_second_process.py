@@ -2,6 +2,7 @@
 methods shared between the two lanes as scheduled, its failures reported by name."""
 from __future__ import annotations
 
+import subprocess
 import threading
 from dataclasses import replace
 
@@ -140,3 +141,10 @@ def test_processes_are_checked_and_the_environment_can_set_them(monkeypatch):
 
 def test_a_second_process_closed_before_any_work_exits_cleanly():
     assert SecondProcess().close() == 0   # no traceback: it read the end before any state
+
+
+def test_no_second_process_to_be_had_means_one_process(monkeypatch):
+    def refused(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(subprocess, "Popen", refused)
+    assert SecondProcess.started() is None

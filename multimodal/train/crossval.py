@@ -280,8 +280,8 @@ def compare_with_baselines(config: TrainConfig, options: ComparisonOptions, *, d
         raise ValueError("keep_models needs a fast mode (stagewise or frozen), not end_to_end")
     fast_mode = mode != "end_to_end"
     # Started first: it imports TensorFlow while this process reads the images.
-    second = SecondProcess() if options.processes > 1 and fast_mode and not options.finetune and len(names) > 1 \
-        else None
+    second = SecondProcess.started() if options.processes > 1 and fast_mode and not options.finetune \
+        and len(names) > 1 else None
 
     def config_of(arch: str) -> TrainConfig:
         return replace(config, model=replace(config.model, arch=arch))
