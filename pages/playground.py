@@ -10,6 +10,7 @@ import streamlit as st
 
 from multimodal.app import playground_results as results
 from multimodal.app import playground_view as view
+from multimodal.app.session_jobs import comparison_processes
 
 st.title(":material/sports_score: Fusion Playground")
 st.caption("Choose how much of the answer sits in the picture, in the table and in their interaction, then race "
@@ -26,8 +27,9 @@ view.preview(knobs, setup["hidden"])
 
 race = results.current()
 running = race is not None and race["job"].poll() in ("queued", "running", "stopping")
-if st.button("Race", type="primary", icon=":material/play_arrow:", disabled=running or not methods):
-    results.start_race(knobs, methods, folds, setup["preset"])
+processes = comparison_processes()
+if st.button("Race", type="primary", icon=":material/play_arrow:", disabled=running or not methods or not processes):
+    results.start_race(knobs, methods, folds, setup["preset"], processes)
     st.rerun()
 if race is not None:
     st.subheader("Leaderboard")

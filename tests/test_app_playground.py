@@ -102,3 +102,11 @@ def test_a_preset_survives_more_rows_in_the_url(tmp_path):
     at.run()
     assert at.query_params["preset"] == "table_alone" and at.query_params["rows"] == "150"
     assert any("The table alone is enough" in i.value for i in at.info)
+
+
+def test_a_bad_processes_setting_is_named_and_the_race_waits(tmp_path, monkeypatch):
+    monkeypatch.setenv("MULTIMODAL_COMPARE_PROCESSES", "four")
+    at = page(tmp_path)
+    assert any("MULTIMODAL_COMPARE_PROCESSES is 'four'; set it to a number of processes from 1 to 2" in e.value
+               for e in at.error)
+    assert next(b for b in at.button if b.label == "Race").disabled

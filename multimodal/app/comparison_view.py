@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from multimodal.app import figures, navigation, session_jobs, state, training_view
-from multimodal.core.comparison import MODES, ComparisonOptions, comparison_job, default_processes
+from multimodal.core.comparison import MODES, ComparisonOptions, comparison_job
 from multimodal.core.events import Event, read_events
 from multimodal.data.inputs import FeatureSpec
 from multimodal.models.fusion import FUSION_METHODS, methods_for
@@ -131,10 +131,11 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
                        "for early stopping.")
         else:
             st.caption("Choose at least one fusion method to compare with the baselines.")
-        if st.button("Run cross-validation", icon=":material/play_arrow:", disabled=not trained):
+        processes = session_jobs.comparison_processes()
+        if st.button("Run cross-validation", icon=":material/play_arrow:", disabled=not trained or not processes):
             # Fast: mode None lets the worker choose (frozen needs the pretrained weights at hand).
             options = ComparisonOptions(k=int(k), repeats=int(repeats), archs=tuple(chosen[1:]),
-                                        mode=None if mode == fast else mode, processes=default_processes())
+                                        mode=None if mode == fast else mode, processes=processes)
             config = comparison_job(reuse_config(ref_config, chosen[0]), options,
                                     state.session_dir() / "feature_cache")
             session_jobs.start_comparison(config, comparisons_dir(), "cv-" + chosen[0])

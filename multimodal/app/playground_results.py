@@ -16,7 +16,6 @@ import streamlit as st
 
 from multimodal.app import state
 from multimodal.app.session_jobs import session_alive_check
-from multimodal.core.comparison import default_processes
 from multimodal.core.events import read_events
 from multimodal.data.playground import read_playground, write_playground
 from multimodal.data.playground_knobs import PRESETS
@@ -35,13 +34,13 @@ def playground_dir() -> Path:
     return folder
 
 
-def start_race(knobs: dict, methods: list[str], folds: int, preset: str | None) -> Job:
+def start_race(knobs: dict, methods: list[str], folds: int, preset: str | None, processes: int) -> Job:
     """Write the data into a fresh folder of the session's and queue the race on it."""
     root = new_run_dir(playground_dir(), "race")
     csv = write_playground(knobs, root / "data")
     config = {"data": str(csv), "playground": {"methods": list(methods), "k": folds,
                                                "image_size": int(knobs["image_size"]), "seed": int(knobs["seed"]),
-                                               "processes": default_processes()}}
+                                               "processes": processes}}
     job = start_job(config, root / "race", owner_alive=session_alive_check())
     st.session_state[RACE_KEY] = {"job": job, "root": str(root), "preset": preset, "task": knobs["task"]}
     return job

@@ -17,6 +17,8 @@ from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from multimodal.app import state
+from multimodal.core.comparison import default_processes
+from multimodal.core.errors import DataError
 from multimodal.data.dataset import Dataset
 from multimodal.models.fusion import baseline_names
 from multimodal.runs.folders import new_run_dir, reuse_config
@@ -42,6 +44,16 @@ def start(config: Mapping, folder: Path, name: str, dataset: Dataset | None = No
     """Queue a worker for `config` in a fresh folder under `folder` (named after `name`), owned by
     this session. `dataset`, when loaded already, saves the worker from reading the CSV again."""
     return start_job(dict(config), new_run_dir(folder, name), dataset=dataset, owner_alive=session_alive_check())
+
+
+def comparison_processes() -> int | None:
+    """How many processes this server's comparisons and races use (core/comparison.default_processes);
+    None, with the reason shown on the page, when $MULTIMODAL_COMPARE_PROCESSES holds a bad value."""
+    try:
+        return default_processes()
+    except DataError as exc:
+        st.error(f"{exc} (and restart the app).", icon=":material/error:")
+        return None
 
 
 def active(jobs: Iterable[Job]) -> list[Job]:

@@ -59,10 +59,15 @@ class SecondProcess:
 
     def __init__(self):
         mine, theirs = socket.socketpair()
-        self._process = subprocess.Popen([sys.executable, "-c", _CHILD.format(fd=theirs.fileno())],
-                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL)
-        theirs.close()
+        try:
+            self._process = subprocess.Popen([sys.executable, "-c", _CHILD.format(fd=theirs.fileno())],
+                                             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL)
+        except OSError:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
         self._conn = Connection(mine.detach())
         self.busy: str | None = None   # the method it trains now
 
