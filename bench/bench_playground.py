@@ -1,13 +1,11 @@
 """The Fusion Playground's benchmark (docs/ARCHITECTURE.md, "The Fusion Playground").
 
-    python -m bench.bench_playground [--part race|lessons|shares|all] [--seeds 5] [--processes N] [--out FILE]
+    python -m bench.bench_playground [--part race|shares|all] [--seeds 5] [--processes N] [--out FILE]
 
 - race: 7 models (image_only, tabular_only, linear + late_concat, multiply, film, gated), 3 folds,
   600 rows at 24 px (the complementary knobs), with every method's first-fold model kept: wall time,
   time to the first leaderboard row, and the seconds of the 7 models' branch shares afterwards.
-- lessons: each preset's lesson (train/playground_lessons.py) on seeds 0..N-1, at the size the
-  lesson tests use (tests/support/playground.py: 400 rows, 100 for small_noisy, at 16 px, the
-  preset's methods, 3 folds): holds on k/N.
+- lessons: moved to bench/bench_lessons.py (each shipped lesson file at its shipped settings).
 - shares: on image_alone, table_alone and complementary (seeds as lessons, 400 rows at 16 px), the winning
   method's branch shares vs the generator's true shares (max absolute difference over
   image/table/interaction), on up to 128 of its held-out rows.
@@ -25,12 +23,12 @@ import time
 from pathlib import Path
 
 from multimodal.core.comparison import default_processes
+from multimodal.data.lesson_store import shipped_lesson
 from multimodal.data.playground import write_playground
-from multimodal.data.playground_knobs import DEFAULT_METHODS, PRESETS, checked_knobs
+from multimodal.data.playground_knobs import DEFAULT_METHODS, checked_knobs
 from multimodal.explain.branch_shares import method_shares
-from multimodal.train.playground_lessons import lesson_checks
+from multimodal.models.fusion import methods_for
 from multimodal.train.playground_race import run_race
-from tests.support.playground import lesson_race
 
 SHARE_PRESETS = ("image_alone", "table_alone", "complementary")
 SHARE_ROWS, SHARE_SIZE = 400, 16   # the lesson tests' size: the shared machine's time is short
@@ -41,6 +39,10 @@ def _record(out: Path, entry: dict) -> None:
     found = json.loads(out.read_text()) if out.exists() else []
     out.write_text(json.dumps([*found, entry], indent=1))
     print(json.dumps(entry), flush=True)
+
+
+def _lesson(name: str):
+    return shipped_lesson(name, tuple(methods_for(True, True, 1)))
 
 
 def race_once(knobs: dict, methods: list[str], explain: bool,
@@ -57,7 +59,7 @@ def bench_race(out: Path, processes: int) -> None:
     """The race as the page runs it: the leaderboard and every method's kept first-fold model (in
     `processes` processes, as the app's default_processes), then each model's branch shares (as the
     app's server computes them once a model is in)."""
-    knobs, _ = checked_knobs({"rows": 600, "image_size": 24}, "complementary")
+    knobs, _ = checked_knobs({"rows": 600, "image_size": 24}, _lesson("complementary").knobs)
     started = time.perf_counter()
     race, root, tmp = race_once(knobs, list(DEFAULT_METHODS), explain=True, processes=processes)
     raced = time.perf_counter()
@@ -72,24 +74,12 @@ def bench_race(out: Path, processes: int) -> None:
                   "means": {r["arch"]: round(r["mean"], 4) for r in race["rows"]}})
 
 
-def bench_lessons(out: Path, seeds: range, presets: list[str]) -> None:
-    """Each preset's race at the lesson tests' size (tests/support/playground.py) on `seeds`."""
-    for seed in seeds:
-        for name in presets:
-            with tempfile.TemporaryDirectory(prefix="bench-playground-") as tmp:
-                race, chance = lesson_race(name, Path(tmp), seed)
-            checks = lesson_checks(name, race, chance)
-            _record(out, {"part": "lesson", "preset": name, "seed": seed, "chance": chance,
-                          "holds": all(c["holds"] for c in checks), "checks": checks, "seconds": race["seconds"],
-                          "means": {r["arch"]: round(r["mean"], 3) for r in race["rows"]},
-                          "race": {k: race[k] for k in ("rows", "sizes", "metric", "higher_is_better")}})
-
-
 def bench_shares(out: Path, seeds: range, processes: int) -> None:
     for seed in seeds:
         for name in SHARE_PRESETS:
-            knobs, _ = checked_knobs({"rows": SHARE_ROWS, "image_size": SHARE_SIZE, "seed": seed}, name)
-            race, root, tmp = race_once(knobs, list(PRESETS[name].methods), explain=True, processes=processes)
+            lesson = _lesson(name)
+            knobs, _ = checked_knobs({"rows": SHARE_ROWS, "image_size": SHARE_SIZE, "seed": seed}, lesson.knobs)
+            race, root, tmp = race_once(knobs, list(lesson.methods), explain=True, processes=processes)
             winner = race["rows"][0]["arch"]
             got = method_shares(race["models"][winner], root / "data")
             tmp.cleanup()
@@ -108,20 +98,6 @@ def report(entries: list[dict]) -> str:
               f"{e['first_result_seconds']} | {e.get('kept_models', 'not kept')} | {e.get('shares_seconds', '-')} | "
               f"{e['load_1min']} on {e['cpus']} cores |"
               for e in entries if e["part"] == "race"]
-    # Checked again with the current lesson_checks where the race was recorded (a lesson's claims may
-    # have been restated since the race ran).
-    lessons = [{**e, "checks": lesson_checks(e["preset"], e["race"], e["chance"])} if "race" in e else e
-               for e in entries if e["part"] == "lesson"]
-    for e in lessons:
-        e["holds"] = all(c["holds"] for c in e["checks"])
-    lines += ["", "## Lessons: holds on k of the seeds run", "",
-              "| preset | holds | seeds | mean race s | claims that failed (seed: claim, detail) |", "|---|---|---|---|---|"]
-    for name in dict.fromkeys(e["preset"] for e in lessons):
-        mine = [e for e in lessons if e["preset"] == name]
-        failed = "; ".join(f"{e['seed']}: {c['claim']} ({c['detail']})" for e in mine for c in e["checks"]
-                           if not c["holds"])
-        lines.append(f"| {name} | {sum(e['holds'] for e in mine)}/{len(mine)} | {', '.join(str(e['seed']) for e in mine)}"
-                     f" | {sum(e['seconds'] for e in mine) / len(mine):.0f} | {failed or '-'} |")
     lines += ["", "## Branch shares: the winning method vs the generator's truth (image / table / interaction)", "",
               "| preset | seed | winner | model | truth | max abs difference | within 0.15 |", "|---|---|---|---|---|---|---|"]
     fmt = lambda s: " / ".join(f"{s[p]:.2f}" for p in ("image", "tabular", "interaction"))  # noqa: E731
@@ -133,10 +109,9 @@ def report(entries: list[dict]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--part", default="all", choices=["race", "lessons", "shares", "all"])
+    p.add_argument("--part", default="all", choices=["race", "shares", "all"])
     p.add_argument("--seeds", type=int, default=5, help="seeds first-seed .. SEEDS-1")
     p.add_argument("--first-seed", type=int, default=0)
-    p.add_argument("--presets", default=",".join(PRESETS))
     p.add_argument("--out", default="bench/playground.json")
     p.add_argument("--processes", type=int, default=default_processes(), help="the race's (default: the app's)")
     p.add_argument("--report", nargs="*", metavar="JSON", help="print the results tables of these recorded files")
@@ -147,8 +122,6 @@ def main() -> None:
     out = Path(args.out)
     if args.part in ("race", "all"):
         bench_race(out, args.processes)
-    if args.part in ("lessons", "all"):
-        bench_lessons(out, range(args.first_seed, args.seeds), args.presets.split(","))
     if args.part in ("shares", "all"):
         bench_shares(out, range(args.first_seed, args.seeds), args.processes)
 

@@ -1,4 +1,4 @@
-"""`python -m multimodal samples|archs|train|compare|predict|explain|export|card|whatif|playground`
+"""`python -m multimodal samples|archs|train|compare|predict|explain|export|card|whatif|playground|lesson`
 (docs/ARCHITECTURE.md, "The command line").
 
 With --json the last stdout line is one JSON object. A user's mistake exits 2 with one
@@ -11,6 +11,7 @@ import sys
 
 from multimodal.cli.common import UsageError
 from multimodal.cli.export import cmd_card, cmd_export
+from multimodal.cli.lesson import cmd_lesson
 from multimodal.cli.listing import cmd_archs, cmd_samples
 from multimodal.cli.parser import build_parser
 from multimodal.cli.playground import cmd_playground
@@ -25,7 +26,8 @@ EXIT_USER_ERROR = 2
 
 COMMANDS = {"samples": cmd_samples, "archs": cmd_archs, "train": cmd_train, "compare": cmd_compare,
             "predict": cmd_predict, "explain": cmd_explain, "export": cmd_export, "card": cmd_card,
-            "whatif": cmd_whatif, "playground": cmd_playground}
+            "whatif": cmd_whatif, "playground": cmd_playground,
+            "lesson": cmd_lesson}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command in ("train", "compare", "predict", "explain", "whatif"):
             import tensorflow  # noqa: F401  # lazy: only the commands that train or predict load it
-        COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)   # a command may say 1: it ran, and what it checked failed
     except (UsageError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -49,4 +51,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from multimodal.cli.common import Parser, UsageError
+from multimodal.cli.lesson import add_lesson_parser
 from multimodal.cli.playground import add_playground_parser
 from multimodal.core.settings import SETTINGS
 from multimodal.train.precision import PRECISIONS
@@ -171,4 +172,5 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--coverage", type=float, default=0.9, help="level of the prediction set / interval")
     w.add_argument("--json", action="store_true")
     add_playground_parser(sub)
+    add_lesson_parser(sub)
     return p

@@ -9,9 +9,10 @@ from pathlib import Path
 from multimodal.cli.common import columns, emit, training_output
 from multimodal.core.comparison import default_processes
 from multimodal.core.errors import DataError
+from multimodal.data.lesson_file import Lesson
+from multimodal.data.lesson_store import shipped_lesson, shipped_names
 from multimodal.data.playground import read_playground, write_playground
-from multimodal.data.playground_knobs import KNOBS, PRESETS, preset_methods, strict_knobs
-from multimodal.train.playground_lessons import lesson_checks
+from multimodal.data.playground_knobs import DEFAULT_METHODS, KNOBS, strict_knobs
 
 MIN_FOLDS, MAX_FOLDS = 2, 5
 
@@ -20,7 +21,7 @@ def add_playground_parser(sub) -> None:
     """The `playground` command's flags: a preset and/or one flag per knob (checked by strict_knobs)."""
     c = sub.add_parser("playground", argument_default=argparse.SUPPRESS,
                        help="generate a dataset whose signal sits where the knobs say, and race fusion methods on it")
-    c.add_argument("--preset", help=f"one of {', '.join(PRESETS)}")
+    c.add_argument("--preset", help=f"a shipped lesson (sample_data/lessons/): one of {', '.join(shipped_names())}")
     for knob in KNOBS.values():
         c.add_argument(f"--{knob.name.replace('_', '-')}", dest=f"knob_{knob.name}",
                        help=f"{knob.help} ({knob.range_text()}; default {knob.default})")
@@ -34,22 +35,26 @@ def add_playground_parser(sub) -> None:
     c.add_argument("--json", action="store_true", default=False)
 
 
-def race_methods(text: str | None, preset: str | None) -> list[str]:
-    """The methods to race: the named ones, else the preset's (DataError for an unknown name)."""
+def offered_methods() -> tuple[str, ...]:
+    """The methods the Playground races: every baseline and image + table method of the registry."""
     # lazy: the registry imports Keras; the knobs are checked before it loads
-    from multimodal.models.fusion import FUSION_METHODS
-    names = columns(text) if text else list(preset_methods(preset))
-    unknown = [n for n in names if n not in FUSION_METHODS or FUSION_METHODS[n].branches not in
-               (("image",), ("tabular",), ("image", "tabular"))]
+    from multimodal.models.fusion import methods_for
+    return tuple(methods_for(True, True, 1))
+
+
+def race_methods(text: str | None, lesson: Lesson | None) -> list[str]:
+    """The methods to race: the named ones, else the lesson's (DataError for an unknown name)."""
+    names = columns(text) if text else list(lesson.methods if lesson else DEFAULT_METHODS)
+    unknown = [n for n in names if n not in offered_methods()]
     if unknown:
         raise DataError(f"--methods: unknown or unsuitable method(s) {', '.join(unknown)}; the playground races "
                         "image + table methods (see `python -m multimodal archs`)")
     return names
 
 
-def folds_arg(text: str | None) -> int:
+def folds_arg(text: str | None, default: int = 3) -> int:
     if text is None:
-        return 3
+        return default
     if not text.isdigit() or not MIN_FOLDS <= int(text) <= MAX_FOLDS:
         raise DataError(f"folds={text!r} is out of range: {MIN_FOLDS} to {MAX_FOLDS}")
     return int(text)
@@ -66,18 +71,21 @@ def leaderboard_text(race: dict, shares: dict[str, dict], lessons: list[dict]) -
                 if got else "-")
         verdict = "baseline" if r["baseline"] else f"vs {r['best_baseline']}: {r['sentence']}"
         lines.append(f"{r['arch']:<14} {r['mean']:>9.3f} {r['std']:>6.3f}  {text:<44} {verdict}")
-    lines += [f"lesson: {'holds' if c['holds'] else 'DOES NOT HOLD'}: {c['claim']} ({c['detail']})" for c in lessons]
+    lines += [f"claim {'holds' if c['holds'] else 'DOES NOT HOLD'}: {c['claim']} ({c['detail']})" for c in lessons]
     lines.append(f"race: {race['seconds']:.1f} s, first result after {race['first_result_seconds']:.1f} s")
     return "\n".join(lines)
 
 
 def cmd_playground(args: argparse.Namespace) -> None:
     preset = getattr(args, "preset", None)
-    knobs = strict_knobs({k.removeprefix("knob_"): v for k, v in vars(args).items() if k.startswith("knob_")}, preset)
-    folds = folds_arg(getattr(args, "folds", None))
-    methods = race_methods(getattr(args, "methods", None), preset)
+    lesson = shipped_lesson(preset, offered_methods()) if preset else None
+    knobs = strict_knobs({k.removeprefix("knob_"): v for k, v in vars(args).items() if k.startswith("knob_")},
+                         lesson.knobs if lesson else None)
+    folds = folds_arg(getattr(args, "folds", None), lesson.folds if lesson else 3)
+    methods = race_methods(getattr(args, "methods", None), lesson)
     # lazy: TensorFlow loads only once the knobs are known to be good
     from multimodal.explain.branch_shares import method_shares
+    from multimodal.runs.claims import check_claims
     from multimodal.train.playground_race import run_race
     with tempfile.TemporaryDirectory(prefix="multimodal-playground-") as tmp:
         root = Path(getattr(args, "out", None) or tmp)
@@ -88,7 +96,7 @@ def cmd_playground(args: argparse.Namespace) -> None:
                             **({"epochs": args.epochs} if hasattr(args, "epochs") else {}))
             shares = {arch: method_shares(folder, root / "data") for arch, folder in race["models"].items()}
         _, oracle, _ = read_playground(root / "data")
-        lessons = (lesson_checks(preset, race, oracle["chance"])
-                   if preset and race["task"] == "classification" else [])
+        raced = {r["arch"] for r in race["rows"]}
+        lessons = check_claims([c for c in lesson.claims if set(c.methods) <= raced], race) if lesson else []
     payload = {"knobs": knobs, "preset": preset, "oracle": oracle, "race": race, "shares": shares, "lessons": lessons}
     emit(payload, args.json, leaderboard_text(race, shares, lessons))

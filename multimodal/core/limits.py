@@ -14,6 +14,7 @@ Values are read from the environment each time they are used (call time, not imp
 | concurrent trainings   | 2           | MMSTUDIO_MAX_JOBS           | jobs (app's training queue)        |
 | uploaded .keras model  | 100 MB      | MMSTUDIO_MAX_MODEL_MB       | runs.import_model                  |
 | orphaned training stop | 30 s        | MMSTUDIO_ORPHAN_SECONDS     | jobs (closed tab -> job stopped)   |
+| a lesson file          | 64 KB       | MMSTUDIO_MAX_LESSON_KB      | data/lesson_store (upload, check)  |
 
 Pillow refuses images above ~179 million pixels by itself, so MMSTUDIO_MAX_IMAGE_PIXELS cannot
 raise the pixel limit past that. Streamlit's own per-file ceiling is `server.maxUploadSize` in
@@ -63,6 +64,7 @@ MAX_ZIP_MEMBERS = Limit("MMSTUDIO_MAX_ZIP_MEMBERS", 5000, "files in a zip or an 
 MAX_ZIP_MB = Limit("MMSTUDIO_MAX_ZIP_MB", 500, "megabytes a zip unpacks to")
 MAX_JOBS = Limit("MMSTUDIO_MAX_JOBS", 2, "trainings running at the same time")
 MAX_MODEL_MB = Limit("MMSTUDIO_MAX_MODEL_MB", 100, "megabytes in an uploaded .keras model")
+MAX_LESSON_KB = Limit("MMSTUDIO_MAX_LESSON_KB", 64, "kilobytes in a lesson file")
 ORPHAN_SECONDS = Limit("MMSTUDIO_ORPHAN_SECONDS", 30, "seconds a closed session's training keeps running")
 
 # Not configurable: deflate rarely beats ~20x on real data while zip bombs reach ~1000x, so a

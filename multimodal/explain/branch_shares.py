@@ -17,7 +17,7 @@ import numpy as np
 
 from multimodal.data.dataset import load_dataset
 from multimodal.data.inputs import model_inputs
-from multimodal.data.playground import read_playground, truth_table
+from multimodal.data.playground import background_rows, read_playground, truth_table
 from multimodal.explain.attributions import as_embeddings, branch_names, coalition_values, compiled, default_output_index
 from multimodal.explain.report import background_embeddings
 from multimodal.explain.shapley import shares_from_table
@@ -36,14 +36,22 @@ def model_shares(run, inputs: dict) -> dict[str, float]:
     return shares_from_table(table, branch_names(model))
 
 
+def generator_shares(knobs: dict, lat: dict[str, np.ndarray]) -> dict[str, float]:
+    """The Playground data's true shares: the generator's score on ALL its rows, against its own
+    seeded background rows (data/playground.background_rows). The one truth every screen shows (the
+    preview's caption, the leaderboard, the CLI, a lesson's truth questions)."""
+    n = len(lat["z_image"])
+    table = truth_table(knobs, lat, np.arange(n), background_rows(n, int(knobs["seed"])))
+    return shares_from_table(table, ["image", "tabular"])
+
+
 def method_shares(run_dir: Path, data_dir: Path, max_rows: int = EXPLAINED_ROWS) -> dict[str, dict[str, float]]:
     """{"model": shares, "truth": shares} for a Playground race's saved model: the model on (up to
-    max_rows of) its held-out rows, and the generator's score on the same rows with the run's own
-    background rows (data/playground.truth_table), so the two are computed alike."""
+    max_rows of) its held-out rows against its own background rows, as the Explain page explains
+    it, and the data's true shares (generator_shares: every row, the same for every method)."""
     run = load_run(run_dir)
     knobs, _, lat = read_playground(data_dir)
     rows = np.asarray(run.config["splits"]["test"], dtype=np.int64)[:max_rows]
     ds = load_dataset(Path(data_dir) / "data.csv")
     inputs = model_inputs(ds.frame.iloc[rows], ds.root, run.spec, run.image_size)
-    truth = truth_table(knobs, lat, rows, np.asarray(run.config["background_rows"], dtype=np.int64))
-    return {"model": model_shares(run, inputs), "truth": shares_from_table(truth, ["image", "tabular"])}
+    return {"model": model_shares(run, inputs), "truth": generator_shares(knobs, lat)}

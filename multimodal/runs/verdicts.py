@@ -114,6 +114,25 @@ def gain_verdict(differences: Sequence[float], n_train: int, n_test: int, metric
     return GainVerdict(mean, low, high, j, confidence, verdict, text + (f" ({caveat})" if caveat else ""), caveat)
 
 
+def score_interval(values: Sequence[float], n_train: int, n_test: int, metric: str, *,
+                   confidence: float = 0.95) -> tuple[float, float | None, float | None]:
+    """(mean, low, high) of one method's fold scores: the corrected t interval `gain_verdict` puts
+    on a difference, on the scores themselves (for accuracy never narrower than the held-out rows'
+    own binomial noise, p(1 - p) / n_test per fold). (mean, None, None) with one fold."""
+    scores = np.asarray(values, dtype=float).ravel()
+    if scores.size == 0 or not np.all(np.isfinite(scores)):
+        raise ValueError(f"the interval needs finite fold scores, got {scores.tolist()}")
+    j, mean = scores.size, float(scores.mean())
+    if j == 1:
+        return mean, None, None
+    spread = float(scores.var(ddof=1)) * (1.0 / j + n_test / n_train)
+    name = metric.split("_", 1)[1] if metric.startswith(("val_", "test_", "train_")) else metric
+    p = min(max(mean, 0.0), 1.0)
+    floor = p * (1 - p) / n_test / j if name == main_metric("classification")[0] else 0.0
+    half = float(stats.t.ppf(0.5 + confidence / 2, j - 1)) * math.sqrt(max(spread, floor))
+    return mean, mean - half, mean + half
+
+
 def held_out_noise(mean: float, n_test: int, metric: str) -> float:
     """The least variance a fold's accuracy difference has from its n_test held-out rows alone (0 for
     other metrics). Two models whose accuracies differ by d disagree on at least |d| of the rows, so

@@ -31,6 +31,7 @@ from multimodal.core.config import ModelConfig, TrainConfig
 from multimodal.core.events import append_event, stop_requested
 from multimodal.data.dataset import load_dataset
 from multimodal.models.fusion import baseline_names
+from multimodal.runs.claims import chance_scores
 from multimodal.train.crossval import (
     compare_with_baselines,
     comparison_archs,
@@ -131,6 +132,7 @@ def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_
     processes: ComparisonOptions' (2: a second process trains methods at the same time).
 
     Returns {"metric", "higher_is_better", "k", "archs", "rows": [leaderboard rows, best first],
+    "chance" (each fold's score of the constant predictor, runs/claims.chance_scores), "sizes",
     "gain" (crossval's), "models": {arch: saved run folder} (explain=True), "seconds", "first_result_seconds"}
     and writes it to out_dir/RACE_FILE; None when stopped (nothing but the events is left)."""
     out_dir = Path(out_dir)
@@ -141,6 +143,7 @@ def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_
     metric, higher = held_out_metric(ds.task)
     splits = cv_splits(ds, k, 1, config.seed, config.val_fraction)
     board = _Board(names, k, metric, higher, fold_sizes(splits))
+    chance = chance_scores(ds.frame[ds.target].to_numpy(), splits, ds.task)
     emit = lambda event: _emit(out_dir, listener, event)  # noqa: E731
     emit({"type": "start", "archs": names, "k": k, "metric": metric, "higher_is_better": higher, "task": ds.task,
           "rows_total": len(ds.frame)})
@@ -172,7 +175,7 @@ def run_race(csv: Path, out_dir: Path, methods: list[str], *, k: int = 3, image_
     race = {"metric": metric, "higher_is_better": higher, "task": ds.task, "k": k, "archs": names, "rows": rows,
             "gain": result["gain"], "models": models, "seconds": round(time.perf_counter() - clock["start"], 3),
             "comparison_seconds": result["seconds"], "first_result_seconds": round(clock["first"] or 0.0, 3),
-            "sizes": list(fold_sizes(splits))}
+            "sizes": list(fold_sizes(splits)), "chance": chance}
     _write_whole(out_dir / RACE_FILE, json.dumps(race, indent=2))
     emit({"type": "end", "status": "finished", "seconds": race["seconds"]})
     return race
