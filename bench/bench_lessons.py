@@ -1,6 +1,7 @@
 """The shipped lessons' hold rates (docs/ARCHITECTURE.md, "Lessons").
 
     python -m bench.bench_lessons [--seeds 9001-9010] [--lessons a,b] [--files F.toml,...] [--out FILE] [--record]
+    python -m bench.bench_lessons --report   # the table of bench/RESULTS_lessons.md
 
 Each lesson races at its SHIPPED settings (its file's rows, image size, methods and folds; the
 app's processes) on every seed, and every claim is checked (train/lesson_check.py). Seeds are
@@ -43,6 +44,21 @@ def record_hold_rates(out: Path, lessons: dict) -> None:
     HOLD_RATES_FILE.write_text(json.dumps({"bench": "bench/bench_lessons.py", "lessons": rates}, indent=1) + "\n")
 
 
+def report(results: list[dict]) -> str:
+    """bench/RESULTS_lessons.md's table: per lesson (its file's hash), held on k of n seeds."""
+    lines = ["| lesson | rows | px | folds | held | seeds | race s (mean) | claims that failed (seed: claim, detail) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key in dict.fromkeys((r["lesson"], r["sha256"]) for r in results):
+        mine = [r for r in results if (r["lesson"], r["sha256"]) == key]
+        failed = "; ".join(f"{r['seed']}: {c['claim']} ({c['detail']})" for r in mine for c in r["claims"]
+                           if not c["holds"])
+        first = mine[0]
+        lines.append(f"| {key[0]} ({key[1][:8]}) | {first['rows']} | {first['image_size']} | {first['folds']} | "
+                     f"{sum(r['holds'] for r in mine)}/{len(mine)} | {', '.join(str(r['seed']) for r in mine)} | "
+                     f"{sum(r['seconds'] for r in mine) / len(mine):.1f} | {failed or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", default="9001-9010")
@@ -50,7 +66,11 @@ def main() -> None:
     p.add_argument("--files", default="", help="lesson files to measure instead of the shipped ones")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--record", action="store_true")
+    p.add_argument("--report", action="store_true", help="print the table of the results recorded in --out")
     args = p.parse_args()
+    if args.report:
+        print(report(json.loads(Path(args.out).read_text())))
+        return
     offered = tuple(methods_for(True, True, 1))
     lessons = ({Path(f).stem: read_lesson_file(Path(f), offered) for f in args.files.split(",")} if args.files
                else {n: shipped_lesson(n, offered) for n in args.lessons.split(",")})
