@@ -169,7 +169,7 @@ def test_cli_prints_the_leaderboard(tmp_path):
     truths = [payload["shares"][arch]["truth"] for arch in archs]
     assert truths == [{"image": 0.0, "tabular": 1.0, "interaction": 0.0}] * len(archs)   # one truth
     assert sum(payload["shares"]["late_concat"]["model"].values()) == pytest.approx(1.0)
-    claims = {c["claim"]: c for c in payload["lessons"]}   # the lesson's claims on the raced methods
+    claims = {c["claim"]: c for c in payload["claims"]}   # the lesson's claims on the raced methods
     assert "late_concat matches tabular_only within 0.05" in claims and "tabular_only above chance by 0.3" in claims
     assert (tmp_path / "race" / "race.json").exists() and len(payload["race"]["chance"]) == 2
 

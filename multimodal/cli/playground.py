@@ -60,7 +60,7 @@ def folds_arg(text: str | None, default: int = 3) -> int:
     return int(text)
 
 
-def leaderboard_text(race: dict, shares: dict[str, dict], lessons: list[dict]) -> str:
+def leaderboard_text(race: dict, shares: dict[str, dict], claims: list[dict]) -> str:
     """The leaderboard: method, mean +- std over folds, verdict against the best baseline, shares."""
     metric = race["metric"].removeprefix("val_")
     lines = [f"{'method':<14} {metric:>9} {'+-':>6}  {'shares image/table/interaction (truth)':<44} verdict"]
@@ -71,7 +71,7 @@ def leaderboard_text(race: dict, shares: dict[str, dict], lessons: list[dict]) -
                 if got else "-")
         verdict = "baseline" if r["baseline"] else f"vs {r['best_baseline']}: {r['sentence']}"
         lines.append(f"{r['arch']:<14} {r['mean']:>9.3f} {r['std']:>6.3f}  {text:<44} {verdict}")
-    lines += [f"claim {'holds' if c['holds'] else 'DOES NOT HOLD'}: {c['claim']} ({c['detail']})" for c in lessons]
+    lines += [f"claim {'holds' if c['holds'] else 'DOES NOT HOLD'}: {c['claim']} ({c['detail']})" for c in claims]
     lines.append(f"race: {race['seconds']:.1f} s, first result after {race['first_result_seconds']:.1f} s")
     return "\n".join(lines)
 
@@ -97,6 +97,6 @@ def cmd_playground(args: argparse.Namespace) -> None:
             shares = {arch: method_shares(folder, root / "data") for arch, folder in race["models"].items()}
         _, oracle, _ = read_playground(root / "data")
         raced = {r["arch"] for r in race["rows"]}
-        lessons = check_claims([c for c in lesson.claims if set(c.methods) <= raced], race) if lesson else []
-    payload = {"knobs": knobs, "preset": preset, "oracle": oracle, "race": race, "shares": shares, "lessons": lessons}
-    emit(payload, args.json, leaderboard_text(race, shares, lessons))
+        claims = check_claims([c for c in lesson.claims if set(c.methods) <= raced], race) if lesson else []
+    payload = {"knobs": knobs, "preset": preset, "oracle": oracle, "race": race, "shares": shares, "claims": claims}
+    emit(payload, args.json, leaderboard_text(race, shares, claims))
