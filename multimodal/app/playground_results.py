@@ -1,5 +1,9 @@
 """The Playground page's race: started in a worker of the app's queue, its leaderboard drawn live
-method by method, each saved model's branch shares beside the generator's true shares, and Stop.
+method by method (each saved model's branch shares, the generator's true shares once in a caption),
+Stop, and a finished lesson race's marks and claims (lesson_view.results).
+
+A race keeps the setup it ran with (lesson, knobs, methods, folds) and the learner's answers; when
+the page's setup has moved on, its board is shown as an earlier setup's and nothing is marked on it.
 
 The data and the race live in the session's folder (app/state.py) under `playground/`; a stopped
 race keeps only its events (the leaderboard rows that came in), its saved models are removed (the
@@ -14,18 +18,18 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from multimodal.app import state
+from multimodal.app import lesson_view, state
+from multimodal.app import playground_query as pq
+from multimodal.app import playground_view as view
 from multimodal.app.session_jobs import session_alive_check
 from multimodal.core.events import read_events
 from multimodal.data.playground import read_playground, write_playground
-from multimodal.data.playground_knobs import PRESETS
 from multimodal.runs.folders import new_run_dir
 from multimodal.train.jobs import Job, start_job
-from multimodal.train.playground_lessons import lesson_checks
 from multimodal.train.playground_race import MODELS_DIR, RACE_FILE, ranked
 
 RACE_KEY = "pg_race"
-SHARE_TITLES = {"image": "image", "tabular": "table", "interaction": "interaction"}
+SHARES_COLUMN = "model shares, on its held-out rows (image / table / interaction)"
 
 
 def playground_dir() -> Path:
@@ -34,16 +38,30 @@ def playground_dir() -> Path:
     return folder
 
 
-def start_race(knobs: dict, methods: list[str], folds: int, preset: str | None, processes: int) -> Job:
-    """Write the data into a fresh folder of the session's and queue the race on it."""
+def start_race(setup: dict, processes: int, answers: dict | None = None) -> Job:
+    """Write the data into a fresh folder of the session's and queue the race on it; the race's
+    record keeps the setup it ran with and the learner's answers (copied: they belong to this race)."""
+    knobs, methods, folds = setup["knobs"], setup["methods"], setup["folds"]
     root = new_run_dir(playground_dir(), "race")
     csv = write_playground(knobs, root / "data")
     config = {"data": str(csv), "playground": {"methods": list(methods), "k": folds,
                                                "image_size": int(knobs["image_size"]), "seed": int(knobs["seed"]),
                                                "processes": processes}}
     job = start_job(config, root / "race", owner_alive=session_alive_check())
-    st.session_state[RACE_KEY] = {"job": job, "root": str(root), "preset": preset, "task": knobs["task"]}
+    st.session_state[RACE_KEY] = {"job": job, "root": str(root), "setup": pq.race_setup(setup),
+                                  "lesson": setup["lesson"], "task": knobs["task"],
+                                  "answers": {k: list(v) for k, v in answers.items() if k != "lesson"}
+                                  if answers else None}
     return job
+
+
+def has_result(race: dict) -> bool:
+    return (race["job"].run_dir / RACE_FILE).exists()
+
+
+def same_setup(race: dict, setup: dict) -> bool:
+    """The race ran with the page's current setup (so its answers may be marked on it)."""
+    return race.get("setup") == pq.race_setup(setup)
 
 
 def current() -> dict | None:
@@ -65,23 +83,37 @@ def _shares(run_dir: str, data_dir: str) -> dict:
     return method_shares(Path(run_dir), Path(data_dir))
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def truth(data_dir: str) -> tuple[dict, int]:
+    """(the data's true shares, its rows): explain/branch_shares.generator_shares, as the preview's."""
+    # lazy: branch_shares imports TensorFlow, loaded only once a race has data to show
+    from multimodal.explain.branch_shares import generator_shares
+    knobs, _, lat = read_playground(Path(data_dir))
+    return generator_shares(knobs, lat), len(lat["z_image"])
+
+
 def leaderboard(events: list[dict], data_dir: Path, metric: str) -> pd.DataFrame:
-    """One row per finished method, best first (playground_race.ranked): mean, spread, verdict,
-    shares and true shares."""
+    """One row per finished method, best first (playground_race.ranked): mean, spread, the verdict
+    against the best baseline (named in the column), and the model's shares."""
     models = {e["arch"]: e["run_dir"] for e in events if e.get("type") == "model"}
     start = next(e for e in events if e.get("type") == "start")
+    against = _against(events)
     rows = []
     for e in ranked([e for e in events if e.get("type") == "method"], start["archs"], start["higher_is_better"]):
         row = {"method": e["arch"], metric: e["mean"], "± std": e["std"],
-               "gain (95% CI)": "" if e["baseline"] else
-               f"{e['gain']:+.3f} ({e['low']:+.3f} to {e['high']:+.3f})" if e["low"] is not None else "",
-               "verdict": "baseline" if e["baseline"] else e["verdict"]}
-        if e["arch"] in models:
-            shares = _shares(models[e["arch"]], str(data_dir))
-            row.update({f"{SHARE_TITLES[p]} share": shares["model"][p] for p in SHARE_TITLES})
-            row.update({f"true {SHARE_TITLES[p]}": shares["truth"][p] for p in SHARE_TITLES})
+               _verdict_column(against): "baseline" if e["baseline"] else (e["verdict"] or "")}
+        row[SHARES_COLUMN] = view.shares_text(_shares(models[e["arch"]], str(data_dir))["model"]) \
+            if e["arch"] in models else ""
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _against(events: list[dict]) -> str | None:
+    return next((e["best_baseline"] for e in events if e.get("type") == "method" and not e["baseline"]), None)
+
+
+def _verdict_column(against: str | None) -> str:
+    return f"vs best baseline ({against})" if against else "vs best baseline"
 
 
 @st.fragment(run_every=1.0)
@@ -111,19 +143,25 @@ def show(race: dict, events: list[dict], running: bool) -> None:
             else f"cross-validation done; explaining: {models} of {len(start['archs'])} models")
     if running:
         st.progress(min(1.0, (len(folds) + models) / (total + len(start["archs"]))), text=text)
-    board = leaderboard(events, Path(race["root"]) / "data", metric)
-    against = next((e["best_baseline"] for e in events if e.get("type") == "method" and not e["baseline"]), None)
-    if against:
-        st.caption(f"Gains and verdicts are against the best baseline, {against}, paired by fold (as on Compare); "
-                   "shares are each model's branch Shapley shares, the true ones the generator's own.")
+    data_dir = Path(race["root"]) / "data"
+    board = leaderboard(events, data_dir, metric)
+    shares, rows = truth(str(data_dir))
+    st.caption(f"{view.truth_caption(shares, rows)} Each model's shares are its branch Shapley shares on its "
+               "held-out rows.")
     if len(board):
         number = st.column_config.NumberColumn(format="%.3f")
         st.dataframe(board, hide_index=True, width="stretch",
-                     column_config={c: number for c in board.columns if c not in ("method", "gain (95% CI)", "verdict")})
+                     column_config={metric: number, "± std": number})
+    methods = [e for e in events if e.get("type") == "method" and not e["baseline"] and e.get("sentence")]
+    if methods:
+        with st.expander("How the verdicts were reached"):
+            st.markdown(f"Each method against the best baseline, {_against(events)}, paired by fold (as on "
+                        "Compare):\n\n" + "\n".join(f"- **{e['arch']}**: {e['sentence']}" for e in methods))
 
 
-def finished(race: dict) -> None:
-    """The race's final state: the leaderboard, the lesson's checks, or why it ended early."""
+def finished(race: dict, setup: dict) -> None:
+    """The race's final state: the leaderboard (labelled when the page's setup has moved on), the
+    lesson's marks and claims, or why it ended early."""
     job: Job = race["job"]
     events, _ = read_events(job.run_dir)
     end = next((e for e in reversed(events) if e.get("type") in ("end", "error")), None)
@@ -133,16 +171,16 @@ def finished(race: dict) -> None:
         clean_stopped(race)
         st.warning("The race was stopped; the methods that had finished are shown, nothing else was kept.",
                    icon=":material/stop_circle:")
+    current = same_setup(race, setup)
+    if not current and race.get("setup"):
+        lesson = race.get("lesson")
+        st.info(f"Leaderboard of an earlier setup: {pq.describe_setup(race['setup'], lesson.title if lesson else None)}"
+                " — race again for this one.", icon=":material/history:")
     show(race, events, running=False)
     result_file = job.run_dir / RACE_FILE
-    if result_file.exists() and race["preset"] in PRESETS and race["task"] == "classification":
-        result = json.loads(result_file.read_text())
-        chance = read_playground(Path(race["root"]) / "data")[1]["chance"]
-        checks = lesson_checks(race["preset"], result, chance)
-        held = all(c["holds"] for c in checks)
-        lines = "\n".join(f"- {':material/check_circle:' if c['holds'] else ':material/cancel:'} {c['claim']}: {c['detail']}"
-                          for c in checks)
-        (st.success if held else st.warning)(f"**The lesson {'holds' if held else 'does not hold'} on this race.**\n"
-                                             f"{lines}")
-    if result_file.exists():
-        st.caption(f"Race: {json.loads(result_file.read_text())['seconds']:.0f} s.")
+    if not result_file.exists():
+        return
+    result = json.loads(result_file.read_text())
+    st.caption(f"Race: {result['seconds']:.0f} s.")
+    if current and race.get("lesson") is not None:
+        lesson_view.results(race, result, truth(str(Path(race["root"]) / "data"))[0])

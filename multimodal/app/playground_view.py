@@ -1,9 +1,7 @@
-"""The Playground page's parts: the setup (from and to the URL), the knobs, the preview, the race
-in a worker process and its live leaderboard with branch shares beside the generator's truth.
+"""The Playground page's parts: the setup (from and to the URL, a lesson applied in one pick), the
+knobs, the race controls and the preview with the generator's true shares.
 
-The race is train/playground_race.run_race in a worker of the app's queue (train/jobs.py); the
-generated data and the race live in the session's folder (app/state.py) under `playground/`.
-The shares of each saved model are computed in the server, as the Explain page's are
+The race and its leaderboard are playground_results.py, lesson mode's widgets lesson_view.py
 (docs/ARCHITECTURE.md, "The app" and "The Fusion Playground").
 """
 from __future__ import annotations
@@ -13,20 +11,27 @@ import pandas as pd
 import streamlit as st
 
 from multimodal.app import playground_query as pq
-from multimodal.data.playground import background_rows, generate_frame, oracle, truth_table
-from multimodal.data.playground_knobs import KNOBS, PRESETS, checked_knobs, preset_methods
-from multimodal.explain.shapley import shares_from_table
+from multimodal.data.playground import generate_frame, oracle
+from multimodal.data.playground_knobs import KNOBS
 
 SETUP_KEY, WRITTEN_KEY, WARNINGS_KEY = "pg_setup", "_pg_query_written", "_pg_query_warnings"
 PREVIEW_IMAGES = 8
-FREE_KNOBS = ("rows", "image_size", "seed")   # changing these keeps the preset
 
 
-def race_methods() -> list[str]:
-    """The methods the playground races: every baseline and two-branch image + table method."""
+def race_methods() -> tuple[str, ...]:
+    """The methods the playground may race ("offered"): every baseline and two-branch image + table method."""
     # lazy: the registry imports Keras; the page needs it only here and for the shares
     from multimodal.models.fusion import methods_for
-    return methods_for(True, True, 1)
+    return tuple(methods_for(True, True, 1))
+
+
+def shares_text(shares: dict) -> str:
+    """Shares in one line, the same wording on every screen: "image 0.50 / table 0.50 / interaction 0.00"."""
+    return f"image {shares['image']:.2f} / table {shares['tabular']:.2f} / interaction {shares['interaction']:.2f}"
+
+
+def truth_caption(shares: dict, rows: int) -> str:
+    return f"True shares of the generator's score over all {rows:,} rows: {shares_text(shares)}."
 
 
 # ---------------------------------------------------------------- setup and URL
@@ -50,24 +55,19 @@ def _to_widgets(s: dict) -> None:
     st.session_state["pg_folds"] = s["folds"]
 
 
-def apply_preset(name: str) -> None:
-    """A preset button's callback: its knobs (the rest default, the seed kept) and its methods."""
+def apply_lesson(lesson) -> None:
+    """Open `lesson` (None: free play): its knobs (the rest default, the seed kept), methods and folds."""
     s = st.session_state[SETUP_KEY]
-    knobs, _ = checked_knobs({"seed": s["knobs"]["seed"]}, name)
-    st.session_state[SETUP_KEY] = {**s, "preset": name, "knobs": knobs, "methods": list(preset_methods(name))}
+    st.session_state[SETUP_KEY] = pq.lesson_setup(lesson, int(s["knobs"]["seed"]), race_methods(), s["hidden"])
     _to_widgets(st.session_state[SETUP_KEY])
 
 
 def settle(s: dict, knobs: dict, methods: list[str], folds: int) -> dict:
-    """The setup the widgets now show, kept for the next run. A signal knob (or one the preset
-    sets itself) moved away from the preset's value leaves the preset: its lesson no longer applies.
-    Size and seed stay free (a class may race a lesson on more rows or another seed)."""
+    """The setup the widgets now show, kept for the next run. A signal knob (or one the lesson sets
+    itself) moved away from the lesson's value leaves the lesson: its claims no longer apply."""
     s = {**s, "knobs": knobs, "methods": list(methods), "folds": folds}
-    if s["preset"]:
-        own, _ = checked_knobs({}, s["preset"])
-        judged = set(PRESETS[s["preset"]].knobs) | (set(KNOBS) - set(FREE_KNOBS))
-        if any(own[k] != knobs[k] for k in judged):
-            s["preset"] = None
+    if s["lesson"] is not None and pq.leaves_lesson(s["lesson"], knobs):
+        s["lesson"] = None
     st.session_state[SETUP_KEY] = s
     return s
 
@@ -81,18 +81,6 @@ def write_query(s: dict) -> None:
 
 
 # ---------------------------------------------------------------- controls
-
-def preset_buttons(s: dict) -> None:
-    if "preset" in s["hidden"]:
-        return
-    cols = st.columns(3)
-    for i, (name, preset) in enumerate(PRESETS.items()):
-        col = cols[i % 3]
-        col.button(preset.title, key=f"pg_preset_{name}", on_click=apply_preset, args=(name,), width="stretch",
-                   type="primary" if s["preset"] == name else "secondary")
-    if s["preset"]:
-        st.info(f"**{PRESETS[s['preset']].title}.** {PRESETS[s['preset']].lesson}", icon=":material/school:")
-
 
 def _widget(name: str) -> float | int | str:
     knob = KNOBS[name]
@@ -108,7 +96,8 @@ def _widget(name: str) -> float | int | str:
 def knob_controls(s: dict) -> dict:
     """The knobs a teacher did not hide, as widgets; returns the full knob setting."""
     knobs = dict(s["knobs"])
-    shown = [n for n in KNOBS if n not in s["hidden"]]
+    hidden = pq.hidden_controls(s)
+    shown = [n for n in KNOBS if n not in hidden]
     cols = st.columns(3)
     for i, name in enumerate(shown):
         with cols[i % 3]:
@@ -120,11 +109,12 @@ def race_controls(s: dict) -> tuple[list[str], int]:
     """The methods to race and the folds (hidden ones keep the setup's values)."""
     methods, folds = list(s["methods"]), s["folds"]
     left, right = st.columns([4, 1])
-    if "methods" not in s["hidden"]:
+    hidden = pq.hidden_controls(s)
+    if "methods" not in hidden:
         methods = left.multiselect("Methods to race", race_methods(), key="pg_methods",
                                    help="image_only, tabular_only and linear always race: the verdicts are "
                                         "against the best of them")
-    if "folds" not in s["hidden"]:
+    if "folds" not in hidden:
         folds = right.selectbox("Folds", pq.FOLDS, key="pg_folds")
     return methods, folds
 
@@ -133,16 +123,16 @@ def race_controls(s: dict) -> tuple[list[str], int]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def preview_data(knobs_items: tuple) -> tuple[pd.DataFrame, np.ndarray, dict, dict]:
+    # lazy: branch_shares imports TensorFlow (already loaded by race_methods' registry)
+    from multimodal.explain.branch_shares import generator_shares
     knobs = dict(knobs_items)
     frame, images, lat = generate_frame(knobs)
-    n = len(frame)
-    truth = shares_from_table(truth_table(knobs, lat, np.arange(n), background_rows(n, int(knobs["seed"]))),
-                              ["image", "tabular"])
-    return frame, images[:PREVIEW_IMAGES], oracle(knobs, frame, lat), truth
+    return frame, images[:PREVIEW_IMAGES], oracle(knobs, frame, lat), generator_shares(knobs, lat)
 
 
 def preview(knobs: dict, hidden: list[str]) -> dict:
-    """A grid of pictures with their labels, a few table rows, the oracle and the true shares."""
+    """A grid of pictures with their labels, a few table rows, the oracle and the true shares
+    (explain/branch_shares.generator_shares: the one truth the leaderboard shows too)."""
     frame, images, best, truth = preview_data(tuple(sorted(knobs.items())))
     if "preview" in hidden:
         return truth
@@ -154,6 +144,5 @@ def preview(knobs: dict, hidden: list[str]) -> dict:
     score = "accuracy" if knobs["task"] == "classification" else "R²"
     st.caption(f"The generator's own score, knowing only the image / only the table / both ({score}): "
                f"{best['image']:.2f} / {best['table']:.2f} / {best['both']:.2f}; chance {best['chance']:.2f}. "
-               f"True branch shares: image {truth['image']:.2f}, table {truth['tabular']:.2f}, "
-               f"interaction {truth['interaction']:.2f}.")
+               + truth_caption(truth, len(frame)))
     return truth
