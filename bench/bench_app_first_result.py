@@ -16,6 +16,7 @@ methods), in the app's default processes (core/comparison.default_processes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -79,37 +80,50 @@ def _measure(s: harness.Studio, server: harness.Server, button: str, folds_text:
     return {**_timeline(events, clicked), "first_method_on_screen_s": round(on_screen, 1)}
 
 
+def append_record(out: Path, entry: dict) -> None:
+    """Add one measurement, with the processes and the machine's load, to the JSON list in `out`
+    (a run cut short keeps what finished), and print it."""
+    entry = {**entry, "processes": default_processes(), "load_1min": round(os.getloadavg()[0], 2),
+             "cpus": os.cpu_count()}
+    found = json.loads(out.read_text()) if out.exists() else []
+    out.write_text(json.dumps([*found, entry], indent=1))
+    print(json.dumps(entry), flush=True)
+
+
+@contextlib.contextmanager
+def app_in_chromium(prefix: str):
+    """(a server started as `make run` starts it, a Chromium browser), both closed after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        server = harness.start_server(Path(tmp) / "tmp", Path(tmp) / "server.log")
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                yield server, browser
+                browser.close()
+        finally:
+            harness.stop_server(server)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default="bench/app_first_result.json")
     args = p.parse_args()
     out = Path(args.out)
-    with tempfile.TemporaryDirectory(prefix="bench-first-result-") as tmp:
-        server = harness.start_server(Path(tmp) / "tmp", Path(tmp) / "server.log")
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                for repeat in range(args.repeats):
-                    for where in ("Playground", "Compare"):
-                        s, ctx = open_studio(browser, server, f"first-result-{where}-{repeat}")
-                        if where == "Playground":
-                            s.page.goto(f"{server.url}/playground?{RACE_QUERY}")
-                            s.wait_idle()
-                            result = _measure(s, server, r"Race$", r"\b([{k}-9]|\d\d+) of \d+ folds trained", False)
-                        else:
-                            s.goto("Compare")
-                            result = _measure(s, server, r"Run cross-validation",
-                                              r"\b([{k}-9]|\d\d+) of \d+\s+folds trained", True)
-                        entry = {"where": where, "repeat": repeat, **result, "processes": default_processes(),
-                                 "load_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
-                        found = json.loads(out.read_text()) if out.exists() else []
-                        out.write_text(json.dumps([*found, entry], indent=1))
-                        print(json.dumps(entry), flush=True)
-                        ctx.close()
-                browser.close()
-        finally:
-            harness.stop_server(server)
+    with app_in_chromium("bench-first-result-") as (server, browser):
+        for repeat in range(args.repeats):
+            for where in ("Playground", "Compare"):
+                s, ctx = open_studio(browser, server, f"first-result-{where}-{repeat}")
+                if where == "Playground":
+                    s.page.goto(f"{server.url}/playground?{RACE_QUERY}")
+                    s.wait_idle()
+                    result = _measure(s, server, r"Race$", r"\b([{k}-9]|\d\d+) of \d+ folds trained", False)
+                else:
+                    s.goto("Compare")
+                    result = _measure(s, server, r"Run cross-validation",
+                                      r"\b([{k}-9]|\d\d+) of \d+\s+folds trained", True)
+                append_record(out, {"where": where, "repeat": repeat, **result})
+                ctx.close()
 
 
 if __name__ == "__main__":
