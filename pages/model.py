@@ -11,11 +11,11 @@ import math
 
 import streamlit as st
 
-from multimodal.app import compare_start, navigation, state
+from multimodal.app import compare_start, navigation, state, workspace_view
 from multimodal.app import setup_query as sq
 from multimodal.app.diagram import fusion_dot
-from multimodal.app.encoder_view import encoder_settings, pretrained_settings
-from multimodal.app.model_setup import fill_widget_state
+from multimodal.app.encoder_view import UPLOADS, encoder_settings, pretrained_settings
+from multimodal.app.model_setup import fill_widget_state, image_choice, use_proposal
 from multimodal.app.param_count import count_key, param_count
 from multimodal.app.setting_widgets import param_widget, setting_number, setting_slider
 from multimodal.core.config import ModelConfig, small_data_settings
@@ -24,6 +24,7 @@ from multimodal.core.tasks import LOSSES, TARGET_TRANSFORMS
 from multimodal.data.targets import choose_transform
 from multimodal.models.backbones import ENCODERS
 from multimodal.models.fusion import FUSION_METHODS, methods_for
+from multimodal.models.proposal import propose_method
 
 ss = st.session_state
 
@@ -36,8 +37,11 @@ if not archs:
     st.error("No fusion method fits this dataset's columns; give some columns a feature role on the Data page.")
     st.stop()
 
-proposal = compare_start.proposed_method(ds, encoder=ss.get("m_encoder", state.model_config(ds).encoder))   # evidence first
-config = fill_widget_state(ds, archs, proposal.arch)
+chosen_encoder = ss.get("m_encoder", state.model_config(ds).encoder)
+# Evidence first; an encoder or weights file the user chose steers it to the methods that read images.
+proposal = compare_start.proposed_method(ds, encoder=chosen_encoder, image_choice=image_choice(
+    chosen_encoder, chosen_encoder in ss.get(UPLOADS, {})))
+config = fill_widget_state(ds, archs, propose_method(spec).arch)   # the session's method: never switched here
 
 st.caption(f"Dataset **{ds.name}**: {len(spec.image_cols)} image column(s), {len(spec.tabular_cols)} table "
            f"column(s), target **{ds.target}** ({ds.task}). Only methods that fit these columns are listed.")
@@ -45,6 +49,9 @@ ordered_note = " Whether the image columns are an ordered sequence is set on the
     if len(spec.image_cols) > 1 else ""
 st.info(f"**Proposed: {proposal.arch}** - {proposal.reason}. This is a recommendation from the data: any listed "
         f"method can be chosen.{ordered_note}", icon=":material/recommend:")
+if proposal.arch in archs and proposal.arch != ss.m_arch:
+    st.button(f"Use {proposal.arch}", icon=":material/check:", on_click=use_proposal, args=(proposal.arch,),
+              help=f"Your method stays {ss.m_arch} until you click: the proposal never changes it.")
 pick, show = st.columns([1, 2.4], gap="large")
 with pick:
     arch = st.radio("Fusion method", archs, key="m_arch",
@@ -118,10 +125,9 @@ config = ModelConfig(arch=arch, encoder=encoder, image_size=image_size, width=wi
                      encoder_weights_file=weights_file)
 train = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "val_fraction": float(val_fraction),
          "patience": patience, "seed": seed, **regression, **pretrained}
-ss.model_config, ss.train_settings = config, train
+state.set_setup(config, train)   # kept in the workspace: a reload reopens it
 written = sq.setup_to_query(config, train)
-if st.query_params.to_dict() != written:
-    st.query_params.from_dict(written)
+workspace_view.write_query(written)   # keeps the workspace id (?ws=) in place
 ss._model_query_written = written
 
 counts = ss.setdefault("param_counts", {})
@@ -135,5 +141,6 @@ if key not in counts:
 if key in counts:
     count_slot.metric("Parameters", f"{counts[key]:,}", help="Weights of the full model Train will build "
                       "(encoders + fusion head), counted on a real build of this setup.")
-st.markdown("The setup is saved for this session and in the page's link: share the URL to reproduce it.")
+st.markdown("The setup is saved in your workspace. To share it, send this link (it leaves your workspace out):")
+st.code(workspace_view.share_link(written), language=None, wrap_lines=True)
 navigation.link("train", "Next: train this model", icon=":material/arrow_forward:")

@@ -1,5 +1,6 @@
 """The Compare page cross-validates straight from the loaded data and the Model page's setup, with
-no trained run; the finished comparison then decides the Model page's proposal (AppTest, a real worker)."""
+no trained run; the finished comparison then decides the Model page's proposal, offered as a button
+(AppTest, a real worker)."""
 from __future__ import annotations
 
 import json
@@ -45,9 +46,11 @@ def test_compare_starts_without_a_run_and_its_evidence_proposes_the_default(tiny
 
     result = json.loads(found[0].read_text())
     expected = evidence_proposal(result)
-    at.session_state["model_config"] = None   # no choice made on the Model page yet: the proposal is the default
+    at.session_state["model_config"] = None   # no choice made on the Model page yet
     at.switch_page("pages/model.py").run()
     assert_clean(at)
     proposed = next(str(i.value) for i in at.info if str(i.value).startswith("**Proposed:"))
     assert proposed.startswith(f"**Proposed: {expected.arch}** - {expected.reason}.")
-    assert at.session_state["m_arch"] == expected.arch
+    # The proposal never switches the session's method (the one Compare compared from): it is a button.
+    assert at.session_state["m_arch"] == "late_concat"
+    assert any(b.label == f"Use {expected.arch}" for b in at.button) == (expected.arch != "late_concat")

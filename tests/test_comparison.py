@@ -197,8 +197,9 @@ def test_progress_is_shown_per_method():
     assert (done, total) == (3, 6)
     rows = table.set_index("method")
     assert rows.loc["image_only (stage 1: the encoder the heads share)", "folds"] == "2 of 2"
-    assert rows.loc["image_only (stage 1: the encoder the heads share)", "mean so far"] == pytest.approx(0.6)
+    assert rows.loc["image_only (stage 1: the encoder the heads share)", "mean so far"] == "0.6000"
     assert rows.loc["tabular_only", "seconds"] == 1.0 and rows.loc["late_concat", "folds"] == "0 of 2"
+    assert rows.loc["late_concat", "mean so far"] == "no fold yet"   # never a raw None
 
 
 def test_cli_compare_prints_every_method_the_mode_the_gains_and_seconds(tiny_samples, tmp_path, monkeypatch, capsys):

@@ -3,7 +3,8 @@
 The Compare page needs no trained run: without one, its comparison takes the Model page's setup
 (the session's network and training settings, as the Train page would train them) on the loaded
 data. Once a comparison of the same columns and target has finished in this session, the Model
-page proposes the simplest method it found not worse than the best one (train/evidence.py).
+page proposes its best method, or a simpler one shown equivalent to it (train/evidence.py), and
+offers it as a button: the session's method changes only on the user's click.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import asdict
 import streamlit as st
 
 from multimodal.app import comparison_view, navigation, state
+from multimodal.core.errors import DataError
 from multimodal.data.dataset import Dataset
 from multimodal.models.proposal import Proposal
 from multimodal.runs.folders import config_dict
@@ -41,6 +43,12 @@ def comparison_without_runs() -> None:
     comparison_view.comparison_section(setup_reference(ds))
 
 
-def proposed_method(ds: Dataset, encoder: str | None = None) -> Proposal:
-    """The Model page's proposal: this session's newest comparison on the same data decides, else the columns."""
-    return propose(ds, comparison_view.comparisons_dir(), encoder)
+def proposed_method(ds: Dataset, encoder: str | None = None, image_choice: str | None = None) -> Proposal:
+    """The Model page's proposal: this session's newest comparison on the same data decides, else the
+    columns; steered to the methods that read images by the user's explicit `image_choice` (the same
+    sentence as the CLI's). A choice no method can use (no image columns) is said, not raised."""
+    try:
+        return propose(ds, comparison_view.comparisons_dir(), encoder, image_choice)
+    except DataError as err:
+        unsteered = propose(ds, comparison_view.comparisons_dir(), encoder)
+        return Proposal(unsteered.arch, f"{unsteered.reason} ({err})")

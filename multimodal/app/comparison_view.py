@@ -11,6 +11,7 @@ job per baseline, session_jobs.start_baselines) are drawn live as one group.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from multimodal.app import figures, navigation, session_jobs, state, training_view
+from multimodal.app import accessibility, figures, navigation, session_jobs, state, training_view
 from multimodal.core.comparison import MODES, ComparisonOptions, comparison_job
 from multimodal.core.events import Event, read_events
 from multimodal.data.inputs import FeatureSpec
@@ -39,20 +40,22 @@ FOLD_CHOICES = (3, 5, 10)
 MODE_TITLES = {"stagewise": "Fast, stage-wise", "frozen": "Fast, frozen pretrained encoder",
                "end_to_end": "End to end"}
 FAST_NOTE = "The heads read cached maps of the unchanged images, so they train without augmentation."
-FORM_KEY = "cv_form"   # the form's choices by widget key, under a plain key (see remembered)
+NOT_YET = "no fold yet"   # a cell with nothing to show yet: words, never a raw None/NaN
+FORM_KEY = "cv_form"   # the form's choices by widget name and scope, under a plain key (see remembered)
+FORM_GENERATIONS = "_cv_form_generations"   # each widget's key generation and initial value (see remembered)
+FORM_SHOWN = "_cv_form_shown"               # whether the last full run drew the form
 
 
 def trainings_section() -> None:
     """This session's trainings, live while any is queued or running; then the baselines that failed."""
     running = session_jobs.active(session_jobs.training_jobs().values())
     if running:
-        trainings_progress([str(job.run_dir) for job in running])
+        accessibility.live_fragment(trainings_progress, 1.0, "compare_trainings")([str(job.run_dir) for job in running])
     for job in session_jobs.baseline_jobs():
         if job.state == JobState.FAILED:
             st.error(f"Baseline {job.arch} failed: {job.error}", icon=":material/error:")
 
 
-@st.fragment(run_every=1.0)
 def trainings_progress(watched: list[str]) -> None:
     """The last "Train baselines" group (which model of how many, a bar each, one Stop) and any other
     training in a line; once one of the `watched` trainings ends the whole page reruns, so the
@@ -76,21 +79,28 @@ def comparisons_dir() -> Path:
     return path
 
 
-def remembered(name: str, scope: object, default: Any, fits: Callable[[Any], bool]) -> str:
-    """The key of the form's widget `name`, its state set to the user's last choice (else `default`)
-    when Streamlit dropped it or it does not fit the reference run's options.
+def remembered(name: str, scope: object, default: Any, fits: Callable[[Any], bool]) -> tuple[str, Any]:
+    """(key, initial value) of the form's widget `name`: the widget is made with that key and that
+    initial value, the user's last choice (else `default`).
 
-    Streamlit discards a widget's state in every run that does not draw it: while a comparison runs
-    the form is not drawn (nor when the user is on another page), so it came back with the defaults
-    (k=5 after a k=3 comparison). The choices live on under FORM_KEY, a plain key it never drops.
-    `scope` is what the default depends on (None: nothing), in the key as it is in Streamlit's own
-    identity of a keyless widget: a reference run with other defaults starts from its own, and each
-    keeps the choices made on it."""
-    key = f"cv_{name}" if scope is None else f"cv_{name}_{scope}"
-    if not fits(st.session_state.get(key)):
-        saved = st.session_state.get(FORM_KEY, {}).get(key)
-        st.session_state[key] = saved if fits(saved) else default
-    return key
+    While a comparison runs the form is not drawn (nor when the user is on another page). Streamlit
+    then drops the widget's state, or keeps it while the browser, which re-creates the widget, shows
+    its initial value: the picker came back empty while the caption under it still counted the
+    methods chosen. So once the form was away, the widget gets a new key (a generation number) and
+    the last choice as its initial value, which the browser shows. The choices live on under
+    FORM_KEY, a plain key Streamlit never drops. `scope` is what the default depends on (None:
+    nothing): a reference run with other defaults starts from its own, and each keeps its choices."""
+    ss = st.session_state
+    base = f"cv_{name}" if scope is None else f"cv_{name}_{scope}"
+    made = ss.setdefault(FORM_GENERATIONS, {})
+    generation, initial = made.get(base, (-1, default))
+    key = f"{base}_{generation}"
+    if generation < 0 or not fits(ss.get(key)) or not ss.get(FORM_SHOWN, True):
+        saved = ss.get(FORM_KEY, {}).get(base)
+        generation, initial = generation + 1, saved if fits(saved) else default
+        made[base] = (generation, initial)
+        key = f"{base}_{generation}"
+    return key, initial
 
 
 def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
@@ -102,21 +112,25 @@ def comparison_form(ref_config: Mapping, methods: list[str], rows: int) -> None:
         arch = ref_config["model"]["arch"]
         fusions = [m for m in methods if not FUSION_METHODS[m].is_baseline]
         a, b, c = st.columns([2, 1, 1])
-        methods_key = remembered("methods", arch, [arch] if arch in fusions else fusions[:1],
-                                 lambda v: isinstance(v, list) and set(v) <= set(fusions))
-        chosen = a.multiselect("Fusion methods (the baselines are always included)", fusions, key=methods_key)
-        k_key = remembered("k", default_folds(rows), default_folds(rows), lambda v: v in FOLD_CHOICES)
-        k = b.selectbox("Folds (k)", FOLD_CHOICES, key=k_key)
-        repeats_key = remembered("repeats", None, 1, lambda v: isinstance(v, int) and 1 <= v <= 5)
-        repeats = c.number_input("Repeats", 1, 5, key=repeats_key, help="Repeat k-fold with other shuffles: more "
-                                 "rows in the mean and the interval, proportionally longer.")
+        methods_key, methods = remembered("methods", arch, [arch] if arch in fusions else fusions[:1],
+                                          lambda v: isinstance(v, list) and set(v) <= set(fusions))
+        chosen = a.multiselect("Fusion methods (the baselines are always included)", fusions, default=methods,
+                               key=methods_key)
+        k_key, k = remembered("k", default_folds(rows), default_folds(rows), lambda v: v in FOLD_CHOICES)
+        k = b.selectbox("Folds (k)", FOLD_CHOICES, index=FOLD_CHOICES.index(k), key=k_key)
+        repeats_key, repeats = remembered("repeats", None, 1, lambda v: isinstance(v, int) and 1 <= v <= 5)
+        repeats = c.number_input("Repeats", 1, 5, value=repeats, key=repeats_key, help="Repeat k-fold with other "
+                                 "shuffles: more rows in the mean and the interval, proportionally longer.")
         fast = default_mode((ref_config.get("model") or {}).get("encoder", "small_cnn"))
-        mode_key = remembered("mode", fast, fast, lambda v: v in (fast, "end_to_end"))
-        mode = st.radio("Mode", [fast, "end_to_end"], key=mode_key, format_func=MODE_TITLES.get, horizontal=True,
+        mode_key, mode = remembered("mode", fast, fast, lambda v: v in (fast, "end_to_end"))
+        mode = st.radio("Mode", [fast, "end_to_end"], index=[fast, "end_to_end"].index(mode), key=mode_key,
+                        format_func=MODE_TITLES.get, horizontal=True,
                         help="Fast trains each image encoder once per fold (or uses the pretrained one) and only "
                              "the fusion heads on its cached maps; end to end trains every model whole.")
         st.session_state.setdefault(FORM_KEY, {}).update(
-            {methods_key: chosen, k_key: k, repeats_key: repeats, mode_key: mode})
+            {key.rsplit("_", 1)[0]: value for key, value in
+             ((methods_key, chosen), (k_key, k), (repeats_key, repeats), (mode_key, mode))})
+        st.session_state[FORM_SHOWN] = True
         fallback = " (stage-wise when the pretrained weights cannot be had)" if mode == "frozen" else ""
         st.caption(f"**{MODE_TITLES[mode]}**{fallback}: {MODES[mode]}. " + (FAST_NOTE if mode != "end_to_end" else
                    "Slowest: every image model learns its own encoder, with augmentation as the run had it."))
@@ -156,12 +170,11 @@ def method_progress(events: list[dict]) -> tuple[int, int, pd.DataFrame]:
         stage = " (stage 1: the encoder the heads share)" if start.get("mode") == "stagewise" and \
             arch == STAGE1_ARCH else ""
         rows.append({"method": arch + stage, "folds": f"{len(mine)} of {per_arch}",
-                     "mean so far": sum(values) / len(values) if values else None,
+                     "mean so far": f"{sum(values) / len(values):.4f}" if values else NOT_YET,
                      "seconds": round(sum(e.get("seconds") or 0 for e in mine), 1)})
     return len(folds), total, pd.DataFrame(rows)
 
 
-@st.fragment(run_every=2.0)
 def comparison_progress() -> None:
     """Progress of this session's running comparisons, per method, with a stop button each."""
     active = session_jobs.active(session_jobs.comparison_jobs().values())
@@ -176,8 +189,7 @@ def comparison_progress() -> None:
         mode = next((e.get("mode") for e in events if e.get("type") == Event.START), None)
         st.progress(done / total, text=f"Cross-validation ({MODE_TITLES.get(mode, mode)}): {done} of {total} "
                                        "folds trained")
-        st.dataframe(per_method, hide_index=True, width="stretch",
-                     column_config={"mean so far": st.column_config.NumberColumn(format="%.4f")})
+        st.dataframe(per_method, hide_index=True, width="stretch")
         if st.button("Stop", key=f"stop_{job.run_dir}", icon=":material/stop:"):
             job.stop()
 
@@ -203,6 +215,30 @@ def _interval(gain: Mapping, metric: str) -> str:
     return f"{format_gain(gain['low'], metric, half)} to {format_gain(gain['high'], metric, half)}"
 
 
+def number_text(value: Any, digits: int = 4) -> str:
+    """A table cell's number at `digits` significant-ish decimals (thousands separated above 1,000),
+    or "n/a" where there is none: a table never shows a raw None or NaN."""
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
+
+
+def best_fusion_text(result: Mapping, summary: list[dict]) -> str:
+    """"Best fusion method: late_concat (0.8050)": the best held-out mean among the fusion methods."""
+    fusions = [s for s in summary if s["arch"] in FUSION_METHODS and not FUSION_METHODS[s["arch"]].is_baseline]
+    if not fusions:
+        return "No fusion method in this comparison: only baselines."
+    best = fusions[0]   # the summary is best first
+    return f"Best fusion method: {best['arch']} ({number_text(best['mean'])} held-out mean)."
+
+
+def result_label(result: Mapping) -> str:
+    """What a finished comparison was run with, to tell it from another: k, repeats, mode, methods."""
+    mode = MODE_TITLES.get(result.get("mode", "end_to_end"), result.get("mode"))
+    return (f"{result['k']}-fold x {result['repeats']}, {str(mode).lower()}, {len(result['results'])} methods "
+            f"({Path(result['dir']).name})")
+
+
 def gain_rows(result: Mapping) -> pd.DataFrame:
     """One row per method, best first: its held-out mean and std, its gain over the best baseline
     with the interval and the verdict (for the baselines: which one is the reference), and every
@@ -214,7 +250,7 @@ def gain_rows(result: Mapping) -> pd.DataFrame:
     for s in comparison_summary(result):
         g = by_arch.get(s["arch"])
         role = "best baseline (reference)" if s["arch"] == gain["best_baseline"] else "baseline"
-        rows.append({"method": s["arch"], f"mean {metric}": s["mean"], "std": s["std"],
+        rows.append({"method": s["arch"], f"mean {metric}": number_text(s["mean"]), "std": number_text(s["std"]),
                      "gain": format_gain(g["mean"], metric, (g["high"] - g["low"]) / 2) if g else "",
                      "95% interval": _interval(g, metric) if g else "", "verdict": g["verdict"] if g else role,
                      "folds": ", ".join(f"{v:.3f}" for v in s["folds"])})
@@ -243,12 +279,10 @@ def show_comparison(result: dict) -> None:
         st.caption(f"{result['k']}-fold x {result['repeats']} on {result['dataset']} ({len(summary[0]['folds'])} "
                    f"folds per method), {MODE_TITLES[mode].lower()}"
                    + (f" in {result['seconds']:.0f} s" if "seconds" in result else "")
-                   + ". Best fusion method: the one with the best mean.")
+                   + f". {best_fusion_text(result, summary)}")
     with right:
         figures.chart(figures.cv_bars(summary, metric))
-    st.dataframe(gain_rows(result), hide_index=True, width="stretch",
-                 column_config={f"mean {metric}": st.column_config.NumberColumn(format="%.4f"),
-                                "std": st.column_config.NumberColumn(format="%.4f")})
+    st.dataframe(gain_rows(result), hide_index=True, width="stretch")
 
 
 def finished_comparisons(ref_config: Mapping) -> list[dict]:
@@ -271,13 +305,16 @@ def comparison_section(ref_config: Mapping) -> None:
                           len(features.get("image_cols", [])))
     show_failures()
     if session_jobs.active(session_jobs.comparison_jobs().values()):
-        comparison_progress()
+        st.session_state[FORM_SHOWN] = False   # the browser re-creates the form's widgets afterwards
+        accessibility.live_fragment(comparison_progress, 2.0, "compare_cv")()
     else:
         comparison_form(ref_config, methods, rows)
     found = finished_comparisons(ref_config)
+    running = not st.session_state.get(FORM_SHOWN, True)
     for i, result in enumerate(found):
-        if i == 0:
+        if i == 0 and not running:   # while a new one runs, the last result is labelled and folded away
+            st.markdown(f"**Latest result:** {result_label(result)}")
             show_comparison(result)
         else:
-            with st.expander(f"Earlier: {Path(result['dir']).name}"):
+            with st.expander(f"{'Earlier' if i else 'Previous'} result: {result_label(result)}"):
                 show_comparison(result)

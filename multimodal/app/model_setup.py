@@ -1,10 +1,11 @@
-"""The Model page's setup as widget state: the stored setup, then a shared link's values (docs/ARCHITECTURE.md, "The app")."""
+"""The Model page's setup as widget state: the stored setup, then a shared link's values, and the
+proposal's "Use" button (docs/ARCHITECTURE.md, "The app" and "Evidence picks the default")."""
 from __future__ import annotations
 
 import streamlit as st
 
 from multimodal.app import setup_query as sq
-from multimodal.app import state
+from multimodal.app import state, workspace_view
 from multimodal.app.encoder_view import OFFLINE
 from multimodal.core.config import ModelConfig
 from multimodal.core.tasks import LOSSES, TARGET_TRANSFORMS
@@ -12,21 +13,26 @@ from multimodal.data.dataset import Dataset
 from multimodal.models.backbones import ENCODERS
 
 
-def fill_widget_state(ds: Dataset, archs: list[str], proposed: str) -> ModelConfig:
+def fill_widget_state(ds: Dataset, archs: list[str], fallback: str) -> ModelConfig:
     """The Model page's widget state (`m_<name>`): from the stored setup, then from the URL when it
     differs from what the page last wrote there; one warning lists the link's ignored values.
-    Returns the stored setup."""
+    Returns the stored setup.
+
+    The method is the session's (`state.model_config`: the user's choice, else the one proposed by
+    the columns, which the Compare page also compares from); `fallback` only when it does not fit
+    these columns. A comparison's proposal never switches it: the page offers it as a button
+    (`use_proposal`)."""
     ss = st.session_state
     config = state.model_config(ds)
     current = {**config.to_dict(), **state.default_train_settings(ds), **ss.get("train_settings", {}),
                "seed": config.seed}
-    if current["arch"] not in archs or not ss.get("model_config"):   # a new setup starts from the proposal
-        current["arch"] = proposed
+    if current["arch"] not in archs:
+        current["arch"] = fallback
     current["loss"] = current.get("loss") or "mse"
     for name in sq.QUERY_FIELDS:
         if f"m_{name}" not in ss or (name == "arch" and ss.m_arch not in archs):
             ss[f"m_{name}"] = current[name]
-    query = st.query_params.to_dict()
+    query = workspace_view.query()   # the URL's setup, without the workspace id
     if query != ss.get("_model_query_written"):
         values, ss["_model_query_warnings"] = sq.setup_from_query(
             query, {"arch": archs, "encoder": list(ENCODERS), "loss": LOSSES["regression"],
@@ -37,3 +43,16 @@ def fill_widget_state(ds: Dataset, archs: list[str], proposed: str) -> ModelConf
         st.warning("Ignored invalid link settings: " + "; ".join(ss["_model_query_warnings"]),
                    icon=":material/link_off:")
     return config
+
+
+def use_proposal(arch: str) -> None:
+    """The "Use <method>" button's callback: the user's click, the only way a proposal becomes the method."""
+    st.session_state["m_arch"] = arch
+
+
+def image_choice(encoder: str, weights_file: bool) -> str | None:
+    """What the user chose for the images on this page (an encoder other than the default, an uploaded
+    weights file), in the words the proposal's steering sentence uses; None when nothing was chosen."""
+    named = [f"the {ENCODERS[encoder].title} encoder" if encoder != ModelConfig().encoder else "",
+             "its uploaded weights file" if weights_file else ""]
+    return " and ".join(n for n in named if n) or None

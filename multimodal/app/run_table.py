@@ -2,6 +2,7 @@
 runs comparable with it (same dataset, target and task)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -11,10 +12,19 @@ from multimodal.app import state
 from multimodal.core.tasks import main_metric
 from multimodal.runs.run import Run
 
-COLUMN_FORMATS = {"value": st.column_config.NumberColumn(format="%.4f"),
-                  "val loss": st.column_config.NumberColumn(format="%.4f"),
-                  "seconds": st.column_config.NumberColumn(format="%.1f"),
-                  "samples/s": st.column_config.NumberColumn(format="%.0f")}
+# The number columns and their decimals: written as text, with "n/a" where a run has no such number
+# (an imported model has no training time), so the table never shows a raw None or NaN.
+DECIMALS = {"value": 4, "val loss": 4, "seconds": 1, "samples/s": 0}
+MISSING = "n/a"
+
+
+def cell(value, decimals: int) -> str:
+    """`value` at `decimals` decimals, or MISSING."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return MISSING
+    return f"{number:,.{decimals}f}" if math.isfinite(number) else MISSING
 
 
 def source_of(run: Run) -> str:
@@ -34,11 +44,15 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
                      "epochs": r.summary.get("epochs_run", len(r.history)), "main metric": f"val {metric}",
                      "value": r.metrics.get(f"val_{metric}"), "val loss": r.metrics.get("val_loss"),
                      "seconds": r.summary.get("train_seconds"), "samples/s": r.summary.get("samples_per_second")})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    for column, decimals in DECIMALS.items():
+        if column in frame:
+            frame[column] = [cell(v, decimals) for v in frame[column]]
+    return frame
 
 
 def runs_table(runs: list[Run]) -> None:
-    st.dataframe(runs_frame(runs), hide_index=True, width="stretch", column_config=COLUMN_FORMATS)
+    st.dataframe(runs_frame(runs), hide_index=True, width="stretch")
 
 
 def reference_picker(runs: list[Run]) -> Run:

@@ -97,3 +97,35 @@ SETTINGS: dict[str, Setting] = {
     "unfreeze": Setting("blocks", 0, 1000, "phase 2: how many top blocks of the backbone are fine-tuned",
                         offered=(1, 2, 3, 4, 6, ALL_BLOCKS)),
 }
+
+
+@dataclass(frozen=True)
+class Margin:
+    """An equivalence margin: how far apart two methods' held-out scores may be and still count as
+    the same (docs/ARCHITECTURE.md, "Evidence picks the default"). `value` is in the metric's own
+    units; for a metric in the target's units (MAE: dollars, years, ...) no one number fits every
+    dataset, so `of_best` says `value` is a share of the best method's mean, written back in the
+    target's units by `absolute`."""
+
+    value: float
+    of_best: bool = False
+
+    def absolute(self, best_mean: float) -> float:
+        return self.value * abs(best_mean) if self.of_best else self.value
+
+
+# One per comparison metric (its name without the split prefix). 0.02 = two points of accuracy or
+# AUC: a simpler method counts as equivalent only if its whole 95% interval against the best lies
+# within +-2 points; 5% of the best MAE for regression.
+EQUIVALENCE_MARGINS: dict[str, Margin] = {
+    "accuracy": Margin(0.02), "auc": Margin(0.02), "r2": Margin(0.02),
+    "mae": Margin(0.05, of_best=True), "rmse": Margin(0.05, of_best=True),
+}
+
+
+def equivalence_margin(metric: str, best_mean: float) -> float | None:
+    """The margin M of `metric` ("val_accuracy" or "accuracy") in its own units for a comparison whose
+    best mean is `best_mean`; None for a metric without one (then nothing is called equivalent)."""
+    name = metric.split("_", 1)[1] if metric.startswith(("val_", "test_", "train_")) else metric
+    margin = EQUIVALENCE_MARGINS.get(name)
+    return None if margin is None else margin.absolute(best_mean)
