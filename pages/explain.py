@@ -9,6 +9,7 @@ from multimodal.app import figures, model_service, run_picker, run_view, uncerta
 from multimodal.core.errors import DataError
 from multimodal.data.cells import label_text
 from multimodal.models.fusion import FUSION_METHODS
+from multimodal.runs.headline import probability_text
 from multimodal.runs.run import predict, run_inputs
 
 st.title("Explain a prediction")
@@ -43,7 +44,7 @@ truth = frame[run.config["target"]].iloc[0]
 m[0].metric("True value", figures.fmt_number(float(truth)) if run.task == "regression" else label_text(truth))
 m[1].metric(f"Output f(x) ({unit})", figures.fmt_number(expl["output"], digits=4))
 if expl.get("probability") is not None:
-    m[2].metric(f"Probability of {expl['target']}", f"{expl['probability']:.1%}")
+    m[2].metric(f"Probability of {expl['target']}", probability_text(expl["probability"]))
 m[3].metric("Baseline v(∅)", figures.fmt_number(expl["base_value"], digits=4))
 st.caption(f"Baseline: {expl['baseline']}. Branch values sum exactly to f(x) − v(∅).")
 uncertainty_view.prediction_uncertainty(uncertainty_view.conformal(run_dir, ds), predict(run, inputs), run.classes)
@@ -51,7 +52,8 @@ uncertainty_view.prediction_uncertainty(uncertainty_view.conformal(run_dir, ds),
 st.subheader("Branches")
 b1, b2 = st.columns([3, 2])
 with b1:
-    figures.chart(figures.waterfall_figure(expl, unit), key="explain_waterfall")
+    figures.chart(figures.waterfall_figure(expl, unit), key="explain_waterfall",
+                  summary=figures.waterfall_summary(expl, unit))
 with b2:
     st.markdown("**Pairwise interactions** (Shapley interaction index)")
     if expl["interactions"]:

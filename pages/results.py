@@ -5,7 +5,7 @@ enter_through_app()   # first: a deep link on a fresh server reruns through app.
 
 import streamlit as st
 
-from multimodal.app import figures, model_import, model_service, run_picker, run_view
+from multimodal.app import figures, model_import, model_service, run_picker, run_view, training_view
 from multimodal.app.calibration_view import calibration_section
 from multimodal.app.encoder_view import run_encoder_text
 from multimodal.app.export_view import export_section
@@ -13,6 +13,7 @@ from multimodal.app.robustness_view import robustness_section
 from multimodal.app.row_ids import row_name, with_row_ids
 from multimodal.app.uncertainty_view import uncertainty_section, with_uncertainty
 from multimodal.core.errors import DataError
+from multimodal.runs.headline import METRIC_NAMES, best_epoch_text, probability_text
 
 st.title("Results")
 st.caption("Every number here is computed on the run's validation rows, which the model never trained on.")
@@ -31,8 +32,11 @@ except DataError as exc:
     st.stop()
 
 unit = ev.target if ev.task == "regression" else ""
-st.subheader(f"Metrics · {len(ev.rows)} {ev.split} rows · target '{ev.target}'")
-run_view.metric_cards(ev.metrics, unit)
+record = run_view.headline(run_dir, run, ds, ev)      # the run's evaluation record: Train's tiles, the card, the CLI
+st.subheader(f"Metrics · {record['rows']} {ev.split} rows · target '{ev.target}'")
+training_view.metric_cards(record["metrics"], unit)
+if best := best_epoch_text(run.summary):
+    st.caption(f"The model has the weights of its {best}: the numbers the Train page and the model card show.")
 encoder_text = run_encoder_text(run.config, run.summary)
 if encoder_text:
     st.caption(encoder_text)
@@ -64,12 +68,13 @@ st.caption("Misclassified rows with the highest loss (−log p(true class))." if
 if run.spec.image_cols:
     for col, (_, r) in zip(run_view.grid(len(worst)), worst.iterrows()):
         if ev.task == "classification":
-            caption = f"{row_name(ds, r.row)} · true {r.true} · pred {r.predicted} ({r.confidence:.0%})"
+            caption = f"{row_name(ds, r.row)} · true {r.true} · pred {r.predicted} ({probability_text(r.confidence)})"
         else:
             caption = (f"{row_name(ds, r.row)} · true {figures.fmt_number(r.true)} · "
                        f"pred {figures.fmt_number(r.predicted)}")
         try:
-            col.image(str(run_view.row_image_paths(ds, run, int(r.row))[0]), caption=caption, width="stretch")
+            col.image(str(run_view.row_image_paths(ds, run, int(r.row))[0]), caption=caption, width="stretch",
+                      alt=f"{run.spec.image_cols[0]} of {row_name(ds, r.row)}")
         except DataError as exc:
             col.warning(f"{caption}: {exc}")
 st.dataframe(with_row_ids(ds, worst.merge(ds.frame, left_on="row", right_index=True, suffixes=("", "_data")),
@@ -83,8 +88,8 @@ if columns:
     column = c1.selectbox("Slice by column", columns, key="results_slice_col")
     slices = ev.by_slice(column, c3.number_input("Buckets (numeric)", 2, 10, 4, key="results_bins"))
     metrics = [m for m in slices.columns if m not in ("slice", "n")]
-    metric = c2.selectbox("Metric", metrics, format_func=lambda m: figures.METRIC_NAMES.get(m, m), key="results_metric")
-    figures.chart(figures.slice_bars_figure(slices, metric, column, ev.metrics.get(metric)))
+    metric = c2.selectbox("Metric", metrics, format_func=lambda m: METRIC_NAMES.get(m, m), key="results_metric")
+    figures.chart(figures.slice_bars_figure(slices, metric, column, record["metrics"].get(metric)))
     # A slice with one class has no ROC AUC (nor any metric that needs both classes): "n/a".
     st.dataframe(slices.style.format(precision=4, na_rep="n/a"), hide_index=True, width="stretch")
 else:

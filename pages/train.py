@@ -9,7 +9,7 @@ enter_through_app()   # first: a deep link on a fresh server reruns through app.
 
 import streamlit as st
 
-from multimodal.app import navigation, session_jobs, state, training_view
+from multimodal.app import accessibility, navigation, session_jobs, state, training_view
 from multimodal.core.events import Status
 from multimodal.runs.folders import config_dict
 from multimodal.runs.verdicts import cross_validation_advice
@@ -28,8 +28,8 @@ train_col.markdown(f"**Training**  \nup to {config['epochs']} epochs · batch {c
                    f"patience {config['patience'] or 'off'}")
 navigation.link("model", "Change the model or training settings", icon=":material/tune:")
 if advice := cross_validation_advice(len(ds.frame)):
-    st.info(f"{advice} Train once, then run the cross-validated comparison on the Compare page.",
-            icon=":material/info:")
+    st.info(f"{advice} The Compare page runs that comparison on its own (it trains its folds itself, no run "
+            "from here needed); a run trained here is one model on one split.", icon=":material/info:")
     navigation.link("compare", "Cross-validate on Compare")
 
 if st.button("Start training", type="primary", icon=":material/play_arrow:"):
@@ -48,7 +48,6 @@ if len(trainings) > 1:
     job = trainings[shown]
 
 
-@st.fragment(run_every=0.5)
 def live(job: Job) -> None:
     if job.poll() not in ACTIVE:
         st.rerun()                                   # redraw once as finished, without the timer
@@ -60,8 +59,8 @@ def live(job: Job) -> None:
     training_view.progress_view(job, ds.task)
 
 
-if job.poll() in ACTIVE:
-    live(job)
+if job.poll() in ACTIVE:   # a fragment every 0.5 s, under a "Pause live updates" toggle
+    accessibility.live_fragment(live, 0.5, "train")(job)
 else:
     training_view.progress_view(job, ds.task)
     if job.progress().end:

@@ -9,6 +9,7 @@ import streamlit as st
 from multimodal.app import counterfactual_view, figures, model_service, run_picker, run_view, uncertainty_view, whatif
 from multimodal.core.errors import DataError
 from multimodal.explain.counterfactual import feature_range
+from multimodal.runs.headline import probability_text
 from multimodal.runs.run import probabilities, run_inputs
 
 st.title("What-if")
@@ -67,14 +68,15 @@ def what_if() -> None:
     if run.task == "classification":
         probs = probabilities(outputs, len(run.classes))[0]
         best = int(probs.argmax())
-        p1.metric("Predicted class", run.classes[best], f"{probs[best]:.2%} probability", delta_color="off",
+        p1.metric("Predicted class", run.classes[best], f"{probability_text(probs[best])} probability", delta_color="off",
                   delta_arrow="off")
         with p2:
             figures.chart(figures.probability_figure(dict(zip(run.classes, probs))), key="whatif_probs")
     else:
         p1.metric(f"Predicted {run.config['target']}", figures.fmt_number(float(outputs[0, 0])))
         if images is not None:
-            p2.image(list(images[0]), caption=[f"input image: {c}" for c in spec.image_cols], width=160)
+            p2.image(list(images[0]), caption=[f"input image: {c}" for c in spec.image_cols], width=160,
+                     alt=[f"Input image of this row: {c}" for c in spec.image_cols])
 
     uncertainty_view.prediction_uncertainty(uncertainty_view.conformal(run_dir, ds), outputs, run.classes, p1,
                                             missing=missing)
@@ -94,7 +96,8 @@ def what_if() -> None:
         st.caption(f"Baseline: {expl['baseline']}.")
         w1, w2 = st.columns(2)
         with w1:
-            figures.chart(figures.waterfall_figure(expl, unit), key="whatif_waterfall")
+            figures.chart(figures.waterfall_figure(expl, unit), key="whatif_waterfall",
+                          summary=figures.waterfall_summary(expl, unit))
         with w2:
             if expl["features"]:
                 figures.chart(figures.feature_bars_figure(expl["features"], unit, expl["feature_residual"]),

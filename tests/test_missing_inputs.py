@@ -37,7 +37,7 @@ def test_whatif_predicts_without_the_image_or_the_table(dropout_run, tmp_path):
         expected = probabilities(predict_with_missing(run.model, inputs, {branch: np.ones(1, bool)}), 2)[0]
         shown = next(m for m in at.metric if m.label == "Predicted class")
         assert shown.value == run.classes[int(expected.argmax())]
-        assert shown.delta == f"{expected.max():.2%} probability"
+        assert shown.delta == f"{expected.max():.1%} probability"
         assert any("treated as missing" in i.value for i in at.info)
         assert not [m for m in at.metric if m.label.startswith("Explained output")]   # no explanation then
     radio.set_value("nothing").run()

@@ -42,14 +42,38 @@ def _embeddings(run_dir: Path, run: Run, ds: Dataset) -> np.ndarray | None:
                                        lambda: pooled_embeddings(run, ev.inputs))
 
 
-def _apply(editor_key: str, changes: list[dict], numeric: list[str], key: tuple) -> None:
-    """Button callback: put the edit's values into the feature editor's widgets (the shown search
-    was for the row before the edit, so it goes)."""
+def column_decimals(values: pd.Series, most: int = 6) -> int:
+    """How many decimals a numeric column's values are written with in the data (at most `most`):
+    0.73 and 0.5 -> 2, whole numbers -> 0."""
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce").dropna().unique()[:2000]
+    return max((len(f"{float(v):.{most}f}".rstrip("0").partition(".")[2]) for v in numbers), default=0)
+
+
+def rounded_edit(after: float, before: float | None, decimals: int) -> float:
+    """An edited value at the column's precision, rounded away from the row's own value, so the edit
+    stays at least as large as the one found (the search pulls it back to just where the prediction
+    changes): 0.7287826086956521 from 0.9 at 2 decimals -> 0.72."""
+    scale = 10.0 ** decimals
+    if before is None or not np.isfinite(before) or after == before:
+        return round(after, decimals)
+    step = np.ceil if after > before else np.floor
+    return float(step(round(after * scale, 6)) / scale)
+
+
+def applied_value(change: dict, decimals: dict[str, int]):
+    """The value an edit puts into its feature: a number at its column's precision in the data."""
+    after, before = change["after"], change["before"]
+    if change["column"] not in decimals or after is None:
+        return after
+    return rounded_edit(float(after), None if before is None else float(before), decimals[change["column"]])
+
+
+def _apply(editor_key: str, changes: list[dict], decimals: dict[str, int], key: tuple) -> None:
+    """Button callback: put the edit's values into the feature editor's widgets, numbers at their
+    column's precision in the data (the shown search was for the row before the edit, so it goes)."""
     st.session_state.get(REPORT_KEY, {}).pop(key, None)
     for change in changes:
-        after = change["after"]
-        st.session_state[f"{editor_key}_{change['column']}"] = (
-            (None if after is None else float(after)) if change["column"] in numeric else after)
+        st.session_state[f"{editor_key}_{change['column']}"] = applied_value(change, decimals)
 
 
 def _use_image(run_dir: Path, row: int, source: int | None) -> None:
@@ -119,15 +143,16 @@ def _show(run_dir: Path, run: Run, ds: Dataset, row: int, report: dict, editor_k
                     f"prediction ({edit['rows_tried']} candidates tried in {edit['seconds']:.1f} s). Unlock more "
                     "features or try the image.", icon=":material/block:")
         else:
-            table = pd.DataFrame([{"feature": c["column"], "now": _value(c["before"]), "after": _value(c["after"])}
-                                  for c in edit["changes"]])
+            decimals = {c: column_decimals(ds.frame[c]) for c in run.input_spec.numeric_cols}
+            table = pd.DataFrame([{"feature": c["column"], "now": _value(c["before"]),
+                                   "after": _value(applied_value(c, decimals))} for c in edit["changes"]])
             st.dataframe(table, hide_index=True, width="stretch")
             st.caption(f"Prediction {_value(report['prediction'])} → **{_value(edit['prediction'])}** (re-checked by "
                        f"the model: {'yes' if edit['verified'] else 'no'}); cost {edit['cost']:.2f} (a numeric change "
                        f"costs its size in training standard deviations, a category 1); {edit['rows_tried']} candidates "
                        f"in {edit['seconds']:.1f} s.")
             st.button("Apply this edit", icon=":material/edit:", key=f"cf_apply_{run_dir}_{row}", on_click=_apply,
-                      args=(editor_key, edit["changes"], run.input_spec.numeric_cols, (str(run_dir), row)))
+                      args=(editor_key, edit["changes"], decimals, (str(run_dir), row)))
     with n2:
         st.markdown("**Nearest real validation row predicted otherwise**")
         if near is None:
@@ -148,7 +173,8 @@ def _show(run_dir: Path, run: Run, ds: Dataset, row: int, report: dict, editor_k
         s1, s2 = st.columns([1, 3])
         frames = list(load_row_images(ds, run, swap["row"]))    # a sequence: one image per frame
         s1.image(frames, width=120 if len(frames) == 1 else 60,
-                 caption=[f"{row_name(ds, swap['row'])} · {c}" for c in run.input_spec.image_cols])
+                 caption=[f"{row_name(ds, swap['row'])} · {c}" for c in run.input_spec.image_cols],
+                 alt=[f"{c} image of {row_name(ds, swap['row'])}" for c in run.input_spec.image_cols])
         s2.caption(f"Prediction with this image: **{_value(swap['prediction'])}** "
                    f"({'changed' if swap['changed'] else 'unchanged'}; image distance {swap['image_distance']:.2f}).")
         s2.button("Use this image", icon=":material/image:", key=f"cf_swap_{run_dir}_{row}", on_click=_use_image,

@@ -16,9 +16,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from multimodal.core.tasks import top_k, top_k_metric
+from multimodal.app.accessibility import describe, listed, plain, summarized, summary_of, traces_summary
 from multimodal.models.fusion import baseline_names
 from multimodal.runs.evaluation import RocCurve
+from multimodal.runs.headline import KERAS_NAMES, METRIC_NAMES, metric_text
 
 POSITIVE, NEGATIVE, NEUTRAL, TOTAL = "#2e7d32", "#c62828", "#607d8b", "#1565c0"
 TRAIN = "#1f77b4"
@@ -26,12 +27,7 @@ VAL = "#ff7f0e"
 MAX_BATCH_POINTS = 500         # thin long runs so every redraw stays cheap for the browser
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#ff7f0e", "#7f7f7f"]
-# Metric names as card and slice labels, and as axis titles of the training curves.
-# Top-k is named by its k (core/tasks.top_k); "top_k_accuracy" is how runs saved before that name it.
-METRIC_NAMES = {"accuracy": "Accuracy", "auc": "ROC AUC", "log_loss": "Log loss",
-                **{top_k_metric(n): f"Top-{top_k(n)} accuracy" for n in range(3, 11)},
-                "top_k_accuracy": "Top-k accuracy",
-                "mae": "MAE", "rmse": "RMSE", "mape": "MAPE %", "r2": "R²", "bias": "Bias"}
+# Metric names (card and slice labels) are runs/headline.py's METRIC_NAMES: one name per quantity.
 METRIC_TITLES = {
     "accuracy": "accuracy (fraction correct)",
     "mae": "MAE (target units)",
@@ -68,9 +64,12 @@ def _value_range(values: np.ndarray, pad: float = 0.3) -> list[float]:
     return [lo - pad * span if lo < 0 else lo, hi + pad * span if hi > 0 else hi]
 
 
-def chart(fig: go.Figure, key: str | None = None) -> None:
-    """Draw a figure the app's way: full width, no Plotly logo."""
+def chart(fig: go.Figure, key: str | None = None, summary: str | None = None) -> None:
+    """Draw a figure the app's way: full width, no Plotly logo, and its text alternative under it
+    (docs/ARCHITECTURE.md, "Accessibility"): `summary`, else the one its builder attached
+    (`summarized`), else a line read from its traces (`traces_summary`)."""
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+    describe(summary or summary_of(fig) or traces_summary(fig))
 
 
 # ---------------------------------------------------------------- figures: evaluation
@@ -89,7 +88,11 @@ def confusion_matrix_figure(cm: np.ndarray, classes: list[str], normalize: bool 
                                showscale=False, hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="true class")
     fig.update_xaxes(title="predicted class", side="bottom")
-    return _layout(fig, "Confusion matrix" + (" (row-normalised)" if normalize else ""))
+    off = cm - np.diag(np.diag(cm))
+    i, j = np.unravel_index(int(np.argmax(off)), cm.shape) if cm.size else (0, 0)
+    worst = f"; most often confused: true {classes[i]} predicted {classes[j]} ({off[i, j]} rows)" if off.any() else ""
+    return summarized(_layout(fig, "Confusion matrix" + (" (row-normalised)" if normalize else "")),
+                      f"Confusion matrix: {np.trace(cm)} of {cm.sum()} rows predicted right{worst}.")
 
 
 def roc_figure(curves: list[RocCurve]) -> go.Figure:
@@ -98,13 +101,14 @@ def roc_figure(curves: list[RocCurve]) -> go.Figure:
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="#9e9e9e"),
                              name="random (AUC 0.5)", hoverinfo="skip"))
     for c in curves:
-        name = f"{c.label} (AUC {c.auc:.3f})" if np.isfinite(c.auc) else f"{c.label} (AUC undefined)"
+        name = f"{c.label} (ROC AUC {metric_text(c.auc)})" if np.isfinite(c.auc) else f"{c.label} (AUC undefined)"
         fig.add_trace(go.Scatter(x=c.fpr, y=c.tpr, mode="lines", line_shape="hv" if len(c.fpr) < 4 else "linear",
                                  name=name))
     fig.update_xaxes(title="false positive rate", range=[0, 1])
     fig.update_yaxes(title="true positive rate", range=[0, 1.02])
-    return _layout(fig, "ROC curve" + (" (one-vs-rest)" if len(curves) > 1 else ""),
-                   legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"))
+    return summarized(_layout(fig, "ROC curve" + (" (one-vs-rest)" if len(curves) > 1 else ""),
+                              legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom")),
+                      "ROC AUC (0.5 = random, 1 = perfect): " + listed([(c.label, metric_text(c.auc)) for c in curves]) + ".")
 
 
 def reliability_figure(curves: dict[str, Any]) -> go.Figure:
@@ -121,7 +125,9 @@ def reliability_figure(curves: dict[str, Any]) -> go.Figure:
                                                "<extra></extra>"))
     fig.update_xaxes(title="mean confidence (probability of the predicted class)", range=[0, 1.02])
     fig.update_yaxes(title="accuracy", range=[0, 1.02])
-    return _layout(fig, "Reliability diagram", legend=dict(x=0.02, y=0.98, yanchor="top"))
+    return summarized(_layout(fig, "Reliability diagram", legend=dict(x=0.02, y=0.98, yanchor="top")),
+                      "Expected calibration error (0 = perfectly calibrated): "
+                      + listed([(label, f"{rel.ece:.3f}") for label, rel in curves.items()]) + ".")
 
 
 def predicted_vs_actual_figure(y_true: np.ndarray, y_pred: np.ndarray, target: str,
@@ -137,7 +143,10 @@ def predicted_vs_actual_figure(y_true: np.ndarray, y_pred: np.ndarray, target: s
                                            f"predicted %{{y:{HOVER_NUMBER}}}<extra></extra>"))
     fig.update_xaxes(title=f"actual {target}")
     fig.update_yaxes(title=f"predicted {target}")
-    return _layout(fig, "Predicted vs actual", showlegend=False)
+    err = np.abs(np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float))
+    return summarized(_layout(fig, "Predicted vs actual", showlegend=False),
+                      f"Predicted vs actual {target} on {len(err)} validation rows: mean absolute error "
+                      f"{fmt_number(float(err.mean()) if len(err) else np.nan)}, largest {fmt_number(err.max(initial=np.nan))}.")
 
 
 def residuals_figure(y_true: np.ndarray, y_pred: np.ndarray, target: str, rows: np.ndarray | None = None) -> go.Figure:
@@ -149,7 +158,10 @@ def residuals_figure(y_true: np.ndarray, y_pred: np.ndarray, target: str, rows: 
     fig.add_hline(y=0, line=dict(dash="dash", color="#9e9e9e"))
     fig.update_xaxes(title=f"predicted {target}")
     fig.update_yaxes(title=f"residual = predicted − actual ({target})")
-    return _layout(fig, "Residuals")
+    mean = fmt_number(float(resid.mean()) if len(resid) else np.nan, signed=True)
+    return summarized(_layout(fig, "Residuals"),
+                      f"Residuals (predicted − actual {target}) of {len(resid)} rows: {int((resid > 0).sum())} above "
+                      f"0, {int((resid < 0).sum())} below; mean {mean}.")
 
 
 def slice_bars_figure(slices: pd.DataFrame, metric: str, column: str, overall: float | None = None) -> go.Figure:
@@ -168,7 +180,9 @@ def slice_bars_figure(slices: pd.DataFrame, metric: str, column: str, overall: f
         title += f"<br><sup>dashed line: all rows ({fmt_number(overall)})</sup>"
     fig.update_xaxes(title=column, type="category")
     fig.update_yaxes(title=METRIC_NAMES.get(metric, metric))
-    return _layout(fig, title)
+    pairs = [(str(k), f"{fmt_number(v) if np.isfinite(v) else 'n/a'} (n={n})")
+             for k, v, n in zip(slices["slice"], values, slices["n"])]
+    return summarized(_layout(fig, title), f"{plain(title)}: {listed(pairs)}.")
 
 
 def bars_figure(values: dict[str, float], title: str, x_title: str, signed: bool = True,
@@ -183,7 +197,9 @@ def bars_figure(values: dict[str, float], title: str, x_title: str, signed: bool
                            cliponaxis=False, hovertemplate=f"%{{y}}: %{{x:{HOVER_NUMBER}}}<extra></extra>"))
     fig.add_vline(x=0, line=dict(color="#9e9e9e"))
     fig.update_xaxes(title=x_title, range=_value_range(vals))
-    return _layout(fig, title, height or max(220, 60 + 34 * len(names)))
+    pairs = [(n, fmt_number(v, signed=signed)) for n, v in zip(names[::-1], vals[::-1])]   # largest first
+    return summarized(_layout(fig, title, height or max(220, 60 + 34 * len(names))),
+                      f"{plain(title)}, {x_title}: {listed(pairs)}.")
 
 
 # ---------------------------------------------------------------- figures: explanations
@@ -204,8 +220,10 @@ def waterfall_figure(expl: dict, unit: str) -> go.Figure:
     if expl.get("probability") is not None:
         title += f" · probability {expl['probability']:.1%}"
     fig.update_yaxes(title=unit)
-    lo = min(np.cumsum(y[:-1]).min(), expl["output"], expl["base_value"])
-    hi = max(np.cumsum(y[:-1]).max(), expl["output"], expl["base_value"])
+    # The baseline and output bars start at 0, so the axis holds 0 (else they run off the plot),
+    # with room beyond each end for the labels printed outside the bars.
+    lo = min(np.cumsum(y[:-1]).min(), expl["output"], expl["base_value"], 0.0)
+    hi = max(np.cumsum(y[:-1]).max(), expl["output"], expl["base_value"], 0.0)
     pad = 0.15 * max(hi - lo, 1e-6)
     fig.update_yaxes(range=[lo - pad, hi + pad])
     return _layout(fig, title, 380, showlegend=False)
@@ -226,7 +244,9 @@ def probability_figure(probs: dict[str, float]) -> go.Figure:
                            marker_color=[TOTAL if i == best else NEUTRAL for i in range(len(vals))]))
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title="probability")
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "Predicted class probabilities", max(180, 70 + 40 * len(names)))
+    ranked = sorted(zip(names, vals), key=lambda kv: -kv[1])
+    return summarized(_layout(fig, "Predicted class probabilities", max(180, 70 + 40 * len(names))),
+                      "Predicted class probabilities: " + listed([(n, f"{v:.1%}") for n, v in ranked]) + ".")
 
 
 def sweep_figure(xs: np.ndarray, series: dict[str, np.ndarray], feature: str, y_title: str,
@@ -238,7 +258,12 @@ def sweep_figure(xs: np.ndarray, series: dict[str, np.ndarray], feature: str, y_
         fig.add_vline(x=current, line=dict(dash="dash", color=NEGATIVE), annotation_text="current value")
     fig.update_xaxes(title=f"{feature} (training range)")
     fig.update_yaxes(title=y_title, **({"range": [0, 1], "tickformat": ".0%"} if "probability" in y_title else {}))
-    return _layout(fig, f"Prediction along {feature}", showlegend=len(series) > 1)
+    at = (lambda v: f"{v:.1%}") if "probability" in y_title else fmt_number    # noqa: E731
+    ends = [(name, f"{at(float(ys[0]))} at {fmt_number(float(xs[0]))} to {at(float(ys[-1]))} at "
+                   f"{fmt_number(float(xs[-1]))}") for name, ys in series.items() if len(ys)]
+    now = f" (current value {fmt_number(current)})" if current is not None and np.isfinite(current) else ""
+    return summarized(_layout(fig, f"Prediction along {feature}", showlegend=len(series) > 1),
+                      f"{y_title} along {feature}{now}: {listed(ends)}.")
 
 
 def routing_figure(weights: dict[str, float]) -> go.Figure:
@@ -266,29 +291,41 @@ def _series(points: list[dict], key: str) -> tuple[list, list]:
     return [p["x"] for p in pts], [p[key] for p in pts]
 
 
+def keras_label(key: str, l2_penalty: bool = True) -> str:
+    """What a live curve's value is: Keras' loss (with the L2 penalty when the model has one) and AUC
+    (200 thresholds) are not the evaluation record's log loss and ROC AUC (runs/headline.py)."""
+    if key == "loss":
+        return KERAS_NAMES["loss"] if l2_penalty else "loss"
+    return KERAS_NAMES.get(key, metric_title(key))
+
+
 def training_curves(batch_points: list[dict], epoch_points: list[dict], metric: str,
                     loss_label: str = "loss", epochs: int | None = None,
-                    fine_tuning_from: float | None = None) -> go.Figure:
+                    fine_tuning_from: float | None = None, best_epoch: int | None = None,
+                    l2_penalty: bool = True) -> go.Figure:
     """Two panels: loss and the main metric; per-batch running values faint, per-epoch train vs
     validation as lines with markers. `epochs` fixes the x range so the chart does not jump.
     fine_tuning_from: the epoch after which a two-phase run unfreezes its backbone (a dashed
-    vertical line, "fine-tuning starts").
+    vertical line, "fine-tuning starts"). best_epoch: the epoch whose weights the model keeps (a
+    dotted vertical line, "best epoch N"). The values are Keras' own, named so (`keras_label`).
 
     Points come from jobs.Progress: batch points {"x": fractional epoch, "loss": ..., ...} and
     epoch points {"x": epoch, "loss": ..., "val_loss": ...}, on one x axis, "epoch"."""
+    names = {"loss": keras_label("loss", l2_penalty), metric: keras_label(metric)}
+    penalty = " incl. L2 penalty" if l2_penalty else ""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=(f"Loss ({loss_label})", metric_title(metric).capitalize()))
+                        subplot_titles=(f"Loss ({loss_label}{penalty})", names[metric][:1].upper() + names[metric][1:]))
     batch_points = _thin(batch_points)
     for col, key in ((1, "loss"), (2, metric)):
-        legend = col == 1
         x, y = _series(batch_points, key)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="train (per batch)", legendgroup="batch",
-                                 line=dict(color=TRAIN, width=1), opacity=0.35, showlegend=legend,
+                                 line=dict(color=TRAIN, width=1), opacity=0.35, showlegend=col == 1,
                                  hovertemplate="epoch %{x:.2f}<br>%{y:.4f}<extra>batch</extra>"), row=1, col=col)
-        for prefix, color, name in (("", TRAIN, "train (epoch)"), ("val_", VAL, "validation (epoch)")):
+        for prefix, color, who in (("", TRAIN, "train"), ("val_", VAL, "val")):
             x, y = _series(epoch_points, prefix + key)
+            name = f"{who} {names[key]}"
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name, legendgroup=name,
-                                     line=dict(color=color, width=2.5), marker=dict(size=7), showlegend=legend,
+                                     line=dict(color=color, width=2.5), marker=dict(size=7),
                                      hovertemplate="epoch %{x}<br>%{y:.4f}<extra>" + name + "</extra>"),
                           row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col, rangemode="tozero",
@@ -296,12 +333,15 @@ def training_curves(batch_points: list[dict], epoch_points: list[dict], metric: 
         if fine_tuning_from is not None:
             fig.add_vline(x=fine_tuning_from, row=1, col=col, line=dict(dash="dash", color=NEUTRAL),
                           annotation_text="fine-tuning starts", annotation_position="top right")
-    fig.update_yaxes(title_text=loss_label, row=1, col=1)
-    fig.update_yaxes(title_text=metric_title(metric), row=1, col=2)
+        if best_epoch:
+            fig.add_vline(x=best_epoch, row=1, col=col, line=dict(dash="dot", color=POSITIVE, width=2),
+                          annotation_text=f"best epoch {best_epoch}", annotation_position="top left")
+    fig.update_yaxes(title_text=names["loss"], row=1, col=1)
+    fig.update_yaxes(title_text=names[metric], row=1, col=2)
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified",
-                      legend=dict(orientation="h", yanchor="bottom", y=-0.32, x=0),
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified",
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.42, x=0),
                       uirevision="training")       # keep the user's zoom between redraws
     return fig
 
@@ -327,7 +367,9 @@ def overlay_curves(runs: list[Any], metric: str) -> go.Figure:
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 1.02])
-    return fig
+    last = [(t.name, f"{fmt_number(t.y[-1])} at epoch {t.x[-1]}") for t in fig.data if len(t.y)]
+    return summarized(fig, f"Validation {metric_title(metric)}, last epoch of each run: "
+                           + (listed(last) if last else "no run has it") + ".")
 
 
 def cv_bars(summary: list[dict], metric: str) -> go.Figure:
@@ -345,4 +387,29 @@ def cv_bars(summary: list[dict], metric: str) -> go.Figure:
                              hovertemplate="%{x}<br>fold %{y:.4f}<extra></extra>"))
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
                       yaxis_title=f"held-out {metric_title(metric)}")
-    return fig
+    means = [(s["arch"], f"{fmt_number(s['mean'])} ± {fmt_number(s['std'], digits=2)}") for s in summary]
+    folds = max((len(s["folds"]) for s in summary), default=0)
+    return summarized(fig, f"Held-out {metric_title(metric)}, mean ± std over {folds} folds: {listed(means, 10)}.")
+
+
+# ---------------------------------------------------------------- text alternatives drawn by callers
+
+def training_summary(epoch_points: list[dict], metric: str, best_epoch: int | None = None,
+                     l2_penalty: bool = True) -> str:
+    """The training curves' text alternative: the last epoch's train and validation values (Keras'
+    own, named as the curves name them) and the best epoch."""
+    if not epoch_points:
+        return "Training curves: no epoch has ended yet; the per-batch running values are drawn faint."
+    last = epoch_points[-1]
+    values = [(f"{who} {keras_label(key, l2_penalty)}", fmt_number(last[prefix + key]))
+              for key in ("loss", metric) for prefix, who in (("", "train"), ("val_", "val")) if prefix + key in last]
+    best = f"; best epoch {best_epoch}" if best_epoch else ""
+    return f"Training curves, epoch {fmt_number(last['x'])}: {listed(values)}{best}."
+
+
+def waterfall_summary(expl: dict, unit: str) -> str:
+    """The branch waterfall's text alternative: baseline, each branch's Shapley value, the output."""
+    branches = [(f"{b} branch", fmt_number(v, signed=True)) for b, v in expl["branches"].items()]
+    prob = f" (probability {expl['probability']:.1%})" if expl.get("probability") is not None else ""
+    return (f"Branch contributions in {unit}: baseline v(∅) {fmt_number(expl['base_value'])}, {listed(branches)}; "
+            f"output f(x) {fmt_number(expl['output'])}{prob}.")

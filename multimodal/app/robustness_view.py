@@ -10,10 +10,11 @@ import pandas as pd
 import streamlit as st
 
 from multimodal.app import model_service, state
-from multimodal.app.figures import METRIC_NAMES, fmt_number
+from multimodal.app.figures import fmt_number
 from multimodal.core.errors import DataError
 from multimodal.data.dataset import Dataset
 from multimodal.runs.evaluation import check_compatible
+from multimodal.runs.headline import METRIC_NAMES, metric_text
 from multimodal.runs.run import Run
 
 COMPARE_KEY = "compare_robustness"
@@ -40,7 +41,7 @@ def robustness_section(run_dir: Path, dataset: Dataset) -> None:
     cols = st.columns(3)
     for col, case in zip(cols, CASES):
         delta = None if case == "both present" else fmt_number(found[case] - found["both present"], signed=True)
-        col.metric(f"{name} · {case}", fmt_number(found[case]), delta,
+        col.metric(f"{name} · {case}", metric_text(found[case]), delta,
                    delta_color="normal" if found["metric"] != "mae" else "inverse")
     st.caption(f"On {found['rows']} validation rows; a missing branch: {found['how']}.")
 

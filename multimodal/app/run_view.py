@@ -1,4 +1,4 @@
-"""Widgets that show a run on the Results, Explain and What-if pages: metric cards, a row's images,
+"""Widgets that show a run on the Results, Explain and What-if pages: its headline metrics, a row's images,
 Grad-CAM overlays, a grid of columns, and the unit an explanation's numbers are in.
 
 Choosing the run and the row is in run_picker.py; the figures are in figures.py.
@@ -12,25 +12,24 @@ import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from multimodal.app.figures import METRIC_NAMES, fmt_number
+from multimodal.app import state
 from multimodal.data.cells import resolve_image_path
 from multimodal.data.dataset import Dataset
 from multimodal.data.images import load_image
 from multimodal.explain.attributions import upsample_overlay
+from multimodal.runs.evaluation import Evaluation
+from multimodal.runs.headline import headline_metrics, record_evaluation
 from multimodal.runs.run import Run
 
-UNIT_METRICS = ("mae", "rmse", "bias")     # metrics in the target's unit
 
-
-def metric_cards(metrics: dict[str, float], unit: str = "", columns: int = 4) -> None:
-    """One st.metric per entry; an undefined value (NaN: e.g. ROC AUC on one class) shows "n/a".
-    Error metrics carry the target unit."""
-    items = [(k, v) for k, v in metrics.items() if k in METRIC_NAMES]
-    cols = st.columns(min(columns, max(len(items), 1)))
-    for i, (name, value) in enumerate(items):
-        suffix = f" ({unit})" if unit and name in UNIT_METRICS else ""
-        text = "n/a" if value is None or not np.isfinite(value) else fmt_number(value)
-        cols[i % len(cols)].metric(METRIC_NAMES[name] + suffix, text)
+def headline(run_dir: Path, run: Run, dataset: Dataset, ev: Evaluation) -> dict:
+    """The run's headline metrics on Results: its evaluation record (runs/headline.py), the numbers the
+    Train page, the model card and the CLI show. Evaluated on another dataset than its own, the
+    metrics are that evaluation's, not recorded. A shipped sample run's folder stays read-only."""
+    record = headline_metrics(run, dataset, ev, write=not state.is_pretrained(run_dir))
+    if record.get("dataset") == dataset.name and record.get("dataset_rows") == len(dataset.frame):
+        return record
+    return record_evaluation(run, ev, dataset, write=False)
 
 
 def output_unit(run: Run, target: str | None = None) -> str:
@@ -69,8 +68,9 @@ def grad_cam_section(cam: np.ndarray, images: np.ndarray, names: list[str], unit
     overlays = grad_cam_overlays(cam, images)
     # One image: the overlay beside it. Several frames: frames in one row, their maps below.
     frames, maps = st.columns(2) if len(names) == 1 else (st.container(), st.container())
-    frames.image(list(images), width=180, caption=list(names))
-    maps.image(overlays, width=180, caption=[f"Grad-CAM {n}" for n in names])
+    frames.image(list(images), width=180, caption=list(names), alt=[f"Input image {n}" for n in names])
+    maps.image(overlays, width=180, caption=[f"Grad-CAM {n}" for n in names],
+               alt=[f"Grad-CAM heat map over image {n}: the regions that raise the output" for n in names])
     vanished = [n for n, m in zip(names, cam) if not np.any(m > 0)]
     if vanished:
         st.caption(f"Grad-CAM is zero everywhere for {', '.join(vanished)}: no region of the image raises the "

@@ -1,22 +1,27 @@
 """How the Train page shows one training: its status, progress bar and live curves, and once it
-has ended its validation metrics and the files to download; and how the Compare page shows a
-group of trainings started together (its baselines), a bar each."""
+has ended its headline metrics (the run's evaluation record, the tiles Results shows too) and the
+files to download; and how the Compare page shows a group of trainings started together (its
+baselines), a bar each."""
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import streamlit as st
 
 from multimodal.app import figures, navigation
 from multimodal.core.tasks import main_metric
+from multimodal.runs.headline import METRIC_NAMES, best_epoch_text, metric_text, recorded_evaluation
 from multimodal.runs.run import MODEL_FILE
 from multimodal.runs.verdicts import split_caveat
 from multimodal.train.jobs import Job, JobState
 from multimodal.train.progress import Progress
 
 CHART_SECONDS = 1.0          # the curves take new points at most this often (see progress_view)
+UNIT_METRICS = ("mae", "rmse", "bias")     # metrics in the target's unit
 DOWNLOADS = ((MODEL_FILE, "Model (.keras)", "application/octet-stream"),
              ("history.csv", "History (.csv)", "text/csv"), ("config.json", "Config (.json)", "application/json"))
 
@@ -58,6 +63,26 @@ def fine_tuning_start(p: Progress) -> float | None:
     return next((float(e["epoch"]) for e in p.phase_starts if e.get("phase") == 2), None)
 
 
+def run_summary(run_dir: Path) -> dict:
+    """The run folder's summary.json ({} until the run is saved)."""
+    try:
+        return json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def best_epoch(job: Job, p: Progress) -> int | None:
+    """The epoch whose weights the model keeps: the saved run's, else (while it trains) the epoch of the
+    lowest validation loss so far, as early stopping restores it. None without restoring."""
+    if not job.config.get("restore_best", True):
+        return None
+    saved = run_summary(job.run_dir).get("best_epoch") if p.end is not None else None
+    if saved:
+        return int(saved)
+    points = [(point["val_loss"], int(point["x"])) for point in p.epoch_points if "val_loss" in point]
+    return min(points)[1] if points else None
+
+
 def position_text(p: Progress) -> str:
     """Where a training that has begun its batches is: phase, epoch and step, and the time left."""
     phase = f"phase {p.phase_starts[-1]['phase']} ({p.phase_starts[-1]['backbone']}) · " if p.phase_starts else ""
@@ -71,8 +96,14 @@ def progress_view(job: Job, task: str) -> None:
     task = job.config.get("task") or task
     metric = main_metric(task)[0]
     loss = "cross-entropy" if task == "classification" else (job.config.get("loss") or "mse").upper()
-    if not job.active:
-        st.markdown(f"**{job.arch}** · `{job.run_dir.name}` · {job.status_text()}")
+    if not job.active:   # announced: st.success and st.info are role="status", st.error role="alert"
+        line = f"**{job.arch}** · `{job.run_dir.name}` · {job.status_text()}"
+        if job.state == JobState.FINISHED:
+            st.success(line, icon=":material/check_circle:")
+        elif job.state == JobState.STOPPED:
+            st.info(line, icon=":material/stop_circle:")
+        else:
+            st.markdown(line)
     if job.state == JobState.FAILED:
         st.error(job.error or "Training failed.", icon=":material/error:")
     elif job.active:
@@ -86,8 +117,12 @@ def progress_view(job: Job, task: str) -> None:
     if snap is None or not (snap[1] or snap[2]) or now - snap[0] >= CHART_SECONDS or not job.active:
         snap = snaps[job.run_dir.name] = (now, len(p.batch_points), len(p.epoch_points))
     if snap[1] or snap[2]:
+        l2 = (job.config.get("model") or {}).get("l2")
         figures.chart(figures.training_curves(p.batch_points[:snap[1]], p.epoch_points[:snap[2]], metric, loss,
-                                              curve_epochs(p), fine_tuning_start(p)), key=f"curves_{job.run_dir.name}")
+                                              curve_epochs(p), fine_tuning_start(p), best_epoch(job, p),
+                                              l2_penalty=l2 is None or l2 > 0), key=f"curves_{job.run_dir.name}",
+                      summary=figures.training_summary(p.epoch_points[:snap[2]], metric, best_epoch(job, p),
+                                                       l2 is None or l2 > 0))
 
 
 def group_status(jobs: Sequence[Job]) -> tuple[str, float, list[tuple[float, str]]]:
@@ -122,16 +157,31 @@ def group_progress(jobs: Sequence[Job], what: str) -> None:
         st.progress(part, text=line)
 
 
+def metric_cards(metrics: dict[str, float | None], unit: str = "", columns: int = 4) -> None:
+    """A run's headline metrics as tiles, named and rounded as everywhere (runs/headline.py): the
+    Train page's and the Results page's tiles are these. Error metrics carry the target unit."""
+    items = [(k, v) for k, v in metrics.items() if k in METRIC_NAMES]
+    cols = st.columns(min(columns, max(len(items), 1)))
+    for i, (name, value) in enumerate(items):
+        suffix = f" ({unit})" if unit and name in UNIT_METRICS else ""
+        cols[i % len(cols)].metric(METRIC_NAMES[name] + suffix, metric_text(value))
+
+
 def outcome_view(job: Job) -> None:
-    """A saved training's validation and test metrics, a link to its results, and its files."""
-    end = job.progress().end or {}
-    metrics = {k: v for k, v in end.get("metrics", {}).items() if k.startswith(("val_", "test_"))}
-    cols = st.columns(min(len(metrics), 5) or 1)
-    for i, (name, value) in enumerate(list(metrics.items())[:5]):
-        cols[i].metric(name.replace("_", " "), f"{value:.4f}")
-    val_rows = job.progress().rows.get("val")
-    if metrics and val_rows:
-        st.caption(f":material/warning: Validation metrics on {split_caveat(val_rows)}.")
+    """A saved training's headline metrics (its evaluation record, the best epoch's weights), a link to
+    its results, and its files."""
+    record = recorded_evaluation(job.run_dir)
+    if record is not None:
+        unit = job.config.get("target", "") if job.config.get("task") == "regression" else ""
+        metric_cards(record["metrics"], unit)
+        best = best_epoch_text(run_summary(job.run_dir))
+        split = "validation" if record["split"] == "val" else record["split"]
+        st.caption(f"{best.capitalize() + ' (the weights the model keeps)' if best else 'The saved model'}, on its "
+                   f"{record['rows']} {split} rows: the numbers Results and the model card show. The curves above "
+                   "are Keras' values while training, other quantities: its loss includes the L2 penalty, its AUC "
+                   "is approximate (200 thresholds).")
+        if record["rows"]:
+            st.caption(f":material/warning: Validation metrics on {split_caveat(record['rows'])}.")
     navigation.link("results", "See the results")
     cols = st.columns(len(DOWNLOADS))
     for col, (name, label, mime) in zip(cols, DOWNLOADS):

@@ -73,7 +73,7 @@ def imputed_text(run: Run, frame: pd.DataFrame, spec: FeatureSpec) -> str | None
 
 
 def uploaded_images(run: Run, files: list) -> np.ndarray:
-    """(1, T, S, S, 3) images from uploaded files, one per image column in frame order, stored in the
+    """(1, T, S, S, 3) images from uploaded files, one per image column in the columns' order, stored in the
     session's uploads folder; DataError when the count is wrong or a file is not a readable image."""
     names = run.input_spec.image_cols
     if len(files) != len(names):
@@ -90,12 +90,23 @@ def uploaded_images(run: Run, files: list) -> np.ndarray:
 
 
 def image_upload(run: Run, key: str) -> np.ndarray | None:
-    """'…or upload an image' (one per frame, in order for a sequence): the decoded images, or None
-    when nothing usable was uploaded (a refusal is shown as an st.error)."""
-    frames = len(run.input_spec.image_cols)
-    upload = st.file_uploader(f"…or upload {'an image' if frames == 1 else f'{frames} images (in frame order)'}",
-                              type=None, accept_multiple_files=frames > 1, key=key)
-    files = [] if upload is None else (upload if isinstance(upload, list) else [upload])
+    """'…or upload an image': one image; several frames of an ordered sequence in one uploader, in frame
+    order; several image columns declared unordered one uploader per column (their order means nothing,
+    so none is asked for). The decoded images, or None until every one is there (a refusal is shown as an
+    st.error)."""
+    names = run.input_spec.image_cols
+    if len(names) == 1 or run.config.get("ordered_images"):
+        label = "an image" if len(names) == 1 else f"{len(names)} images (in frame order: {', '.join(names)})"
+        upload = st.file_uploader(f"…or upload {label}", type=None, accept_multiple_files=len(names) > 1, key=key)
+        files = [] if upload is None else (upload if isinstance(upload, list) else [upload])
+    else:
+        st.markdown("…or upload one image per column")
+        uploads = [st.file_uploader(f"image for '{c}'", type=None, key=f"{key}_{c}") for c in names]
+        files = [f for f in uploads if f is not None]
+        if files and len(files) < len(names):
+            st.caption(f"{len(files)} of {len(names)} images uploaded: add one for "
+                       f"{', '.join(repr(c) for c, f in zip(names, uploads) if f is None)} to use them.")
+            return None
     if not files:
         return None
     try:

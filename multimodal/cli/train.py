@@ -18,6 +18,7 @@ from multimodal.data.dataset import load_dataset_for
 from multimodal.models.backbones import ENCODERS
 from multimodal.models.fusion import FUSION_METHODS, methods_for
 from multimodal.models.proposal import propose_method
+from multimodal.runs.headline import best_epoch_text, headline_lines
 
 
 def train_config_from_args(args):
@@ -62,6 +63,16 @@ def train_config_from_args(args):
                                          if args.encoder_weights else None))
 
 
+def image_choice(args) -> str | None:
+    """The image settings the user named on the command line ("--encoder mobilenet_v2 and
+    --encoder-weights w.h5"), which a proposal must not leave unused; None when none was named."""
+    named = [f"--encoder {args.encoder}" if args.encoder != ModelConfig().encoder else "",
+             f"--encoder-weights {Path(args.encoder_weights).name}" if args.encoder_weights else "",
+             f"--image-cols {args.image_cols}" if args.image_cols else ""]
+    named = [n for n in named if n]
+    return " and ".join(named) or None
+
+
 def _check_multi_worker(args) -> None:
     """--multi-worker trains one model on every device of every worker; it does not combine with
     the options that pick devices or train many models."""
@@ -92,7 +103,9 @@ def cmd_train(args) -> None:
         from multimodal.train.evidence import default_comparisons_dir, propose
         # No --arch: the method the app proposes for the same data (train/evidence.py: a comparison's
         # evidence when `compare` ran on it, else models/proposal.py).
-        proposal = None if args.arch else propose(ds, default_comparisons_dir(), encoder=config.model.encoder)
+        # An encoder, weights or image columns named explicitly steer it to the methods that read images.
+        proposal = None if args.arch else propose(ds, default_comparisons_dir(), encoder=config.model.encoder,
+                                                  image_choice=image_choice(args))
         if proposal:
             config = replace(config, model=replace(config.model, arch=proposal.arch))
         proposed = {"proposal_reason": proposal.reason} if proposal else {}
@@ -102,10 +115,21 @@ def cmd_train(args) -> None:
         with training_output():
             summary = train(config, run_dir, dataset=ds, workdir=Path(workdir),
                             image_cache=default_image_cache() if args.image_cache else None)
-    metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items())
+    metrics = metrics_text(summary)
     because = f" (proposed: {proposal.reason})" if proposal else ""
     emit({**summary, **proposed}, args.json, f"trained {summary['arch']}{because} for {summary['epochs_run']} "
           f"epochs in {summary['train_seconds']:.1f}s -> {summary['run_dir']}\n{metrics}")
+
+
+def metrics_text(summary: dict) -> str:
+    """The run's headline metrics, its evaluation record (summary["evaluation"]) named and rounded as the app
+    and the model card show them; then Keras' own evaluation, another quantity, named so."""
+    lines = []
+    if record := summary.get("evaluation"):
+        best = best_epoch_text(summary)
+        lines.append(f"{record['rows']} validation rows{', ' + best if best else ''}: " + " · ".join(headline_lines(record)))
+    keras = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items())
+    return "\n".join(lines + [f"Keras' evaluate (its loss incl. the L2 penalty, its AUC approximate): {keras}"])
 
 
 def _train_on_cluster(args, config) -> None:
@@ -125,7 +149,10 @@ def _train_on_cluster(args, config) -> None:
     cluster = join_cluster(timeout)   # first: TensorFlow takes a cluster only before its first op
     with tempfile.TemporaryDirectory(prefix="multimodal-") as workdir:
         ds = load_dataset_for(config, workdir)
-        proposal = None if args.arch else propose_method(ds.features, encoder=config.model.encoder)
+        # lazy: TensorFlow (train/ is above the CLI's light imports)
+        from multimodal.train.evidence import propose
+        proposal = None if args.arch else propose(ds, None, encoder=config.model.encoder,
+                                                  image_choice=image_choice(args))
         if proposal:
             config = replace(config, model=replace(config.model, arch=proposal.arch))
         run_dir = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.arch}" if cluster.is_chief \
@@ -138,7 +165,7 @@ def _train_on_cluster(args, config) -> None:
         place["proposal_reason"] = proposal.reason
     if not cluster.is_chief:
         summary = {**summary, "run_dir": None}
-    metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items())
+    metrics = metrics_text(summary)
     where = f"-> {summary['run_dir']}" if cluster.is_chief else "(the chief wrote the run folder)"
     emit({**summary, **place}, args.json, f"{cluster.name} of {cluster.workers} workers trained {summary['arch']} "
           f"for {summary['epochs_run']} epochs in {summary['train_seconds']:.1f}s {where}\n{metrics}")
@@ -228,7 +255,7 @@ def cmd_compare(args) -> None:
         result = compare_with_baselines(replace(config, model=replace(config.model, arch=arch)), options, dataset=ds,
                                         workdir=Path(workdir), image_cache=default_image_cache(),
                                         cache_dir=default_feature_cache() if args.feature_cache else None)
-    # `train` without --arch reads it (train/evidence.py: the simplest method not worse than the best).
+    # `train` without --arch reads it (train/evidence.py: the best method, or a simpler one shown equivalent).
     saved = save_comparison(result, ds, default_comparisons_dir(), f"{ds.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     rows = comparison_summary(result)
     metric, gain = result["metric"], result["gain"]

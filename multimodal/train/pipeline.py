@@ -8,13 +8,16 @@ the folder complete.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from multimodal.core.events import append_event, end_event, start_event, training_status
-from multimodal.runs.run import save_run
+from multimodal.runs.evaluation import evaluate_run
+from multimodal.runs.headline import record_evaluation
+from multimodal.runs.run import load_run, save_run
 from multimodal.train.phases import Phase
 
 
@@ -45,5 +48,10 @@ def finish_run(run_dir: Path, summary: dict, saved: dict | None) -> dict:
     metrics and history; None: the model is not kept, as a comparison's folds) and then the end event."""
     if saved is not None:
         save_run(run_dir, summary=summary, metrics=summary["metrics"], history=summary["history"], **saved)
+        # The run's evaluation record, the one home of its headline metrics (runs/headline.py),
+        # from the model in memory on the validation rows, before "end" says the folder is complete.
+        run, ds = replace(load_run(run_dir), _model=saved["model"]), saved["dataset"]
+        if any(len(saved["splits"].get(k, [])) for k in ("val", "test")):   # else nothing to evaluate on
+            summary["evaluation"] = record_evaluation(run, evaluate_run(run, ds), ds)
     append_event(run_dir, end_event(summary["status"], metrics=summary["metrics"], epochs_run=summary["epochs_run"]))
     return summary
