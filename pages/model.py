@@ -15,7 +15,7 @@ from multimodal.app import compare_start, navigation, state, workspace_view
 from multimodal.app import setup_query as sq
 from multimodal.app.diagram import fusion_dot
 from multimodal.app.encoder_view import UPLOADS, encoder_settings, pretrained_settings
-from multimodal.app.model_setup import fill_widget_state, image_choice, use_proposal
+from multimodal.app.model_setup import fill_widget_state, image_choice, unused_image_warning, use_proposal
 from multimodal.app.param_count import count_key, param_count
 from multimodal.app.setting_widgets import param_widget, setting_number, setting_slider
 from multimodal.core.config import ModelConfig, small_data_settings
@@ -73,6 +73,7 @@ img_col, net_col, train_col = st.columns(3, gap="large")
 with img_col:
     st.markdown("**Image branch**" + ("" if uses_images else " (not used by this method)"))
     encoder, weights_file = encoder_settings(uses_images)
+    unused_image_warning(arch, archs)   # an image choice this method leaves unused: said, kept
     image_size = setting_slider("image_size", "Image size (pixels)", at_least=ENCODERS[encoder].min_size,
                                 disabled=not uses_images,
                                   help=f"{ENCODERS[encoder].title} needs at least {ENCODERS[encoder].min_size} px.")

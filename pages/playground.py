@@ -10,6 +10,7 @@ enter_through_app()   # first: a deep link on a fresh server reruns through app.
 
 import streamlit as st
 
+from multimodal.app import accessibility, workspace_view
 from multimodal.app import lesson_view as lessons
 from multimodal.app import playground_query as pq
 from multimodal.app import playground_results as results
@@ -28,6 +29,9 @@ methods, folds = view.race_controls(setup)
 had_lesson = setup["lesson"] is not None
 setup = view.settle(setup, knobs, methods, folds)
 view.write_query(setup)
+with st.popover("Share this setup", icon=":material/share:"):   # the address bar also holds your workspace's key
+    st.caption("A link to this setup (with its hidden controls) for a class or a colleague, without your workspace:")
+    st.code(workspace_view.share_link(pq.setup_to_query(setup)), language=None, wrap_lines=True)
 if had_lesson and setup["lesson"] is None:
     st.rerun()   # a moved knob left the lesson: draw the controls it hid
 lesson = setup["lesson"]
@@ -56,6 +60,6 @@ if not ready:
 if race is not None:
     st.subheader("Leaderboard")
     if running:
-        results.live()
+        accessibility.live_fragment(results.live, 1.0, "playground")()
     else:
         results.finished(race, setup)

@@ -25,6 +25,20 @@ def tiny_samples(tmp_path_factory) -> dict[str, Path]:
     return {name: generate(name, root / name, rows=40, image_size=16) for name in SAMPLES}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def workspaces_root(tmp_path_factory):
+    """The app's workspaces (multimodal/runs/workspaces.py) in this test session's own folder, not in
+    the system's temporary folder (the browser tests' server gets its own: tests/browser/harness.py)."""
+    root = tmp_path_factory.mktemp("workspaces")
+    before = os.environ.get("MMSTUDIO_WORKSPACES_DIR")
+    os.environ["MMSTUDIO_WORKSPACES_DIR"] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop("MMSTUDIO_WORKSPACES_DIR", None)
+    else:
+        os.environ["MMSTUDIO_WORKSPACES_DIR"] = before
+
+
 def pytest_xdist_make_scheduler(config, log):
     """Every test module whole on one process, all browser tests on one (support/scheduling.py)."""
     return ModuleScheduling(config, log)

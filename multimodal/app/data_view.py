@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from multimodal.app import state
+from multimodal.app import figures, state, workspace_view
 from multimodal.app.figures import fmt_number
 from multimodal.app.row_ids import row_name
 from multimodal.core import limits
@@ -162,6 +162,7 @@ def load_upload(files: Sequence[Any]) -> bool:
     """Save the uploaded files in a new session folder and load them; failed folders are removed."""
     folder = new_upload_dir(state.session_dir())
     try:
+        workspace_view.check_quota(sum(_size(f) for f in files))   # the workspace's quota (core/limits.py)
         source = save_uploads(files, folder)
     except DataError as e:
         shutil.rmtree(folder, ignore_errors=True)
@@ -223,7 +224,7 @@ def image_grid(ds: Dataset, n: int = 12) -> None:
             shown = [t for t in thumbs if t is not None]
             if shown:
                 cell.image(np.concatenate(shown, axis=1) if len(shown) > 1 else shown[0],
-                           width="stretch")
+                           width="stretch", alt=f"{', '.join(cols)} of {row_name(ds, i)}")
             missing = len(thumbs) - len(shown)
             note = f" · {missing} image(s) missing" if missing else ""
             cell.caption(f"{row_name(ds, i)} · **{_label(ds, row[ds.target])}**{note}")
@@ -309,11 +310,16 @@ def health(ds: Dataset, report: dict) -> None:
             fig = go.Figure(go.Bar(x=[str(c) for c in counts], y=list(counts.values()), text=list(counts.values())))
             fig.update_layout(title=f"Class balance of '{ds.target}'", xaxis_title="class", yaxis_title="rows")
             fig.update_xaxes(type="category")
+            summary = f"Class balance of '{ds.target}', rows per class: " + ", ".join(
+                f"{c} {n:,}" for c, n in counts.items()) + "."
         else:
+            values = pd.to_numeric(ds.frame[ds.target], errors="coerce").dropna()
             fig = go.Figure(go.Histogram(x=ds.frame[ds.target], nbinsx=40))
             fig.update_layout(title=f"Distribution of '{ds.target}'", xaxis_title=ds.target, yaxis_title="rows")
+            summary = (f"Distribution of '{ds.target}' over {len(values):,} rows: min {fmt_number(values.min())}, "
+                       f"median {fmt_number(values.median())}, max {fmt_number(values.max())}.")
         fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
-        st.plotly_chart(fig, width="stretch")
+        figures.chart(fig, summary=summary)
     images = report["images"]
     if ds.features.image_cols:
         if images["sampled"]:

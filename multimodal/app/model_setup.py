@@ -6,11 +6,13 @@ import streamlit as st
 
 from multimodal.app import setup_query as sq
 from multimodal.app import state, workspace_view
-from multimodal.app.encoder_view import OFFLINE
+from multimodal.app.encoder_view import OFFLINE, UPLOADS
 from multimodal.core.config import ModelConfig
 from multimodal.core.tasks import LOSSES, TARGET_TRANSFORMS
 from multimodal.data.dataset import Dataset
 from multimodal.models.backbones import ENCODERS
+from multimodal.models.fusion import FUSION_METHODS
+from multimodal.models.proposal import unused_image_choice
 
 
 def fill_widget_state(ds: Dataset, archs: list[str], fallback: str) -> ModelConfig:
@@ -56,3 +58,26 @@ def image_choice(encoder: str, weights_file: bool) -> str | None:
     named = [f"the {ENCODERS[encoder].title} encoder" if encoder != ModelConfig().encoder else "",
              "its uploaded weights file" if weights_file else ""]
     return " and ".join(n for n in named if n) or None
+
+
+def unused_image_warning(arch: str, archs: list[str]) -> None:
+    """When the picked method reads no images while the user chose an encoder or uploaded weights
+    (`image_choice`), the sentence the CLI exits 2 with (models/proposal.unused_image_choice) as a
+    warning, and a button that drops them. The method stays the user's: nothing changes without a click."""
+    if arch not in FUSION_METHODS or FUSION_METHODS[arch].reads_images:
+        return
+    encoder = st.session_state.get("m_encoder", ModelConfig().encoder)
+    chosen = image_choice(encoder, encoder in st.session_state.get(UPLOADS, {}))
+    if chosen is None:
+        return
+    st.warning(unused_image_choice(arch, chosen, [a for a in archs if FUSION_METHODS[a].reads_images]) + ".",
+               icon=":material/warning:")
+    st.button("Drop " + ("them" if " and " in chosen else "it"), key="m_drop_image_choice",
+              on_click=drop_image_choice, args=(encoder,), icon=":material/close:",
+              help=f"Back to the {ENCODERS[ModelConfig().encoder].title} encoder, without an uploaded weights file.")
+
+
+def drop_image_choice(encoder: str) -> None:
+    """The "Drop" button's callback: the default encoder again, and no uploaded weights for `encoder`."""
+    st.session_state["m_encoder"] = ModelConfig().encoder
+    st.session_state.get(UPLOADS, {}).pop(encoder, None)

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from multimodal.app import playground_query as pq
+from multimodal.app import workspace_view
 from multimodal.data.playground import generate_frame, oracle
 from multimodal.data.playground_knobs import KNOBS
 
@@ -39,7 +40,7 @@ def truth_caption(shares: dict, rows: int) -> str:
 def setup() -> dict:
     """The setup, read again from the URL whenever the URL is not the one this page wrote."""
     ss = st.session_state
-    query = st.query_params.to_dict()
+    query = workspace_view.query()   # without the workspace id (?ws=)
     if SETUP_KEY not in ss or query != ss.get(WRITTEN_KEY):
         ss[SETUP_KEY], ss[WARNINGS_KEY] = pq.setup_from_query(query, race_methods())
         _to_widgets(ss[SETUP_KEY])
@@ -74,8 +75,7 @@ def settle(s: dict, knobs: dict, methods: list[str], folds: int) -> dict:
 
 def write_query(s: dict) -> None:
     written = pq.setup_to_query(s)
-    if st.query_params.to_dict() != written:
-        st.query_params.from_dict(written)
+    workspace_view.write_query(written)   # keeps the workspace id in place
     st.session_state[WRITTEN_KEY] = written
     st.session_state[WARNINGS_KEY] = []   # shown once; the URL now says what the page shows
 
@@ -139,7 +139,7 @@ def preview(knobs: dict, hidden: list[str]) -> dict:
     target = "label" if "label" in frame else "target"
     cols = st.columns(PREVIEW_IMAGES)
     for col, picture, label in zip(cols, images, frame[target]):
-        col.image(picture, caption=str(label), width="stretch", clamp=True)
+        col.image(picture, caption=str(label), width="stretch", clamp=True, alt=f"Generated picture, label {label}")
     st.dataframe(frame.head(5), hide_index=True, width="stretch")
     score = "accuracy" if knobs["task"] == "classification" else "R²"
     st.caption(f"The generator's own score, knowing only the image / only the table / both ({score}): "

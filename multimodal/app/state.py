@@ -1,18 +1,20 @@
-"""Per-session state shared by the pages: the session's folder and uploads, dataset, model setup and runs.
+"""Per-session state shared by the pages: the session's workspace and uploads, dataset, model setup and runs.
 
-Everything a session writes lives under its own temporary folder (`session_dir()`), so two
-browser sessions never see each other's uploads or runs, and nothing lands elsewhere.
+Everything a session writes lives in its workspace (`session_dir()`; runs/workspaces.py), a folder
+named by the id the URL carries (`?ws=`), so a reload or a server restart reopens the dataset, the
+runs and comparisons, the chosen run and the setup, and two workspaces never see each other's files
+(docs/ARCHITECTURE.md, "Workspaces"). `remember()` writes what to reopen into the workspace's
+record; `workspace()` reads it back on a session's first run.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
-import shutil
-import tempfile
-import weakref
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -22,10 +24,11 @@ from multimodal.core.errors import DataError
 from multimodal.core.events import Status
 from multimodal.core.tasks import main_metric
 from multimodal.data.dataset import Dataset, load_dataset
-from multimodal.data.sources import SAMPLE_ROOT, resolve_source
+from multimodal.data.sources import SAMPLE_ROOT, list_samples, resolve_source
 from multimodal.data.splits import split_indices
 from multimodal.models.fusion import baseline_names
 from multimodal.models.proposal import propose_method
+from multimodal.runs import workspaces
 from multimodal.runs.evaluation import check_compatible, evaluation_rows
 from multimodal.runs.run import Run, is_run_dir, list_runs, load_run
 
@@ -35,20 +38,139 @@ DEFAULT_SAMPLE = "skin_lesions"
 # widgets' state (keys "m_<setting>" and "mp_<method>_<param>" in pages/model.py).
 MODEL_SETUP_KEYS = ("model_config", "train_settings", "_model_query_written", "_model_query_warnings")
 MODEL_WIDGET_PREFIXES = ("m_", "mp_")
+# The session's folder: a runs/workspaces.Workspace (tests may seed any object with a .path).
+WORKSPACE_KEY = "session_folder"
+OPENED_KEY = "_workspace_opened"     # what opening it found: {"fresh": bool, "problems": [...]}
+SAVED_KEY = "_workspace_saved"       # the record last written, so remember() writes only changes
 
 
-class _SessionFolder:
-    """Owns a session's temporary folder and removes it when the session's state is dropped."""
+def workspace() -> Any:
+    """This session's workspace: on its first run, the one the URL's ?ws= names (its dataset, setup
+    and chosen run restored), else a fresh one; what went wrong is kept for the page's notice."""
+    ss = st.session_state
+    if WORKSPACE_KEY not in ss:
+        asked = st.query_params.get_all(workspaces.ID_PARAM)
+        opened = workspaces.open_workspace(asked[0] if len(asked) == 1 else "" if not asked else None)
+        if len(asked) > 1:
+            opened = workspaces.Opened(opened.workspace, True, "the link names several workspaces")
+        ss[WORKSPACE_KEY] = opened.workspace
+        problems = [opened.problem] if opened.problem else []
+        if not opened.fresh and (reason := _restore(opened.workspace)):
+            problems.append(reason)
+        ss[OPENED_KEY] = {"fresh": opened.fresh, "asked": bool(asked), "problems": problems}
+    return ss[WORKSPACE_KEY]
 
-    def __init__(self):
-        self.path = Path(tempfile.mkdtemp(prefix="mmstudio-session-"))
-        weakref.finalize(self, shutil.rmtree, self.path, True)
+
+def workspace_id() -> str | None:
+    """The id in this session's URL (None when a test seeded a plain folder)."""
+    return getattr(workspace(), "id", None)
 
 
 def session_dir() -> Path:
-    if "session_folder" not in st.session_state:
-        st.session_state.session_folder = _SessionFolder()
-    return st.session_state.session_folder.path
+    return workspace().path
+
+
+# ---------------------------------------------------------------- what a workspace remembers
+
+def inside(path: Path, root: Path) -> str | None:
+    """path relative to root (posix), or None when it is not inside."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except (ValueError, OSError):
+        return None
+
+
+def _dataset_record(ds: Dataset, source: str | None, folder: Path) -> dict | None:
+    """Where the dataset comes from (inside the workspace or the samples, never elsewhere) and the
+    choices that made it, to load it again."""
+    where = {"workspace": inside(ds.csv_path, folder)} if inside(ds.csv_path, folder) else \
+        {"samples": inside(ds.csv_path, SAMPLE_ROOT)} if inside(ds.csv_path, SAMPLE_ROOT) else None
+    if where is None:
+        return None
+    shown = source if source in list_samples() else inside(source, folder) if source else None
+    return {**where, "name": ds.name, "target": ds.target, "task": ds.task, "roles": dict(ds.roles),
+            "ordered_images": ds.ordered_images, "source": shown}
+
+
+def remember() -> None:
+    """Write what to reopen (dataset, setup, chosen run) into the workspace's record when it changed."""
+    ss = st.session_state
+    ws = ss.get(WORKSPACE_KEY)
+    if not isinstance(ws, workspaces.Workspace) or not ws.path.is_dir():
+        return
+    ds = ss.get("dataset")
+    record: dict[str, Any] = {"dataset": _dataset_record(ds, ss.get("dataset_source"), ws.path) if ds else None,
+                              "setup": None, "selected_run": None}
+    if ss.get("model_config") is not None:
+        record["setup"] = {"model": ss.model_config.to_dict(), "train": dict(ss.get("train_settings") or {})}
+    if chosen := ss.get("selected_run"):
+        record["selected_run"] = inside(chosen, ws.path) or (str(chosen) if is_pretrained(Path(chosen)) else None)
+    try:
+        text = json.dumps(record, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return
+    if text != ss.get(SAVED_KEY):
+        previous, _ = ws.read_record()
+        try:
+            ws.save_record({**previous, **json.loads(text)})
+        except OSError:
+            return   # a full disk or a removed workspace: the session goes on from memory
+        ss[SAVED_KEY] = text
+
+
+def _restore(ws: workspaces.Workspace) -> str | None:
+    """Put a reopened workspace's dataset, setup and chosen run back into the session; the reason
+    when some of it cannot be (the rest still opens)."""
+    record, problem = ws.read_record()
+    data = record.get("dataset")
+    if not isinstance(data, dict):
+        return problem
+    try:
+        ds, source = _reopen_dataset(ws.path, data)
+    except (DataError, OSError, TypeError, ValueError, KeyError) as exc:
+        return f"its dataset could not be loaded again ({exc}); the sample dataset is shown instead"
+    st.session_state.dataset, st.session_state.dataset_source = ds, source
+    setup = record.get("setup")
+    if isinstance(setup, dict):
+        try:
+            st.session_state.model_config = ModelConfig(**setup["model"])
+            st.session_state.train_settings = dict(setup["train"])
+        except (TypeError, KeyError, ValueError):
+            problem = "its model setup is from another version and was left out; the proposed one is shown"
+    chosen = record.get("selected_run")
+    if isinstance(chosen, str):
+        path = ws.path / chosen if inside(ws.path / chosen, ws.path) else Path(chosen)
+        if is_run_dir(path) and (inside(path, ws.path) or is_pretrained(path)):
+            st.session_state.selected_run = str(path)
+    return problem
+
+
+def _reopen_dataset(folder: Path, data: dict) -> tuple[Dataset, str]:
+    """The dataset a record names, from the workspace's own files or the samples only."""
+    base, rel = (folder, data.get("workspace")) if data.get("workspace") else (SAMPLE_ROOT, data.get("samples"))
+    if not isinstance(rel, str) or inside(Path(base) / rel, base) is None:
+        raise DataError("its record points outside the workspace")
+    csv = Path(base) / rel
+    if not csv.is_file():
+        raise DataError(f"its file {rel} is missing")
+    name, source = str(data["name"]), data.get("source")
+    roles, ordered = dict(data["roles"]), bool(data.get("ordered_images"))
+    if base == SAMPLE_ROOT and name in list_samples():
+        shared = sample_dataset(name)
+        if shared.roles == roles and shared.target == data["target"] and shared.task == data["task"]:
+            return (replace(shared, ordered_images=True) if ordered else shared), str(source or name)
+    ds = _reloaded(str(csv), csv.stat().st_mtime, name, str(data["target"]), str(data["task"]),
+                   tuple(sorted(roles.items())), ordered)
+    shown = source if source in list_samples() else str(folder / source) if isinstance(source, str) and \
+        inside(folder / source, folder) else str(csv)
+    return ds, shown
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _reloaded(csv: str, stamp: float, name: str, target: str, task: str, roles: tuple, ordered: bool) -> Dataset:
+    """A workspace's dataset loaded again, shared by the sessions that reopen it (read-only, like
+    every Dataset in the app): a reload is then a dictionary lookup."""
+    return load_dataset(csv, name=name, target=target, task=task, overrides=dict(roles), ordered_images=ordered)
 
 
 def runs_dir() -> Path:
@@ -70,7 +192,9 @@ def save_upload(data: bytes, name: str) -> Path:
 
 
 def dataset() -> Dataset | None:
-    """The session's dataset; the default sample is loaded on first use so every page works."""
+    """The session's dataset: its workspace's, else the default sample, loaded on first use so
+    every page works."""
+    workspace()
     if "dataset" not in st.session_state:
         try:
             set_dataset(sample_dataset(DEFAULT_SAMPLE), DEFAULT_SAMPLE)
@@ -111,6 +235,7 @@ def set_dataset(ds: Dataset, source: str) -> None:
     st.session_state.pop("selected_run", None)
     for key in [k for k in st.session_state if k in MODEL_SETUP_KEYS or k.startswith(MODEL_WIDGET_PREFIXES)]:
         del st.session_state[key]
+    remember()
 
 
 def dataset_source() -> str | None:
@@ -193,8 +318,15 @@ def _fits(run: Run, ds: Dataset | None) -> bool:
     return True
 
 
+def set_setup(config: ModelConfig, train: dict) -> None:
+    """The Model page's setup (its network and training settings), kept in the workspace."""
+    st.session_state.model_config, st.session_state.train_settings = config, train
+    remember()
+
+
 def select_run(run_dir: Path) -> None:
     st.session_state.selected_run = str(run_dir)
+    remember()
 
 
 def training_rows(ds: Dataset, val_fraction: float, seed: int) -> int:

@@ -15,6 +15,8 @@ Values are read from the environment each time they are used (call time, not imp
 | uploaded .keras model  | 100 MB      | MMSTUDIO_MAX_MODEL_MB       | runs.import_model                  |
 | orphaned training stop | 30 s        | MMSTUDIO_ORPHAN_SECONDS     | jobs (closed tab -> job stopped)   |
 | a lesson file          | 64 KB       | MMSTUDIO_MAX_LESSON_KB      | data/lesson_store (upload, check)  |
+| workspace kept unused  | 7 days      | MMSTUDIO_WORKSPACE_DAYS     | runs/workspaces (expiry sweep)     |
+| one workspace's files  | 2,000 MB    | MMSTUDIO_WORKSPACE_MB       | runs/workspaces (uploads, jobs)    |
 
 Pillow refuses images above ~179 million pixels by itself, so MMSTUDIO_MAX_IMAGE_PIXELS cannot
 raise the pixel limit past that. Streamlit's own per-file ceiling is `server.maxUploadSize` in
@@ -66,6 +68,8 @@ MAX_JOBS = Limit("MMSTUDIO_MAX_JOBS", 2, "trainings running at the same time")
 MAX_MODEL_MB = Limit("MMSTUDIO_MAX_MODEL_MB", 100, "megabytes in an uploaded .keras model")
 MAX_LESSON_KB = Limit("MMSTUDIO_MAX_LESSON_KB", 64, "kilobytes in a lesson file")
 ORPHAN_SECONDS = Limit("MMSTUDIO_ORPHAN_SECONDS", 30, "seconds a closed session's training keeps running")
+WORKSPACE_DAYS = Limit("MMSTUDIO_WORKSPACE_DAYS", 7, "days a workspace is kept after its last use")
+WORKSPACE_MB = Limit("MMSTUDIO_WORKSPACE_MB", 2000, "megabytes one workspace may hold")
 
 # Not configurable: deflate rarely beats ~20x on real data while zip bombs reach ~1000x, so a
 # member over 1 MB that expands more than this is refused whatever the size limit.

@@ -9,16 +9,20 @@ every rerun, and a thread would share the server's GIL (docs/ARCHITECTURE.md, "W
     job.progress()                                   # reads new lines of events.jsonl
     job.stop()                                       # STOP flag; terminate after GRACE_SECONDS
 
-A job may have an owner: `owner_alive()` says whether the browser session that started it is still
-connected. The manager's monitor thread asks every second; once the owner has been gone for
-limits.ORPHAN_SECONDS the job is stopped like a Stop click (a queued one is dropped), so a closed tab
-leaves no worker behind, while a reconnect within the timeout keeps the job.
+A job may have an owner: `owner` names it (the app: its workspace, runs/workspaces.py) so a page
+opened later finds the job again (`owned_jobs`), and `owner_alive()` says whether the owner is still
+there (the app: the workspace exists and a connected browser session has it open). The manager's
+monitor thread asks every second; once the owner has been gone for limits.ORPHAN_SECONDS the job is
+stopped like a Stop click (a queued one is dropped), so a closed tab leaves no worker behind, while a
+reload or a reconnect within the timeout keeps the job. `recorded_job(run_dir)` reads back a
+training from its folder alone (after a server restart: how it ended, from its events).
 
 The worker process itself is worker.py; turning its events into progress is progress.py.
 """
 from __future__ import annotations
 
 import atexit
+import json
 import multiprocessing
 import os
 import threading
@@ -55,7 +59,8 @@ class Job:
     """One training run of the app. Create with start_job(); read with poll() and progress()."""
 
     def __init__(self, config: Any, run_dir: Path, dataset: Any = None, workdir: Path | None = None,
-                 owner_alive: Callable[[], bool] | None = None, target: Callable[..., None] = run_worker):
+                 owner_alive: Callable[[], bool] | None = None, target: Callable[..., None] = run_worker,
+                 owner: str | None = None):
         # The worker gets the plain dict (unpickling a TrainConfig would import Keras before the
         # data is even read); TrainConfig.from_dict rebuilds it there.
         self.config = dict(config) if isinstance(config, Mapping) else config.to_dict()
@@ -63,6 +68,7 @@ class Job:
         self.dataset = dataset
         self.workdir = workdir
         self.owner_alive = owner_alive         # None: nobody to watch (CLI, tests); never orphaned
+        self.owner = owner                     # who finds it again (owned_jobs); None: nobody
         # The process's entry point, called as run_worker is; tests of the queue's logic pass a
         # light stand-in that writes the same events without training.
         self.target = target
@@ -213,6 +219,7 @@ class _Manager:
         self.running: list[Job] = []
         self._limit: int | None = None
         self._monitor: threading.Thread | None = None
+        self.owned: dict[str, list[Job]] = {}   # owner -> its jobs, oldest first (the last OWNED_KEPT)
 
     @property
     def limit(self) -> int:
@@ -224,6 +231,10 @@ class _Manager:
 
     def submit(self, job: Job) -> None:
         with self.lock:
+            if job.owner is not None:
+                mine = self.owned.setdefault(job.owner, [])
+                mine.append(job)
+                del mine[:-OWNED_KEPT]
             self.queue.append(job)
             self.tick()
             self._ensure_monitor()
@@ -237,8 +248,8 @@ class _Manager:
             self.running = [j for j in self.running if not j._check(now)]
             while self.queue and len(self.running) < self.limit:
                 job = self.queue.popleft()
-                if not job.run_dir.parent.exists():   # its session was closed meanwhile
-                    job.state, job.error, job.ended = JobState.STOPPED, "its session ended", now
+                if not job.run_dir.parent.exists():   # its workspace was removed meanwhile
+                    job.state, job.error, job.ended = JobState.STOPPED, "its workspace was removed", now
                     continue
                 try:
                     job._launch()
@@ -296,6 +307,7 @@ class _Manager:
                         job._process.kill()
 
 
+OWNED_KEPT = 50     # an owner's jobs remembered for owned_jobs (ended ones are read from their folders)
 MANAGER = _Manager()
 WARM = WarmWorker()
 atexit.register(MANAGER.shutdown)
@@ -306,12 +318,40 @@ atexit.register(WARM.close)
 
 def start_job(config: TrainConfig | dict, run_dir: Path, dataset: Any = None,
               workdir: Path | None = None, owner_alive: Callable[[], bool] | None = None,
-              target: Callable[..., None] = run_worker) -> Job:
+              target: Callable[..., None] = run_worker, owner: str | None = None) -> Job:
     """Queue a training run; it starts at once when a slot is free. `config` is a TrainConfig or
     its to_dict(); `dataset` (a loaded data.Dataset) saves the worker from re-reading the CSV;
-    `owner_alive` (the app's session check) lets the manager stop a job nobody watches any more."""
-    job = Job(config, Path(run_dir), dataset, workdir, owner_alive, target)
+    `owner_alive` (the app's workspace check) lets the manager stop a job nobody watches any more;
+    `owner` lets owned_jobs find it again."""
+    job = Job(config, Path(run_dir), dataset, workdir, owner_alive, target, owner)
     MANAGER.submit(job)
+    return job
+
+
+def owned_jobs(owner: str) -> list[Job]:
+    """The jobs submitted for `owner` in this server process (queued, running or ended), oldest first."""
+    with MANAGER.lock:
+        return list(MANAGER.owned.get(owner, []))
+
+
+def recorded_job(run_dir: Path) -> Job:
+    """A training read back from its folder alone (its config.json and events), for a page opened
+    after the process that ran it is gone: finished, stopped, failed, or interrupted (no end event)."""
+    run_dir = Path(run_dir)
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    job = Job(config if isinstance(config, dict) else {}, run_dir)
+    p = job.progress()
+    job.ended = job.created
+    if p.error:
+        job.state = JobState.FAILED
+    elif p.end:
+        job.state = JobState.STOPPED if p.end.get("status") == Status.STOPPED else JobState.FINISHED
+    else:
+        job.state = JobState.FAILED
+        job.error = "it was interrupted (the server stopped) before it finished; train again"
     return job
 
 

@@ -2,7 +2,8 @@
 
 Fixtures
 - `server`  (session): the Streamlit server subprocess (own process group, killed at the end).
-  Its TMPDIR is a private folder, so the per-session folders (`mmstudio-session-*`) it creates can
+  Its TMPDIR is a private folder, and its workspaces (one folder per session's `?ws=` link) live
+  in `workspaces/` there, so they can
   be inspected by the tests; its log goes to test-artifacts/streamlit.log.
 - `browser` (session): Chromium through Playwright.
 - `studio`  (function): a fresh browser context + page wrapped in `Studio`, the helper the tests

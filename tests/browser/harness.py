@@ -56,7 +56,9 @@ class Server:
     first_visit: dict = field(default_factory=dict)   # what the server's first visit saw (first_visit())
 
     def session_dirs(self) -> list[Path]:
-        return sorted(self.tmpdir.glob("mmstudio-session-*"), key=lambda p: p.stat().st_mtime)
+        """The workspaces' folders (multimodal/runs/workspaces.py), oldest first."""
+        folders = (p for p in (self.tmpdir / "workspaces").glob("*") if p.is_dir())
+        return sorted(folders, key=lambda p: p.stat().st_mtime)
 
     def run_dirs(self) -> dict[Path, list[Path]]:
         """Session folder -> its run folders (those that have a config.json or an events file)."""
@@ -93,7 +95,8 @@ def start_server(tmpdir: Path, log: Path, extra_env: dict | None = None) -> Serv
     port = _free_port()
     tmpdir.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1",
+           "MMSTUDIO_WORKSPACES_DIR": str(tmpdir / "workspaces"), **(extra_env or {})}
     logf = open(log, "wb")
     proc = subprocess.Popen(
         [str(streamlit), "run", "app.py", "--server.port", str(port)],
