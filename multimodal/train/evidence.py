@@ -9,8 +9,8 @@ the metric (core/settings.EQUIVALENCE_MARGINS). "Not detectably worse" is not en
 rarely detect anything, and that rule threw away an 8-point gain on skin_lesions. The reason says how
 sure the proposal is in Compare's verdict words ("better", "no detectable difference"), never "worse"
 where the verdict was "no detectable difference". Simplest: linear, then tabular_only and image_only,
-then the fusion methods, each group by parameter count (docs/ARCHITECTURE.md, "Evidence picks the
-default").
+then the fusion methods, each group by parameter count.
+See docs/ARCHITECTURE.md, "Evidence picks the default".
 
 A proposal is a recommendation: the app offers it as a button and never changes the user's method.
 An explicit image choice (an encoder, its weights, image columns) steers it to the methods that read
