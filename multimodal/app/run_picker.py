@@ -19,11 +19,34 @@ from multimodal.core.tasks import main_metric
 from multimodal.data.cells import label_text
 from multimodal.data.dataset import Dataset
 from multimodal.runs.evaluation import check_compatible, evaluation_rows
+from multimodal.runs.headline import METRIC_NAMES, metric_text, recorded_evaluation
 from multimodal.runs.run import Run, load_run
 
 
+def main_headline(run: Run) -> tuple[str, float | None] | None:
+    """The run's main metric (core/tasks.main_metric) as (name, value): from its evaluation record,
+    named as every screen names it ("Accuracy"; runs/headline.py); a run without a record (imported,
+    or saved before the record) has Keras' own value, named as Keras' ("val accuracy (Keras)").
+    None when it has neither."""
+    metric = main_metric(run.task)[0]
+    record = recorded_evaluation(run.dir)
+    if record is not None and metric in record["metrics"]:
+        return METRIC_NAMES.get(metric, metric), record["metrics"][metric]
+    key = next((k for k in (f"val_{metric}", f"test_{metric}") if k in run.metrics), None)
+    if key is None:
+        return None
+    return f"{key.split('_', 1)[0]} {metric} (Keras)", float(run.metrics[key])
+
+
+def headline_text(run: Run) -> str:
+    """`main_headline` as a label shows it: "Accuracy 0.733" ("" without one)."""
+    found = main_headline(run)
+    return f"{found[0]} {metric_text(found[1])}" if found else ""
+
+
 def run_label(run_dir: Path) -> str:
-    """'late_concat · 12 epochs · val_accuracy 0.84 (pretrained)' (plus the folder name of own runs)."""
+    """'late_concat · 12 epochs · Accuracy 0.84 (pretrained)' (plus the folder name of own runs); the
+    metric is the evaluation record's (`headline_text`), as on Train, Results and the model card."""
     try:
         run = load_run(run_dir)
     except Exception as exc:  # noqa: BLE001 - a damaged folder still gets a readable label
@@ -31,10 +54,8 @@ def run_label(run_dir: Path) -> str:
     epochs = run.summary.get("epochs_run") or len(run.history)
     imported = run.config.get("imported")    # trained elsewhere: no epochs of its own here
     parts = [run.arch] if imported else [run.arch, f"{epochs} epoch{'s' if epochs != 1 else ''}"]
-    metric = main_metric(run.task)[0]
-    key = next((k for k in (f"val_{metric}", f"test_{metric}") if k in run.metrics), None)
-    if key:
-        parts.append(f"{key} {fmt_number(float(run.metrics[key]))}")
+    if headline := headline_text(run):
+        parts.append(headline)
     label = " · ".join(parts)
     if imported:
         return f"{label} (imported from {run.config.get('source_file', 'a .keras file')}) — {run.name}"
@@ -89,7 +110,9 @@ def default_note(run: Run) -> str:
     if run.summary.get("status") == Status.STOPPED:
         return ("Shown by default, though it is partial (its training was stopped): no completed run fits this "
                 "dataset. Train one to completion on the **Train** page.")
-    return "Shown by default: the best completed run on this dataset. Pick another run above."
+    metric = main_metric(run.task)[0]
+    return (f"Shown by default: the best completed run on this dataset, {run.arch} (fusion methods before "
+            f"single-branch baselines, then by validation {metric}). Pick another run above.")
 
 
 def row_label(dataset: Dataset, row: int) -> str:

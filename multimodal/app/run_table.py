@@ -9,12 +9,17 @@ import pandas as pd
 import streamlit as st
 
 from multimodal.app import state
-from multimodal.core.tasks import main_metric
+from multimodal.app.run_picker import main_headline
+from multimodal.runs.headline import KERAS_NAMES, metric_text
 from multimodal.runs.run import Run
 
+# Keras' validation loss (with the L2 penalty), named as the Train page's curves name it: another
+# quantity than the evaluation record's log loss (docs/ARCHITECTURE.md, "One number, one definition").
+KERAS_LOSS = f"val {KERAS_NAMES['loss']}"
 # The number columns and their decimals: written as text, with "n/a" where a run has no such number
-# (an imported model has no training time), so the table never shows a raw None or NaN.
-DECIMALS = {"value": 4, "val loss": 4, "seconds": 1, "samples/s": 0}
+# (an imported model has no training time), so the table never shows a raw None or NaN. The main
+# metric's "value" is the evaluation record's, rounded as every screen rounds it (headline.metric_text).
+DECIMALS = {KERAS_LOSS: 4, "seconds": 1, "samples/s": 0}
 MISSING = "n/a"
 
 
@@ -36,13 +41,15 @@ def dataset_of(run: Run) -> str:
 
 
 def runs_frame(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: where it comes from, its method, epochs, main validation metric and speed."""
+    """One row per run: where it comes from, its method, epochs, main metric (its evaluation record's,
+    named by `main_metric`: "Accuracy", or Keras' value named as Keras' for a run without a record),
+    Keras' validation loss and speed."""
     rows = []
     for r in runs:
-        metric = main_metric(r.task)[0]
+        name, value = main_headline(r) or (MISSING, None)
         rows.append({"run": r.name, "source": source_of(r), "dataset": dataset_of(r), "method": r.arch, "task": r.task,
-                     "epochs": r.summary.get("epochs_run", len(r.history)), "main metric": f"val {metric}",
-                     "value": r.metrics.get(f"val_{metric}"), "val loss": r.metrics.get("val_loss"),
+                     "epochs": r.summary.get("epochs_run", len(r.history)), "main metric": name,
+                     "value": metric_text(value), KERAS_LOSS: r.metrics.get("val_loss"),
                      "seconds": r.summary.get("train_seconds"), "samples/s": r.summary.get("samples_per_second")})
     frame = pd.DataFrame(rows)
     for column, decimals in DECIMALS.items():

@@ -17,7 +17,7 @@ from multimodal.core.tasks import LOSSES
 from multimodal.data.dataset import load_dataset_for
 from multimodal.models.backbones import ENCODERS
 from multimodal.models.fusion import FUSION_METHODS, methods_for
-from multimodal.models.proposal import propose_method
+from multimodal.models.proposal import propose_method, unused_image_choice
 from multimodal.runs.headline import best_epoch_text, headline_lines
 
 
@@ -26,6 +26,12 @@ def train_config_from_args(args):
         raise UsageError(f"unknown --arch '{args.arch}'; choose one of {', '.join(FUSION_METHODS)}")
     if args.encoder not in ENCODERS:
         raise UsageError(f"unknown --encoder '{args.encoder}'; choose one of {', '.join(ENCODERS)}")
+    chosen = image_choice(args)
+    if args.arch is not None and not FUSION_METHODS[args.arch].reads_images and chosen:
+        # An explicit method that reads no images would leave an explicit image choice unused: say so,
+        # before any data is read or model built (docs/ARCHITECTURE.md, "The command line").
+        raise UsageError(unused_image_choice(f"--arch {args.arch}", chosen,
+                                             [n for n, m in FUSION_METHODS.items() if m.reads_images]))
     if args.loss and not any(args.loss in v for v in LOSSES.values()):
         raise UsageError(f"unknown --loss '{args.loss}'; choose one of mse, mae, huber, mape, crossentropy")
     settings = {name: setting_arg(name, getattr(args, name)) for name in SETTINGS if hasattr(args, name)}
@@ -89,10 +95,10 @@ def _check_multi_worker(args) -> None:
 
 
 def cmd_train(args) -> None:
+    config = train_config_from_args(args)          # flags are checked before any data is read or TensorFlow loaded
 
     # lazy: TensorFlow
     from multimodal.train.training import default_image_cache, train
-    config = train_config_from_args(args)          # flags are checked before any data is read
     if config.multi_worker:
         return _train_on_cluster(args, config)
     # The workdir holds zip extractions and streamed images; the decoded-image cache outlives it.

@@ -60,3 +60,15 @@ def propose_method(spec: FeatureSpec, encoder: str | None = None) -> Proposal:
     if not table:
         return Proposal(IMAGE_PATH, f"{pics}, unordered, no table columns: averaged by {cnn}, by {IMAGE_PATH}")
     return Proposal(DEFAULT_FUSION, f"{pics}, unordered: averaged by {cnn}, fused with {cols} by {DEFAULT_FUSION}")
+
+
+def unused_image_choice(method: str, image_choice: str, readers: list[str]) -> str:
+    """The one sentence the CLI (its exit-2 `error:` line) and the Model page (a warning) give when the
+    method the user picked reads no images while they chose something for the images explicitly:
+    `method` as they named it ("--arch tabular_only"), `image_choice` as train/evidence.propose takes
+    it ("--encoder mobilenet_v2 and --encoder-weights w.h5"), `readers` the methods that read images
+    (none: the data allows none)."""
+    them = "them" if " and " in image_choice else "it"
+    pick = f" or pick a method that reads images ({', '.join(readers)})" if readers else \
+        ": no method this data allows reads images"
+    return f"{method} reads no images, so {image_choice} would be unused; drop {them}{pick}"
