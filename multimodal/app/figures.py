@@ -348,9 +348,8 @@ def training_curves(batch_points: list[dict], epoch_points: list[dict], metric: 
 
 def overlay_curves(runs: list[Any], metric: str) -> go.Figure:
     """Validation `metric` per epoch for several runs (runs.Run: .name, .arch, .history with
-    columns epoch and val_<metric>); one color per run, single-branch baselines dashed."""
-    fig = go.Figure()
-    key = f"val_{metric}"
+    columns epoch and val_<metric>); one color per run, single-branch baselines dashed. Keras' history, named so."""
+    fig, key, title = go.Figure(), f"val_{metric}", keras_label(metric)
     for i, r in enumerate(runs):
         h = r.history
         if h is None or key not in getattr(h, "columns", []):
@@ -363,19 +362,19 @@ def overlay_curves(runs: list[Any], metric: str) -> go.Figure:
                                  marker=dict(size=5),
                                  hovertemplate="epoch %{x}<br>%{y:.4f}<extra>" + r.name + "</extra>"))
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis_title="epoch", yaxis_title=f"validation {metric_title(metric)}",
+                      xaxis_title="epoch", yaxis_title=f"validation {title}",
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 1.02])
     last = [(t.name, f"{fmt_number(t.y[-1])} at epoch {t.x[-1]}") for t in fig.data if len(t.y)]
-    return summarized(fig, f"Validation {metric_title(metric)}, last epoch of each run: "
+    return summarized(fig, f"Validation {title}, last epoch of each run: "
                            + (listed(last) if last else "no run has it") + ".")
 
 
 def cv_bars(summary: list[dict], metric: str) -> go.Figure:
     """Cross-validated comparison: one bar per method (mean), error bars of one std, and every
-    fold's value as a dot, so the spread the mean hides stays visible. Baselines are grey."""
-    fig = go.Figure()
+    fold's value as a dot, so the spread the mean hides stays visible. Baselines are grey. Keras' metrics, named so."""
+    fig, title = go.Figure(), keras_label(metric, l2_penalty=False)
     names = [s["arch"] for s in summary]
     colors = ["#9ca3af" if _is_baseline(n) else PALETTE[i % len(PALETTE)] for i, n in enumerate(names)]
     fig.add_trace(go.Bar(x=names, y=[s["mean"] for s in summary], marker_color=colors, name="mean",
@@ -386,10 +385,10 @@ def cv_bars(summary: list[dict], metric: str) -> go.Figure:
                              marker=dict(color="#111827", size=6, opacity=0.6),
                              hovertemplate="%{x}<br>fold %{y:.4f}<extra></extra>"))
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
-                      yaxis_title=f"held-out {metric_title(metric)}")
+                      yaxis_title=f"held-out {title}")
     means = [(s["arch"], f"{fmt_number(s['mean'])} ± {fmt_number(s['std'], digits=2)}") for s in summary]
     folds = max((len(s["folds"]) for s in summary), default=0)
-    return summarized(fig, f"Held-out {metric_title(metric)}, mean ± std over {folds} folds: {listed(means, 10)}.")
+    return summarized(fig, f"Held-out {title}, mean ± std over {folds} folds: {listed(means, 10)}.")
 
 
 # ---------------------------------------------------------------- text alternatives drawn by callers

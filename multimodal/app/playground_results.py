@@ -116,9 +116,9 @@ def _verdict_column(against: str | None) -> str:
     return f"vs best baseline ({against})" if against else "vs best baseline"
 
 
-@st.fragment(run_every=1.0)
 def live() -> None:
-    """While the race runs: progress, the leaderboard so far and Stop; then the page reruns once."""
+    """While the race runs: progress, the leaderboard so far and Stop; then the page reruns once.
+    pages/playground.py runs it as a fragment every second, under a pause toggle."""
     race = current()
     job: Job = race["job"]
     if job.poll() not in ("queued", "running", "stopping"):
