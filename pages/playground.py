@@ -39,7 +39,7 @@ with picker_box:
     lessons.picker(setup)
 if lesson is not None:
     with lesson_box:
-        lessons.box(lesson)
+        lessons.box(lesson, knobs)
 view.preview(knobs, pq.hidden_controls(setup))
 lessons.teacher_upload()
 

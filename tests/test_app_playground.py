@@ -4,7 +4,9 @@ finished race's leaderboard with the one truth, the marked answers and claims, a
 board, a teacher's upload, and Stop."""
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from multimodal.app.playground_query import race_setup, read_upload, setup_from_query
+from multimodal.app.playground_results import RECORD_FILE
 from multimodal.data.lesson_store import publish, shipped_lesson
 from multimodal.data.playground import write_playground
 from multimodal.data.playground_knobs import checked_knobs
@@ -216,3 +219,19 @@ def test_checked_knobs_over_a_lesson_keeps_its_values():
     lesson = shipped_lesson("table_alone", OFFERED)
     knobs, warnings = checked_knobs({"rows": 150}, lesson.knobs)
     assert not warnings and knobs["rows"] == 150 and all(knobs[k] == v for k, v in lesson.knobs.items())
+
+
+def test_a_reload_finds_the_workspaces_race_again_with_its_answers_marked(tmp_path, finished_race):
+    root = tmp_path / "playground" / "race-1"
+    shutil.copytree(finished_race["root"], root)
+    record = {k: finished_race[k] for k in ("setup", "task", "answers")}
+    (root / RECORD_FILE).write_text(json.dumps(record))
+    at = page(tmp_path, RACED)                       # a new session: nothing in its state but the folder
+    reopened = at.session_state["pg_race"]
+    assert reopened["root"] == str(root) and reopened["job"].state == "finished"
+    assert reopened["lesson"].name == finished_race["lesson"].name
+    assert sorted(at.dataframe[-1].value["method"]) == ["image_only", "late_concat", "linear", "tabular_only"]
+    marks = " ".join(m.value for m in [*at.success, *at.error, *at.info])
+    assert re.search(r"Your answer: .*: (right|wrong|not settled by this race)", marks)
+    (root / RECORD_FILE).write_text("{not json")    # a record this version cannot read: no race, no traceback
+    assert page(tmp_path, RACED).session_state["pg_race"] is None

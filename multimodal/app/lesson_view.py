@@ -59,22 +59,27 @@ def _picked(lessons: dict[str, Lesson]) -> None:
     view.apply_lesson(lessons.get(st.session_state[PICKER_KEY]))
 
 
-def hold_text(lesson: Lesson) -> str:
+def hold_text(lesson: Lesson, knobs: dict) -> str:
+    """The lesson's measured hold rate, and whether this page races at the size it was measured at."""
     rate = hold_rate(lesson)
     if rate is None:
         return f"Not yet verified: run `{CHECK_COMMAND}`"
-    return (f"Held on {rate['held']} of {rate['seeds']} unseen seeds at these settings "
-            "(bench/RESULTS_lessons.md)")
+    own = lesson.full_knobs()
+    text = (f"Held on {rate['held']} of {rate['seeds']} unseen seeds at the lesson's own settings "
+            f"({own['rows']:,} rows, {own['image_size']} px, {lesson.folds} folds; bench/RESULTS_lessons.md)")
+    if (knobs["rows"], knobs["image_size"]) != (own["rows"], own["image_size"]):
+        text += f". This race uses {knobs['rows']:,} rows at {knobs['image_size']} px: the rate does not vouch for it"
+    return text
 
 
-def box(lesson: Lesson) -> None:
+def box(lesson: Lesson, knobs: dict) -> None:
     """The lesson: title, text (Markdown, no raw HTML), what it checks and its hold rate."""
     with st.container(border=True):
         st.markdown(f"#### :material/school: {lesson.title}")
         st.markdown(lesson.text)
         st.markdown("**What this lesson checks**\n\n" + "\n".join(
             f"- {c.text}" + (f": {c.why}" if c.why else "") for c in lesson.claims))
-        st.caption(hold_text(lesson))
+        st.caption(hold_text(lesson, knobs))
 
 
 # ---------------------------------------------------------------- predictions

@@ -133,10 +133,11 @@ def hidden_controls(setup: Mapping[str, Any]) -> list[str]:
 
 
 def leaves_lesson(lesson: Lesson, knobs: Mapping[str, Any]) -> bool:
-    """A signal knob (or one the lesson sets itself) moved away from the lesson's value: its claims no
-    longer apply. Rows, image size and seed stay free (a class may race a lesson on more rows)."""
+    """A signal knob moved away from the lesson's value: its claims no longer apply. Rows, image size
+    and seed stay free, even where the lesson sets them (a class may race a lesson on fewer rows; the
+    lesson box then says its hold rate was measured at the lesson's own size)."""
     own = lesson_knobs(lesson)
-    judged = set(lesson.knobs) | (set(KNOBS) - set(FREE_KNOBS))
+    judged = set(KNOBS) - set(FREE_KNOBS)
     return any(own[k] != knobs[k] for k in judged)
 
 

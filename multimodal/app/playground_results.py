@@ -5,7 +5,8 @@ Stop, and a finished lesson race's marks and claims (lesson_view.results).
 A race keeps the setup it ran with (lesson, knobs, methods, folds) and the learner's answers; when
 the page's setup has moved on, its board is shown as an earlier setup's and nothing is marked on it.
 
-The data and the race live in the session's folder (app/state.py) under `playground/`; a stopped
+The data and the race live in the workspace (app/state.py) under `playground/`, each race with its
+record (RECORD_FILE), so a reload finds the newest race again, running or ended; a stopped
 race keeps only its events (the leaderboard rows that came in), its saved models are removed (the
 feature maps stay in the worker's memory). See docs/ARCHITECTURE.md, "The Fusion Playground".
 """
@@ -21,14 +22,17 @@ import streamlit as st
 from multimodal.app import lesson_view, state
 from multimodal.app import playground_query as pq
 from multimodal.app import playground_view as view
-from multimodal.app.session_jobs import session_alive_check
+from multimodal.app.session_jobs import owner, session_alive_check
+from multimodal.core.errors import DataError
 from multimodal.core.events import read_events
+from multimodal.data.lesson_store import find_lesson
 from multimodal.data.playground import read_playground, write_playground
 from multimodal.runs.folders import new_run_dir
-from multimodal.train.jobs import Job, start_job
+from multimodal.train.jobs import Job, owned_jobs, recorded_job, start_job
 from multimodal.train.playground_race import MODELS_DIR, RACE_FILE, ranked
 
 RACE_KEY = "pg_race"
+RECORD_FILE = "race_record.json"   # the setup a race ran with and the learner's answers
 SHARES_COLUMN = "model shares, on its held-out rows (image / table / interaction)"
 
 
@@ -47,12 +51,33 @@ def start_race(setup: dict, processes: int, answers: dict | None = None) -> Job:
     config = {"data": str(csv), "playground": {"methods": list(methods), "k": folds,
                                                "image_size": int(knobs["image_size"]), "seed": int(knobs["seed"]),
                                                "processes": processes}}
-    job = start_job(config, root / "race", owner_alive=session_alive_check())
-    st.session_state[RACE_KEY] = {"job": job, "root": str(root), "setup": pq.race_setup(setup),
-                                  "lesson": setup["lesson"], "task": knobs["task"],
-                                  "answers": {k: list(v) for k, v in answers.items() if k != "lesson"}
-                                  if answers else None}
+    job = start_job(config, root / "race", owner_alive=session_alive_check(), owner=owner())
+    record = {"setup": pq.race_setup(setup), "task": knobs["task"],
+              "answers": {k: list(v) for k, v in answers.items() if k != "lesson"} if answers else None}
+    (root / RECORD_FILE).write_text(json.dumps(record))   # the race found again after a reload
+    st.session_state[RACE_KEY] = {"job": job, "root": str(root), "lesson": setup["lesson"], **record}
     return job
+
+
+def _reopened() -> dict | None:
+    """The workspace's newest race, found again after a reload or a server restart: its live job
+    when it still runs in this server, else read back from its folder (train/jobs.recorded_job)."""
+    records = sorted(playground_dir().glob(f"*/{RECORD_FILE}"), key=lambda p: p.stat().st_mtime)
+    if not records:
+        return None
+    root = records[-1].parent
+    try:
+        record = json.loads(records[-1].read_text())
+        key = record["setup"]["lesson"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None   # a record this version cannot read: the page starts without a race
+    live = {str(job.run_dir): job for job in owned_jobs(owner())}
+    job = live.get(str(root / "race")) or recorded_job(root / "race")
+    try:
+        lesson = find_lesson(key, view.race_methods()) if key else None
+    except DataError:
+        lesson = None   # the lesson's file is gone: the leaderboard still shows
+    return {"job": job, "root": str(root), "lesson": lesson, **record}
 
 
 def has_result(race: dict) -> bool:
@@ -65,7 +90,9 @@ def same_setup(race: dict, setup: dict) -> bool:
 
 
 def current() -> dict | None:
-    return st.session_state.get(RACE_KEY)
+    if RACE_KEY not in st.session_state:
+        st.session_state[RACE_KEY] = _reopened()
+    return st.session_state[RACE_KEY]
 
 
 def clean_stopped(race: dict) -> None:
