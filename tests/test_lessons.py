@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,7 @@ rows = 100
 image_size = 16
 [race]
 methods = ["late_concat"]
-folds = 2
+folds = 3
 [[claims]]
 check = "tabular_only above chance by 0.1"
 [[questions]]
@@ -83,7 +84,7 @@ def test_the_grammar_reads_every_form_and_refuses_the_rest():
 
 @pytest.mark.parametrize("text, says", [
     ("colour = 1\n" + GOOD, "the lesson: unknown key 'colour'"),
-    (GOOD.replace("folds = 2", "folds = 2\nepochs = 3"), r"\[race\]: unknown key 'epochs'"),
+    (GOOD.replace("folds = 3", "folds = 3\nepochs = 3"), r"\[race\]: unknown key 'epochs'"),
     (GOOD.replace("above chance by 0.1", "is better than all"), "claims\\[1\\]: claim .* not one of the forms"),
     (GOOD.replace("above chance by 0.1", "beats film"), "claims\\[1\\] 'tabular_only beats film': 'film' is not raced"),
     (GOOD.replace('{ text = "picture", claim = "image_only beats tabular_only" }',
@@ -218,7 +219,8 @@ def test_lesson_check_races_each_seed_and_exits_1_when_a_claim_fails(tmp_path):
     claims = {c["claim"]: c for c in payload["seeds"][0]["claims"]}
     assert claims["tabular_only above chance by 0.1"]["holds"] is True
     assert claims["image_only above chance by 0.4"]["holds"] is False
-    assert "chance 0.5" in claims["image_only above chance by 0.4"]["detail"]
+    assert re.search(r"image_only 0\.\d{3} \(95% interval .*\); chance 0\.[45]\d\d, margin 0\.400",
+                     claims["image_only above chance by 0.4"]["detail"])
 
 
 def test_lesson_check_exits_0_when_every_claim_holds_on_every_seed(tmp_path, monkeypatch, capsys):
